@@ -1,0 +1,312 @@
+"""Type stubs for ``replaywire._core``, the Rust sans-IO core.
+
+This file is the whole boundary between Python and Rust. It is kept by hand
+and checked against the compiled module with ``python -m mypy.stubtest
+replaywire._core``.
+
+Crossings are few and large: one ``FrameDecoder.feed`` per socket read, one
+``decode_message`` per WebSocket message, one ``SessionBuffers.append`` per
+accepted batch, one ``SessionBuffers.read`` per viewer delivery. Nothing here
+is ever called once per event.
+"""
+
+from typing import Final, final
+
+__version__: Final[str]
+
+# --- errors -----------------------------------------------------------------
+
+class CoreError(Exception):
+    """Base of every error the core raises."""
+
+    message: str
+
+class WebSocketError(CoreError):
+    """The peer broke RFC 6455. The connection is over: send a close frame
+    with ``close_code`` (1002 protocol error, 1007 invalid payload, 1008 policy,
+    1009 too big) and stop reading."""
+
+    close_code: int
+
+class MessageError(CoreError):
+    """An application message is invalid. Answer with
+    ``{"type":"error","data":{"code": code, "message": message, "seq": seq}}``
+    and keep the connection open."""
+
+    code: str
+    seq: int | None
+
+# --- WebSocket frames ---------------------------------------------------------
+
+OP_CONTINUATION: Final[int]
+OP_TEXT: Final[int]
+OP_BINARY: Final[int]
+OP_CLOSE: Final[int]
+OP_PING: Final[int]
+OP_PONG: Final[int]
+
+@final
+class WsMessage:
+    """A complete data message (all fragments joined)."""
+
+    @property
+    def is_text(self) -> bool: ...
+    @property
+    def data(self) -> bytes: ...
+
+@final
+class WsPing:
+    @property
+    def data(self) -> bytes: ...
+
+@final
+class WsPong:
+    @property
+    def data(self) -> bytes: ...
+
+@final
+class WsClose:
+    """The peer's close frame. ``code`` is None when the frame had no body."""
+
+    @property
+    def code(self) -> int | None: ...
+    @property
+    def reason(self) -> str: ...
+
+WsEvent = WsMessage | WsPing | WsPong | WsClose
+
+@final
+class FrameDecoder:
+    """Server-side RFC 6455 frame decoder for one connection.
+
+    ``feed`` takes whatever bytes the socket returned and gives back every
+    event completed by them; an incomplete frame stays buffered (at most one
+    frame header plus ``max_message_bytes`` of payload). Control frames may
+    arrive between the fragments of a data message and are returned at once.
+    On a violation ``feed`` raises ``WebSocketError``; events completed earlier
+    in the same call are discarded with it (none of them has been answered yet).
+    After a close frame, further data is a protocol error.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_frame_bytes: int = 16 * 1024 * 1024,
+        max_message_bytes: int = 16 * 1024 * 1024,
+        require_mask: bool = True,
+    ) -> None: ...
+    def feed(self, data: bytes) -> list[WsEvent]: ...
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes held for incomplete frames and messages."""
+    @property
+    def close_received(self) -> bool: ...
+
+def encode_frame(opcode: int, payload: bytes, *, fin: bool = True) -> bytes:
+    """One unmasked server frame. Raises ValueError for an unknown opcode or a
+    control payload over 125 bytes."""
+
+def encode_text(payload: bytes | str) -> bytes:
+    """An unmasked text frame; ``payload`` must already be valid UTF-8."""
+
+def encode_binary(payload: bytes) -> bytes: ...
+def encode_ping(payload: bytes = b"") -> bytes: ...
+def encode_pong(payload: bytes = b"") -> bytes: ...
+def encode_close(code: int | None = 1000, reason: str = "") -> bytes:
+    """A close frame; ``code=None`` sends an empty body. The reason is cut to
+    fit 123 bytes at a character boundary."""
+
+def encode_client_frame(
+    opcode: int,
+    payload: bytes,
+    mask: bytes,
+    *,
+    fin: bool = True,
+    rsv: int = 0,
+) -> bytes:
+    """A masked client frame (``mask`` is 4 bytes; ``rsv`` the three reserved
+    bits as 0..7). For tests, fuzz seeds and load generators only."""
+
+# --- protocol messages --------------------------------------------------------
+
+@final
+class Viewport:
+    @property
+    def width(self) -> int | None: ...
+    @property
+    def height(self) -> int | None: ...
+    @property
+    def device_pixel_ratio(self) -> float | None: ...
+
+@final
+class SessionStart:
+    @property
+    def session_id(self) -> str: ...
+    @property
+    def user_id(self) -> str | None: ...
+    @property
+    def url(self) -> str | None: ...
+    @property
+    def user_agent(self) -> str | None: ...
+    @property
+    def viewport(self) -> Viewport | None: ...
+    @property
+    def start_time(self) -> float | None: ...
+    @property
+    def referrer(self) -> str | None: ...
+    @property
+    def time_zone(self) -> str | None: ...
+
+@final
+class EventsBatch:
+    """A validated ``events_batch``. The events' raw bytes are kept exactly
+    as received and shared, not copied, with the session buffer."""
+
+    @property
+    def session_id(self) -> str | None: ...
+    @property
+    def seq(self) -> int | None:
+        """The tracker's per-session batch counter; None if it sent none."""
+    @property
+    def count(self) -> int: ...
+    @property
+    def nbytes(self) -> int:
+        """Sum of the events' raw sizes."""
+    @property
+    def min_timestamp(self) -> float | None: ...
+    @property
+    def max_timestamp(self) -> float | None: ...
+    @property
+    def has_full_snapshot(self) -> bool:
+        """An rrweb full snapshot (``type == 2``) is in the batch."""
+    @property
+    def has_meta(self) -> bool:
+        """An rrweb meta event (``type == 4``) is in the batch."""
+    def payload(self) -> bytes:
+        """The events as one JSON array, ``[e0,e1,...]``, each byte-for-byte
+        as received: the stored chunk."""
+
+@final
+class SessionEnd:
+    @property
+    def session_id(self) -> str | None: ...
+
+@final
+class ViewerJoin:
+    @property
+    def session_id(self) -> str: ...
+    @property
+    def from_index(self) -> int | None: ...
+
+@final
+class ViewerLeave:
+    @property
+    def session_id(self) -> str: ...
+
+@final
+class GetSessionEvents:
+    @property
+    def session_id(self) -> str: ...
+    @property
+    def from_index(self) -> int: ...
+    @property
+    def limit(self) -> int | None: ...
+
+ClientMessage = SessionStart | EventsBatch | SessionEnd | ViewerJoin | ViewerLeave | GetSessionEvents
+
+@final
+class ProtocolDecoder:
+    """Decodes client JSON messages under limits fixed at construction.
+
+    ``decode`` raises ``MessageError`` with code ``invalid_message`` (bad JSON
+    or fields), ``unknown_message_type``, ``invalid_event`` (an event is not an
+    object with an integer ``type`` and numeric ``timestamp``) or
+    ``payload_too_large`` (over ``max_events_per_batch`` events or an event over
+    ``max_event_bytes``); ``seq`` is set when the message had a readable one.
+    """
+
+    def __init__(self, *, max_events_per_batch: int = 10_000, max_event_bytes: int = 64 * 1024 * 1024) -> None: ...
+    def decode(self, data: bytes) -> ClientMessage: ...
+
+def split_events(payload: bytes) -> list[bytes]:
+    """Split a stored chunk (a JSON array of events) into the events' raw
+    bytes. Raises ValueError when ``payload`` is not a JSON array."""
+
+def join_events(parts: list[bytes]) -> bytes:
+    """Concatenate JSON arrays of events (``[..]`` each, as returned by
+    ``EventsBatch.payload`` or ``SessionBuffers.read``) into one array."""
+
+# --- session ring buffers ----------------------------------------------------
+
+@final
+class BufferSlice:
+    """Events ``first_index .. first_index + count`` of one session."""
+
+    @property
+    def first_index(self) -> int: ...
+    @property
+    def count(self) -> int: ...
+    @property
+    def nbytes(self) -> int: ...
+    def json(self) -> bytes:
+        """The events as one JSON array, byte-for-byte as received."""
+
+@final
+class BufferStats:
+    @property
+    def sessions(self) -> int: ...
+    @property
+    def events(self) -> int: ...
+    @property
+    def bytes(self) -> int: ...
+    @property
+    def trimmed_events(self) -> int:
+        """Events dropped from memory since start (still in storage)."""
+
+@final
+class SessionBuffers:
+    """Recent events of every live session, in memory.
+
+    Each session keeps at most ``max_events_per_session`` events and
+    ``max_session_bytes`` bytes; all sessions together at most
+    ``max_total_bytes``, trimming the least recently appended sessions first.
+    Trimming drops the oldest events but, when it can, keeps the latest full
+    snapshot and the meta event before it, so a late viewer can render.
+    Every event gets a per-session index (0, 1, 2, ...) that never changes.
+    Unknown session ids raise ``KeyError``.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_events_per_session: int = 20_000,
+        max_session_bytes: int = 32 * 1024 * 1024,
+        max_total_bytes: int = 1024 * 1024 * 1024,
+    ) -> None: ...
+    def open(self, session_id: str, next_index: int = 0) -> bool:
+        """Start buffering a session whose next event gets ``next_index``.
+        Returns False (and changes nothing) if it is already open."""
+    def close(self, session_id: str) -> bool:
+        """Drop a session's buffer; False if it was not open."""
+    def __contains__(self, session_id: str) -> bool: ...
+    def __len__(self) -> int: ...
+    def append(self, session_id: str, batch: EventsBatch) -> int:
+        """Add a batch's events; returns the index given to its first event."""
+    def next_index(self, session_id: str) -> int: ...
+    def first_index(self, session_id: str) -> int:
+        """Index of the oldest event still in memory (== next_index if none)."""
+    def keyframe_index(self, session_id: str) -> int | None:
+        """Index a late viewer should start from: the meta event before the
+        latest full snapshot (or the snapshot itself, if no meta precedes it),
+        when it is still in memory."""
+    def read(
+        self,
+        session_id: str,
+        from_index: int,
+        max_events: int = 1_000_000,
+        max_bytes: int = 64 * 1024 * 1024,
+    ) -> BufferSlice:
+        """Events from ``max(from_index, first_index)`` on, stopping before
+        ``max_events`` or ``max_bytes`` would be passed (but always at least
+        one event when there is one)."""
+    def stats(self) -> BufferStats: ...

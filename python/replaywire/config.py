@@ -1,0 +1,109 @@
+"""The one configuration object.
+
+Every limit and knob of the server is a field of :class:`Config`, built once
+(from defaults, then the environment, then CLI flags) and passed down. The
+CLI flags and the README's configuration table are generated from the same
+field list, so a knob is declared exactly once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+MiB = 1024 * 1024
+
+
+def _knob(default: Any, help: str, *, env: bool = True) -> Any:
+    return field(default=default, metadata={"help": help, "env": env})
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Server configuration. Field names map to environment variables in
+    upper case (``batch_size`` -> ``BATCH_SIZE``) and to CLI flags
+    (``--batch-size``)."""
+
+    # listener
+    host: str = _knob("127.0.0.1", "Address to listen on")
+    port: int = _knob(8080, "TCP port for HTTP and WebSocket (0 picks a free one)")
+    # storage
+    database_url: str = _knob(
+        "sqlite:///./data/replaywire.db",
+        "Storage: sqlite:///path (embedded default) or memory://",
+    )
+    batch_size: int = _knob(200, "Flush to storage after this many accepted batches")
+    batch_interval: int = _knob(100, "...or after this many milliseconds, whichever first")
+    max_pending_bytes: int = _knob(
+        256 * MiB, "Accepted bytes waiting for storage before trackers are slowed (backpressure)"
+    )
+    # sessions and buffers
+    max_events_per_session: int = _knob(20_000, "Events kept in memory per live session")
+    max_session_buffer_bytes: int = _knob(32 * MiB, "Bytes kept in memory per live session")
+    max_buffer_bytes: int = _knob(1024 * MiB, "Bytes kept in memory across all sessions")
+    session_idle_timeout: float = _knob(
+        1800.0, "Seconds without events after which a live session is ended"
+    )
+    idle_sweep_interval: float = _knob(5.0, "Seconds between checks for idle sessions")
+    # protocol limits
+    max_frame_bytes: int = _knob(16 * MiB, "Largest WebSocket frame payload accepted")
+    max_message_bytes: int = _knob(16 * MiB, "Largest WebSocket message (after reassembly)")
+    max_events_per_batch: int = _knob(10_000, "Most events in one events_batch")
+    max_event_bytes: int = _knob(16 * MiB, "Largest single event")
+    max_sessions_per_connection: int = _knob(16, "Sessions one tracker connection may open")
+    max_seq_window: int = _knob(
+        4096, "How far ahead of the next expected seq a tracker batch may be"
+    )
+    viewer_batch_events: int = _knob(2000, "Most events in one message to a viewer")
+    viewer_batch_bytes: int = _knob(4 * MiB, "Most bytes in one message to a viewer")
+    max_history_limit: int = _knob(10_000, "Most events one history read returns")
+    # HTTP
+    max_request_bytes: int = _knob(64 * 1024, "Largest HTTP request head")
+    handshake_timeout: float = _knob(10.0, "Seconds a client has to send its request head")
+    shutdown_timeout: float = _knob(30.0, "Seconds a graceful shutdown may take")
+    # logging
+    log_level: str = _knob("info", "debug | info | warning | error")
+    log_format: str = _knob("auto", "json | console | auto (console on a TTY)")
+    instance_id: str = _knob("", "Name of this instance in logs (default: host-pid)")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Config:
+        """Defaults, then ``environ`` (``os.environ`` by default), then
+        ``overrides`` (already typed, e.g. from CLI flags; None is ignored)."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in knobs():
+            name = f.name.upper()
+            if name in environ:
+                values[f.name] = parse_value(f, environ[name])
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> Config:
+        return dataclasses.replace(self, **changes)
+
+
+def knobs() -> list[dataclasses.Field[Any]]:
+    """The configurable fields, in declaration order."""
+    return [f for f in fields(Config) if f.metadata.get("env", True)]
+
+
+class ConfigError(ValueError):
+    """A configuration value could not be parsed."""
+
+
+def parse_value(f: dataclasses.Field[Any], raw: str) -> Any:
+    kind = type(f.default)
+    try:
+        if kind is bool:
+            return raw.strip().lower() in {"1", "true", "yes", "on"}
+        if kind is int:
+            return int(raw.replace("_", ""))
+        if kind is float:
+            return float(raw)
+        return raw
+    except ValueError as exc:
+        raise ConfigError(f"{f.name.upper()}={raw!r}: expected {kind.__name__}") from exc
