@@ -5,12 +5,52 @@ and checked against the compiled module with ``python -m mypy.stubtest
 replaywire._core``.
 
 Crossings are few and large: one ``FrameDecoder.feed`` per socket read, one
-``decode_message`` per WebSocket message, one ``SessionBuffers.append`` per
+``ProtocolDecoder.decode`` per WebSocket message, one ``SessionBuffers.append`` per
 accepted batch, one ``SessionBuffers.read`` per viewer delivery. Nothing here
 is ever called once per event.
 """
 
 from typing import Final, final
+
+__all__ = [
+    "__version__",
+    "CoreError",
+    "WebSocketError",
+    "MessageError",
+    "OP_CONTINUATION",
+    "OP_TEXT",
+    "OP_BINARY",
+    "OP_CLOSE",
+    "OP_PING",
+    "OP_PONG",
+    "WsMessage",
+    "WsPing",
+    "WsPong",
+    "WsClose",
+    "FrameDecoder",
+    "WsEvent",
+    "encode_frame",
+    "encode_text",
+    "encode_binary",
+    "encode_ping",
+    "encode_pong",
+    "encode_close",
+    "encode_client_frame",
+    "Viewport",
+    "SessionStart",
+    "EventsBatch",
+    "SessionEnd",
+    "ViewerJoin",
+    "ViewerLeave",
+    "GetSessionEvents",
+    "ProtocolDecoder",
+    "ClientMessage",
+    "split_events",
+    "join_events",
+    "BufferSlice",
+    "BufferStats",
+    "SessionBuffers",
+]
 
 __version__: Final[str]
 
@@ -88,13 +128,13 @@ class FrameDecoder:
     After a close frame, further data is a protocol error.
     """
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         *,
         max_frame_bytes: int = 16 * 1024 * 1024,
         max_message_bytes: int = 16 * 1024 * 1024,
         require_mask: bool = True,
-    ) -> None: ...
+    ) -> FrameDecoder: ...
     def feed(self, data: bytes) -> list[WsEvent]: ...
     @property
     def buffered_bytes(self) -> int:
@@ -225,7 +265,9 @@ class ProtocolDecoder:
     ``max_event_bytes``); ``seq`` is set when the message had a readable one.
     """
 
-    def __init__(self, *, max_events_per_batch: int = 10_000, max_event_bytes: int = 64 * 1024 * 1024) -> None: ...
+    def __new__(
+        cls, *, max_events_per_batch: int = 10_000, max_event_bytes: int = 64 * 1024 * 1024
+    ) -> ProtocolDecoder: ...
     def decode(self, data: bytes) -> ClientMessage: ...
 
 def split_events(payload: bytes) -> list[bytes]:
@@ -276,19 +318,19 @@ class SessionBuffers:
     Unknown session ids raise ``KeyError``.
     """
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         *,
         max_events_per_session: int = 20_000,
         max_session_bytes: int = 32 * 1024 * 1024,
         max_total_bytes: int = 1024 * 1024 * 1024,
-    ) -> None: ...
+    ) -> SessionBuffers: ...
     def open(self, session_id: str, next_index: int = 0) -> bool:
         """Start buffering a session whose next event gets ``next_index``.
         Returns False (and changes nothing) if it is already open."""
     def close(self, session_id: str) -> bool:
         """Drop a session's buffer; False if it was not open."""
-    def __contains__(self, session_id: str) -> bool: ...
+    def __contains__(self, session_id: str, /) -> bool: ...
     def __len__(self) -> int: ...
     def append(self, session_id: str, batch: EventsBatch) -> int:
         """Add a batch's events; returns the index given to its first event."""

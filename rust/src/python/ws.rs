@@ -1,6 +1,397 @@
-//! placeholder, replaced by the room's bindings
-use pyo3::prelude::*;
+//! Python face of `crate::ws`: the frame decoder, its event classes and the
+//! frame encoders.
+//!
+//! One `FrameDecoder.feed` per socket read returns a list of every event the
+//! read completed; each payload becomes a Python `bytes` exactly once, when
+//! the event object is built. Encoders build the finished frame directly in
+//! the returned `bytes` (header written in place, payload copied once).
 
-pub(super) fn register(_m: &Bound<'_, PyModule>) -> PyResult<()> {
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList, PyString};
+
+use crate::ws::frame::{self, first_byte, header_len, write_header, MAX_CONTROL_PAYLOAD};
+use crate::ws::{apply_mask, DecoderConfig, FrameDecoder, OpCode, WsEvent};
+
+use super::to_pyerr;
+
+pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    for (name, op) in [
+        ("OP_CONTINUATION", OpCode::Continuation),
+        ("OP_TEXT", OpCode::Text),
+        ("OP_BINARY", OpCode::Binary),
+        ("OP_CLOSE", OpCode::Close),
+        ("OP_PING", OpCode::Ping),
+        ("OP_PONG", OpCode::Pong),
+    ] {
+        m.add(name, op as u8)?;
+    }
+    m.add_class::<WsMessage>()?;
+    m.add_class::<WsPing>()?;
+    m.add_class::<WsPong>()?;
+    m.add_class::<WsClose>()?;
+    m.add_class::<PyFrameDecoder>()?;
+    // `WsEvent = WsMessage | WsPing | WsPong | WsClose`, as in the stub, so
+    // that `isinstance(x, WsEvent)` and `match` work at runtime too.
+    let py = m.py();
+    let event_union = py
+        .get_type::<WsMessage>()
+        .bitor(py.get_type::<WsPing>())?
+        .bitor(py.get_type::<WsPong>())?
+        .bitor(py.get_type::<WsClose>())?;
+    m.add("WsEvent", event_union)?;
+    m.add_function(wrap_pyfunction!(encode_frame, m)?)?;
+    m.add_function(wrap_pyfunction!(encode_text, m)?)?;
+    m.add_function(wrap_pyfunction!(encode_binary, m)?)?;
+    m.add_function(wrap_pyfunction!(encode_ping, m)?)?;
+    m.add_function(wrap_pyfunction!(encode_pong, m)?)?;
+    m.add_function(wrap_pyfunction!(encode_close, m)?)?;
+    m.add_function(wrap_pyfunction!(encode_client_frame, m)?)?;
     Ok(())
+}
+
+// --- events ------------------------------------------------------------------
+
+/// A complete data message (all fragments joined).
+#[pyclass(frozen, module = "replaywire._core")]
+pub struct WsMessage {
+    #[pyo3(get)]
+    is_text: bool,
+    #[pyo3(get)]
+    data: Py<PyBytes>,
+}
+
+#[pymethods]
+impl WsMessage {
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(format!(
+            "WsMessage(is_text={}, data={})",
+            if self.is_text { "True" } else { "False" },
+            bytes_preview(self.data.bind(py))?
+        ))
+    }
+}
+
+#[pyclass(frozen, module = "replaywire._core")]
+pub struct WsPing {
+    #[pyo3(get)]
+    data: Py<PyBytes>,
+}
+
+#[pymethods]
+impl WsPing {
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(format!(
+            "WsPing(data={})",
+            bytes_preview(self.data.bind(py))?
+        ))
+    }
+}
+
+#[pyclass(frozen, module = "replaywire._core")]
+pub struct WsPong {
+    #[pyo3(get)]
+    data: Py<PyBytes>,
+}
+
+#[pymethods]
+impl WsPong {
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(format!(
+            "WsPong(data={})",
+            bytes_preview(self.data.bind(py))?
+        ))
+    }
+}
+
+/// The peer's close frame. `code` is None when the frame had no body.
+#[pyclass(frozen, module = "replaywire._core")]
+pub struct WsClose {
+    #[pyo3(get)]
+    code: Option<u16>,
+    #[pyo3(get)]
+    reason: String,
+}
+
+#[pymethods]
+impl WsClose {
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        let code = self
+            .code
+            .map_or_else(|| "None".to_owned(), |c| c.to_string());
+        let reason = PyString::new(py, &self.reason).repr()?;
+        Ok(format!("WsClose(code={code}, reason={reason})"))
+    }
+}
+
+/// `repr()` of a payload, cut after 64 bytes with the full length added, so
+/// that logging a 16 MB message stays readable.
+fn bytes_preview(data: &Bound<'_, PyBytes>) -> PyResult<String> {
+    const PREVIEW: usize = 64;
+    let bytes = data.as_bytes();
+    if bytes.len() <= PREVIEW {
+        return Ok(data.repr()?.to_string());
+    }
+    let head = PyBytes::new(data.py(), &bytes[..PREVIEW]).repr()?;
+    Ok(format!("{head}... ({} bytes)", bytes.len()))
+}
+
+fn event_to_py(py: Python<'_>, event: WsEvent) -> PyResult<Bound<'_, PyAny>> {
+    Ok(match event {
+        WsEvent::Message { text, data } => Bound::new(
+            py,
+            WsMessage {
+                is_text: text,
+                data: PyBytes::new(py, &data).unbind(),
+            },
+        )?
+        .into_any(),
+        WsEvent::Ping(data) => Bound::new(
+            py,
+            WsPing {
+                data: PyBytes::new(py, &data).unbind(),
+            },
+        )?
+        .into_any(),
+        WsEvent::Pong(data) => Bound::new(
+            py,
+            WsPong {
+                data: PyBytes::new(py, &data).unbind(),
+            },
+        )?
+        .into_any(),
+        WsEvent::Close { code, reason } => Bound::new(py, WsClose { code, reason })?.into_any(),
+    })
+}
+
+// --- decoder -----------------------------------------------------------------
+
+/// Server-side RFC 6455 frame decoder for one connection.
+///
+/// `feed` takes whatever bytes the socket returned and gives back every
+/// event completed by them; an incomplete frame stays buffered. On a
+/// violation `feed` raises `WebSocketError` (with `close_code`), discarding
+/// the events completed earlier in the same call; the decoder then refuses
+/// all further input. Buffers are released with the object.
+#[pyclass(name = "FrameDecoder", module = "replaywire._core")]
+pub struct PyFrameDecoder {
+    inner: FrameDecoder,
+    /// Reused across calls so a feed does not allocate its event list.
+    events: Vec<WsEvent>,
+}
+
+#[pymethods]
+impl PyFrameDecoder {
+    // The defaults must match `DecoderConfig::default()` and the stub.
+    #[new]
+    #[pyo3(
+        signature = (*, max_frame_bytes = 16_777_216, max_message_bytes = 16_777_216, require_mask = true),
+        text_signature = "(*, max_frame_bytes=16777216, max_message_bytes=16777216, require_mask=True)"
+    )]
+    fn new(max_frame_bytes: usize, max_message_bytes: usize, require_mask: bool) -> Self {
+        PyFrameDecoder {
+            inner: FrameDecoder::new(DecoderConfig {
+                max_frame_bytes,
+                max_message_bytes,
+                require_mask,
+            }),
+            events: Vec::new(),
+        }
+    }
+
+    fn feed<'py>(&mut self, py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyList>> {
+        self.events.clear();
+        if let Err(err) = self.inner.feed(data, &mut self.events) {
+            self.events.clear();
+            return Err(to_pyerr(py, err));
+        }
+        let objects = self
+            .events
+            .drain(..)
+            .map(|event| event_to_py(py, event))
+            .collect::<PyResult<Vec<_>>>()?;
+        PyList::new(py, objects)
+    }
+
+    /// Bytes held for incomplete frames and messages.
+    #[getter]
+    fn buffered_bytes(&self) -> usize {
+        self.inner.buffered_bytes()
+    }
+
+    #[getter]
+    fn close_received(&self) -> bool {
+        self.inner.close_received()
+    }
+
+    fn __repr__(&self) -> String {
+        let cfg = self.inner.config();
+        format!(
+            "FrameDecoder(max_frame_bytes={}, max_message_bytes={}, require_mask={}, \
+             buffered_bytes={}, close_received={})",
+            cfg.max_frame_bytes,
+            cfg.max_message_bytes,
+            if cfg.require_mask { "True" } else { "False" },
+            self.inner.buffered_bytes(),
+            if self.inner.close_received() {
+                "True"
+            } else {
+                "False"
+            },
+        )
+    }
+}
+
+// --- encoders ----------------------------------------------------------------
+
+/// One frame built straight into a Python `bytes`: header, then payload,
+/// masked in place when `mask` is given.
+fn build_frame<'py>(
+    py: Python<'py>,
+    first: u8,
+    payload: &[u8],
+    mask: Option<[u8; 4]>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let hlen = header_len(payload.len(), mask.is_some());
+    PyBytes::new_with(py, hlen + payload.len(), |buf| {
+        write_header(buf, first, mask, payload.len());
+        let body = &mut buf[hlen..];
+        body.copy_from_slice(payload);
+        if let Some(key) = mask {
+            apply_mask(body, key, 0);
+        }
+        Ok(())
+    })
+}
+
+fn server_frame<'py>(
+    py: Python<'py>,
+    opcode: OpCode,
+    payload: &[u8],
+    fin: bool,
+) -> PyResult<Bound<'py, PyBytes>> {
+    if opcode.is_control() {
+        if payload.len() > MAX_CONTROL_PAYLOAD {
+            return Err(PyValueError::new_err(format!(
+                "control frame payload is {} bytes, the limit is {MAX_CONTROL_PAYLOAD}",
+                payload.len()
+            )));
+        }
+        if !fin {
+            return Err(PyValueError::new_err("control frames cannot be fragmented"));
+        }
+    }
+    build_frame(py, first_byte(opcode, fin), payload, None)
+}
+
+/// One unmasked server frame. Raises ValueError for an unknown opcode or a
+/// control payload over 125 bytes (or a control frame with fin=False).
+#[pyfunction]
+#[pyo3(signature = (opcode, payload, *, fin = true))]
+fn encode_frame<'py>(
+    py: Python<'py>,
+    opcode: i64,
+    payload: &[u8],
+    fin: bool,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let op = u8::try_from(opcode)
+        .ok()
+        .and_then(OpCode::from_u8)
+        .ok_or_else(|| PyValueError::new_err(format!("unknown opcode {opcode}")))?;
+    server_frame(py, op, payload, fin)
+}
+
+/// An unmasked text frame. A `str` is sent as UTF-8; `bytes` must be valid
+/// UTF-8 (checked, ValueError otherwise: a client would close with 1007).
+#[pyfunction]
+fn encode_text<'py>(py: Python<'py>, payload: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+    if let Ok(text) = payload.cast::<PyString>() {
+        return server_frame(py, OpCode::Text, text.to_str()?.as_bytes(), true);
+    }
+    if let Ok(bytes) = payload.cast::<PyBytes>() {
+        let bytes = bytes.as_bytes();
+        if let Err(e) = std::str::from_utf8(bytes) {
+            return Err(PyValueError::new_err(format!(
+                "text payload is not valid UTF-8: {e}"
+            )));
+        }
+        return server_frame(py, OpCode::Text, bytes, true);
+    }
+    Err(PyTypeError::new_err(format!(
+        "payload must be bytes or str, not {}",
+        payload.get_type().name()?
+    )))
+}
+
+#[pyfunction]
+fn encode_binary<'py>(py: Python<'py>, payload: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+    server_frame(py, OpCode::Binary, payload, true)
+}
+
+#[pyfunction]
+#[pyo3(signature = (payload = b"".as_slice()), text_signature = "(payload=b'')")]
+fn encode_ping<'py>(py: Python<'py>, payload: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+    server_frame(py, OpCode::Ping, payload, true)
+}
+
+#[pyfunction]
+#[pyo3(signature = (payload = b"".as_slice()), text_signature = "(payload=b'')")]
+fn encode_pong<'py>(py: Python<'py>, payload: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+    server_frame(py, OpCode::Pong, payload, true)
+}
+
+/// A close frame; `code=None` sends an empty body. The reason is cut to fit
+/// 123 bytes at a character boundary. ValueError for a code that may not be
+/// sent (anything but 1000-1003, 1007-1014, 3000-4999) or a reason without a
+/// code.
+#[pyfunction]
+#[pyo3(signature = (code = Some(1000), reason = ""), text_signature = "(code=1000, reason='')")]
+fn encode_close<'py>(
+    py: Python<'py>,
+    code: Option<i64>,
+    reason: &str,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let code = match code {
+        None if !reason.is_empty() => {
+            return Err(PyValueError::new_err("a close reason needs a close code"));
+        }
+        None => None,
+        Some(c) => Some(
+            u16::try_from(c)
+                .ok()
+                .filter(|c| frame::is_valid_close_code(*c))
+                .ok_or_else(|| PyValueError::new_err(format!("invalid close code {c}")))?,
+        ),
+    };
+    let mut out = Vec::with_capacity(2 + MAX_CONTROL_PAYLOAD);
+    frame::encode_close(code, reason, &mut out);
+    Ok(PyBytes::new(py, &out))
+}
+
+/// A masked client frame (`mask` is 4 bytes; `rsv` the three reserved bits as
+/// 0..7). The opcode may be reserved and control-frame rules are not
+/// checked: this writes broken frames on purpose, for tests and fuzz seeds.
+#[pyfunction]
+#[pyo3(signature = (opcode, payload, mask, *, fin = true, rsv = 0))]
+fn encode_client_frame<'py>(
+    py: Python<'py>,
+    opcode: i64,
+    payload: &[u8],
+    mask: &[u8],
+    fin: bool,
+    rsv: i64,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let opcode = u8::try_from(opcode)
+        .ok()
+        .filter(|op| *op <= 0x0F)
+        .ok_or_else(|| PyValueError::new_err(format!("opcode must be 0..15, not {opcode}")))?;
+    let rsv = u8::try_from(rsv)
+        .ok()
+        .filter(|r| *r <= 0x07)
+        .ok_or_else(|| PyValueError::new_err(format!("rsv must be 0..7, not {rsv}")))?;
+    let key: [u8; 4] = mask
+        .try_into()
+        .map_err(|_| PyValueError::new_err(format!("mask must be 4 bytes, not {}", mask.len())))?;
+    let first = (if fin { 0x80 } else { 0 }) | (rsv << 4) | opcode;
+    build_frame(py, first, payload, Some(key))
 }

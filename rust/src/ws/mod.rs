@@ -1,1 +1,30 @@
-//! placeholder, replaced by the room's implementation
+//! RFC 6455 WebSocket framing, server side, sans-IO.
+//!
+//! [`FrameDecoder`] turns the bytes a client sent into [`WsEvent`]s (whole
+//! data messages, pings, pongs, the close frame), enforcing the framing rules
+//! and the size limits of [`DecoderConfig`]; every violation is an
+//! [`Error::WebSocket`](crate::Error::WebSocket) carrying the close code to
+//! answer with. The encoders write server frames (unmasked) into a caller's
+//! buffer. Nothing here does I/O or answers on its own: replying to a ping or
+//! a close is the caller's job, as in h11 and wsproto.
+//!
+//! The opening handshake (HTTP Upgrade) is not here: the listener does it.
+//! No extension is supported (permessage-deflate would need RSV1), so any
+//! reserved bit is a protocol error.
+//!
+//! - [`frame`]: header parsing and encoding, opcodes, close codes.
+//! - [`mask`]: (un)masking of payloads.
+//! - [`utf8`]: incremental, fail-fast UTF-8 validation of text messages.
+//! - [`decoder`]: the connection state machine.
+
+pub mod decoder;
+pub mod frame;
+pub mod mask;
+pub mod utf8;
+
+pub use decoder::{DecoderConfig, FrameDecoder, WsEvent};
+pub use frame::{
+    encode_client_frame, encode_close, encode_frame, is_valid_close_code, parse_header,
+    FrameHeader, OpCode,
+};
+pub use mask::apply_mask;

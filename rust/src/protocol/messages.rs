@@ -1,0 +1,150 @@
+//! The client messages other than `events_batch`, as plain serde structs.
+//!
+//! Field names are camelCase on the wire. Unknown fields are ignored, and
+//! every optional field may be `null` or absent. `events_batch` needs raw
+//! event bytes and per-event validation, so it lives in [`super::batch`].
+
+use serde::Deserialize;
+
+use super::batch::EventsBatch;
+
+/// Longest session id accepted, in characters.
+pub const MAX_SESSION_ID_CHARS: usize = 128;
+
+/// One decoded client message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClientMessage {
+    SessionStart(SessionStart),
+    EventsBatch(EventsBatch),
+    SessionEnd(SessionEnd),
+    ViewerJoin(ViewerJoin),
+    ViewerLeave(ViewerLeave),
+    GetSessionEvents(GetSessionEvents),
+}
+
+impl ClientMessage {
+    /// The wire name of the message's `type`.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            ClientMessage::SessionStart(_) => "session_start",
+            ClientMessage::EventsBatch(_) => "events_batch",
+            ClientMessage::SessionEnd(_) => "session_end",
+            ClientMessage::ViewerJoin(_) => "viewer_join_session",
+            ClientMessage::ViewerLeave(_) => "viewer_leave_session",
+            ClientMessage::GetSessionEvents(_) => "get_session_events",
+        }
+    }
+
+    /// The session the message names, if it names one.
+    pub fn session_id(&self) -> Option<&str> {
+        match self {
+            ClientMessage::SessionStart(m) => Some(&m.session_id),
+            ClientMessage::EventsBatch(m) => m.session_id(),
+            ClientMessage::SessionEnd(m) => m.session_id.as_deref(),
+            ClientMessage::ViewerJoin(m) => Some(&m.session_id),
+            ClientMessage::ViewerLeave(m) => Some(&m.session_id),
+            ClientMessage::GetSessionEvents(m) => Some(&m.session_id),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Viewport {
+    #[serde(default)]
+    pub width: Option<i64>,
+    #[serde(default)]
+    pub height: Option<i64>,
+    #[serde(default)]
+    pub device_pixel_ratio: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionStart {
+    pub session_id: String,
+    #[serde(default)]
+    pub user_id: Option<String>,
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub user_agent: Option<String>,
+    #[serde(default, deserialize_with = "object")]
+    pub viewport: Option<Viewport>,
+    #[serde(default)]
+    pub start_time: Option<f64>,
+    #[serde(default)]
+    pub referrer: Option<String>,
+    #[serde(default)]
+    pub time_zone: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionEnd {
+    #[serde(default)]
+    pub session_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ViewerJoin {
+    pub session_id: String,
+    #[serde(default)]
+    pub from_index: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ViewerLeave {
+    pub session_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetSessionEvents {
+    pub session_id: String,
+    /// `null` and absent both mean 0.
+    #[serde(default, deserialize_with = "null_as_zero")]
+    pub from_index: u64,
+    #[serde(default)]
+    pub limit: Option<u64>,
+}
+
+/// A nested object that may be null. Derived structs would also accept an
+/// array (`[1440, 900]`); this refuses it.
+fn object<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    use serde::de::Error;
+    let Some(raw) = Option::<Box<serde_json::value::RawValue>>::deserialize(d)? else {
+        return Ok(None);
+    };
+    if !raw.get().starts_with('{') {
+        return Err(D::Error::custom("expected a JSON object"));
+    }
+    serde_json::from_str(raw.get())
+        .map(Some)
+        .map_err(D::Error::custom)
+}
+
+fn null_as_zero<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    Ok(Option::<u64>::deserialize(d)?.unwrap_or(0))
+}
+
+/// Why a session id is unacceptable, or None when it is fine.
+pub(crate) fn session_id_problem(id: &str) -> Option<String> {
+    if id.is_empty() {
+        return Some("sessionId must not be empty".to_owned());
+    }
+    // Byte length bounds the character count from above: most ids are ASCII
+    // and skip the count entirely.
+    if id.len() > MAX_SESSION_ID_CHARS && id.chars().count() > MAX_SESSION_ID_CHARS {
+        return Some(format!(
+            "sessionId is longer than {MAX_SESSION_ID_CHARS} characters"
+        ));
+    }
+    None
+}

@@ -1,0 +1,506 @@
+//! The server-side frame decoder: bytes in, [`WsEvent`]s out.
+//!
+//! # Buffering
+//!
+//! Input is appended to one `BytesMut`. A frame's payload is unmasked in
+//! place as its bytes arrive (so text can be validated as it arrives), and a
+//! complete single-frame message is handed out with `split_to(..).freeze()`:
+//! the event shares the input buffer, no copy. Fragments of a multi-frame
+//! message are copied once into the message buffer. When `feed` returns,
+//! the decoder holds at most one partial frame (header plus the payload bytes
+//! seen so far, never more than the frame's declared length, itself checked
+//! against the limits when the header arrived) and the fragments of at most
+//! one message (at most `max_message_bytes`, together with that frame).
+//!
+//! # Errors
+//!
+//! Every violation is an [`Error::WebSocket`] carrying the close code to send
+//! (1002, 1007 or 1009). Checks run as early as the bytes allow: header rules
+//! on the first header byte that shows them, limits on the header (before any
+//! payload is buffered), UTF-8 on every payload byte as it arrives. After an
+//! error the decoder is spent: buffers are released and every later `feed`
+//! returns the same error.
+
+use bytes::{Buf, Bytes, BytesMut};
+
+use crate::error::{close_code, Error, Result};
+
+use super::frame::{self, OpCode, MAX_CONTROL_PAYLOAD};
+use super::mask::apply_mask;
+use super::utf8::Utf8Validator;
+
+/// Limits and rules of one connection, fixed when the decoder is built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecoderConfig {
+    /// Largest payload of one frame; a header announcing more fails with 1009.
+    pub max_frame_bytes: usize,
+    /// Largest data message, all fragments together; fails with 1009.
+    pub max_message_bytes: usize,
+    /// Reject unmasked frames (1002). Clients must mask (§5.1); turn off only
+    /// to decode frames written by a server.
+    pub require_mask: bool,
+}
+
+impl Default for DecoderConfig {
+    fn default() -> Self {
+        DecoderConfig {
+            max_frame_bytes: 16 * 1024 * 1024,
+            max_message_bytes: 16 * 1024 * 1024,
+            require_mask: true,
+        }
+    }
+}
+
+/// What a peer sent: a whole data message or a control frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WsEvent {
+    /// A complete data message, all fragments joined. Text is valid UTF-8.
+    Message {
+        text: bool,
+        data: Bytes,
+    },
+    /// The caller should answer with a pong carrying the same payload.
+    Ping(Bytes),
+    Pong(Bytes),
+    /// The peer's close frame; `code` is `None` for an empty body. No frame
+    /// may follow it.
+    Close {
+        code: Option<u16>,
+        reason: String,
+    },
+}
+
+/// The frame whose payload is being received.
+#[derive(Debug)]
+struct Frame {
+    opcode: OpCode,
+    fin: bool,
+    mask: Option<[u8; 4]>,
+    len: usize,
+    /// Part of a text message: validate the payload as it arrives.
+    text: bool,
+    /// Payload bytes at the front of the buffer already unmasked (and
+    /// validated, for text). Only data frames are processed piecewise;
+    /// control frames (≤ 125 bytes) are handled once complete.
+    done: usize,
+}
+
+/// A data message whose first fragment arrived and last has not.
+#[derive(Debug)]
+struct Partial {
+    text: bool,
+    /// Payload of the fragments completed so far.
+    data: BytesMut,
+    /// Declared payload length of every fragment so far, including the one
+    /// being received; checked against `max_message_bytes` on each header.
+    len: usize,
+}
+
+/// Decodes the frames a client sends on one connection.
+///
+/// Sans-IO: [`feed`](Self::feed) takes whatever bytes the socket returned and
+/// appends every event they complete. "Need more data" is just an empty
+/// result. Replying to pings and closes is the caller's job.
+#[derive(Debug)]
+pub struct FrameDecoder {
+    cfg: DecoderConfig,
+    buf: BytesMut,
+    frame: Option<Frame>,
+    partial: Option<Partial>,
+    utf8: Utf8Validator,
+    close_received: bool,
+    failed: Option<Error>,
+}
+
+fn after_close() -> Error {
+    Error::protocol("data received after a close frame")
+}
+
+impl FrameDecoder {
+    pub fn new(cfg: DecoderConfig) -> Self {
+        FrameDecoder {
+            cfg,
+            buf: BytesMut::new(),
+            frame: None,
+            partial: None,
+            utf8: Utf8Validator::new(),
+            close_received: false,
+            failed: None,
+        }
+    }
+
+    pub fn config(&self) -> &DecoderConfig {
+        &self.cfg
+    }
+
+    /// Appends every event completed by `data` to `out`.
+    ///
+    /// On error, events pushed earlier in this call stay in `out` (the caller
+    /// decides whether to use them); the decoder then refuses all input.
+    pub fn feed(&mut self, data: &[u8], out: &mut Vec<WsEvent>) -> Result<()> {
+        if let Some(err) = &self.failed {
+            return Err(err.clone());
+        }
+        if data.is_empty() {
+            return Ok(());
+        }
+        self.buf.extend_from_slice(data);
+        let result = self.process(out);
+        if let Err(err) = &result {
+            self.failed = Some(err.clone());
+            self.buf = BytesMut::new();
+            self.partial = None;
+            self.frame = None;
+        }
+        result
+    }
+
+    /// Bytes held for incomplete frames and messages.
+    pub fn buffered_bytes(&self) -> usize {
+        self.buf.len() + self.partial.as_ref().map_or(0, |p| p.data.len())
+    }
+
+    /// True once the peer's close frame has been decoded.
+    pub fn close_received(&self) -> bool {
+        self.close_received
+    }
+
+    fn process(&mut self, out: &mut Vec<WsEvent>) -> Result<()> {
+        loop {
+            if self.close_received {
+                return if self.buf.is_empty() {
+                    Ok(())
+                } else {
+                    Err(after_close())
+                };
+            }
+            if self.frame.is_none() {
+                match self.read_header()? {
+                    Some(frame) => self.frame = Some(frame),
+                    None => return Ok(()),
+                }
+            }
+            let Some(frame) = self.frame.as_mut() else {
+                unreachable!("set just above");
+            };
+            let available = self.buf.len().min(frame.len);
+            if available > frame.done && !frame.opcode.is_control() {
+                let fresh = &mut self.buf[frame.done..available];
+                if let Some(key) = frame.mask {
+                    apply_mask(fresh, key, frame.done);
+                }
+                if frame.text && self.utf8.feed(fresh).is_err() {
+                    return Err(invalid_text());
+                }
+                frame.done = available;
+            }
+            if self.buf.len() < frame.len {
+                return Ok(());
+            }
+            let Some(frame) = self.frame.take() else {
+                unreachable!("a frame is in progress here");
+            };
+            let payload = self.buf.split_to(frame.len);
+            self.complete(frame, payload, out)?;
+        }
+    }
+
+    /// Validates and consumes the next frame header, if all of it is here.
+    /// Rules are checked from the first byte that shows them.
+    fn read_header(&mut self) -> Result<Option<Frame>> {
+        let Some(&b0) = self.buf.first() else {
+            return Ok(None);
+        };
+        if b0 & 0x70 != 0 {
+            return Err(Error::protocol(
+                "reserved bits set but no extension was negotiated",
+            ));
+        }
+        let Some(opcode) = OpCode::from_u8(b0 & 0x0F) else {
+            return Err(Error::protocol(format!("reserved opcode {:#x}", b0 & 0x0F)));
+        };
+        let fin = b0 & 0x80 != 0;
+        match opcode {
+            _ if opcode.is_control() && !fin => {
+                return Err(Error::protocol("fragmented control frame"));
+            }
+            OpCode::Continuation if self.partial.is_none() => {
+                return Err(Error::protocol(
+                    "continuation frame without a message in progress",
+                ));
+            }
+            OpCode::Text | OpCode::Binary if self.partial.is_some() => {
+                return Err(Error::protocol(
+                    "new data frame while a fragmented message is in progress",
+                ));
+            }
+            _ => {}
+        }
+        let Some(&b1) = self.buf.get(1) else {
+            return Ok(None);
+        };
+        if self.cfg.require_mask && b1 & 0x80 == 0 {
+            return Err(Error::protocol("client frame is not masked"));
+        }
+        if opcode.is_control() && usize::from(b1 & 0x7F) > MAX_CONTROL_PAYLOAD {
+            return Err(Error::protocol("control frame payload over 125 bytes"));
+        }
+        let Some((header, header_len)) = frame::parse_header(&self.buf)? else {
+            return Ok(None);
+        };
+        if header.payload_len > self.cfg.max_frame_bytes as u64 {
+            return Err(too_big(format!(
+                "frame of {} bytes is over the {} byte limit",
+                header.payload_len, self.cfg.max_frame_bytes
+            )));
+        }
+        // Fits in usize: it is at most max_frame_bytes.
+        let len = header.payload_len as usize;
+        let text = match opcode {
+            OpCode::Text | OpCode::Binary => {
+                if len > self.cfg.max_message_bytes {
+                    return Err(self.message_too_big(len as u64));
+                }
+                let text = opcode == OpCode::Text;
+                if text {
+                    self.utf8.reset();
+                }
+                if !fin {
+                    self.partial = Some(Partial {
+                        text,
+                        data: BytesMut::new(),
+                        len,
+                    });
+                }
+                text
+            }
+            OpCode::Continuation => {
+                let max = self.cfg.max_message_bytes;
+                let Some(partial) = self.partial.as_mut() else {
+                    unreachable!("checked on the first byte");
+                };
+                let total = partial.len as u64 + len as u64;
+                if total > max as u64 {
+                    return Err(self.message_too_big(total));
+                }
+                partial.len += len;
+                partial.text
+            }
+            _ => false,
+        };
+        self.buf.advance(header_len);
+        Ok(Some(Frame {
+            opcode,
+            fin,
+            mask: header.mask,
+            len,
+            text,
+            done: 0,
+        }))
+    }
+
+    fn message_too_big(&self, len: u64) -> Error {
+        too_big(format!(
+            "message of {len} bytes is over the {} byte limit",
+            self.cfg.max_message_bytes
+        ))
+    }
+
+    /// Handles a frame whose whole payload is `payload`. Data frames arrive
+    /// here unmasked and validated; control frames still masked.
+    fn complete(
+        &mut self,
+        frame: Frame,
+        mut payload: BytesMut,
+        out: &mut Vec<WsEvent>,
+    ) -> Result<()> {
+        if frame.opcode.is_control() {
+            if let Some(key) = frame.mask {
+                apply_mask(&mut payload, key, 0);
+            }
+        }
+        match frame.opcode {
+            OpCode::Text | OpCode::Binary if frame.fin => {
+                if frame.text && self.utf8.finish().is_err() {
+                    return Err(invalid_text());
+                }
+                out.push(WsEvent::Message {
+                    text: frame.text,
+                    data: payload.freeze(),
+                });
+            }
+            OpCode::Text | OpCode::Binary | OpCode::Continuation => {
+                let Some(partial) = self.partial.as_mut() else {
+                    unreachable!("set when the header arrived");
+                };
+                // Copy rather than keep `payload`: it shares the input buffer,
+                // which the partial message must not pin.
+                partial.data.extend_from_slice(&payload);
+                if frame.fin {
+                    if frame.text && self.utf8.finish().is_err() {
+                        return Err(invalid_text());
+                    }
+                    if let Some(partial) = self.partial.take() {
+                        out.push(WsEvent::Message {
+                            text: partial.text,
+                            data: partial.data.freeze(),
+                        });
+                    }
+                }
+            }
+            OpCode::Ping => out.push(WsEvent::Ping(payload.freeze())),
+            OpCode::Pong => out.push(WsEvent::Pong(payload.freeze())),
+            OpCode::Close => {
+                let (code, reason) = parse_close(&payload)?;
+                self.close_received = true;
+                out.push(WsEvent::Close { code, reason });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads a close body (§5.5.1): empty, or a valid code and a UTF-8 reason.
+fn parse_close(payload: &[u8]) -> Result<(Option<u16>, String)> {
+    match payload {
+        [] => Ok((None, String::new())),
+        [_] => Err(Error::protocol("close frame body of 1 byte")),
+        [hi, lo, reason @ ..] => {
+            let code = u16::from_be_bytes([*hi, *lo]);
+            if !frame::is_valid_close_code(code) {
+                return Err(Error::protocol(format!("invalid close code {code}")));
+            }
+            match std::str::from_utf8(reason) {
+                Ok(reason) => Ok((Some(code), reason.to_owned())),
+                Err(_) => Err(Error::ws(
+                    close_code::INVALID_PAYLOAD,
+                    "close reason is not valid UTF-8",
+                )),
+            }
+        }
+    }
+}
+
+fn invalid_text() -> Error {
+    Error::ws(
+        close_code::INVALID_PAYLOAD,
+        "text message is not valid UTF-8",
+    )
+}
+
+fn too_big(message: String) -> Error {
+    Error::ws(close_code::MESSAGE_TOO_BIG, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ws::frame::encode_client_frame;
+
+    const KEY: [u8; 4] = [0x11, 0x22, 0x33, 0x44];
+
+    fn client(opcode: u8, payload: &[u8], fin: bool) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_client_frame(opcode, payload, KEY, fin, 0, &mut out);
+        out
+    }
+
+    fn decode(cfg: DecoderConfig, data: &[u8]) -> (Vec<WsEvent>, Result<()>) {
+        let mut dec = FrameDecoder::new(cfg);
+        let mut out = Vec::new();
+        let r = dec.feed(data, &mut out);
+        (out, r)
+    }
+
+    fn close_code_of(r: Result<()>) -> u16 {
+        match r {
+            Err(Error::WebSocket { close_code, .. }) => close_code,
+            other => panic!("expected a WebSocket error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn single_text_frame() {
+        let (events, r) = decode(DecoderConfig::default(), &client(1, b"hello", true));
+        r.unwrap();
+        assert_eq!(
+            events,
+            [WsEvent::Message {
+                text: true,
+                data: Bytes::from_static(b"hello")
+            }]
+        );
+    }
+
+    #[test]
+    fn many_frames_in_one_chunk() {
+        let mut data = Vec::new();
+        for i in 0..100u32 {
+            data.extend(client(2, &i.to_be_bytes(), true));
+        }
+        let (events, r) = decode(DecoderConfig::default(), &data);
+        r.unwrap();
+        assert_eq!(events.len(), 100);
+        for (i, e) in events.iter().enumerate() {
+            assert_eq!(
+                e,
+                &WsEvent::Message {
+                    text: false,
+                    data: Bytes::copy_from_slice(&(i as u32).to_be_bytes())
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn partial_frame_waits_and_is_counted() {
+        let frame = client(2, &[7u8; 1000], true);
+        let mut dec = FrameDecoder::new(DecoderConfig::default());
+        let mut out = Vec::new();
+        dec.feed(&frame[..500], &mut out).unwrap();
+        assert!(out.is_empty());
+        assert_eq!(dec.buffered_bytes(), 500 - 4 - 4);
+        dec.feed(&frame[500..], &mut out).unwrap();
+        assert_eq!(out.len(), 1);
+        assert_eq!(dec.buffered_bytes(), 0);
+    }
+
+    #[test]
+    fn unmasked_allowed_when_not_required() {
+        let mut data = Vec::new();
+        frame::encode_frame(OpCode::Text, b"srv", true, &mut data);
+        let cfg = DecoderConfig {
+            require_mask: false,
+            ..DecoderConfig::default()
+        };
+        let (events, r) = decode(cfg, &data);
+        r.unwrap();
+        assert_eq!(events.len(), 1);
+        let (_, r) = decode(DecoderConfig::default(), &data);
+        assert_eq!(close_code_of(r), 1002);
+    }
+
+    #[test]
+    fn errors_poison_the_decoder() {
+        let mut dec = FrameDecoder::new(DecoderConfig::default());
+        let mut out = Vec::new();
+        let err = dec.feed(&[0xF1], &mut out).unwrap_err();
+        assert_eq!(dec.feed(&client(1, b"x", true), &mut out), Err(err));
+        assert_eq!(dec.buffered_bytes(), 0);
+    }
+
+    #[test]
+    fn close_parsing() {
+        assert_eq!(parse_close(b""), Ok((None, String::new())));
+        assert_eq!(parse_close(b"\x03\xe8bye"), Ok((Some(1000), "bye".into())));
+        assert!(parse_close(b"\x03").is_err());
+        assert!(parse_close(b"\x03\xed").is_err()); // 1005
+        assert!(matches!(
+            parse_close(b"\x03\xe8\xff"),
+            Err(Error::WebSocket {
+                close_code: 1007,
+                ..
+            })
+        ));
+    }
+}
