@@ -96,7 +96,7 @@ class ConfigError(ValueError):
 
 
 def parse_value(f: dataclasses.Field[Any], raw: str) -> Any:
-    kind = type(f.default)
+    kind: type = type(f.default)
     try:
         if kind is bool:
             return raw.strip().lower() in {"1", "true", "yes", "on"}

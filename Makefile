@@ -1,0 +1,125 @@
+# replaywire: `make help` lists the targets.
+#
+# Everything a target needs is installed by the target itself: a fresh clone
+# needs only Python >= 3.11 and the Rust toolchain, then `make run` or
+# `make test`. Finished steps leave stamp files in .venv/, so running a
+# target again skips what is already done.
+
+.DEFAULT_GOAL := help
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DELETE_ON_ERROR:
+MAKEFLAGS += --no-builtin-rules --no-print-directory
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+ARGS ?=
+PYTEST_ARGS ?=
+BENCH_ARGS ?=
+
+# CI must build exactly what Cargo.lock says; locally cargo may update it.
+CARGO_LOCKED := $(if $(filter true 1,$(CI)),--locked,)
+PIP_QUIET := $(if $(filter true 1,$(CI)),--progress-bar off,--quiet)
+
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+RUST_SOURCES := $(shell find rust -type f 2>/dev/null) Cargo.toml $(wildcard Cargo.lock)
+# The extension is built into python/replaywire/; if it is gone (git clean,
+# make clean) the build stamp no longer counts.
+CORE_SO := $(wildcard python/replaywire/_core.*.so)
+
+STAMP_DEPS := $(VENV)/.stamp-deps
+STAMP_DEV := $(VENV)/.stamp-build-dev
+
+# Prints the requirements of the project and of the extras named in argv,
+# following self-references (dev -> replaywire[test]), without installing the
+# project itself: maturin develop does that.
+define REQUIREMENTS_PY
+import re, sys, tomllib
+project = tomllib.load(open("pyproject.toml", "rb"))["project"]
+optional = project.get("optional-dependencies", {})
+requirements, todo, seen = list(project.get("dependencies", [])), sys.argv[1:], set()
+while todo:
+    extra = todo.pop()
+    if extra in seen:
+        continue
+    seen.add(extra)
+    for req in optional[extra]:
+        own = re.match(r"\s*" + re.escape(project["name"]) + r"\s*\[([^]]*)\]", req)
+        if own:
+            todo += [e.strip() for e in own.group(1).split(",")]
+        else:
+            requirements.append(req)
+print("\n".join(dict.fromkeys(requirements)))
+endef
+export REQUIREMENTS_PY
+
+.PHONY: help
+help: ## Show this list
+	@echo "usage: make TARGET [ARGS=...]"
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(PY):
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { \
+	  echo "error: $(PYTHON) is older than Python 3.11; run make PYTHON=python3.11 ..." >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP_DEPS): pyproject.toml | $(PY)
+	$(PY) -c "$$REQUIREMENTS_PY" test dev > $(VENV)/requirements-dev.txt
+	$(PY) -m pip install $(PIP_QUIET) -r $(VENV)/requirements-dev.txt
+	@touch $@
+
+.PHONY: venv
+venv: $(STAMP_DEPS) ## Create .venv with the runtime, test and dev dependencies (not the project)
+
+$(STAMP_DEV): $(RUST_SOURCES) pyproject.toml $(STAMP_DEPS) $(if $(CORE_SO),,FORCE)
+	VIRTUAL_ENV=$(abspath $(VENV)) $(VENV)/bin/maturin develop --release $(CARGO_LOCKED)
+	@touch $@
+
+.PHONY: build-dev
+build-dev: $(STAMP_DEV) ## Build the extension (release) and install the package into .venv, editable
+
+.PHONY: build-prod
+build-prod: $(STAMP_DEPS) ## Build the release wheel into dist/
+	$(VENV)/bin/maturin build --release $(CARGO_LOCKED) --interpreter $(PY) --out dist
+
+.PHONY: run
+run: build-dev ## Run a server with the default configuration (make run ARGS="--port 9000")
+	$(VENV)/bin/replaywire serve $(ARGS)
+
+.PHONY: test
+test: build-dev ## Run the Rust tests, then the Python tests (PYTEST_ARGS=...)
+	cargo test $(CARGO_LOCKED)
+	@rc=0; $(PY) -m pytest $(PYTEST_ARGS) || rc=$$?; \
+	if [ $$rc -eq 5 ]; then \
+	  echo "make test: pytest collected no tests (exit 5); a run that tests nothing fails" >&2; \
+	fi; \
+	exit $$rc
+
+.PHONY: lint
+lint: build-dev ## cargo fmt and clippy, ruff, mypy, and the _core.pyi stubs against the build
+	cargo fmt --all --check $(if $(filter true 1,$(CI)),-- --color=never,)
+	PYO3_PYTHON=$(abspath $(PY)) cargo clippy --all-targets --all-features $(CARGO_LOCKED) -- -D warnings
+	$(VENV)/bin/ruff check
+	$(VENV)/bin/ruff format --check
+	$(VENV)/bin/mypy
+	$(PY) -m mypy.stubtest replaywire._core
+
+.PHONY: bench
+bench: build-dev ## Rust decode throughput, then the end-to-end ingest load (BENCH_ARGS=...)
+	cargo test --release $(CARGO_LOCKED) --test ws_throughput -- --ignored --nocapture
+	$(PY) benches/ingest_load.py $(BENCH_ARGS)
+
+.PHONY: clean
+clean: ## Remove build outputs and caches (keeps .venv)
+	rm -rf target dist python/replaywire/_core.*.so $(STAMP_DEV)
+	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	find $(wildcard python tests benches) -name __pycache__ -type d -prune -exec rm -rf {} +
+
+.PHONY: distclean
+distclean: clean ## clean, and remove .venv too
+	rm -rf $(VENV)
+
+.PHONY: FORCE
+FORCE:
