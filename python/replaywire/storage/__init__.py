@@ -1,0 +1,62 @@
+"""Storage: where accepted batches end up.
+
+Backends sit side by side behind the blocking :class:`Storage` interface
+(``sqlite`` is the embedded default, ``memory`` is for tests and benchmarks;
+PostgreSQL joins later), and :class:`StorageWriter` is the one piece the
+event loop talks to: it batches writes into worker-thread transactions.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .base import Chunk, ResumeState, SessionError, SessionRecord, Storage, StorageError, iso_utc
+from .memory import MemoryStorage
+from .sqlite import SqliteStorage
+from .writer import StorageWriter, WriterStats
+
+__all__ = [
+    "Chunk",
+    "MemoryStorage",
+    "ResumeState",
+    "SessionError",
+    "SessionRecord",
+    "SqliteStorage",
+    "Storage",
+    "StorageError",
+    "StorageWriter",
+    "WriterStats",
+    "iso_utc",
+    "open_storage",
+]
+
+_EXPECTED = "expected sqlite:///relative/path.db, sqlite:////absolute/path.db or memory://"
+
+
+def open_storage(url: str) -> Storage:
+    """The backend a database URL names, not yet opened: no I/O, so it is
+    safe to call on the event loop. The caller runs ``open()`` (in a worker
+    thread; for SQLite it creates the file's parent folders, switches to WAL
+    and applies migrations) and later ``close()``.
+
+    ``sqlite:///data/x.db`` is relative to the working directory,
+    ``sqlite:////var/lib/x.db`` absolute (SQLAlchemy's convention);
+    ``memory://`` keeps everything in this process. Anything else raises
+    :class:`StorageError`, whose message names only the scheme: URLs may
+    carry passwords and this message ends up in logs."""
+    scheme, sep, rest = url.partition("://")
+    scheme = scheme.lower()
+    if not sep:
+        raise StorageError(f"database URL has no scheme; {_EXPECTED}")
+    if scheme == "memory":
+        if rest:
+            raise StorageError(f"memory:// takes no path; {_EXPECTED}")
+        return MemoryStorage()
+    if scheme == "sqlite":
+        if not rest.startswith("/") or rest in ("/", "//"):
+            raise StorageError(f"sqlite URL needs a path after three slashes; {_EXPECTED}")
+        path = rest[1:]
+        if path == ":memory:":
+            raise StorageError("sqlite:///:memory: is not supported; use memory://")
+        return SqliteStorage(Path(path))
+    raise StorageError(f"unsupported database URL scheme {scheme!r}; {_EXPECTED}")

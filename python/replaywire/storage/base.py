@@ -1,0 +1,248 @@
+"""Records and the abstract storage interface.
+
+Nothing here knows which database sits behind :class:`Storage`: the records
+are plain dataclasses, timestamps are epoch seconds (floats), and the helpers
+at the bottom compute the parts of the contract that every backend shares
+(windows over chunks, resume points), so SQLite, memory and the PostgreSQL
+backend to come answer the same questions the same way.
+
+Invariant the server keeps and the backends rely on: the chunks of one
+session never overlap in event indexes (the server assigns ``first_index``
+from :attr:`ResumeState.next_index` and its own counter), so ordering by
+``first_index`` is ordering by events.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+STATUSES = ("active", "ended")
+
+
+def iso_utc(ts: float | None) -> str | None:
+    """Epoch seconds as ISO-8601 UTC with millisecond precision and a ``Z``
+    suffix (``2024-05-01T12:00:00.250Z``), the form browsers' ``Date``
+    parses; None stays None. Sub-millisecond digits are truncated."""
+    if ts is None:
+        return None
+    text = datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
+    return text.removesuffix("+00:00") + "Z"
+
+
+@dataclass(slots=True)
+class SessionRecord:
+    """One recorded session: what the tracker told us at start, plus counters
+    the server keeps. Mutable, because the sessions layer updates it as
+    batches arrive; hand :meth:`copy` to anything that keeps it."""
+
+    session_id: str
+    started_at: float  # server clock, epoch seconds
+    user_id: str | None = None
+    url: str | None = None
+    user_agent: str | None = None
+    referrer: str | None = None
+    time_zone: str | None = None
+    viewport_width: int | None = None
+    viewport_height: int | None = None
+    device_pixel_ratio: float | None = None
+    client_start_time: float | None = None  # tracker's startTime, ms
+    ended_at: float | None = None
+    last_event_at: float | None = None  # server clock, epoch seconds
+    event_count: int = 0
+    byte_count: int = 0
+    status: str = "active"  # "active" | "ended"
+
+    def to_json(self) -> dict[str, Any]:
+        """The API shape: camelCase keys, server times as ISO-8601 UTC strings
+        (see :func:`iso_utc`), ``clientStartTime`` as the tracker sent it (ms),
+        and ``viewport`` always an object (its fields may be null)."""
+        return {
+            "sessionId": self.session_id,
+            "userId": self.user_id,
+            "url": self.url,
+            "userAgent": self.user_agent,
+            "referrer": self.referrer,
+            "timeZone": self.time_zone,
+            "viewport": {
+                "width": self.viewport_width,
+                "height": self.viewport_height,
+                "devicePixelRatio": self.device_pixel_ratio,
+            },
+            "clientStartTime": self.client_start_time,
+            "startedAt": iso_utc(self.started_at),
+            "endedAt": iso_utc(self.ended_at),
+            "lastEventAt": iso_utc(self.last_event_at),
+            "eventCount": self.event_count,
+            "byteCount": self.byte_count,
+            "status": self.status,
+        }
+
+    def copy(self) -> SessionRecord:
+        return dataclasses.replace(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """One accepted tracker batch, stored as received."""
+
+    session_id: str
+    seq: int  # tracker's batch seq; unique per session
+    first_index: int  # index of the chunk's first event in the session
+    event_count: int
+    first_timestamp: float | None
+    last_timestamp: float | None
+    codec: str  # "none" now; "zstd"/"deflate" later
+    payload: bytes  # JSON array of the events, raw
+
+    @property
+    def end_index(self) -> int:
+        return self.first_index + self.event_count
+
+
+@dataclass(frozen=True, slots=True)
+class SessionError:
+    """A protocol error answered to a tracker, kept for operators."""
+
+    session_id: str
+    at: float  # server clock, epoch seconds
+    code: str
+    message: str
+    seq: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeState:
+    """Where a reconnecting tracker's session continues."""
+
+    next_index: int  # max end_index over the session's chunks (0 if none)
+    next_seq: int  # smallest seq >= 0 not stored (all seqs below it are stored)
+    seqs_above: tuple[int, ...]  # stored seqs > next_seq (out-of-order arrivals), ascending
+
+
+class StorageError(Exception):
+    """Storage could not do what was asked.
+
+    ``retryable`` tells the caller how to answer: True for faults that may
+    clear by themselves (database busy or locked, disk full, connection
+    lost) -- retry later, or answer 503; False for faults that will not
+    (bad URL, bad data, storage closed) -- answer 500 or fail the start."""
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retryable = retryable
+
+
+class Storage(abc.ABC):
+    """Blocking API. Every method is called from a worker thread, never on
+    the event loop; implementations must be safe for one writer thread and
+    concurrent reader threads.
+
+    Resource handling: :meth:`open` acquires whatever the backend holds
+    (connections, files) and :meth:`close` releases all of it; close is
+    idempotent. Any method but ``open``/``close`` on a storage that is not
+    open raises :class:`StorageError` (not retryable).
+
+    Error handling: backends raise only :class:`StorageError`, never their
+    driver's exceptions, so callers need not know which database is behind.
+    """
+
+    name: str
+
+    @abc.abstractmethod
+    def open(self) -> None:
+        """Connect and apply pending schema migrations (idempotent)."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release every connection; idempotent."""
+
+    @abc.abstractmethod
+    def write(
+        self,
+        sessions: Sequence[SessionRecord],
+        chunks: Sequence[Chunk],
+        errors: Sequence[SessionError],
+    ) -> None:
+        """Store everything in ONE transaction: all of it or, on error,
+        none of it. Chunks whose (session_id, seq) is already stored are
+        ignored (the first stored wins), so retrying a write is safe. Session
+        rows are upserted: every field is replaced by the record's. A status
+        outside :data:`STATUSES` is rejected (not retryable)."""
+
+    @abc.abstractmethod
+    def get_session(self, session_id: str) -> SessionRecord | None: ...
+
+    @abc.abstractmethod
+    def list_sessions(self, *, status: str | None = None, limit: int = 100) -> list[SessionRecord]:
+        """Sessions, newest ``started_at`` first (ties by session_id)."""
+
+    @abc.abstractmethod
+    def read_chunks(self, session_id: str, from_index: int, max_events: int) -> list[Chunk]:
+        """Chunks with ``end_index > from_index``, ordered by first_index,
+        stopping once the events from ``from_index`` on reach ``max_events``
+        (the last chunk may carry more; the caller trims). See
+        :func:`window`."""
+
+    @abc.abstractmethod
+    def resume_state(self, session_id: str) -> ResumeState | None:
+        """None if the session has no row (even if chunks exist)."""
+
+    @abc.abstractmethod
+    def session_errors(self, session_id: str, limit: int = 100) -> list[SessionError]:
+        """The session's most recent errors, newest first."""
+
+    @abc.abstractmethod
+    def check(self) -> None:
+        """Raise :class:`StorageError` if unusable (readiness probe)."""
+
+
+# --- shared semantics --------------------------------------------------------
+
+
+def window(chunks: Iterable[Chunk], from_index: int, max_events: int) -> list[Chunk]:
+    """The :meth:`Storage.read_chunks` rule over chunks already ordered by
+    first_index: skip chunks that end at or before ``from_index``, then take
+    chunks until the events from ``from_index`` on reach ``max_events``.
+    Consumes ``chunks`` lazily, so a backend can feed it a cursor."""
+    out: list[Chunk] = []
+    total = 0
+    if max_events <= 0:
+        return out
+    for chunk in chunks:
+        end = chunk.end_index
+        if end <= from_index:
+            continue
+        out.append(chunk)
+        total += end - max(chunk.first_index, from_index)
+        if total >= max_events:
+            break
+    return out
+
+
+def resume_from(next_index: int, seqs: Iterable[int]) -> ResumeState:
+    """A :class:`ResumeState` from the session's end index and its stored
+    seqs in ascending order (negative seqs are ignored)."""
+    next_seq = 0
+    above: list[int] = []
+    for seq in seqs:
+        if seq < next_seq:
+            continue
+        if seq == next_seq:
+            next_seq += 1
+        else:
+            above.append(seq)
+    return ResumeState(next_index=next_index, next_seq=next_seq, seqs_above=tuple(above))
+
+
+def check_status(sessions: Iterable[SessionRecord]) -> None:
+    for record in sessions:
+        if record.status not in STATUSES:
+            raise StorageError(
+                f"session {record.session_id!r}: status {record.status!r} is not one of {STATUSES}"
+            )

@@ -1,0 +1,132 @@
+"""``memory://``: the storage contract kept in dicts, for tests and benchmarks.
+
+Everything is lost when the process exits (and nothing is bounded: it grows
+with every chunk written). One lock serialises all calls, which makes each
+``write`` atomic for readers.
+"""
+
+from __future__ import annotations
+
+import threading
+from bisect import bisect_left, bisect_right, insort
+from collections.abc import Sequence
+
+from .base import (
+    Chunk,
+    ResumeState,
+    SessionError,
+    SessionRecord,
+    Storage,
+    StorageError,
+    check_status,
+    resume_from,
+    window,
+)
+
+
+def _first_index(chunk: Chunk) -> int:
+    return chunk.first_index
+
+
+def _order(chunk: Chunk) -> tuple[int, int]:
+    return (chunk.first_index, chunk.seq)
+
+
+class MemoryStorage(Storage):
+    """In-memory storage. ``open`` and ``close`` only flip a flag: data
+    written before ``close`` is still there after the same object is
+    opened again."""
+
+    name = "memory"
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open = False
+        self._sessions: dict[str, SessionRecord] = {}
+        self._seqs: dict[str, set[int]] = {}
+        self._chunks: dict[str, list[Chunk]] = {}  # ordered by (first_index, seq)
+        self._errors: dict[str, list[SessionError]] = {}  # oldest first
+
+    def __repr__(self) -> str:
+        return "MemoryStorage()"
+
+    def open(self) -> None:
+        with self._lock:
+            self._open = True
+
+    def close(self) -> None:
+        with self._lock:
+            self._open = False
+
+    def _require_open(self) -> None:
+        if not self._open:
+            raise StorageError("storage is not open")
+
+    def write(
+        self,
+        sessions: Sequence[SessionRecord],
+        chunks: Sequence[Chunk],
+        errors: Sequence[SessionError],
+    ) -> None:
+        check_status(sessions)  # before any change: all or nothing
+        with self._lock:
+            self._require_open()
+            for record in sessions:
+                self._sessions[record.session_id] = record.copy()
+            for chunk in chunks:
+                seqs = self._seqs.setdefault(chunk.session_id, set())
+                if chunk.seq in seqs:
+                    continue
+                seqs.add(chunk.seq)
+                insort(self._chunks.setdefault(chunk.session_id, []), chunk, key=_order)
+            for error in errors:
+                self._errors.setdefault(error.session_id, []).append(error)
+
+    def get_session(self, session_id: str) -> SessionRecord | None:
+        with self._lock:
+            self._require_open()
+            record = self._sessions.get(session_id)
+            return None if record is None else record.copy()
+
+    def list_sessions(self, *, status: str | None = None, limit: int = 100) -> list[SessionRecord]:
+        if limit <= 0:
+            return []
+        with self._lock:
+            self._require_open()
+            found = [r for r in self._sessions.values() if status is None or r.status == status]
+        found.sort(key=lambda r: (r.started_at, r.session_id), reverse=True)
+        return [r.copy() for r in found[:limit]]
+
+    def read_chunks(self, session_id: str, from_index: int, max_events: int) -> list[Chunk]:
+        with self._lock:
+            self._require_open()
+            chunks = self._chunks.get(session_id, [])
+            # Same seek as SQLite: start at the last chunk starting at or
+            # before from_index (all chunks sharing its first_index).
+            start = bisect_right(chunks, from_index, key=_first_index)
+            if start:
+                start = bisect_left(chunks, chunks[start - 1].first_index, key=_first_index)
+            return window((chunks[i] for i in range(start, len(chunks))), from_index, max_events)
+
+    def resume_state(self, session_id: str) -> ResumeState | None:
+        with self._lock:
+            self._require_open()
+            if session_id not in self._sessions:
+                return None
+            chunks = self._chunks.get(session_id, [])
+            end = max((c.end_index for c in chunks), default=0)
+            return resume_from(end, sorted(self._seqs.get(session_id, ())))
+
+    def session_errors(self, session_id: str, limit: int = 100) -> list[SessionError]:
+        if limit <= 0:
+            return []
+        with self._lock:
+            self._require_open()
+            errors = self._errors.get(session_id, [])
+            # Newest first by time; among equal times, the later insert first.
+            ordered = sorted(enumerate(errors), key=lambda ie: (ie[1].at, ie[0]), reverse=True)
+            return [e for _, e in ordered[:limit]]
+
+    def check(self) -> None:
+        with self._lock:
+            self._require_open()
