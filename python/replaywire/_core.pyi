@@ -13,43 +13,43 @@ is ever called once per event.
 from typing import Final, final
 
 __all__ = [
-    "__version__",
-    "CoreError",
-    "WebSocketError",
-    "MessageError",
-    "OP_CONTINUATION",
-    "OP_TEXT",
     "OP_BINARY",
     "OP_CLOSE",
+    "OP_CONTINUATION",
     "OP_PING",
     "OP_PONG",
+    "OP_TEXT",
+    "BufferSlice",
+    "BufferStats",
+    "ClientMessage",
+    "CoreError",
+    "EventsBatch",
+    "FrameDecoder",
+    "GetSessionEvents",
+    "MessageError",
+    "ProtocolDecoder",
+    "SessionBuffers",
+    "SessionEnd",
+    "SessionStart",
+    "ViewerJoin",
+    "ViewerLeave",
+    "Viewport",
+    "WebSocketError",
+    "WsClose",
+    "WsEvent",
     "WsMessage",
     "WsPing",
     "WsPong",
-    "WsClose",
-    "FrameDecoder",
-    "WsEvent",
-    "encode_frame",
-    "encode_text",
+    "__version__",
     "encode_binary",
+    "encode_client_frame",
+    "encode_close",
+    "encode_frame",
     "encode_ping",
     "encode_pong",
-    "encode_close",
-    "encode_client_frame",
-    "Viewport",
-    "SessionStart",
-    "EventsBatch",
-    "SessionEnd",
-    "ViewerJoin",
-    "ViewerLeave",
-    "GetSessionEvents",
-    "ProtocolDecoder",
-    "ClientMessage",
-    "split_events",
+    "encode_text",
     "join_events",
-    "BufferSlice",
-    "BufferStats",
-    "SessionBuffers",
+    "split_events",
 ]
 
 __version__: Final[str]
@@ -252,7 +252,9 @@ class GetSessionEvents:
     @property
     def limit(self) -> int | None: ...
 
-ClientMessage = SessionStart | EventsBatch | SessionEnd | ViewerJoin | ViewerLeave | GetSessionEvents
+ClientMessage = (
+    SessionStart | EventsBatch | SessionEnd | ViewerJoin | ViewerLeave | GetSessionEvents
+)
 
 @final
 class ProtocolDecoder:

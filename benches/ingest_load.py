@@ -1,0 +1,236 @@
+"""Ingest load: C tracker connections, each keeping W unacked batches of B
+rrweb-like events (~230 bytes) in flight, for a fixed time after a warm-up.
+
+The generator is built to stay out of the way: batch frames are masked and
+encoded by the Rust core once per batch, acks are decoded by the Rust frame
+decoder once per read, and no JSON is parsed on the hot path (acks are
+counted by their frames). By default it starts its own server process
+(``replaywire serve``) on a free loopback port and stops it at the end.
+
+    python benches/ingest_load.py --connections 32 --window 8 --batch 50 --duration 10
+
+Every loop is bounded by ``--duration``; the whole run stops by itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import trio
+
+from replaywire import _core
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from rrweb import batch_message, session_events, start_message
+
+
+@dataclass
+class Totals:
+    events: int = 0
+    bytes: int = 0
+    acks: int = 0
+    latencies: list[float] = field(default_factory=list)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def open_ws(port: int) -> tuple[trio.SocketStream, bytes]:
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    key = base64.b64encode(os.urandom(16))
+    await stream.send_all(
+        b"GET /ws?type=tracker HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Key: %b\r\nSec-WebSocket-Version: 13\r\n\r\n" % key
+    )
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = await stream.receive_some(4096)
+        if not chunk:
+            raise RuntimeError("server closed during handshake")
+        head += chunk
+    if not head.startswith(b"HTTP/1.1 101"):
+        raise RuntimeError(head.decode(errors="replace"))
+    return stream, head.split(b"\r\n\r\n", 1)[1]
+
+
+async def tracker(
+    port: int,
+    n: int,
+    events: list[bytes],
+    args: argparse.Namespace,
+    totals: Totals,
+    window_open: list[bool],
+    deadline: float,
+) -> None:
+    stream, rest = await open_ws(port)
+    decoder = _core.FrameDecoder(require_mask=False, max_message_bytes=1 << 20)
+    sid = f"bench-{os.getpid()}-{n}"
+    mask = os.urandom(4)
+    await stream.send_all(
+        _core.encode_client_frame(_core.OP_TEXT, start_message(sid).encode(), mask)
+    )
+    pending = list(decoder.feed(rest)) if rest else []
+    while not pending:
+        pending = decoder.feed(await stream.receive_some(65536))
+    batch_bytes = sum(len(e) for e in events[: args.batch])
+    sent_at: dict[int, float] = {}
+    seq = 0
+    acked = 0
+
+    def frame(seq: int) -> bytes:
+        start = (seq * args.batch) % (len(events) - args.batch)
+        return _core.encode_client_frame(
+            _core.OP_TEXT, batch_message(sid, seq, events[start : start + args.batch]), mask
+        )
+
+    burst = b"".join(frame(s) for s in range(args.window))
+    now = time.perf_counter()
+    for s in range(args.window):
+        sent_at[s] = now
+    seq = args.window
+    await stream.send_all(burst)
+    while time.perf_counter() < deadline:
+        data = await stream.receive_some(262144)
+        if not data:
+            raise RuntimeError("server closed the connection")
+        got = decoder.feed(data)
+        now = time.perf_counter()
+        out = []
+        for _ in got:
+            lat = now - sent_at.pop(acked)
+            acked += 1
+            if window_open[0]:
+                totals.acks += 1
+                totals.events += args.batch
+                totals.bytes += batch_bytes
+                if len(totals.latencies) < 2_000_000:
+                    totals.latencies.append(lat)
+            sent_at[seq] = now
+            out.append(frame(seq))
+            seq += 1
+        if out:
+            await stream.send_all(b"".join(out))
+    await stream.aclose()
+
+
+async def run_load(port: int, args: argparse.Namespace) -> Totals:
+    events = list(session_events(max(args.batch * 40, 2000), seed=1))
+    # Steady-state events only (no repeated full snapshots): ~230 bytes each.
+    events = events[2:]
+    totals = Totals()
+    window_open = [False]
+    start = time.perf_counter()
+    deadline = start + args.warmup + args.duration
+    async with trio.open_nursery() as nursery:
+        for n in range(args.connections):
+            nursery.start_soon(tracker, port, n, events, args, totals, window_open, deadline)
+        await trio.sleep(args.warmup)
+        window_open[0] = True
+        measured_from = time.perf_counter()
+        await trio.sleep_until(trio.current_time() + args.duration)
+        window_open[0] = False
+        elapsed = time.perf_counter() - measured_from
+    totals.latencies.sort()
+    totals.elapsed = elapsed  # type: ignore[attr-defined]
+    return totals
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    return values[min(len(values) - 1, int(len(values) * p))] * 1000
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--connections", "-c", type=int, default=32)
+    parser.add_argument("--window", "-w", type=int, default=8)
+    parser.add_argument("--batch", "-b", type=int, default=50)
+    parser.add_argument("--duration", "-d", type=float, default=10.0)
+    parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument("--port", type=int, default=0, help="use a running server on this port")
+    parser.add_argument(
+        "--database-url", default="sqlite", help="sqlite | memory:// | any DATABASE_URL"
+    )
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    args = parser.parse_args()
+
+    server = None
+    port = args.port
+    tmp = tempfile.TemporaryDirectory()
+    if not port:
+        port = free_port()
+        db = (
+            f"sqlite:///{tmp.name}/bench.db" if args.database_url == "sqlite" else args.database_url
+        )
+        env = {
+            **os.environ,
+            "PORT": str(port),
+            "DATABASE_URL": db,
+            "LOG_LEVEL": "warning",
+            "LOG_FORMAT": "json",
+        }
+        server = subprocess.Popen([sys.executable, "-m", "replaywire", "serve"], env=env)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise SystemExit("server did not start") from None
+                time.sleep(0.05)
+    try:
+        totals = trio.run(run_load, port, args)
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=60)
+        tmp.cleanup()
+    elapsed = totals.elapsed  # type: ignore[attr-defined]
+    result = {
+        "connections": args.connections,
+        "window": args.window,
+        "batch": args.batch,
+        "seconds": round(elapsed, 2),
+        "events_per_s": round(totals.events / elapsed),
+        "mb_per_s": round(totals.bytes / elapsed / 1e6, 2),
+        "acks_per_s": round(totals.acks / elapsed),
+        "ack_latency_ms": {
+            "p50": round(pct(totals.latencies, 0.50), 2),
+            "p99": round(pct(totals.latencies, 0.99), 2),
+            "mean": round(statistics.fmean(totals.latencies) * 1000, 2)
+            if totals.latencies
+            else None,
+        },
+        "database": args.database_url,
+    }
+    if args.json:
+        print(json.dumps(result))
+    else:
+        lat = result["ack_latency_ms"]
+        print(
+            f"{result['events_per_s']:,} events/s  {result['mb_per_s']} MB/s  "
+            f"{result['acks_per_s']:,} acks/s  ack p50 {lat['p50']} ms  p99 {lat['p99']} ms  "
+            f"(C={args.connections} W={args.window} B={args.batch}, {result['seconds']} s, "
+            f"{args.database_url})"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

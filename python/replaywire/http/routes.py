@@ -1,0 +1,192 @@
+"""The REST API. Every route is documented in ``openapi.json`` (served at
+``GET /openapi.json``); keep the two in step."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from importlib import resources
+from typing import TYPE_CHECKING
+
+from .. import __version__
+from ..errors import HttpError
+from ..protocol.frames import json_string
+from .responses import Response, json_response
+
+if TYPE_CHECKING:
+    from ..app import Server
+
+
+@dataclass(slots=True)
+class Request:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: bytes
+    request_id: str
+    client: str
+
+
+Handler = Callable[["Server", Request, dict[str, str]], Awaitable[Response]]
+_ROUTES: list[tuple[str, re.Pattern[str], str, Handler]] = []
+
+
+def route(method: str, pattern: str) -> Callable[[Handler], Handler]:
+    """Register a handler; ``{name}`` in the pattern matches one path segment."""
+    regex = re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern) + "$")
+
+    def register(handler: Handler) -> Handler:
+        _ROUTES.append((method, regex, pattern, handler))
+        return handler
+
+    return register
+
+
+async def dispatch(server: Server, request: Request) -> tuple[str, Response]:
+    """Find and run the handler; returns the route pattern (a bounded metric
+    label) and the response. Unknown paths 404, known paths with another
+    method 405."""
+    allowed: list[str] = []
+    for method, regex, pattern, handler in _ROUTES:
+        match = regex.match(request.path)
+        if match is None:
+            continue
+        if method != request.method and not (method == "GET" and request.method == "HEAD"):
+            allowed.append(method)
+            continue
+        response = await handler(server, request, match.groupdict())
+        if request.method == "HEAD":
+            response.body = b""
+        return pattern, response
+    if allowed:
+        raise HttpError(
+            405,
+            "method_not_allowed",
+            f"use {', '.join(allowed)}",
+            [(b"allow", ", ".join(allowed).encode())],
+        )
+    raise HttpError(404, "not_found", f"no route for {request.path}")
+
+
+def _int_param(
+    request: Request, name: str, default: int, *, minimum: int = 0, maximum: int | None = None
+) -> int:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise HttpError(400, "bad_parameter", f"{name} must be an integer") from None
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f" and at most {maximum}" if maximum is not None else ""
+        raise HttpError(400, "bad_parameter", f"{name} must be at least {minimum}{bound}")
+    return value
+
+
+@route("GET", "/")
+async def root(server: Server, request: Request, params: dict[str, str]) -> Response:
+    return json_response({"name": "replaywire", "version": __version__})
+
+
+@route("GET", "/health/live")
+async def live(server: Server, request: Request, params: dict[str, str]) -> Response:
+    return json_response({"status": "alive"})
+
+
+@route("GET", "/health/ready")
+async def ready(server: Server, request: Request, params: dict[str, str]) -> Response:
+    health = await server.health()
+    return json_response(health, 200 if health["status"] == "ok" else 503)
+
+
+@route("GET", "/health")
+async def health(server: Server, request: Request, params: dict[str, str]) -> Response:
+    health = await server.health()
+    return json_response(health, 200 if health["status"] == "ok" else 503)
+
+
+@route("GET", "/stats")
+async def stats(server: Server, request: Request, params: dict[str, str]) -> Response:
+    return json_response(server.stats())
+
+
+@route("GET", "/metrics")
+async def metrics(server: Server, request: Request, params: dict[str, str]) -> Response:
+    body, content_type = server.metrics.render()
+    return Response(200, body, content_type.encode())
+
+
+@route("GET", "/openapi.json")
+async def openapi(server: Server, request: Request, params: dict[str, str]) -> Response:
+    return Response(200, _openapi_document())
+
+
+@route("GET", "/sessions/active")
+async def active_sessions(server: Server, request: Request, params: dict[str, str]) -> Response:
+    limit = _int_param(request, "limit", 1000, minimum=1, maximum=10_000)
+    sessions = sorted(server.hub.live.values(), key=lambda s: s.record.started_at, reverse=True)
+    items = []
+    for session in sessions[:limit]:
+        item = session.record.to_json()
+        item["viewers"] = session.viewers
+        item["nextIndex"] = server.hub.buffers.next_index(session.id)
+        items.append(item)
+    return json_response({"count": len(server.hub.live), "sessions": items})
+
+
+@route("DELETE", "/sessions/cleanup")
+async def cleanup(server: Server, request: Request, params: dict[str, str]) -> Response:
+    default = int(server.config.session_idle_timeout)
+    idle = _int_param(request, "idle_seconds", default, minimum=0)
+    ended = await server.hub.end_idle(idle, "cleanup")
+    return json_response({"ended": ended, "count": len(ended)})
+
+
+@route("GET", "/sessions/{session_id}")
+async def get_session(server: Server, request: Request, params: dict[str, str]) -> Response:
+    record = await server.hub.get_record(params["session_id"])
+    if record is None:
+        raise HttpError(404, "unknown_session", f"no session {params['session_id']!r}")
+    data = record.to_json()
+    live = server.hub.live.get(record.session_id)
+    data["live"] = live is not None and not live.ended
+    data["viewers"] = live.viewers if live is not None else 0
+    return json_response(data)
+
+
+@route("GET", "/sessions/{session_id}/events")
+async def get_events(server: Server, request: Request, params: dict[str, str]) -> Response:
+    sid = params["session_id"]
+    config = server.config
+    from_index = _int_param(request, "from_index", 0)
+    limit = _int_param(
+        request, "limit", config.max_history_limit, minimum=1, maximum=config.max_history_limit
+    )
+    if await server.hub.get_record(sid) is None:
+        raise HttpError(404, "unknown_session", f"no session {sid!r}")
+    page = await server.hub.history(sid, from_index, limit)
+    body = b'{"sessionId":%b,"fromIndex":%d,"count":%d,"nextIndex":%d,"events":%b}' % (
+        json_string(sid),
+        page.first_index,
+        page.count,
+        page.next_index,
+        page.events,
+    )
+    return Response(200, body)
+
+
+_OPENAPI: bytes | None = None
+
+
+def _openapi_document() -> bytes:
+    global _OPENAPI
+    if _OPENAPI is None:
+        text = resources.files("replaywire").joinpath("openapi.json").read_bytes()
+        doc = json.loads(text)
+        doc["info"]["version"] = __version__
+        _OPENAPI = json.dumps(doc).encode()
+    return _OPENAPI

@@ -1,0 +1,218 @@
+"""HTTP/1.1 connections on the one port: h11 for requests, the WebSocket
+upgrade at ``/ws`` handed to the tracker or viewer protocol.
+
+Resource handling: each accepted TCP stream is owned by one task running
+:func:`handle_connection`, which closes it on every way out. Error handling:
+a malformed request gets h11's suggested status (400, 413, 431) and the
+connection is closed; a client that does not finish its request head within
+``handshake_timeout`` is dropped (slowloris), with 408 when it had started one.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qs, urlsplit
+
+import h11
+import structlog
+import trio
+
+from .. import _core
+from ..errors import HttpError
+from ..ws import WebSocket, check_upgrade
+from ..ws.handshake import HandshakeError, wants_upgrade
+from .responses import Response, error_response
+from .routes import Request, dispatch
+
+if TYPE_CHECKING:
+    from ..app import Server
+
+log = structlog.get_logger("replaywire.http")
+
+READ_SIZE = 64 * 1024
+MAX_BODY = 1024 * 1024
+
+
+async def handle_connection(stream: trio.SocketStream, server: Server) -> None:
+    """Serve one TCP connection: keep-alive HTTP requests, or one upgrade."""
+    config = server.config
+    conn = h11.Connection(h11.SERVER, max_incomplete_event_size=config.max_request_bytes)
+    try:
+        peer = stream.socket.getpeername()
+        client = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+    except OSError:
+        client = "?"
+    structlog.contextvars.bind_contextvars(client=client)
+    try:
+        while True:
+            try:
+                with trio.fail_after(config.handshake_timeout):
+                    event = await _next_event(conn, stream)
+            except trio.TooSlowError:
+                if conn.our_state is h11.IDLE:
+                    await _send(
+                        conn, stream, error_response(408, "timeout", "request not received in time")
+                    )
+                return
+            if not isinstance(event, h11.Request):
+                return  # ConnectionClosed or anything but a request
+            if await _serve_request(conn, stream, event, server, client):
+                return
+            if conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE:
+                return
+            try:
+                conn.start_next_cycle()
+            except h11.LocalProtocolError:
+                return
+    except h11.RemoteProtocolError as exc:
+        server.metrics.protocol_errors_total.labels("bad_http").inc()
+        if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+            status = exc.error_status_hint
+            await _send(
+                conn, stream, error_response(status, "bad_request", str(exc) or "malformed request")
+            )
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        pass
+    finally:
+        with trio.CancelScope(shield=True):
+            await stream.aclose()
+
+
+async def _serve_request(
+    conn: h11.Connection, stream: trio.SocketStream, event: h11.Request, server: Server, client: str
+) -> bool:
+    """Answer one request. Returns True when the connection was taken over
+    (WebSocket) or must close."""
+    started = time.perf_counter()
+    headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in event.headers}
+    request_id = headers.get("x-request-id", "")[:128] or uuid.uuid4().hex
+    structlog.contextvars.bind_contextvars(request_id=request_id)
+    target = urlsplit(event.target.decode("latin-1"))
+    query = {k: v[-1] for k, v in parse_qs(target.query, keep_blank_values=True).items()}
+    request = Request(
+        method=event.method.decode("ascii"),
+        path=target.path,
+        query=query,
+        headers=headers,
+        body=b"",
+        request_id=request_id,
+        client=client,
+    )
+    route = "/ws" if target.path == "/ws" else "?"
+    try:
+        if target.path == "/ws":
+            if wants_upgrade(event):
+                return await _upgrade(conn, stream, event, request, server)
+            raise HttpError(
+                426,
+                "upgrade_required",
+                "connect with a WebSocket client",
+                [(b"upgrade", b"websocket")],
+            )
+        request.body = await _read_body(conn, stream)
+        route, response = await dispatch(server, request)
+    except HttpError as exc:
+        response = error_response(exc.status, exc.code, exc.message, exc.headers)
+    except HandshakeError as exc:
+        server.metrics.protocol_errors_total.labels(exc.code).inc()
+        response = error_response(exc.status, exc.code, exc.message, exc.headers)
+    server.metrics.http_requests_total.labels(route, str(response.status)).inc()
+    server.metrics.http_request_seconds.labels(route).observe(time.perf_counter() - started)
+    response.headers.append((b"x-request-id", request_id.encode("latin-1")))
+    await _send(conn, stream, response)
+    return False
+
+
+async def _upgrade(
+    conn: h11.Connection,
+    stream: trio.SocketStream,
+    event: h11.Request,
+    request: Request,
+    server: Server,
+) -> bool:
+    accept = check_upgrade(event)
+    kind = request.query.get("type", "")
+    if kind not in ("tracker", "viewer"):
+        raise HttpError(400, "bad_request", "query parameter type must be 'tracker' or 'viewer'")
+    if server.draining:
+        raise HttpError(503, "draining", "server is shutting down")
+    # Let h11 see the end of the (empty) request so it allows the switch.
+    while (ev := await _next_event(conn, stream)) is not h11.PAUSED:
+        if isinstance(ev, h11.ConnectionClosed):
+            return True
+    await _send_event(
+        conn,
+        stream,
+        h11.InformationalResponse(
+            status_code=101,
+            headers=[
+                (b"upgrade", b"websocket"),
+                (b"connection", b"Upgrade"),
+                (b"sec-websocket-accept", accept),
+                (b"x-request-id", request.request_id.encode("latin-1")),
+            ],
+        ),
+    )
+    server.metrics.http_requests_total.labels("/ws", "101").inc()
+    trailing, _ = conn.trailing_data
+    decoder = _core.FrameDecoder(
+        max_frame_bytes=server.config.max_frame_bytes,
+        max_message_bytes=server.config.max_message_bytes,
+    )
+    ws = WebSocket(stream, decoder, bytes(trailing), on_close=server.count_close)
+    await server.run_websocket(ws, kind, request)
+    return True
+
+
+async def _next_event(
+    conn: h11.Connection, stream: trio.SocketStream
+) -> h11.Event | type[h11.PAUSED]:
+    while True:
+        event = conn.next_event()
+        if event is h11.NEED_DATA:
+            conn.receive_data(await stream.receive_some(READ_SIZE))
+            continue
+        return event  # type: ignore[return-value]
+
+
+async def _read_body(conn: h11.Connection, stream: trio.SocketStream) -> bytes:
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        event = await _next_event(conn, stream)
+        if isinstance(event, h11.Data):
+            size += len(event.data)
+            if size > MAX_BODY:
+                raise HttpError(413, "payload_too_large", f"request body over {MAX_BODY} bytes")
+            parts.append(bytes(event.data))
+        elif isinstance(event, h11.EndOfMessage):
+            return b"".join(parts)
+        else:
+            raise HttpError(400, "bad_request", "incomplete request body")
+
+
+async def _send(conn: h11.Connection, stream: trio.SocketStream, response: Response) -> None:
+    headers = [
+        (b"content-type", response.content_type),
+        (b"content-length", str(len(response.body)).encode()),
+        (b"cache-control", b"no-store"),
+        (b"x-content-type-options", b"nosniff"),
+        *response.headers,
+    ]
+    if response.status >= 400 and response.status != 404:
+        headers.append((b"connection", b"close"))
+    try:
+        await _send_event(conn, stream, h11.Response(status_code=response.status, headers=headers))
+        if response.body:
+            await _send_event(conn, stream, h11.Data(data=response.body))
+        await _send_event(conn, stream, h11.EndOfMessage())
+    except h11.LocalProtocolError:
+        return
+
+
+async def _send_event(conn: h11.Connection, stream: trio.SocketStream, event: h11.Event) -> None:
+    data = conn.send(event)
+    if data:
+        await stream.send_all(data)

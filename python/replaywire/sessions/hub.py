@@ -1,0 +1,236 @@
+"""The hub: every live session, and the rules of their lifecycle.
+
+A batch is accepted in one synchronous step (no checkpoint in between):
+duplicate check, index assignment, queueing of the chunk for storage,
+append to the ring buffer, and waking of viewers. Only when the storage
+queue is full does a tracker wait (backpressure), and then before anything
+is changed, so a cancelled wait leaves no half-accepted batch behind.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import structlog
+import trio
+
+from .. import _core
+from ..config import Config
+from ..errors import ProtocolError
+from ..observability.metrics import Metrics
+from ..storage import Chunk, SessionError, SessionRecord, Storage, StorageWriter
+from .history import EventsPage, read_history
+from .live import LiveSession
+from .seqs import SeqWindow
+
+log = structlog.get_logger("replaywire.sessions")
+
+
+class Hub:
+    """Owns the live sessions, their ring buffers and the storage writer's
+    inputs. Not thread-safe: used from the trio loop only."""
+
+    def __init__(
+        self,
+        config: Config,
+        storage: Storage,
+        writer: StorageWriter,
+        metrics: Metrics,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.storage = storage
+        self.writer = writer
+        self.metrics = metrics
+        self.clock = clock
+        self.buffers = _core.SessionBuffers(
+            max_events_per_session=config.max_events_per_session,
+            max_session_bytes=config.max_session_buffer_bytes,
+            max_total_bytes=config.max_buffer_bytes,
+        )
+        self.live: dict[str, LiveSession] = {}
+        self._start_lock = trio.Lock()
+        self._trimmed_seen = 0
+        metrics.add_collect_hook(self._collect)
+
+    # -- lifecycle --------------------------------------------------------
+
+    async def start_session(self, start: _core.SessionStart) -> LiveSession:
+        """Open a session, or resume it after a reconnect or a restart.
+
+        A resumed session continues its event indices and seq watermark from
+        what storage (and the writer's queue) already holds, so a tracker
+        that resends unacked batches gets no duplicates."""
+        sid = start.session_id
+        async with self._start_lock:
+            session = self.live.get(sid)
+            if session is None or session.ended:
+                session = await self._open(sid)
+            _apply_start(session.record, start)
+            session.last_activity = trio.current_time()
+            self.writer.put_session(session.record)
+            return session
+
+    async def _open(self, sid: str) -> LiveSession:
+        record = self.writer.pending_session(sid)
+        if record is None:
+            record = await self.writer.read(self.storage.get_session, sid)
+        resume = await self.writer.read(self.storage.resume_state, sid)
+        next_index, seqs = 0, SeqWindow(max_ahead=self.config.max_seq_window)
+        if resume is not None:
+            next_index = resume.next_index
+            seqs = SeqWindow(
+                resume.next_seq, resume.seqs_above, max_ahead=self.config.max_seq_window
+            )
+        for chunk in self.writer.pending_chunks(sid):
+            next_index = max(next_index, chunk.end_index)
+            seqs.add(chunk.seq)
+        if record is None:
+            record = SessionRecord(session_id=sid, started_at=self.clock())
+            self.metrics.sessions_started_total.inc()
+            log.info("session_started", session_id=sid)
+        else:
+            record = record.copy()
+            log.info(
+                "session_resumed", session_id=sid, next_index=next_index, next_seq=seqs.next_seq
+            )
+        record.status, record.ended_at = "active", None
+        self.buffers.close(sid)
+        self.buffers.open(sid, next_index)
+        session = LiveSession(record, seqs, trio.current_time())
+        self.live[sid] = session
+        self.metrics.sessions_active.set(len(self.live))
+        return session
+
+    async def accept_batch(self, session: LiveSession, batch: _core.EventsBatch) -> int:
+        """Accept a batch; return its seq. A duplicate seq is not stored
+        again (the caller acks it all the same).
+
+        Raises :class:`ProtocolError` (``unknown_session`` once the session
+        has ended, ``seq_out_of_window`` for a seq too far ahead)."""
+        while True:
+            if session.ended:
+                raise ProtocolError(
+                    "unknown_session", "session has ended; send session_start", batch.seq
+                )
+            seq = batch.seq if batch.seq is not None else session.seqs.assign()
+            if session.seqs.seen(seq):
+                self.metrics.batches_duplicate_total.inc()
+                return seq
+            if not session.seqs.fits(seq):
+                raise ProtocolError(
+                    "seq_out_of_window",
+                    f"seq {seq} is more than {session.seqs.max_ahead} ahead"
+                    f" of {session.seqs.next_seq}",
+                    seq,
+                )
+            chunk = Chunk(
+                session_id=session.id,
+                seq=seq,
+                first_index=self.buffers.next_index(session.id),
+                event_count=batch.count,
+                first_timestamp=batch.min_timestamp,
+                last_timestamp=batch.max_timestamp,
+                codec="none",
+                payload=batch.payload(),
+            )
+            if self.writer.try_put_chunk(chunk):
+                break
+            # Storage is behind: wait for room, then decide again from scratch
+            # (another connection may have delivered this seq meanwhile).
+            await self.writer.wait_for_room()
+        self.buffers.append(session.id, batch)
+        session.seqs.add(seq)
+        record = session.record
+        record.event_count += batch.count
+        record.byte_count += batch.nbytes
+        record.last_event_at = self.clock()
+        session.last_activity = trio.current_time()
+        self.writer.put_session(record)
+        self.metrics.events_ingested_total.inc(batch.count)
+        self.metrics.bytes_ingested_total.inc(batch.nbytes)
+        session.notify()
+        return seq
+
+    def record_error(self, session_id: str, code: str, message: str, seq: int | None) -> None:
+        """Keep a client error in ``session_errors`` (bounded by the writer)."""
+        self.writer.put_error(SessionError(session_id, self.clock(), code, message, seq))
+
+    async def end_session(self, session: LiveSession, reason: str) -> None:
+        """End a session: mark it, flush it to storage, free its memory,
+        and tell its viewers. Safe to call twice."""
+        if session.ended:
+            return
+        session.ended = True
+        session.end_reason = reason
+        record = session.record
+        record.status, record.ended_at = "ended", self.clock()
+        self.writer.put_session(record)
+        session.notify()
+        await self.writer.flush()
+        if self.live.get(session.id) is session:
+            del self.live[session.id]
+            self.buffers.close(session.id)
+        self.metrics.sessions_ended_total.labels(reason).inc()
+        self.metrics.sessions_active.set(len(self.live))
+        log.info(
+            "session_ended",
+            session_id=session.id,
+            reason=reason,
+            events=record.event_count,
+            bytes=record.byte_count,
+        )
+
+    async def end_idle(self, max_idle: float, reason: str) -> list[str]:
+        """End every session without events for ``max_idle`` seconds."""
+        cutoff = trio.current_time() - max_idle
+        idle = [s for s in self.live.values() if s.last_activity <= cutoff and not s.ended]
+        for session in idle:
+            await self.end_session(session, reason)
+        return [s.id for s in idle]
+
+    async def run_idle_sweeper(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        task_status.started()
+        while True:
+            await trio.sleep(self.config.idle_sweep_interval)
+            await self.end_idle(self.config.session_idle_timeout, "idle")
+
+    # -- reads ------------------------------------------------------------
+
+    async def history(self, session_id: str, from_index: int, limit: int) -> EventsPage:
+        return await read_history(self, session_id, from_index, limit)
+
+    async def get_record(self, session_id: str) -> SessionRecord | None:
+        session = self.live.get(session_id)
+        if session is not None:
+            return session.record
+        record = self.writer.pending_session(session_id)
+        if record is not None:
+            return record
+        return await self.writer.read(self.storage.get_session, session_id)
+
+    def _collect(self) -> None:
+        stats = self.buffers.stats()
+        self.metrics.buffer_bytes.set(stats.bytes)
+        self.metrics.buffer_events.set(stats.events)
+        self.metrics.buffer_trimmed_events_total.inc(stats.trimmed_events - self._trimmed_seen)
+        self._trimmed_seen = stats.trimmed_events
+
+
+def _apply_start(record: SessionRecord, start: _core.SessionStart) -> None:
+    """Copy the tracker's metadata onto the record (a reconnect may refresh it)."""
+    for name in ("user_id", "url", "user_agent", "referrer", "time_zone"):
+        value = getattr(start, name)
+        if value is not None:
+            setattr(record, name, value)
+    if start.start_time is not None:
+        record.client_start_time = start.start_time
+    viewport = start.viewport
+    if viewport is not None:
+        record.viewport_width = viewport.width
+        record.viewport_height = viewport.height
+        record.device_pixel_ratio = viewport.device_pixel_ratio

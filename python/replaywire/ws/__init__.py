@@ -1,0 +1,7 @@
+"""WebSocket transport: the RFC 6455 handshake over h11 and a connection
+object that drives the Rust frame codec over a trio stream."""
+
+from .connection import ConnectionClosed, WebSocket
+from .handshake import HandshakeError, accept_key, check_upgrade
+
+__all__ = ["ConnectionClosed", "HandshakeError", "WebSocket", "accept_key", "check_upgrade"]

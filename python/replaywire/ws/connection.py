@@ -1,0 +1,190 @@
+"""A WebSocket connection: the Rust frame codec driven over a trio stream.
+
+The codec is sans-IO; this class owns the I/O around it. One ``receive``
+call reads once from the socket and hands *every* complete data message in
+that read to the caller, so a tracker that pipelines batches costs one
+crossing into Rust per read, not per message, and the caller can answer all
+of them with a single write.
+
+Resource handling: the connection owns its stream. ``aclose`` (or leaving
+the ``async with`` block) closes it; a close frame is sent first when none
+was sent yet.
+
+Error handling: when the peer breaks RFC 6455 the codec raises
+``WebSocketError`` with the close code to send; ``receive`` sends that close
+frame, counts it, and raises :class:`ConnectionClosed`. A peer that goes
+away without a close handshake also ends in :class:`ConnectionClosed`
+(code 1006, as RFC 6455 says for an abnormal closure).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from types import TracebackType
+from typing import Protocol
+
+import trio
+
+from .. import _core
+
+READ_SIZE = 256 * 1024
+
+
+class CloseHook(Protocol):
+    """Called with the code of every close frame sent or received (metrics)."""
+
+    def __call__(self, code: int, *, local: bool) -> None: ...
+
+
+class ConnectionClosed(Exception):
+    """The connection is closed. ``code``/``reason`` are those of the close
+    frame that ended it (received, or sent by us when ``local``)."""
+
+    def __init__(self, code: int, reason: str = "", *, local: bool = False) -> None:
+        super().__init__(f"connection closed: {code} {reason}".strip())
+        self.code = code
+        self.reason = reason
+        self.local = local
+
+
+class WebSocket:
+    """One accepted WebSocket connection (server side)."""
+
+    def __init__(
+        self,
+        stream: trio.abc.Stream,
+        decoder: _core.FrameDecoder,
+        initial: bytes = b"",
+        *,
+        on_close: CloseHook | None = None,
+    ) -> None:
+        self._stream = stream
+        self._decoder = decoder
+        self._pending = initial
+        self._send_lock = trio.Lock()
+        self._close_sent = False
+        self._closed: ConnectionClosed | None = None
+        self._on_close = on_close
+        self.messages_received = 0
+        self.bytes_received = 0
+        self.bytes_sent = 0
+
+    @property
+    def closed(self) -> ConnectionClosed | None:
+        return self._closed
+
+    async def receive(self) -> list[_core.WsMessage]:
+        """Wait for data messages; return all of those completed by one read.
+
+        Pings are answered and pongs dropped here. Raises
+        :class:`ConnectionClosed` when the peer closes (after the messages
+        that came before its close frame were returned) or breaks the
+        protocol."""
+        while True:
+            if self._closed is not None:
+                raise self._closed
+            if self._pending:
+                data: bytes = self._pending
+                self._pending = b""
+            else:
+                try:
+                    data = bytes(await self._stream.receive_some(READ_SIZE))
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    data = b""
+                if not data:
+                    self._finish(ConnectionClosed(1006, "connection lost"))
+                    raise self._closed  # type: ignore[misc]
+            self.bytes_received += len(data)
+            try:
+                events = self._decoder.feed(data)
+            except _core.WebSocketError as exc:
+                await self._fail(exc.close_code, exc.message)
+                raise self._closed from exc  # type: ignore[misc]
+            messages: list[_core.WsMessage] = []
+            for event in events:
+                if isinstance(event, _core.WsMessage):
+                    messages.append(event)
+                elif isinstance(event, _core.WsPing):
+                    await self.send(_core.encode_pong(event.data))
+                elif isinstance(event, _core.WsClose):
+                    await self._answer_close(event)
+                    break
+            if messages:
+                self.messages_received += len(messages)
+                return messages
+
+    async def send(self, frames: bytes) -> None:
+        """Write already encoded frames. Sends are serialised, so frames of
+        different tasks never interleave. Raises :class:`ConnectionClosed`
+        when the peer is gone."""
+        async with self._send_lock:
+            if self._close_sent:
+                raise self._closed or ConnectionClosed(1006, "close frame already sent", local=True)
+            await self._write(frames)
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Start the closing handshake: send a close frame (once). The
+        stream itself is closed by :meth:`aclose`."""
+        async with self._send_lock:
+            if self._close_sent:
+                return
+            self._close_sent = True
+            with contextlib.suppress(ConnectionClosed):
+                await self._write(_core.encode_close(code, reason))
+        if self._on_close is not None:
+            self._on_close(code, local=True)
+
+    async def aclose(self) -> None:
+        if not self._close_sent:
+            await self.close(1000)
+        if self._closed is None:
+            self._closed = ConnectionClosed(1000, "", local=True)
+        with trio.CancelScope(shield=True):
+            await self._stream.aclose()
+
+    async def __aenter__(self) -> WebSocket:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if isinstance(exc, ConnectionClosed) or exc is None:
+            await self.aclose()
+            return
+        with trio.CancelScope(shield=True):
+            with trio.move_on_after(1):
+                await self.close(1011 if not isinstance(exc, trio.Cancelled) else 1001)
+            await self._stream.aclose()
+
+    # -- internals ------------------------------------------------------
+
+    async def _write(self, data: bytes) -> None:
+        try:
+            await self._stream.send_all(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            self._finish(ConnectionClosed(1006, "connection lost"))
+            raise self._closed from None  # type: ignore[misc]
+        self.bytes_sent += len(data)
+
+    async def _answer_close(self, event: _core.WsClose) -> None:
+        code = event.code if event.code is not None else 1005
+        if self._on_close is not None:
+            self._on_close(code, local=False)
+        async with self._send_lock:
+            if not self._close_sent:
+                self._close_sent = True
+                # Echo the status code, as RFC 6455 section 5.5.1 asks.
+                with contextlib.suppress(ConnectionClosed):
+                    await self._write(_core.encode_close(event.code))
+        self._finish(ConnectionClosed(code, event.reason))
+
+    async def _fail(self, code: int, reason: str) -> None:
+        await self.close(code, reason)
+        self._finish(ConnectionClosed(code, reason, local=True))
+
+    def _finish(self, closed: ConnectionClosed) -> None:
+        if self._closed is None:
+            self._closed = closed

@@ -1,0 +1,160 @@
+"""Every bad input gets its documented answer, and the server keeps serving
+everyone else."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from trio_websocket import open_websocket_url
+
+from e2e.clients import get_json, recv_json, send_batches, start_session, ws_url
+from e2e.rawws import client_frame, handshake, read_close
+from replaywire import _core
+from rrweb import batch_message, session_events
+
+
+async def assert_still_serving(server) -> None:
+    async with open_websocket_url(ws_url(server)) as ws:
+        await start_session(ws, "healthy")
+        await send_batches(ws, "healthy", list(session_events(50)))
+
+
+@pytest.mark.parametrize(
+    ("message", "code"),
+    [
+        ("{not json", "invalid_message"),
+        ('["an array"]', "invalid_message"),
+        ('{"type":"session_start","data":{}}', "invalid_message"),
+        ('{"type":"teleport","data":{}}', "unknown_message_type"),
+        ('{"type":"viewer_join_session","data":{"sessionId":"x"}}', "not_allowed"),
+        (
+            '{"type":"events_batch","data":{"sessionId":"never-started","seq":0,"events":[]}}',
+            "unknown_session",
+        ),
+    ],
+)
+async def test_bad_tracker_messages_get_error_frames(server, message: str, code: str) -> None:
+    async with open_websocket_url(ws_url(server)) as ws:
+        await ws.send_message(message)
+        reply = await recv_json(ws)
+        assert reply["type"] == "error"
+        assert reply["data"]["code"] == code
+        assert reply["data"]["message"]
+        # The connection stays usable.
+        await start_session(ws, "after-error")
+    metrics = await _metrics(server)
+    assert f'replaywire_protocol_errors_total{{code="{code}"}} 1.0' in metrics
+
+
+async def test_bad_events_name_the_batch_seq(server) -> None:
+    async with open_websocket_url(ws_url(server)) as ws:
+        await start_session(ws, "bad-events")
+        good = list(session_events(3))
+        for seq, events, code in [
+            (0, [good[0], b"42"], "invalid_event"),
+            (0, [b'{"type":"3","timestamp":1}'], "invalid_event"),
+            (0, [b'{"type":3}'], "invalid_event"),
+        ]:
+            await ws.send_message(batch_message("bad-events", seq, events).decode())
+            reply = await recv_json(ws)
+            assert reply["data"]["code"] == code
+            assert reply["data"]["seq"] == seq
+        # Nothing of the refused batches was stored; seq 0 is still free.
+        await ws.send_message(batch_message("bad-events", 0, good).decode())
+        assert (await recv_json(ws))["type"] == "ack"
+    page = await get_json(server, "/sessions/bad-events/events")
+    assert page["count"] == 3
+
+
+async def test_too_many_events_in_a_batch_is_payload_too_large(start_server) -> None:
+    server = await start_server(max_events_per_batch=10)
+    async with open_websocket_url(ws_url(server)) as ws:
+        await start_session(ws, "big")
+        await ws.send_message(batch_message("big", 0, list(session_events(11))).decode())
+        reply = await recv_json(ws)
+        assert reply["data"]["code"] == "payload_too_large"
+        assert reply["data"]["seq"] == 0
+        assert "10" in reply["data"]["message"]
+
+
+async def test_events_before_session_start(server) -> None:
+    async with open_websocket_url(ws_url(server)) as ws:
+        await ws.send_message(
+            batch_message("x", 0, list(session_events(2))).decode().replace('"sessionId":"x",', "")
+        )
+        reply = await recv_json(ws)
+        assert reply["data"]["code"] == "unknown_session"
+
+
+@pytest.mark.parametrize(
+    ("frame", "close_code"),
+    [
+        (_core.encode_frame(_core.OP_TEXT, b'{"type":"x"}'), 1002),  # unmasked client frame
+        (None, 1007),  # invalid UTF-8 in a text frame
+        (None, 1009),  # frame over max_frame_bytes
+        (None, 1002),  # reserved opcode
+    ],
+    ids=["unmasked", "invalid-utf8", "too-big", "reserved-opcode"],
+)
+async def test_frame_violations_close_with_the_right_code(
+    start_server, frame, close_code, request
+) -> None:
+    server = await start_server(max_frame_bytes=64 * 1024, max_message_bytes=256 * 1024)
+    case = request.node.callspec.id
+    if case == "invalid-utf8":
+        frame = client_frame(_core.OP_TEXT, b'{"a":"\xff\xfe"}')
+    elif case == "too-big":
+        frame = client_frame(_core.OP_BINARY, b"x" * (64 * 1024 + 1))
+    elif case == "reserved-opcode":
+        frame = _core.encode_client_frame(3, b"", b"abcd")
+    stream, head = await handshake(server.port)
+    assert head.startswith(b"HTTP/1.1 101")
+    await stream.send_all(frame)
+    code, _ = await read_close(stream)
+    assert code == close_code
+    await stream.aclose()
+    await assert_still_serving(server)
+    assert f'replaywire_protocol_errors_total{{code="{close_code}"}}' in await _metrics(server)
+
+
+async def test_ping_is_answered_with_pong(server) -> None:
+    stream, _ = await handshake(server.port)
+    await stream.send_all(
+        client_frame(_core.OP_PING, b"hello") + client_frame(_core.OP_CLOSE, b"\x03\xe8")
+    )
+    code, seen = await read_close(stream)
+    assert code == 1000
+    assert len(seen) == 1 and isinstance(seen[0], _core.WsPong) and seen[0].data == b"hello"
+    await stream.aclose()
+
+
+@pytest.mark.parametrize(
+    ("target", "version", "status"),
+    [
+        ("/ws?type=tracker", b"8", b"426"),
+        ("/ws?type=spy", b"13", b"400"),
+        ("/ws", b"13", b"400"),
+    ],
+)
+async def test_bad_upgrades_are_refused(server, target: str, version: bytes, status: bytes) -> None:
+    stream, head = await handshake(server.port, target, version=version)
+    assert head.split(b" ")[1] == status, head
+    if status == b"426":
+        assert b"sec-websocket-version: 13" in head.lower()
+    await stream.aclose()
+
+
+async def _metrics(server) -> str:
+    from e2e.clients import http
+
+    status, _, body = await http(server, "/metrics")
+    assert status == 200
+    return body.decode()
+
+
+async def test_binary_message_is_refused_politely(server) -> None:
+    async with open_websocket_url(ws_url(server)) as ws:
+        await ws.send_message(b'{"type":"session_start"}')
+        reply = json.loads(await ws.get_message())
+        assert reply["data"]["code"] == "invalid_message"

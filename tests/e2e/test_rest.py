@@ -1,0 +1,75 @@
+"""The REST API answers with JSON, documented errors, and its OpenAPI file."""
+
+from __future__ import annotations
+
+import json
+
+from trio_websocket import open_websocket_url
+
+from e2e.clients import get_json, http, send_batches, start_session, ws_url
+from rrweb import session_events
+
+
+async def test_root_health_and_openapi(server) -> None:
+    root = await get_json(server, "/")
+    assert root["name"] == "replaywire" and root["version"]
+    assert (await get_json(server, "/health/live"))["status"] == "alive"
+    ready = await get_json(server, "/health/ready")
+    assert ready["status"] == "ok" and ready["storage"]["backend"] == "sqlite"
+    assert (await get_json(server, "/health"))["status"] == "ok"
+    spec = await get_json(server, "/openapi.json")
+    assert spec["openapi"].startswith("3.")
+    for path in (
+        "/sessions/active",
+        "/sessions/{session_id}/events",
+        "/sessions/cleanup",
+        "/stats",
+    ):
+        assert path in spec["paths"]
+
+
+async def test_errors_are_json_with_codes(server) -> None:
+    for path, method, status, code in [
+        ("/nowhere", "GET", 404, "not_found"),
+        ("/sessions/missing", "GET", 404, "unknown_session"),
+        ("/sessions/missing/events", "GET", 404, "unknown_session"),
+        ("/sessions/active", "POST", 405, "method_not_allowed"),
+        ("/sessions/active?limit=zero", "GET", 400, "bad_parameter"),
+        ("/sessions/cleanup?idle_seconds=-1", "DELETE", 400, "bad_parameter"),
+        ("/ws", "GET", 426, "upgrade_required"),
+    ]:
+        got, headers, body = await http(server, path, method)
+        assert got == status, (path, got, body)
+        assert json.loads(body)["error"]["code"] == code
+        assert headers["content-type"] == "application/json"
+
+
+async def test_request_id_is_echoed_or_made(server) -> None:
+    _, headers, _ = await http(server, "/", headers={"X-Request-ID": "abc-123"})
+    assert headers["x-request-id"] == "abc-123"
+    _, headers, _ = await http(server, "/")
+    assert len(headers["x-request-id"]) == 32
+
+
+async def test_sessions_active_stats_events_and_cleanup(server) -> None:
+    events = list(session_events(120, seed=21))
+    async with open_websocket_url(ws_url(server)) as ws:
+        await start_session(ws, "rest-1")
+        await send_batches(ws, "rest-1", events)
+        active = await get_json(server, "/sessions/active")
+        assert active["count"] == 1
+        assert active["sessions"][0]["sessionId"] == "rest-1"
+        assert active["sessions"][0]["nextIndex"] == 120
+        stats = await get_json(server, "/stats")
+        assert stats["sessions"]["active"] == 1
+        assert stats["buffers"]["events"] == 120
+        page = await get_json(server, "/sessions/rest-1/events?from_index=10&limit=5")
+        assert (page["fromIndex"], page["count"], page["nextIndex"]) == (10, 5, 15)
+        assert page["events"] == [json.loads(e) for e in events[10:15]]
+        status, _, _ = await http(server, "/sessions/rest-1/events?from_index=x")
+        assert status == 400
+        cleaned = json.loads((await http(server, "/sessions/cleanup?idle_seconds=0", "DELETE"))[2])
+        assert cleaned == {"ended": ["rest-1"], "count": 1}
+    assert (await get_json(server, "/sessions/active"))["count"] == 0
+    assert (await get_json(server, "/sessions/rest-1"))["status"] == "ended"
+    assert "replaywire_events_ingested_total 120.0" in (await http(server, "/metrics"))[2].decode()
