@@ -177,12 +177,12 @@ async def test_a_chunk_is_pending_until_committed_then_stored(
         await writer.put_chunk(late)
         await writer.put_chunk(early)
         writer.put_session(record)
-        record.event_count = 999  # the writer queued a copy
         assert writer.pending_chunks("s1") == [early, late]  # by first_index
         assert writer.pending_session("s1") == make_session(event_count=20)
         nursery.start_soon(flush)
 
         assert await storage.events.receive() == "started"  # in flight, not committed
+        record.event_count = 999  # the flush took a copy when it started
         assert await seen() == ([early, late], [])
         # Double buffer: new items queue beside the batch in flight.
         newer = make_chunk(seq=2, first_index=20)

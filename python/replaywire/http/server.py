@@ -114,9 +114,8 @@ async def _serve_request(
         request.body = await _read_body(conn, stream)
         route, response = await dispatch(server, request)
     except HttpError as exc:
-        response = error_response(exc.status, exc.code, exc.message, exc.headers)
-    except HandshakeError as exc:
-        server.metrics.protocol_errors_total.labels(exc.code).inc()
+        if isinstance(exc, HandshakeError):
+            server.metrics.protocol_errors_total.labels(exc.code).inc()
         response = error_response(exc.status, exc.code, exc.message, exc.headers)
     server.metrics.http_requests_total.labels(route, str(response.status)).inc()
     server.metrics.http_request_seconds.labels(route).observe(time.perf_counter() - started)

@@ -168,13 +168,15 @@ class StorageWriter:
             await progress.wait()
 
     def put_session(self, record: SessionRecord) -> None:
-        """Queue a copy of ``record``; a later put for the same session
-        replaces it (only the latest state is written). Raises
-        :class:`StorageError` once closed."""
+        """Queue ``record`` to be written with the next flush; the state it
+        has *when the flush starts* is written (it is copied then, once per
+        flush rather than once per batch, which matters at thousands of
+        batches a second). A later put for the same session replaces it.
+        Raises :class:`StorageError` once closed."""
         if self._closed:
             raise StorageError("writer closed")
         self._note_item()
-        self._queued.sessions[record.session_id] = record.copy()
+        self._queued.sessions[record.session_id] = record
 
     def put_error(self, error: SessionError) -> None:
         """Queue an error record. Best effort: with MAX_PENDING_ERRORS queued
@@ -304,7 +306,9 @@ class StorageWriter:
         self._queued = _Batch(generation=batch.generation + 1)
         self._inflight = batch
         self._flush_now = False
-        sessions = list(batch.sessions.values())
+        # Copy the records now, on the loop: the hub keeps updating them.
+        sessions = [record.copy() for record in batch.sessions.values()]
+        batch.sessions = {record.session_id: record for record in sessions}
         delay = RETRY_MIN
         failures = 0
         while True:

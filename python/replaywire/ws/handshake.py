@@ -12,24 +12,14 @@ import hashlib
 
 import h11
 
+from ..errors import HttpError
+
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
-class HandshakeError(Exception):
-    """The request asked for an upgrade we cannot grant.
-
-    ``status`` is the HTTP answer (400 bad request, 426 wrong version) and
-    ``headers`` any header the answer must carry (426 names the version we
-    speak)."""
-
-    def __init__(
-        self, status: int, code: str, message: str, headers: list[tuple[bytes, bytes]] | None = None
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.headers = headers or []
+class HandshakeError(HttpError):
+    """The request asked for an upgrade we cannot grant: 400 for a malformed
+    upgrade, 426 (naming the version we speak) for another version."""
 
 
 def accept_key(key: bytes) -> bytes:

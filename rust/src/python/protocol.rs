@@ -50,6 +50,10 @@ pub(super) fn positive(name: &str, value: i64) -> PyResult<usize> {
         .ok_or_else(|| PyValueError::new_err(format!("{name} must be >= 1, got {value}")))
 }
 
+/// Messages at least this large are decoded with the GIL released; below
+/// it, releasing and taking it back costs more than it frees.
+const DETACH_MIN_BYTES: usize = 4096;
+
 #[pyclass(module = "replaywire._core", name = "ProtocolDecoder")]
 struct PyProtocolDecoder {
     inner: ProtocolDecoder,
@@ -70,7 +74,15 @@ impl PyProtocolDecoder {
 
     /// Decode one client message; raises `MessageError` when it is invalid.
     fn decode<'py>(&self, py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyAny>> {
-        let message = self.inner.decode(data).map_err(|e| to_pyerr(py, e))?;
+        // Decoding a batch takes tens of microseconds: let the storage
+        // writer's thread run meanwhile.
+        let inner = &self.inner;
+        let message = if data.len() >= DETACH_MIN_BYTES {
+            py.detach(|| inner.decode(data))
+        } else {
+            inner.decode(data)
+        }
+        .map_err(|e| to_pyerr(py, e))?;
         Ok(match message {
             ClientMessage::SessionStart(m) => Bound::new(py, PySessionStart(m))?.into_any(),
             ClientMessage::EventsBatch(m) => Bound::new(py, PyEventsBatch { inner: m })?.into_any(),

@@ -1,0 +1,79 @@
+//! Replays every committed fuzz seed through the property its fuzz target
+//! checks, so the seeds guard every `cargo test`, not only fuzzing runs.
+//!
+//! - `frame_decoder`: whole, byte-by-byte and chunked decoding agree and the
+//!   events obey the rules; the seeds are valid streams, so each decodes.
+//! - `protocol_decode`: seeds named `seed-invalid-*` are refused with a
+//!   message error, every other seed decodes.
+
+#[path = "../../fuzz/harness.rs"]
+mod harness;
+#[path = "../../fuzz/protocol_harness.rs"]
+mod protocol_harness;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// The committed `seed-*` files of a fuzz target, sorted; at least `min`.
+fn seeds(target: &str, min: usize) -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/corpus")
+        .join(target);
+    let mut seeds: Vec<_> = fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|entry| entry.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("seed-")
+        })
+        .collect();
+    seeds.sort();
+    assert!(
+        seeds.len() >= min,
+        "expected the committed seeds in {}",
+        dir.display()
+    );
+    seeds
+}
+
+#[test]
+fn frame_seeds_decode_the_same_however_they_are_split() {
+    for path in seeds("frame_decoder", 3) {
+        let input = fs::read(&path).unwrap();
+        let (events, error) = harness::run(&input).expect("seed is empty");
+        assert_eq!(error, None, "{}", path.display());
+        assert!(!events.is_empty(), "{} decodes to nothing", path.display());
+    }
+}
+
+#[test]
+fn protocol_seeds_keep_the_property() {
+    for path in seeds("protocol_decode", 10) {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let outcome = protocol_harness::run(&fs::read(&path).unwrap()).expect("seed is empty");
+        if name.starts_with("seed-invalid-") {
+            assert!(outcome.is_err(), "{name} decoded: {outcome:?}");
+        } else {
+            assert!(outcome.is_ok(), "{name}: {outcome:?}");
+        }
+    }
+}
+
+#[test]
+fn truncations_and_bit_flips_of_protocol_seeds_keep_the_property() {
+    for path in seeds("protocol_decode", 10) {
+        let seed = fs::read(path).unwrap();
+        for cut in 1..seed.len() {
+            protocol_harness::run(&seed[..cut]);
+        }
+        for at in 1..seed.len() {
+            for bit in [0x01, 0x20, 0x80] {
+                let mut mutated = seed.clone();
+                mutated[at] ^= bit;
+                protocol_harness::run(&mutated);
+            }
+        }
+    }
+}
