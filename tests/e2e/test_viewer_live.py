@@ -131,3 +131,31 @@ async def test_unknown_session_and_leave(server) -> None:
             json.dumps({"type": "viewer_leave_session", "data": {"sessionId": "nope"}})
         )
         assert await recv_json(viewer) == {"type": "viewer_left", "data": {"sessionId": "nope"}}
+
+
+async def test_viewer_behind_the_ring_buffer_is_served_from_storage(start_server) -> None:
+    # Memory keeps 100 events per session; a viewer asking for index 0 of a
+    # 1000-event session gets the first 900 from storage, then the rest from
+    # memory and live, with no gap.
+    server = await start_server(max_events_per_session=100, viewer_batch_events=300)
+    events = list(session_events(1200, seed=14))
+    async with open_websocket_url(ws_url(server)) as tracker:
+        await start_session(tracker, "trimmed")
+        await send_batches(tracker, "trimmed", events[:1000])
+        assert server.hub.buffers.first_index("trimmed") >= 900
+        async with open_websocket_url(ws_url(server, "viewer")) as viewer:
+            await viewer.send_message(
+                json.dumps(
+                    {
+                        "type": "viewer_join_session",
+                        "data": {"sessionId": "trimmed", "fromIndex": 0},
+                    }
+                )
+            )
+            assert (await recv_json(viewer))["data"]["fromIndex"] == 0
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(
+                    partial(send_batches, tracker, "trimmed", events[1000:], first_seq=20)
+                )
+                _, got = await collect(viewer, 1200)
+    assert got == events

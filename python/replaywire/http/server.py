@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from http import HTTPStatus
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
@@ -146,6 +147,7 @@ async def _upgrade(
         stream,
         h11.InformationalResponse(
             status_code=101,
+            reason=b"Switching Protocols",
             headers=[
                 (b"upgrade", b"websocket"),
                 (b"connection", b"Upgrade"),
@@ -203,12 +205,25 @@ async def _send(conn: h11.Connection, stream: trio.SocketStream, response: Respo
     if response.status >= 400 and response.status != 404:
         headers.append((b"connection", b"close"))
     try:
-        await _send_event(conn, stream, h11.Response(status_code=response.status, headers=headers))
+        await _send_event(
+            conn,
+            stream,
+            h11.Response(
+                status_code=response.status, headers=headers, reason=_reason(response.status)
+            ),
+        )
         if response.body:
             await _send_event(conn, stream, h11.Data(data=response.body))
         await _send_event(conn, stream, h11.EndOfMessage())
     except h11.LocalProtocolError:
         return
+
+
+def _reason(status: int) -> bytes:
+    try:
+        return HTTPStatus(status).phrase.encode()
+    except ValueError:
+        return b""
 
 
 async def _send_event(conn: h11.Connection, stream: trio.SocketStream, event: h11.Event) -> None:
