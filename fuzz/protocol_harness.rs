@@ -7,7 +7,8 @@
 //! inputs); the rest is one client message.
 //!
 //! Decoding must never panic; decoding from a borrowed slice and from shared
-//! `Bytes` must agree; errors are always message errors (never WebSocket
+//! `Bytes` must agree, and agree with the general path alone (the one-pass
+//! reading of a typical batch must change nothing, errors included); errors are always message errors (never WebSocket
 //! ones); and a batch must hold exactly the raw events of the input, within
 //! the limits, with its summary consistent with them.
 
@@ -36,6 +37,8 @@ pub fn run(data: &[u8]) -> Option<Outcome> {
     let outcome = decoder.decode(message);
     let shared = decoder.decode_bytes(&Bytes::copy_from_slice(message));
     assert_eq!(outcome, shared, "borrowed and shared decoding disagree");
+    let general = decoder.decode_general(message);
+    assert_eq!(outcome, general, "the one-pass and general paths disagree");
     if outcome.is_ok() {
         let text = std::str::from_utf8(message).expect("a decoded message is UTF-8");
         assert!(text.trim_start().starts_with('{'), "a message is an object");

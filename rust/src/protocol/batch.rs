@@ -7,6 +7,11 @@
 //! then checked by deserializing only its `type` and `timestamp`, and kept as
 //! a [`Bytes`] slice of one shared copy of the message: the bytes a viewer or
 //! the store later sees are exactly the bytes the tracker sent.
+//!
+//! That is the general path, which explains every error. A batch as trackers
+//! send it is first tried by `protocol::one_pass`, which finds each event's
+//! end and reads its head in the same scan, then meets this path in
+//! `build`.
 
 use std::cell::Cell;
 use std::fmt;
@@ -226,8 +231,8 @@ pub(super) fn build(
             (bytes.clone(), 0)
         }
         (Backing::Copy, Some(first), Some(last)) => {
-            let start = offset_in(input, first.get());
-            let end = offset_in(input, last.get()) + last.get().len();
+            let start = offset_in(input, first.text);
+            let end = offset_in(input, last.text) + last.text.len();
             (Bytes::copy_from_slice(&input.as_bytes()[start..end]), start)
         }
         (Backing::Copy, _, _) => (Bytes::new(), 0),
@@ -241,7 +246,7 @@ pub(super) fn build(
     let mut last_meta = None;
     let mut meta_before_full_snapshot = None;
     for (i, raw) in raws.iter().enumerate() {
-        let text = raw.get();
+        let text = raw.text;
         if text.len() > limits.max_event_bytes {
             return Err(Error::message(
                 MessageCode::PayloadTooLarge,
@@ -253,13 +258,16 @@ pub(super) fn build(
                 error_seq,
             ));
         }
-        let head = read_head(text).map_err(|why| {
-            Error::message(
-                MessageCode::InvalidEvent,
-                format!("event {i} of the batch {why}"),
-                error_seq,
-            )
-        })?;
+        let head = match raw.head {
+            Some(head) => head,
+            None => read_head(text).map_err(|why| {
+                Error::message(
+                    MessageCode::InvalidEvent,
+                    format!("event {i} of the batch {why}"),
+                    error_seq,
+                )
+            })?,
+        };
         match head.kind {
             FULL_SNAPSHOT => {
                 last_full_snapshot = Some(i);
@@ -311,8 +319,11 @@ fn offset_in(whole: &str, part: &str) -> usize {
 }
 
 /// The two fields of an rrweb event we need; everything else is skipped.
-#[derive(Deserialize)]
-struct EventHead {
+///
+/// Deserialize it only from a `{`: serde_json would also read a derived
+/// struct from an array (`[3, 1.0]`).
+#[derive(Deserialize, Clone, Copy)]
+pub(super) struct EventHead {
     #[serde(rename = "type")]
     kind: i64,
     timestamp: f64,
@@ -363,16 +374,25 @@ fn probe_seq(data: &RawValue) -> Option<i64> {
         .and_then(|s| s.seq)
 }
 
-/// The fields of a batch's `data`, events not yet validated.
+/// The fields of a batch's `data`, events not yet checked against limits.
 pub(super) struct Fields<'a> {
-    session_id: Option<String>,
-    seq: Option<i64>,
-    events: Vec<&'a RawValue>,
+    pub(super) session_id: Option<String>,
+    pub(super) seq: Option<i64>,
+    pub(super) events: Vec<RawEvent<'a>>,
+}
+
+/// One event of a batch as found in the input.
+pub(super) struct RawEvent<'a> {
+    /// The event's JSON text, a slice of the input.
+    pub(super) text: &'a str,
+    /// Its head, when it was read in the same pass as `text`; otherwise
+    /// [`build`] reads (and explains) it.
+    pub(super) head: Option<EventHead>,
 }
 
 #[derive(Deserialize)]
 #[serde(field_identifier, rename_all = "camelCase")]
-enum Field {
+pub(super) enum Field {
     SessionId,
     Seq,
     Events,
@@ -382,13 +402,13 @@ enum Field {
 
 /// Reads a batch's `data`, failing (and setting `too_many`) as soon as the
 /// events array grows past the limit.
-pub(super) struct FieldsSeed<'s> {
+struct FieldsSeed<'s> {
     max_events: usize,
     too_many: &'s Cell<bool>,
 }
 
 impl<'s> FieldsSeed<'s> {
-    pub(super) fn new(limits: &DecoderLimits, too_many: &'s Cell<bool>) -> Self {
+    fn new(limits: &DecoderLimits, too_many: &'s Cell<bool>) -> Self {
         FieldsSeed {
             max_events: limits.max_events_per_batch,
             too_many,
@@ -464,7 +484,7 @@ struct EventsSeed<'s> {
 }
 
 impl<'de> DeserializeSeed<'de> for EventsSeed<'_> {
-    type Value = Vec<&'de RawValue>;
+    type Value = Vec<RawEvent<'de>>;
 
     fn deserialize<D: de::Deserializer<'de>>(
         self,
@@ -475,7 +495,7 @@ impl<'de> DeserializeSeed<'de> for EventsSeed<'_> {
 }
 
 impl<'de> Visitor<'de> for EventsSeed<'_> {
-    type Value = Vec<&'de RawValue>;
+    type Value = Vec<RawEvent<'de>>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an array of events")
@@ -491,7 +511,10 @@ impl<'de> Visitor<'de> for EventsSeed<'_> {
                 self.too_many.set(true);
                 return Err(de::Error::custom("too many events"));
             }
-            events.push(raw);
+            events.push(RawEvent {
+                text: raw.get(),
+                head: None,
+            });
         }
         Ok(events)
     }

@@ -7,17 +7,17 @@
 //!
 //! - [`messages`]: the small control messages, plain serde structs.
 //! - [`batch`]: `events_batch`, validated event by event, raw bytes kept.
+//! - `one_pass` (private): the hot path, a typical batch read in one scan;
+//!   anything else falls through to the general path above.
 //! - [`chunks`]: splitting and joining stored JSON arrays of events.
 
 pub mod batch;
 pub mod chunks;
 pub mod messages;
+mod one_pass;
 
 use std::borrow::Cow;
-use std::cell::Cell;
-use std::fmt;
 
-use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -32,7 +32,7 @@ pub use messages::{
 };
 
 use crate::error::{Error, MessageCode, Result};
-use batch::{Backing, Fields, FieldsSeed};
+use batch::Backing;
 use messages::session_id_problem;
 
 /// Limits enforced while decoding.
@@ -84,41 +84,34 @@ impl ProtocolDecoder {
         self.decode_with(input, Backing::Shared(input))
     }
 
+    /// The general path alone, without the one-pass reading of a typical
+    /// batch: the reference that the `protocol_decode` fuzz target holds
+    /// [`Self::decode`] to. Not for other uses.
+    #[doc(hidden)]
+    pub fn decode_general(&self, input: &[u8]) -> Result<ClientMessage> {
+        let text = utf8(input)?;
+        self.decode_text(text, Backing::Copy)
+    }
+
     fn decode_with(&self, input: &[u8], backing: Backing<'_>) -> Result<ClientMessage> {
-        let text = std::str::from_utf8(input)
-            .map_err(|err| invalid(format!("message is not valid UTF-8: {err}")))?;
-        // Fast path: one pass over the message when `type` comes before
-        // `data` (as trackers send it), reading a batch's fields directly.
-        // Anything unusual, errors included, takes the slow path, which
-        // keeps `data` raw until `type` is known and explains errors fully.
-        let too_many = Cell::new(false);
-        let seed = EnvelopeSeed {
-            batch: FieldsSeed::new(&self.limits, &too_many),
-        };
-        let mut de = serde_json::Deserializer::from_str(text);
-        let parsed = seed
-            .deserialize(&mut de)
-            .and_then(|parsed| de.end().map(|()| parsed));
-        let (kind, data) = match parsed {
-            Ok(Parsed::Batch(fields)) => {
-                return Ok(ClientMessage::EventsBatch(batch::build(
-                    text,
-                    fields,
-                    backing,
-                    &self.limits,
-                )?))
-            }
-            Ok(Parsed::Other { kind, data }) => (kind, data),
-            Err(_) => {
-                // Derived structs also accept arrays (`["session_end"]`).
-                if !text.trim_start().starts_with('{') {
-                    return Err(invalid("message is not a JSON object"));
-                }
-                let envelope: Envelope<'_> = serde_json::from_str(text)
-                    .map_err(|err| invalid(format!("invalid message: {err}")))?;
-                (envelope.kind, envelope.data)
-            }
-        };
+        let text = utf8(input)?;
+        // The hot path: a batch as trackers send it, read in one pass.
+        if let Some(fields) = one_pass::read(text, self.limits.max_events_per_batch) {
+            let batch = batch::build(text, fields, backing, &self.limits)?;
+            return Ok(ClientMessage::EventsBatch(batch));
+        }
+        self.decode_text(text, backing)
+    }
+
+    /// Any message, `data` kept raw until `type` is known; explains every
+    /// error.
+    fn decode_text(&self, text: &str, backing: Backing<'_>) -> Result<ClientMessage> {
+        // Derived structs also accept arrays (`["session_end"]`).
+        if !text.trim_start().starts_with('{') {
+            return Err(invalid("message is not a JSON object"));
+        }
+        let Envelope { kind, data } =
+            serde_json::from_str(text).map_err(|err| invalid(format!("invalid message: {err}")))?;
         Ok(match kind.as_ref() {
             "events_batch" => {
                 ClientMessage::EventsBatch(batch::decode(text, data, backing, &self.limits)?)
@@ -174,7 +167,6 @@ impl ProtocolDecoder {
 }
 
 /// `{"type": ..., "data": ...}`; `data` is kept raw until `type` is known.
-/// The slow path, and the reference for what the fast one accepts.
 #[derive(Deserialize)]
 #[serde(expecting = "a JSON object with a string \"type\"")]
 struct Envelope<'a> {
@@ -182,6 +174,10 @@ struct Envelope<'a> {
     kind: Cow<'a, str>,
     #[serde(borrow, default)]
     data: Option<&'a RawValue>,
+}
+
+fn utf8(input: &[u8]) -> Result<&str> {
+    std::str::from_utf8(input).map_err(|err| invalid(format!("message is not valid UTF-8: {err}")))
 }
 
 fn invalid(message: impl Into<String>) -> Error {
@@ -201,115 +197,5 @@ fn check_session_id(id: &str) -> Result<()> {
     match session_id_problem(id) {
         Some(problem) => Err(invalid(problem)),
         None => Ok(()),
-    }
-}
-
-/// What the fast path read: a batch's fields, or any other message with its
-/// `data` still raw.
-enum Parsed<'a> {
-    Batch(Fields<'a>),
-    Other {
-        kind: Cow<'a, str>,
-        data: Option<&'a RawValue>,
-    },
-}
-
-#[derive(Deserialize)]
-#[serde(field_identifier, rename_all = "lowercase")]
-enum EnvelopeField {
-    Type,
-    Data,
-    #[serde(other)]
-    Other,
-}
-
-struct EnvelopeSeed<'s> {
-    batch: FieldsSeed<'s>,
-}
-
-impl<'de> DeserializeSeed<'de> for EnvelopeSeed<'_> {
-    type Value = Parsed<'de>;
-
-    fn deserialize<D: de::Deserializer<'de>>(
-        self,
-        deserializer: D,
-    ) -> std::result::Result<Self::Value, D::Error> {
-        deserializer.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for EnvelopeSeed<'_> {
-    type Value = Parsed<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON object with a string \"type\"")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(
-        self,
-        mut map: A,
-    ) -> std::result::Result<Self::Value, A::Error> {
-        let mut kind: Option<Cow<'de, str>> = None;
-        let mut data: Option<Option<&'de RawValue>> = None;
-        let mut fields = None;
-        let mut batch = Some(self.batch);
-        while let Some(key) = map.next_key::<EnvelopeField>()? {
-            match key {
-                EnvelopeField::Type if kind.is_some() => {
-                    return Err(de::Error::duplicate_field("type"))
-                }
-                EnvelopeField::Type => kind = Some(map.next_value::<TypeName<'de>>()?.0),
-                EnvelopeField::Data if data.is_some() || fields.is_some() => {
-                    return Err(de::Error::duplicate_field("data"))
-                }
-                EnvelopeField::Data => match (&kind, batch.take()) {
-                    (Some(k), Some(seed)) if k == "events_batch" => {
-                        fields = Some(map.next_value_seed(seed)?);
-                    }
-                    _ => data = Some(map.next_value()?),
-                },
-                EnvelopeField::Other => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
-        }
-        let kind = kind.ok_or_else(|| de::Error::missing_field("type"))?;
-        Ok(match fields {
-            Some(fields) => Parsed::Batch(fields),
-            None => Parsed::Other {
-                kind,
-                data: data.flatten(),
-            },
-        })
-    }
-}
-
-/// A message `type`, borrowed from the input unless it had escapes.
-struct TypeName<'a>(Cow<'a, str>);
-
-impl<'de> Deserialize<'de> for TypeName<'de> {
-    fn deserialize<D: de::Deserializer<'de>>(
-        deserializer: D,
-    ) -> std::result::Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = TypeName<'de>;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string")
-            }
-
-            fn visit_borrowed_str<E: de::Error>(
-                self,
-                v: &'de str,
-            ) -> std::result::Result<Self::Value, E> {
-                Ok(TypeName(Cow::Borrowed(v)))
-            }
-
-            fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<Self::Value, E> {
-                Ok(TypeName(Cow::Owned(v.to_owned())))
-            }
-        }
-        deserializer.deserialize_str(V)
     }
 }

@@ -1,0 +1,276 @@
+//! The hot path: a typical `events_batch` read in one validating pass.
+//!
+//! The general path ([`super::batch::decode`]) scans each event twice: once
+//! to find where it ends (as a `RawValue`), then again to read its `type`
+//! and `timestamp`. serde cannot do both at once, because it never says
+//! where in the input a value starts or ends. So here the objects and the
+//! array around the events are walked by hand, and serde_json reads every
+//! key, scalar and event in between through a `StreamDeserializer`, whose
+//! `byte_offset` says where the value ended. An event is read straight into
+//! its head (other fields skipped by serde_json's validating `IgnoredAny`),
+//! and its raw text is the span the read covered. Every byte is still
+//! validated by serde_json, once.
+//!
+//! Only the common case is handled: `type` before `data`, and nothing wrong.
+//! On anything else (another message type, `data` first, any error, one
+//! event too many) [`read`] returns None, and the caller takes the general
+//! path, which gives the answer and explains the error exactly as before.
+//! So this module never has to word an error, but must never accept what
+//! the general path refuses: the `protocol_decode` fuzz target checks that
+//! both paths agree.
+
+use std::fmt;
+
+use serde::de::{self, IgnoredAny, Visitor};
+use serde::{Deserialize, Deserializer};
+
+use super::batch::{EventHead, Field, Fields, RawEvent};
+
+/// The fields of an `events_batch` message whose `type` comes before its
+/// `data`, with every event's head read, or None to take the general path.
+/// Stops before reading more than `max_events` events.
+pub(super) fn read(text: &str, max_events: usize) -> Option<Fields<'_>> {
+    let mut cursor = Cursor { text, pos: 0 };
+    let mut is_batch = None;
+    let mut fields = None;
+    cursor.expect(b'{')?;
+    if !cursor.eat(b'}') {
+        loop {
+            match cursor.key::<EnvelopeField>()? {
+                EnvelopeField::Type if is_batch.is_some() => return None,
+                EnvelopeField::Type => {
+                    let IsBatch(yes) = cursor.value()?;
+                    if !yes {
+                        return None;
+                    }
+                    is_batch = Some(());
+                }
+                // `data` before `type`, or twice.
+                EnvelopeField::Data if is_batch.is_none() || fields.is_some() => return None,
+                EnvelopeField::Data => fields = Some(read_data(&mut cursor, max_events)?),
+                EnvelopeField::Other => {
+                    cursor.value::<IgnoredAny>()?;
+                }
+            }
+            if !cursor.next_member(b'}')? {
+                break;
+            }
+        }
+    }
+    cursor.skip_whitespace();
+    (cursor.pos == text.len()).then_some(())?;
+    fields
+}
+
+/// A batch's `data` object.
+fn read_data<'a>(cursor: &mut Cursor<'a>, max_events: usize) -> Option<Fields<'a>> {
+    let mut session_id: Option<Option<String>> = None;
+    let mut seq: Option<Option<i64>> = None;
+    let mut events = None;
+    cursor.expect(b'{')?;
+    if !cursor.eat(b'}') {
+        loop {
+            match cursor.key::<Field>()? {
+                Field::SessionId if session_id.is_some() => return None,
+                Field::SessionId => session_id = Some(cursor.value()?),
+                Field::Seq if seq.is_some() => return None,
+                Field::Seq => seq = Some(cursor.value()?),
+                Field::Events if events.is_some() => return None,
+                Field::Events => events = Some(read_events(cursor, max_events)?),
+                Field::Other => {
+                    cursor.value::<IgnoredAny>()?;
+                }
+            }
+            if !cursor.next_member(b'}')? {
+                break;
+            }
+        }
+    }
+    Some(Fields {
+        session_id: session_id.flatten(),
+        seq: seq.flatten(),
+        events: events?,
+    })
+}
+
+/// The `events` array, each event read into its head as its end is found.
+fn read_events<'a>(cursor: &mut Cursor<'a>, max_events: usize) -> Option<Vec<RawEvent<'a>>> {
+    let mut events = Vec::new();
+    cursor.expect(b'[')?;
+    if cursor.eat(b']') {
+        return Some(events);
+    }
+    loop {
+        // The general path words the limit error; stopping here bounds what
+        // a huge array of tiny values can make us allocate.
+        if events.len() == max_events {
+            return None;
+        }
+        // Events are objects; serde_json would read `EventHead` from an
+        // array too.
+        cursor.skip_whitespace();
+        if cursor.peek() != Some(b'{') {
+            return None;
+        }
+        let start = cursor.pos;
+        let head: EventHead = cursor.value()?;
+        events.push(RawEvent {
+            text: &cursor.text[start..cursor.pos],
+            head: Some(head),
+        });
+        if !cursor.next_member(b']')? {
+            return Some(events);
+        }
+    }
+}
+
+/// The keys of a message, as the general path's `Envelope` reads them.
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "lowercase")]
+enum EnvelopeField {
+    Type,
+    Data,
+    #[serde(other)]
+    Other,
+}
+
+/// A position in the message, always at a character boundary.
+struct Cursor<'a> {
+    text: &'a str,
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    /// Skips what serde_json counts as whitespace.
+    fn skip_whitespace(&mut self) {
+        let rest = &self.text.as_bytes()[self.pos..];
+        self.pos += rest
+            .iter()
+            .take_while(|b| matches!(b, b' ' | b'\n' | b'\t' | b'\r'))
+            .count();
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.text.as_bytes().get(self.pos).copied()
+    }
+
+    /// Skips whitespace, then consumes `byte` if it comes next.
+    fn eat(&mut self, byte: u8) -> bool {
+        self.skip_whitespace();
+        let found = self.peek() == Some(byte);
+        self.pos += usize::from(found);
+        found
+    }
+
+    fn expect(&mut self, byte: u8) -> Option<()> {
+        self.eat(byte).then_some(())
+    }
+
+    /// After a member of an object or array: true if a `,` follows (another
+    /// member must come), false if `close` does, None otherwise.
+    fn next_member(&mut self, close: u8) -> Option<bool> {
+        if self.eat(b',') {
+            Some(true)
+        } else {
+            self.expect(close).map(|()| false)
+        }
+    }
+
+    /// An object key and the `:` after it. Keys are strings: a `}` here
+    /// (as after a trailing comma) or anything else is refused.
+    fn key<T: Deserialize<'a>>(&mut self) -> Option<T> {
+        self.skip_whitespace();
+        if self.peek() != Some(b'"') {
+            return None;
+        }
+        let key = self.value()?;
+        self.expect(b':')?;
+        Some(key)
+    }
+
+    /// One JSON value read by serde_json from here on, then stepped over.
+    fn value<T: Deserialize<'a>>(&mut self) -> Option<T> {
+        let rest = self.text.get(self.pos..)?;
+        let mut stream = serde_json::Deserializer::from_str(rest).into_iter::<T>();
+        let value = stream.next()?.ok()?;
+        self.pos += stream.byte_offset();
+        Some(value)
+    }
+}
+
+/// Whether a message `type` (a string) is `events_batch`, read without
+/// allocating when it has no escapes.
+struct IsBatch(bool);
+
+impl<'de> Deserialize<'de> for IsBatch {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = IsBatch;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(IsBatch(v == "events_batch"))
+            }
+        }
+        deserializer.deserialize_str(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn events(text: &str) -> Option<Vec<&str>> {
+        read(text, 3).map(|f| f.events.iter().map(|e| e.text).collect())
+    }
+
+    #[test]
+    fn reads_events_as_spans_of_the_input() {
+        let text = r#" { "type" : "events_batch" , "data" : { "events" : [ {"type":3,"timestamp":1} ,
+            {"timestamp":2, "type":2, "data":{"a":[1,{}]}}] , "seq" : 4 } , "x" : null } "#;
+        let fields = read(text, 3).unwrap();
+        assert_eq!(fields.seq, Some(4));
+        let raws: Vec<&str> = fields.events.iter().map(|e| e.text).collect();
+        assert_eq!(
+            raws,
+            [
+                r#"{"type":3,"timestamp":1}"#,
+                r#"{"timestamp":2, "type":2, "data":{"a":[1,{}]}}"#
+            ]
+        );
+        assert_eq!(
+            events(r#"{"type":"events_batch","data":{"events":[]}}"#),
+            Some(vec![])
+        );
+    }
+
+    #[test]
+    fn leaves_anything_unusual_to_the_general_path() {
+        let ok = r#"{"type":3,"timestamp":1}"#;
+        for text in [
+            // Not a batch, or `data` first.
+            r#"{"type":"session_end"}"#.to_owned(),
+            format!(r#"{{"data":{{"events":[{ok}]}},"type":"events_batch"}}"#),
+            // No data or no events, or fields twice.
+            r#"{"type":"events_batch"}"#.to_owned(),
+            r#"{"type":"events_batch","data":{}}"#.to_owned(),
+            format!(r#"{{"type":"events_batch","data":{{"events":[],"events":[{ok}]}}}}"#),
+            r#"{"type":"events_batch","type":"events_batch","data":{"events":[]}}"#.to_owned(),
+            // Bad events, too many, trailing commas, trailing garbage.
+            r#"{"type":"events_batch","data":{"events":[[3,1]]}}"#.to_owned(),
+            r#"{"type":"events_batch","data":{"events":[{"type":"3","timestamp":1}]}}"#.to_owned(),
+            format!(r#"{{"type":"events_batch","data":{{"events":[{ok},{ok},{ok},{ok}]}}}}"#),
+            format!(r#"{{"type":"events_batch","data":{{"events":[{ok},]}}}}"#),
+            format!(r#"{{"type":"events_batch","data":{{"events":[{ok}],}}}}"#),
+            format!(r#"{{"type":"events_batch","data":{{"events":[{ok}x]}}}}"#),
+            format!(r#"{{"type":"events_batch","data":{{"events":[{ok}]}}}} x"#),
+            format!(r#"{{"type":"events_batch","data":{{"events":[{ok}]}},"x":01}}"#),
+        ] {
+            assert!(events(&text).is_none(), "{text}");
+        }
+    }
+}
