@@ -28,9 +28,6 @@ def make_config(tmp_path: Path, **overrides: object) -> Config:
     return Config(**values)  # type: ignore[arg-type]
 
 
-StartServer = Callable[..., "trio.lowlevel.Task | object"]
-
-
 @pytest.fixture
 async def start_server(
     nursery: trio.Nursery, tmp_path: Path

@@ -3,9 +3,10 @@ orderly start and stop.
 
 Resource handling: :meth:`Server.run` owns everything it starts. It returns
 after :meth:`Server.shutdown` once it has stopped accepting, closed every
-WebSocket with 1001, and written every accepted batch to storage. If it is
-cancelled instead, it still flushes the writer (shielded, bounded by
-``shutdown_timeout``) before storage is closed.
+WebSocket with 1001, and written every accepted batch to storage (bounded by
+``shutdown_timeout``). Cancelling ``run`` from outside is not a way to stop
+it: the writer's task is cancelled with it, and whatever was still queued is
+reported in a ``shutdown_without_flush`` error log instead of written.
 """
 
 from __future__ import annotations
@@ -87,9 +88,16 @@ class Server:
                 await self._flush_and_stop(services)
         finally:
             with trio.CancelScope(shield=True):
-                if not self.writer.stats.closed:
-                    with trio.move_on_after(self.config.shutdown_timeout):
-                        await self.writer.close()
+                stats = self.writer.stats
+                if not stats.closed and stats.pending_chunks:
+                    # Only reached when run() was cancelled from outside
+                    # instead of stopped with shutdown(): the writer's task
+                    # is gone with it, so say loudly what was not written.
+                    log.error(
+                        "shutdown_without_flush",
+                        pending_chunks=stats.pending_chunks,
+                        pending_bytes=stats.pending_bytes,
+                    )
                 await trio.to_thread.run_sync(self.storage.close)
             self.stopped.set()
             log.info("server_stopped")
