@@ -12,8 +12,6 @@ injector's events, never by sleeping.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import trio
@@ -22,14 +20,6 @@ import trio.testing
 from replaywire.storage import Chunk, MemoryStorage, StorageError, StorageWriter
 
 from .factories import FaultyStorage, make_chunk, make_error, make_session, make_writer, stored
-
-
-@pytest.fixture
-def storage(tmp_path: Path) -> Iterator[FaultyStorage]:
-    backend = FaultyStorage(tmp_path / "replaywire.db")
-    backend.open()
-    yield backend
-    backend.close()
 
 
 async def test_flushes_when_batch_size_chunks_are_queued(

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import trio
@@ -19,14 +17,6 @@ from replaywire.storage import MemoryStorage, StorageError
 from replaywire.storage import writer as writer_module
 
 from .factories import FaultyStorage, make_chunk, make_error, make_session, make_writer, stored
-
-
-@pytest.fixture
-def storage(tmp_path: Path) -> Iterator[FaultyStorage]:
-    backend = FaultyStorage(tmp_path / "replaywire.db")
-    backend.open()
-    yield backend
-    backend.close()
 
 
 async def test_backpressure_holds_put_chunk_until_a_flush_frees_room(

@@ -13,3 +13,22 @@ pub mod sessions;
 
 pub use ring::{SessionRing, Slice, Trimmed};
 pub use sessions::{BufferLimits, BufferStats, SessionBuffers};
+
+/// A decoded batch of events of the given rrweb types, each padded with
+/// `pad` bytes, for the buffer tests.
+#[cfg(test)]
+pub(crate) fn test_batch(kinds: &[i64], pad: usize) -> crate::protocol::EventsBatch {
+    use crate::protocol::{ClientMessage, ProtocolDecoder};
+    let events: Vec<String> = kinds
+        .iter()
+        .map(|k| format!(r#"{{"type":{k},"timestamp":1,"p":"{}"}}"#, "x".repeat(pad)))
+        .collect();
+    let msg = format!(
+        r#"{{"type":"events_batch","data":{{"events":[{}]}}}}"#,
+        events.join(",")
+    );
+    match ProtocolDecoder::default().decode(msg.as_bytes()).unwrap() {
+        ClientMessage::EventsBatch(b) => b,
+        _ => unreachable!(),
+    }
+}

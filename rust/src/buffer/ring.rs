@@ -220,21 +220,9 @@ impl Slice {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{ClientMessage, ProtocolDecoder};
 
     fn batch(kinds: &[i64]) -> EventsBatch {
-        let events: Vec<String> = kinds
-            .iter()
-            .map(|k| format!(r#"{{"type":{k},"timestamp":1}}"#))
-            .collect();
-        let msg = format!(
-            r#"{{"type":"events_batch","data":{{"events":[{}]}}}}"#,
-            events.join(",")
-        );
-        match ProtocolDecoder::default().decode(msg.as_bytes()).unwrap() {
-            ClientMessage::EventsBatch(b) => b,
-            _ => unreachable!(),
-        }
+        crate::buffer::test_batch(kinds, 0)
     }
 
     #[test]

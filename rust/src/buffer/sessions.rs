@@ -227,7 +227,6 @@ impl SessionBuffers {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{ClientMessage, ProtocolDecoder};
 
     impl SessionBuffers {
         /// The indexes and totals agree with the sessions' state.
@@ -259,20 +258,7 @@ mod tests {
         }
     }
 
-    fn batch(kinds: &[i64], pad: usize) -> EventsBatch {
-        let events: Vec<String> = kinds
-            .iter()
-            .map(|k| format!(r#"{{"type":{k},"timestamp":1,"p":"{}"}}"#, "x".repeat(pad)))
-            .collect();
-        let msg = format!(
-            r#"{{"type":"events_batch","data":{{"events":[{}]}}}}"#,
-            events.join(",")
-        );
-        match ProtocolDecoder::default().decode(msg.as_bytes()).unwrap() {
-            ClientMessage::EventsBatch(b) => b,
-            _ => unreachable!(),
-        }
-    }
+    use crate::buffer::test_batch as batch;
 
     #[test]
     fn indexes_stay_consistent_under_random_operations() {
