@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import logging
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 import trio
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -56,3 +58,20 @@ async def server(start_server: Callable[..., object]) -> Server:
 async def stop(server: Server) -> None:
     server.shutdown()
     await server.stopped.wait()
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """Undo what configure_logging did: our root handlers, the level,
+    structlog's configuration and any bound context."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    structlog.contextvars.clear_contextvars()
+    yield
+    for handler in root.handlers[:]:
+        if handler not in handlers:
+            root.removeHandler(handler)
+            handler.close()
+    root.setLevel(level)
+    structlog.reset_defaults()
+    structlog.contextvars.clear_contextvars()

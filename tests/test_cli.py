@@ -9,11 +9,9 @@ import os
 import subprocess
 import sys
 import types
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import structlog
 
 import replaywire
 from replaywire import cli
@@ -48,19 +46,6 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """The in-process tests must not see knobs set in the outer environment."""
     for name in _KNOB_ENV:
         monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    for handler in root.handlers[:]:
-        if handler not in handlers:
-            root.removeHandler(handler)
-            handler.close()
-    root.setLevel(level)
-    structlog.reset_defaults()
 
 
 def test_help_lists_commands() -> None:

@@ -9,7 +9,6 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,18 +25,8 @@ REQUIRED = {"timestamp", "level", "event", "logger", "instance"}
 
 
 @pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    structlog.contextvars.clear_contextvars()
-    yield
-    for handler in root.handlers[:]:
-        if handler not in handlers:
-            root.removeHandler(handler)
-            handler.close()
-    root.setLevel(level)
-    structlog.reset_defaults()
-    structlog.contextvars.clear_contextvars()
+def _restore(restore_logging: None) -> None:
+    """Every test here configures logging; undo it afterwards."""
 
 
 def lines(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
