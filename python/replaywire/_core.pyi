@@ -6,11 +6,13 @@ replaywire._core``.
 
 Crossings are few and large: one ``FrameDecoder.feed`` per socket read, one
 ``ProtocolDecoder.decode`` per WebSocket message, one ``SessionBuffers.append`` per
-accepted batch, one ``SessionBuffers.read`` per viewer delivery. Nothing here
-is ever called once per event.
+accepted batch, one ``SessionBuffers.read`` per viewer delivery, one
+``encode_chunks_copy`` per PostgreSQL flush. Nothing here is ever called once
+per event.
 """
 
-from typing import Final, final
+from collections.abc import Mapping, Sequence
+from typing import Final, Protocol, final
 
 __all__ = [
     "OP_BINARY",
@@ -42,6 +44,7 @@ __all__ = [
     "WsPong",
     "__version__",
     "encode_binary",
+    "encode_chunks_copy",
     "encode_client_frame",
     "encode_close",
     "encode_frame",
@@ -354,3 +357,63 @@ class SessionBuffers:
         ``max_events`` or ``max_bytes`` would be passed (but always at least
         one event when there is one)."""
     def stats(self) -> BufferStats: ...
+
+# --- PostgreSQL COPY ---------------------------------------------------------
+
+class _Chunk(Protocol):
+    """What ``encode_chunks_copy`` reads of a chunk: the fields of
+    ``replaywire.storage.base.Chunk``."""
+
+    @property
+    def session_id(self) -> str: ...
+    @property
+    def seq(self) -> int: ...
+    @property
+    def first_index(self) -> int: ...
+    @property
+    def event_count(self) -> int: ...
+    @property
+    def first_timestamp(self) -> float | None: ...
+    @property
+    def last_timestamp(self) -> float | None: ...
+    @property
+    def codec(self) -> str: ...
+    @property
+    def payload(self) -> bytes: ...
+
+def encode_chunks_copy(
+    chunks: Sequence[_Chunk], started_at: Mapping[str, float], stored_at: float
+) -> bytes:
+    """One complete PostgreSQL binary ``COPY`` stream (header, a tuple per
+    chunk, trailer) for ``COPY chunks (...) FROM STDIN (FORMAT BINARY)``,
+    with these 11 columns in this order:
+
+    ======================  ===============  =================================
+    ``session_id``          ``text``
+    ``session_started_at``  ``timestamptz``  ``started_at[chunk.session_id]``
+    ``seq``                 ``int8``
+    ``first_index``         ``int8``
+    ``last_index``          ``int8``         ``first_index + event_count - 1``
+    ``event_count``         ``int4``
+    ``first_ts``            ``float8``       ``first_timestamp`` (client ms),
+                                             NULL when None
+    ``last_ts``             ``float8``       ``last_timestamp``, NULL when None
+    ``codec``               ``text``
+    ``stored_at``           ``timestamptz``  ``stored_at``, on every row
+    ``payload``             ``bytea``
+    ======================  ===============  =================================
+
+    Times are epoch seconds, rounded to the microsecond as
+    ``datetime.fromtimestamp`` rounds them. Text is sent as UTF-8: the
+    connection's ``client_encoding`` must be ``UTF8``.
+
+    Raises ``KeyError(session_id)`` when a chunk's session is not in
+    ``started_at``, and ``ValueError`` naming the chunk for what PostgreSQL
+    would refuse (and so fail the whole COPY): a time that is not finite or
+    outside ``timestamptz``'s range, an int outside its column's type, a
+    negative ``event_count``, a NUL character in ``session_id`` or ``codec``,
+    a value over 1 GiB. Nothing is written when anything is wrong.
+
+    The payloads are copied once, into the returned bytes, with the GIL
+    released.
+    """

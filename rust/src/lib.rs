@@ -7,9 +7,11 @@
 //! - [`ws`]: RFC 6455 frame decoding (server side) and frame encoding.
 //! - [`protocol`]: decoding of tracker/viewer JSON messages and event validation.
 //! - [`buffer`]: per-session ring buffers of raw events under a global byte budget.
+//! - [`pgcopy`]: PostgreSQL binary `COPY` streams of stored chunk rows.
 
 pub mod buffer;
 pub mod error;
+pub mod pgcopy;
 pub mod protocol;
 pub mod ws;
 

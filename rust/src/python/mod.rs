@@ -8,6 +8,7 @@ use pyo3::prelude::*;
 
 mod buffers;
 mod errors;
+mod pgcopy;
 mod protocol;
 mod ws;
 
@@ -20,5 +21,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     ws::register(m)?;
     protocol::register(m)?;
     buffers::register(m)?;
+    pgcopy::register(m)?;
     Ok(())
 }
