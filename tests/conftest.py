@@ -11,10 +11,17 @@ from pathlib import Path
 import pytest
 import structlog
 import trio
+from hypothesis import HealthCheck, settings
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 from replaywire import Config, Server
+
+# Property tests check behaviour, not speed: on a loaded 2-core machine (a
+# build beside them, a server under load in the next test) generation can be
+# slow, so the too_slow health check and per-example deadlines are off.
+settings.register_profile("replaywire", suppress_health_check=[HealthCheck.too_slow], deadline=None)
+settings.load_profile("replaywire")
 
 
 def make_config(tmp_path: Path, **overrides: object) -> Config:
@@ -22,6 +29,7 @@ def make_config(tmp_path: Path, **overrides: object) -> Config:
         "host": "127.0.0.1",
         "port": 0,
         "database_url": f"sqlite:///{tmp_path / 'replaywire.db'}",
+        "spool_dir": str(tmp_path / "spool"),
         "batch_interval": 20,
         "idle_sweep_interval": 0.2,
         "log_level": "warning",
@@ -75,3 +83,90 @@ def restore_logging() -> Iterator[None]:
     root.setLevel(level)
     structlog.reset_defaults()
     structlog.contextvars.clear_contextvars()
+
+
+# --- PostgreSQL ------------------------------------------------------------------
+# Where the server comes from, and why these never skip: see services.py.
+# `postgres_url` is one fresh database for the whole run (dropped at the end),
+# `postgres_storage` a PostgresStorage on it with empty tables, and
+# `fresh_postgres_url` a database of its own for tests that need an empty one
+# (migrations). `throwaway_postgres` is a private server a test may stop and
+# start (outages); it is started again for the next test if a test left it
+# stopped.
+
+import os  # noqa: E402
+import secrets  # noqa: E402
+
+import psycopg  # noqa: E402
+
+import services  # noqa: E402
+from replaywire.storage import PostgresStorage  # noqa: E402
+
+
+def _database_name() -> str:
+    return f"replaywire_test_{os.getpid()}_{secrets.token_hex(4)}"
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> Iterator[str]:
+    """A URL on which the tests may create databases."""
+    try:
+        url, cluster = services.postgres_admin_url()
+    except services.ServiceUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield url
+    finally:
+        if cluster is not None:
+            cluster.cleanup()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_admin_url: str) -> Iterator[str]:
+    name = _database_name()
+    url = services.create_database(postgres_admin_url, name)
+    yield url
+    services.drop_database(postgres_admin_url, name)
+
+
+@pytest.fixture
+def fresh_postgres_url(postgres_admin_url: str) -> Iterator[str]:
+    name = _database_name()
+    url = services.create_database(postgres_admin_url, name)
+    yield url
+    services.drop_database(postgres_admin_url, name)
+
+
+@pytest.fixture
+def postgres_storage(postgres_url: str) -> Iterator[PostgresStorage]:
+    storage = PostgresStorage(postgres_url)
+    storage.open()
+    try:
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute("TRUNCATE sessions, chunks, session_errors RESTART IDENTITY")
+        yield storage
+    finally:
+        storage.close()
+
+
+@pytest.fixture(scope="session")
+def _throwaway_postgres_cluster() -> Iterator[services.ThrowawayPostgres]:
+    try:
+        cluster = services.ThrowawayPostgres()
+    except services.ServiceUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
+    yield cluster
+    cluster.cleanup()
+
+
+@pytest.fixture
+def throwaway_postgres(
+    _throwaway_postgres_cluster: services.ThrowawayPostgres,
+) -> services.ThrowawayPostgres:
+    try:
+        return _throwaway_postgres_cluster.start()
+    except services.ServiceUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+# --- end of PostgreSQL -----------------------------------------------------------

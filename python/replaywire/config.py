@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 MiB = 1024 * 1024
+ACK_MODES = ("auto", "durable", "received")
 
 
 def _knob(default: Any, help: str, *, env: bool = True) -> Any:
@@ -33,13 +34,33 @@ class Config:
     # storage
     database_url: str = _knob(
         "sqlite:///./data/replaywire.db",
-        "Storage: sqlite:///path (embedded default) or memory://",
+        "Storage: sqlite:///path (embedded default), postgresql://user@host/db, or memory://",
+    )
+    ack_mode: str = _knob(
+        "auto",
+        "durable: ack a batch once its transaction committed (or it is fsynced in the spool);"
+        " received: ack on receipt; auto: durable unless DATABASE_URL is memory://",
     )
     batch_size: int = _knob(200, "Flush to storage after this many accepted batches")
     batch_interval: int = _knob(100, "...or after this many milliseconds, whichever first")
     max_pending_bytes: int = _knob(
         256 * MiB, "Accepted bytes waiting for storage before trackers are slowed (backpressure)"
     )
+    db_pool_size: int = _knob(4, "PostgreSQL connections (one writes, the others serve reads)")
+    spool_dir: str = _knob(
+        "./data/spool",
+        "Local folder where accepted batches wait while the database is unreachable"
+        " (empty: no spool; trackers are slowed instead)",
+    )
+    spool_max_bytes: int = _knob(
+        1024 * MiB, "Spool size at which new batches are refused with storage_unavailable"
+    )
+    retention_days: int = _knob(
+        30,
+        "Sessions that started longer ago are deleted (PostgreSQL drops whole partitions);"
+        " 0 keeps everything",
+    )
+    retention_interval: float = _knob(3600.0, "Seconds between retention and partition upkeep runs")
     # sessions and buffers
     max_events_per_session: int = _knob(20_000, "Events kept in memory per live session")
     max_session_buffer_bytes: int = _knob(32 * MiB, "Bytes kept in memory per live session")
@@ -69,6 +90,10 @@ class Config:
     log_format: str = _knob("auto", "json | console | auto (console on a TTY)")
     instance_id: str = _knob("", "Name of this instance in logs (default: host-pid)")
 
+    def __post_init__(self) -> None:
+        if self.ack_mode not in ACK_MODES:
+            raise ConfigError(f"ACK_MODE={self.ack_mode!r}: expected one of {', '.join(ACK_MODES)}")
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Config:
         """Defaults, then ``environ`` (``os.environ`` by default), then
@@ -81,6 +106,13 @@ class Config:
                 values[f.name] = parse_value(f, environ[name])
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+    @property
+    def durable_acks(self) -> bool:
+        """Whether trackers' acks wait for storage (see ``ack_mode``)."""
+        if self.ack_mode == "auto":
+            return not self.database_url.lower().startswith("memory:")
+        return self.ack_mode == "durable"
 
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)

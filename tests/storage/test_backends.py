@@ -1,9 +1,10 @@
 """The storage contract, checked against every backend: SQLite on a real
-file under tmp_path, and memory. PostgreSQL joins the parametrisation when it
-lands."""
+file under tmp_path, memory, and PostgreSQL on a real server (a database of
+this test run, emptied before each test; see tests/services.py)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 
 from replaywire.storage import (
     Chunk,
+    ExpiredCounts,
     MemoryStorage,
     ResumeState,
     SessionRecord,
@@ -22,9 +24,12 @@ from replaywire.storage import (
 from .factories import T0, make_chunk, make_error, make_session
 
 
-@pytest.fixture(params=["sqlite", "memory"])
+@pytest.fixture(params=["sqlite", "memory", "postgres"])
 def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]:
     backend: Storage
+    if request.param == "postgres":  # opened, emptied and closed by its fixture
+        yield request.getfixturevalue("postgres_storage")
+        return
     if request.param == "sqlite":
         backend = SqliteStorage(tmp_path / "nested" / "replaywire.db")
     else:
@@ -241,6 +246,67 @@ def test_check_passes_while_open_and_everything_fails_after_close(storage: Stora
         with pytest.raises(StorageError, match="not open"):
             call()
     storage.open()  # so the fixture's close has something to close
+
+
+# --- retention -----------------------------------------------------------------
+
+DAY = 86_400.0
+
+
+def test_expire_removes_what_started_before_the_cutoff(storage: Storage) -> None:
+    # Days apart, so that PostgreSQL drops a whole partition (the old
+    # session's) and deletes rows in the partition that holds the cutoff
+    # (just_before), keeping the rest of that partition (just_after).
+    cutoff = T0 - 30 * DAY + 3600
+    old = make_session("old", T0 - 40 * DAY, status="ended")
+    old_live = make_session("old-live", T0 - 40 * DAY + 60)  # still active: expires too
+    just_before = make_session("just-before", cutoff - 0.000001)
+    just_after = make_session("just-after", cutoff)
+    recent = make_session("recent", T0)
+    sessions = [old, old_live, just_before, just_after, recent]
+    chunks = [make_chunk(r.session_id, seq) for r in sessions for seq in range(3)]
+    errors = [
+        make_error("old", at=T0),  # after the cutoff, but its session goes
+        make_error("just-after", at=cutoff + 1),
+        make_error("recent", at=T0),
+        make_error("never-stored", at=cutoff - 1),  # before the cutoff: goes
+        make_error("never-stored", at=cutoff),
+    ]
+    storage.write(sessions, chunks, errors)
+
+    expired = storage.expire(cutoff)
+
+    assert dataclasses.replace(expired, partitions=0) == ExpiredCounts(
+        sessions=3, chunks=9, errors=2
+    )
+    assert [r.session_id for r in storage.list_sessions()] == ["recent", "just-after"]
+    for gone in ("old", "old-live", "just-before"):
+        assert storage.get_session(gone) is None
+        assert storage.read_chunks(gone, 0, 100) == []
+        assert storage.resume_state(gone) is None
+        assert storage.session_errors(gone) == []
+    for kept in (just_after, recent):
+        assert storage.get_session(kept.session_id) == kept
+        assert [c.seq for c in storage.read_chunks(kept.session_id, 0, 100)] == [0, 1, 2]
+    assert storage.session_errors("just-after") == [errors[1]]
+    assert storage.session_errors("never-stored") == [errors[4]]
+
+
+def test_expire_again_finds_nothing_and_writes_go_on(storage: Storage) -> None:
+    storage.write([make_session("old", T0 - 40 * DAY)], [make_chunk("old", 0)], [])
+    storage.expire(T0)
+    assert dataclasses.replace(storage.expire(T0), partitions=0) == ExpiredCounts(0, 0, 0)
+    # The same session coming back (a tracker still sending) is stored anew.
+    storage.write([make_session("old", T0 - 40 * DAY)], [make_chunk("old", 1)], [])
+    assert [c.seq for c in storage.read_chunks("old", 0, 100)] == [1]
+    assert storage.resume_state("old") == ResumeState(20, 0, (1,))
+
+
+def test_expire_on_a_closed_storage_fails(storage: Storage) -> None:
+    storage.close()
+    with pytest.raises(StorageError, match="not open"):
+        storage.expire(T0)
+    storage.open()
 
 
 def test_chunk_end_index() -> None:

@@ -185,7 +185,7 @@ def test_open_storage_memory() -> None:
 @pytest.mark.parametrize(
     ("url", "match"),
     [
-        ("postgresql://admin:hunter2@db.internal/replay", "unsupported database URL scheme"),
+        ("mysql://admin:hunter2@db.internal/replay", "unsupported database URL scheme"),
         ("data/replaywire.db", "no scheme"),
         ("sqlite://relative.db", "three slashes"),
         ("sqlite:///", "three slashes"),

@@ -1,26 +1,42 @@
 """Storage: where accepted batches end up.
 
 Backends sit side by side behind the blocking :class:`Storage` interface
-(``sqlite`` is the embedded default, ``memory`` is for tests and benchmarks;
-PostgreSQL joins later), and :class:`StorageWriter` is the one piece the
-event loop talks to: it batches writes into worker-thread transactions.
+(``sqlite`` is the embedded default, ``postgres`` serves several instances
+sharing one database, ``memory`` is for tests and benchmarks), and
+:class:`StorageWriter` is the one piece the event loop talks to: it batches
+writes into worker-thread transactions, and keeps them in the :class:`Spool`
+while storage is down.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from .base import Chunk, ResumeState, SessionError, SessionRecord, Storage, StorageError, iso_utc
+from .base import (
+    Chunk,
+    ExpiredCounts,
+    ResumeState,
+    SessionError,
+    SessionRecord,
+    Storage,
+    StorageError,
+    iso_utc,
+)
 from .memory import MemoryStorage
+from .postgres import PostgresStorage
+from .spool import Spool
 from .sqlite import SqliteStorage
 from .writer import StorageWriter, WriterStats
 
 __all__ = [
     "Chunk",
+    "ExpiredCounts",
     "MemoryStorage",
+    "PostgresStorage",
     "ResumeState",
     "SessionError",
     "SessionRecord",
+    "Spool",
     "SqliteStorage",
     "Storage",
     "StorageError",
@@ -30,20 +46,27 @@ __all__ = [
     "open_storage",
 ]
 
-_EXPECTED = "expected sqlite:///relative/path.db, sqlite:////absolute/path.db or memory://"
+_EXPECTED = (
+    "expected sqlite:///relative/path.db, sqlite:////absolute/path.db,"
+    " postgresql://user:password@host:5432/database or memory://"
+)
 
 
-def open_storage(url: str) -> Storage:
+def open_storage(url: str, *, pool_size: int = 4) -> Storage:
     """The backend a database URL names, not yet opened: no I/O, so it is
     safe to call on the event loop. The caller runs ``open()`` (in a worker
     thread; for SQLite it creates the file's parent folders, switches to WAL
-    and applies migrations) and later ``close()``.
+    and applies migrations; for PostgreSQL it connects, migrates and creates
+    partitions) and later ``close()``.
 
     ``sqlite:///data/x.db`` is relative to the working directory,
     ``sqlite:////var/lib/x.db`` absolute (SQLAlchemy's convention);
-    ``memory://`` keeps everything in this process. Anything else raises
-    :class:`StorageError`, whose message names only the scheme: URLs may
-    carry passwords and this message ends up in logs."""
+    ``postgresql://`` (or ``postgres://``) URLs are libpq's, query options
+    included, and ``pool_size`` is the most connections PostgreSQL storage
+    holds (the other backends ignore it); ``memory://`` keeps everything in
+    this process. Anything else raises :class:`StorageError`, whose message
+    names only the scheme: URLs may carry passwords and this message ends up
+    in logs."""
     scheme, sep, rest = url.partition("://")
     scheme = scheme.lower()
     if not sep:
@@ -59,4 +82,8 @@ def open_storage(url: str) -> Storage:
         if path == ":memory:":
             raise StorageError("sqlite:///:memory: is not supported; use memory://")
         return SqliteStorage(Path(path))
+    if scheme in ("postgresql", "postgres"):
+        if pool_size < 1:
+            raise StorageError(f"PostgreSQL pool size must be at least 1, not {pool_size}")
+        return PostgresStorage(url, pool_size=pool_size)
     raise StorageError(f"unsupported database URL scheme {scheme!r}; {_EXPECTED}")

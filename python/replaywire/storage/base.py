@@ -3,8 +3,8 @@
 Nothing here knows which database sits behind :class:`Storage`: the records
 are plain dataclasses, timestamps are epoch seconds (floats), and the helpers
 at the bottom compute the parts of the contract that every backend shares
-(windows over chunks, resume points), so SQLite, memory and the PostgreSQL
-backend to come answer the same questions the same way.
+(windows over chunks, resume points), so SQLite, memory and PostgreSQL
+answer the same questions the same way.
 
 Invariant the server keeps and the backends rely on: the chunks of one
 session never overlap in event indexes (the server assigns ``first_index``
@@ -124,6 +124,22 @@ class ResumeState:
     seqs_above: tuple[int, ...]  # stored seqs > next_seq (out-of-order arrivals), ascending
 
 
+@dataclass(frozen=True, slots=True)
+class ExpiredCounts:
+    """What one :meth:`Storage.expire` call removed.
+
+    ``chunks`` is exact for backends that delete rows. PostgreSQL drops whole
+    daily partitions instead, and counts their rows by the planner's
+    estimate (``pg_class.reltuples``, kept by autovacuum) when it has one,
+    counting exactly only partitions never analysed: treat it as
+    approximate there."""
+
+    sessions: int
+    chunks: int
+    errors: int
+    partitions: int = 0  # whole chunk partitions dropped (PostgreSQL only)
+
+
 class StorageError(Exception):
     """Storage could not do what was asked.
 
@@ -200,6 +216,23 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     def check(self) -> None:
         """Raise :class:`StorageError` if unusable (readiness probe)."""
+
+    @abc.abstractmethod
+    def expire(self, cutoff: float) -> ExpiredCounts:
+        """Retention: delete every session that started before ``cutoff``
+        (epoch seconds) with its chunks and errors, and every error recorded
+        before ``cutoff`` (errors may name sessions never stored). Retention
+        is by start time alone: a session still active is deleted too, and
+        if its tracker keeps sending, what arrives next is stored as a new
+        tail (the hub writes the record back with the next flush). Chunks
+        stored without any session row are outside this rule (see each
+        backend). Safe to run while writes go on, and from several
+        instances at once."""
+
+    def maintain(self, now: float) -> None:  # noqa: B027 (a hook most backends need not fill)
+        """Upkeep ahead of need, called periodically with the current time
+        (PostgreSQL creates the chunk partitions of the coming days).
+        Nothing to do by default."""
 
 
 # --- shared semantics --------------------------------------------------------

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from .base import (
     Chunk,
+    ExpiredCounts,
     ResumeState,
     SessionError,
     SessionRecord,
@@ -126,6 +127,26 @@ class MemoryStorage(Storage):
             # Newest first by time; among equal times, the later insert first.
             ordered = sorted(enumerate(errors), key=lambda ie: (ie[1].at, ie[0]), reverse=True)
             return [e for _, e in ordered[:limit]]
+
+    def expire(self, cutoff: float) -> ExpiredCounts:
+        """Chunks stored without a session row are kept, as in SQLite."""
+        with self._lock:
+            self._require_open()
+            gone = [sid for sid, r in self._sessions.items() if r.started_at < cutoff]
+            chunks = errors = 0
+            for sid in gone:
+                del self._sessions[sid]
+                chunks += len(self._chunks.pop(sid, ()))
+                self._seqs.pop(sid, None)
+                errors += len(self._errors.pop(sid, ()))
+            for sid, kept in list(self._errors.items()):
+                recent = [e for e in kept if e.at >= cutoff]
+                errors += len(kept) - len(recent)
+                if recent:
+                    self._errors[sid] = recent
+                else:
+                    del self._errors[sid]
+            return ExpiredCounts(sessions=len(gone), chunks=chunks, errors=errors)
 
     def check(self) -> None:
         with self._lock:

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from .base import (
     Chunk,
+    ExpiredCounts,
     ResumeState,
     SessionError,
     SessionRecord,
@@ -65,6 +66,8 @@ _READ_CHUNKS = (
     "(SELECT MAX(first_index) FROM chunks WHERE session_id = ?1 AND first_index <= ?2), ?2)"
     " ORDER BY first_index, seq"
 )
+# The sessions expire() deletes, through the sessions_started index.
+_EXPIRED = "SELECT session_id FROM sessions WHERE started_at < ?1"
 _RETRYABLE = ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_FULL", "SQLITE_IOERR", "SQLITE_PROTOCOL")
 
 
@@ -314,6 +317,32 @@ class SqliteStorage(Storage):
                 (session_id, limit),
             ).fetchall()
         return [SessionError(*row) for row in rows]
+
+    def expire(self, cutoff: float) -> ExpiredCounts:
+        """Row deletes in one IMMEDIATE transaction (the writer waits for
+        it, readers do not). Chunks stored without a session row are kept:
+        nothing says when their session started."""
+        with self._write_lock, _translated("expire"):
+            conn = self._writer
+            if conn is None:
+                raise StorageError("storage is not open")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                chunks = conn.execute(
+                    f"DELETE FROM chunks WHERE session_id IN ({_EXPIRED})", (cutoff,)
+                ).rowcount
+                errors = conn.execute(
+                    f"DELETE FROM session_errors WHERE at < ?1 OR session_id IN ({_EXPIRED})",
+                    (cutoff,),
+                ).rowcount
+                sessions = conn.execute(
+                    "DELETE FROM sessions WHERE started_at < ?", (cutoff,)
+                ).rowcount
+                conn.execute("COMMIT")
+            except BaseException:
+                _rollback(conn)
+                raise
+        return ExpiredCounts(sessions=sessions, chunks=chunks, errors=errors)
 
     def check(self) -> None:
         latest = migrations()[-1].version

@@ -1,0 +1,244 @@
+"""Real services for tests: a PostgreSQL server, and databases on it.
+
+Where the server comes from (:func:`postgres_admin_url`):
+
+1. ``REPLAYWIRE_TEST_POSTGRES_URL``, if set: a URL to any database of a
+   server where that role may create databases. It must work.
+2. The machine's server on 127.0.0.1:5432 as ``postgres`` (trust auth), if it
+   accepts connections.
+3. Otherwise a throwaway cluster (:class:`ThrowawayPostgres`) from the
+   installed binaries, in a temporary folder, on a free port.
+
+If none works the tests fail, saying what was tried: they must never be
+skipped, or a broken PostgreSQL backend would pass unnoticed.
+
+:class:`ThrowawayPostgres` is also what a test uses to stop and restart a
+database (an outage) without touching the machine's shared server.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+from psycopg import sql
+
+ENV_URL = "REPLAYWIRE_TEST_POSTGRES_URL"
+LOCAL_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+START_TIMEOUT = 30  # seconds pg_ctl waits for the server to accept connections
+
+
+class ServiceUnavailable(RuntimeError):
+    """No PostgreSQL could be found or started; the message says what was tried."""
+
+
+def reachable(url: str, timeout: int = 2) -> str | None:
+    """None if ``url`` accepts a connection, else why not."""
+    try:
+        with psycopg.connect(url, connect_timeout=timeout, autocommit=True) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as exc:
+        return str(exc).strip() or type(exc).__name__
+    return None
+
+
+def with_database(url: str, name: str) -> str:
+    """``url`` with its database replaced by ``name``."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def create_database(admin_url: str, name: str) -> str:
+    """Create database ``name`` (from template0, UTF8) on the server of
+    ``admin_url``; return a URL to it."""
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE template0 ENCODING 'UTF8'").format(
+                sql.Identifier(name)
+            )
+        )
+    return with_database(admin_url, name)
+
+
+def drop_database(admin_url: str, name: str) -> None:
+    """Drop database ``name`` if it exists, disconnecting whoever is still
+    connected to it."""
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def postgres_bindir() -> Path:
+    """The newest installed PostgreSQL's binaries (initdb, pg_ctl)."""
+    found = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name), reverse=True
+    )
+    for candidate in found:
+        if (Path(candidate) / "initdb").exists():
+            return Path(candidate)
+    initdb = shutil.which("initdb")
+    if initdb:
+        return Path(initdb).parent
+    raise ServiceUnavailable(
+        "no PostgreSQL binaries: no /usr/lib/postgresql/*/bin/initdb, none on PATH"
+    )
+
+
+class ThrowawayPostgres:
+    """A private PostgreSQL cluster in a folder, listening on
+    127.0.0.1:``port`` only (a free one unless given), with trust auth for
+    the superuser ``postgres``. Tuned for tests, not durability (fsync off).
+
+    :meth:`start` creates the cluster the first time and starts the server;
+    :meth:`stop` stops it (``mode``: ``"fast"`` disconnects clients cleanly,
+    ``"immediate"`` is a crash); :meth:`start` again brings it back on the
+    same data and port, so clients see an outage and a recovery.
+    :meth:`cleanup` stops it and deletes what it created (also run at exit).
+
+    ``root``: the folder for the cluster (created if missing); default, a
+    new temporary folder. As root, the binaries run as the ``postgres`` OS
+    user (initdb refuses root), which must be able to reach the folder:
+    pytest's ``tmp_path`` lies under a folder only root may enter, so there
+    a temporary folder under the system's temp dir is used instead."""
+
+    def __init__(self, root: Path | None = None, *, port: int | None = None) -> None:
+        self.bindir = postgres_bindir()
+        self.port = port or free_port()
+        self._as_postgres = os.geteuid() == 0
+        self._owned = root is None or not root.exists()
+        if root is not None:
+            root.mkdir(parents=True, exist_ok=True)
+            if self._as_postgres:
+                shutil.chown(root, "postgres", "postgres")
+                if not self._reachable(root):
+                    root = None
+                    self._owned = True
+        if root is None:
+            root = Path(tempfile.mkdtemp(prefix="replaywire-pg-"))
+            if self._as_postgres:
+                shutil.chown(root, "postgres", "postgres")
+        self.root = root
+        self.datadir = root / "data"
+        self.logfile = root / "server.log"
+        self.running = False
+        atexit.register(self.cleanup)
+
+    @staticmethod
+    def _reachable(folder: Path) -> bool:
+        """Whether the postgres OS user can write in ``folder``."""
+        test = ["runuser", "-u", "postgres", "--", "test", "-w", str(folder)]
+        return subprocess.run(test, capture_output=True, timeout=30, check=False).returncode == 0
+
+    @property
+    def url(self) -> str:
+        """Superuser URL to the ``postgres`` database."""
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, *args: str) -> None:
+        command = [str(self.bindir / args[0]), *args[1:]]
+        if self._as_postgres:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+        if done.returncode != 0:
+            log = ""
+            with contextlib.suppress(OSError):
+                log = self.logfile.read_text()[-2000:]
+            raise ServiceUnavailable(
+                f"{' '.join(command)} failed ({done.returncode}):\n{done.stdout}{done.stderr}"
+                + (f"\nserver log:\n{log}" if log else "")
+            )
+
+    def start(self) -> ThrowawayPostgres:
+        """Start the server (creating the cluster first if needed) and
+        return once it accepts connections."""
+        if self.running:
+            return self
+        if not self.datadir.exists():
+            self._run(
+                "initdb", "-D", str(self.datadir), "-U", "postgres", "--auth=trust",
+                "--encoding=UTF8", "--locale=C", "--no-sync",
+            )  # fmt: skip
+        options = (
+            f"-p {self.port} -c listen_addresses=127.0.0.1"
+            f" -c unix_socket_directories={self.root}"
+            " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        )
+        self._run(
+            "pg_ctl", "start", "-w", "-t", str(START_TIMEOUT), "-D", str(self.datadir),
+            "-l", str(self.logfile), "-o", options,
+        )  # fmt: skip
+        self.running = True
+        return self
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server; the data stays for the next :meth:`start`."""
+        if not self.running:
+            return
+        self._run("pg_ctl", "stop", "-w", "-D", str(self.datadir), "-m", mode)
+        self.running = False
+
+    def cleanup(self) -> None:
+        """Stop the server (immediately) and delete the cluster (the whole
+        folder if this object created it). Idempotent."""
+        if self.running:
+            with contextlib.suppress(ServiceUnavailable, subprocess.TimeoutExpired):
+                self.stop("immediate")
+        if self._owned:
+            shutil.rmtree(self.root, ignore_errors=True)
+        else:
+            shutil.rmtree(self.datadir, ignore_errors=True)
+            self.logfile.unlink(missing_ok=True)
+        atexit.unregister(self.cleanup)
+
+    def __enter__(self) -> ThrowawayPostgres:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.cleanup()
+
+
+def postgres_admin_url() -> tuple[str, ThrowawayPostgres | None]:
+    """A URL on which databases may be created, and the throwaway cluster
+    serving it if one had to be started (the caller cleans it up). Raises
+    :class:`ServiceUnavailable` naming everything tried."""
+    env = os.environ.get(ENV_URL)
+    if env:
+        error = reachable(env)
+        if error is None:
+            return env, None
+        raise ServiceUnavailable(f"{ENV_URL} is set but does not accept connections: {error}")
+    tried = []
+    error = reachable(LOCAL_URL)
+    if error is None:
+        return LOCAL_URL, None
+    tried.append(f"{LOCAL_URL}: {error}")
+    cluster: ThrowawayPostgres | None = None
+    try:
+        cluster = ThrowawayPostgres()
+        cluster.start()
+    except (ServiceUnavailable, OSError, subprocess.SubprocessError) as exc:
+        if cluster is not None:
+            cluster.cleanup()
+        tried.append(f"a throwaway cluster: {exc}")
+        raise ServiceUnavailable(
+            "no PostgreSQL for the tests; tried:\n  " + "\n  ".join(tried)
+        ) from exc
+    return cluster.url, cluster
