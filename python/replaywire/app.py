@@ -15,6 +15,7 @@ import signal
 import socket
 import time
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -27,7 +28,7 @@ from .http.routes import Request
 from .observability.metrics import Metrics
 from .protocol import serve_tracker, serve_viewer
 from .sessions import Hub
-from .storage import Storage, StorageWriter, open_storage
+from .storage import Spool, Storage, StorageError, StorageWriter, iso_utc, open_storage
 from .ws import ConnectionClosed, WebSocket
 
 log = structlog.get_logger("replaywire.server")
@@ -41,12 +42,19 @@ class Server:
     def __init__(self, config: Config, *, storage: Storage | None = None) -> None:
         self.config = config
         self.metrics = Metrics()
-        self.storage = storage or open_storage(config.database_url)
+        self.storage = storage or open_storage(config.database_url, pool_size=config.db_pool_size)
+        self.spool = (
+            Spool(Path(config.spool_dir), max_bytes=config.spool_max_bytes)
+            if config.spool_dir
+            else None
+        )
         self.writer = StorageWriter(
             self.storage,
             batch_size=config.batch_size,
             batch_interval=config.batch_interval / 1000,
             max_pending_bytes=config.max_pending_bytes,
+            spool=self.spool,
+            on_flush=self.metrics.storage_flush_seconds.observe,
         )
         self.hub = Hub(config, self.storage, self.writer, self.metrics)
         self.protocol = _core.ProtocolDecoder(
@@ -70,9 +78,16 @@ class Server:
     async def run(self, *, task_status: trio.TaskStatus[Server] = trio.TASK_STATUS_IGNORED) -> None:
         await trio.to_thread.run_sync(self.storage.open)
         try:
+            if self.spool is not None:
+                await trio.to_thread.run_sync(self.spool.open)
+            # A spool left by a crash goes into storage before anything new
+            # is accepted, so resumed sessions continue from the right seq.
+            await self.writer.recover()
             async with trio.open_nursery() as services:
                 await services.start(self.writer.run)
                 services.start_soon(self.hub.run_idle_sweeper)
+                if self.config.retention_interval > 0:
+                    services.start_soon(self._run_upkeep)
                 async with trio.open_nursery() as handlers:
                     listeners = await handlers.start(partial(self._accept, handlers))
                     self.port = listeners[0].socket.getsockname()[1]
@@ -99,6 +114,8 @@ class Server:
                         pending_bytes=stats.pending_bytes,
                     )
                 await trio.to_thread.run_sync(self.storage.close)
+                if self.spool is not None:
+                    await trio.to_thread.run_sync(self.spool.close)
             self.stopped.set()
             log.info("server_stopped")
 
@@ -122,6 +139,10 @@ class Server:
         self.draining = True
         self._accept_scope.cancel()
         log.info("shutdown_started", websockets=len(self._websockets))
+        # Commit what is queued first, so that durable acks still reach the
+        # trackers before their sockets close (they need not resend).
+        with trio.move_on_after(min(5.0, self.config.shutdown_timeout)):
+            await self.writer.flush()
         with trio.move_on_after(min(5.0, self.config.shutdown_timeout)):
             async with trio.open_nursery() as closers:
                 for ws in list(self._websockets):
@@ -139,6 +160,30 @@ class Server:
         if scope.cancelled_caught:
             log.error("shutdown_flush_timeout", pending=self.writer.stats.pending_chunks)
         services.cancel_scope.cancel()
+
+    async def _run_upkeep(self) -> None:
+        """Storage housekeeping, now and every ``retention_interval``:
+        partitions ahead of need, then retention. Failures are logged and
+        tried again next time; they never stop the server."""
+        while True:
+            now = time.time()
+            try:
+                await self.writer.read(self.storage.maintain, now)
+                if self.config.retention_days > 0:
+                    cutoff = now - self.config.retention_days * 86400
+                    expired = await self.writer.read(self.storage.expire, cutoff)
+                    if expired.sessions or expired.partitions:
+                        log.info(
+                            "retention_expired",
+                            cutoff=iso_utc(cutoff),
+                            sessions=expired.sessions,
+                            chunks=expired.chunks,
+                            errors=expired.errors,
+                            partitions=expired.partitions,
+                        )
+            except StorageError as exc:
+                log.warning("storage_upkeep_failed", error=exc.message, retryable=exc.retryable)
+            await trio.sleep(self.config.retention_interval)
 
     # -- WebSocket connections -------------------------------------------
 
@@ -195,6 +240,10 @@ class Server:
     # -- reports ------------------------------------------------------------
 
     async def health(self) -> dict[str, Any]:
+        """Readiness. ``ok``: storage reachable and writes going through.
+        ``degraded``: storage is failing but accepted batches are safe in the
+        spool, which still has room -- keep sending traffic. ``unavailable``:
+        draining, spool full, or failing with no spool."""
         storage_ok = True
         try:
             with trio.fail_after(2):
@@ -202,11 +251,25 @@ class Server:
         except Exception:
             storage_ok = False
         writer = self.writer.stats
-        ok = storage_ok and writer.healthy and not self.draining
+        if self.draining or writer.spool_full:
+            status = "unavailable"
+        elif writer.spooling:
+            status = "degraded"
+        elif storage_ok and writer.healthy:
+            status = "ok"
+        else:
+            status = "unavailable"
         return {
-            "status": "ok" if ok else "unavailable",
+            "status": status,
             "draining": self.draining,
-            "storage": {"backend": self.storage.name, "ok": storage_ok, "writing": writer.healthy},
+            "storage": {
+                "backend": self.storage.name,
+                "ok": storage_ok,
+                "writing": writer.healthy,
+                "spooling": writer.spooling,
+                "spoolBytes": writer.spool_bytes,
+                "spoolFull": writer.spool_full,
+            },
         }
 
     def stats(self) -> dict[str, Any]:
@@ -231,6 +294,12 @@ class Server:
                 "flushes": writer.flushes,
                 "chunksWritten": writer.chunks_written,
                 "writeFailures": writer.write_failures,
+                "ackMode": "durable" if self.config.durable_acks else "received",
+                "spooling": writer.spooling,
+                "spoolBytes": writer.spool_bytes,
+                "spoolRecords": writer.spool_records,
+                "spooledChunks": writer.spooled_chunks,
+                "drainedChunks": writer.drained_chunks,
             },
         }
 
@@ -243,10 +312,16 @@ class Server:
         m.storage_flushes_total.inc(writer.flushes - seen.get("flushes", 0))
         m.storage_chunks_written_total.inc(writer.chunks_written - seen.get("chunks", 0))
         m.storage_write_failures_total.inc(writer.write_failures - seen.get("failures", 0))
+        m.storage_spooled_chunks_total.inc(writer.spooled_chunks - seen.get("spooled", 0))
+        m.storage_drained_chunks_total.inc(writer.drained_chunks - seen.get("drained", 0))
+        m.storage_spooling.set(int(writer.spooling))
+        m.storage_spool_bytes.set(writer.spool_bytes)
         self._writer_seen = {
             "flushes": writer.flushes,
             "chunks": writer.chunks_written,
             "failures": writer.write_failures,
+            "spooled": writer.spooled_chunks,
+            "drained": writer.drained_chunks,
         }
 
 

@@ -11,14 +11,17 @@ from __future__ import annotations
 
 class ProtocolError(Exception):
     """A client message cannot be served. Answered with an error frame
-    ``{"type":"error","data":{"code","message","seq"?}}``; the connection
+    ``{"type":"error","data":{"code","message","seq"?,"retryAfterMs"?}}``; the connection
     stays open. Codes are listed in ``docs/protocol.md``."""
 
-    def __init__(self, code: str, message: str, seq: int | None = None) -> None:
+    def __init__(
+        self, code: str, message: str, seq: int | None = None, *, retry_after_ms: int | None = None
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.seq = seq
+        self.retry_after_ms = retry_after_ms  # set for refusals the client should retry
 
 
 class HttpError(Exception):

@@ -28,6 +28,11 @@ async def assert_still_serving(server) -> None:
         ('{"type":"session_start","data":{}}', "invalid_message"),
         ('{"type":"teleport","data":{}}', "unknown_message_type"),
         ('{"type":"viewer_join_session","data":{"sessionId":"x"}}', "not_allowed"),
+        ('{"type":"session_start","data":{"sessionId":"nul\\u0000id"}}', "invalid_message"),
+        (
+            '{"type":"session_start","data":{"sessionId":"s","userAgent":"a\\u0000b"}}',
+            "invalid_message",
+        ),
         (
             '{"type":"events_batch","data":{"sessionId":"never-started","seq":0,"events":[]}}',
             "unknown_session",

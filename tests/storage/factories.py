@@ -21,6 +21,7 @@ from replaywire.storage import (
     StorageError,
     StorageWriter,
 )
+from replaywire.storage.spool import Spool
 
 T0 = 1_714_564_800.0  # 2024-05-01T12:00:00Z
 
@@ -139,6 +140,7 @@ def make_writer(
     batch_size: int = 100,
     batch_interval: float = 60.0,
     max_pending_bytes: int = 1 << 30,
+    spool: Spool | None = None,
 ) -> StorageWriter:
     """A writer whose interval (a minute) never decides a test by accident."""
     return StorageWriter(
@@ -146,6 +148,7 @@ def make_writer(
         batch_size=batch_size,
         batch_interval=batch_interval,
         max_pending_bytes=max_pending_bytes,
+        spool=spool,
     )
 
 

@@ -227,3 +227,21 @@ def test_constructor_rejects_nonsense() -> None:
         kwargs = {"batch_size": 10, "batch_interval": 0.1, "max_pending_bytes": 10, **bad}
         with pytest.raises(ValueError):
             StorageWriter(memory, **kwargs)  # type: ignore[arg-type]
+
+
+async def test_wait_committed_starts_the_flush_at_once_and_returns_after_commit(
+    storage: FaultyStorage, autojump_clock: trio.testing.MockClock
+) -> None:
+    writer = make_writer(storage)  # interval: a minute
+    async with trio.open_nursery() as nursery:
+        await nursery.start(writer.run)
+        await writer.put_chunk(make_chunk(seq=0))
+        ticket = writer.ticket
+        assert writer.is_pending("s1", 0) and writer.committed < ticket
+        t = trio.current_time()
+        await writer.wait_committed(ticket)
+        assert trio.current_time() - t < 1  # group commit, not the interval
+        assert writer.committed >= ticket and not writer.is_pending("s1", 0)
+        assert [c.seq for c in await stored(writer, storage)] == [0]
+        await writer.wait_committed(ticket)  # already committed: returns at once
+        await writer.close()

@@ -100,13 +100,13 @@ async def live(server: Server, request: Request, params: dict[str, str]) -> Resp
 @route("GET", "/health/ready")
 async def ready(server: Server, request: Request, params: dict[str, str]) -> Response:
     health = await server.health()
-    return json_response(health, 200 if health["status"] == "ok" else 503)
+    return json_response(health, 503 if health["status"] == "unavailable" else 200)
 
 
 @route("GET", "/health")
 async def health(server: Server, request: Request, params: dict[str, str]) -> Response:
     health = await server.health()
-    return json_response(health, 200 if health["status"] == "ok" else 503)
+    return json_response(health, 503 if health["status"] == "unavailable" else 200)
 
 
 @route("GET", "/stats")

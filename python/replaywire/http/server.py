@@ -22,6 +22,7 @@ import trio
 
 from .. import _core
 from ..errors import HttpError
+from ..storage import StorageError
 from ..ws import WebSocket, check_upgrade
 from ..ws.handshake import HandshakeError, wants_upgrade
 from .responses import Response, error_response
@@ -118,6 +119,17 @@ async def _serve_request(
         if isinstance(exc, HandshakeError):
             server.metrics.protocol_errors_total.labels(exc.code).inc()
         response = error_response(exc.status, exc.code, exc.message, exc.headers)
+    except StorageError as exc:
+        # Reads that storage cannot answer right now (database unreachable,
+        # events still in the outage spool): 503 with a hint, or 500 when
+        # retrying cannot help.
+        if exc.retryable:
+            response = error_response(
+                503, "storage_unavailable", exc.message, [(b"retry-after", b"1")]
+            )
+        else:
+            response = error_response(500, "storage_error", "storage failed; see the server log")
+            log.error("storage_read_failed", error=exc.message, path=target.path)
     server.metrics.http_requests_total.labels(route, str(response.status)).inc()
     server.metrics.http_request_seconds.labels(route).observe(time.perf_counter() - started)
     response.headers.append((b"x-request-id", request_id.encode("latin-1")))

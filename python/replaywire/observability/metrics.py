@@ -192,6 +192,28 @@ class Metrics:
             registry=r,
         )
 
+        self.storage_spooling = Gauge(
+            PREFIX + "storage_spooling",
+            "1 while storage is failing and accepted batches go to the local spool.",
+            registry=r,
+        )
+        self.storage_spool_bytes = Gauge(
+            PREFIX + "storage_spool_bytes",
+            "Bytes in the local outage spool, not yet in storage (new batches are "
+            "refused with storage_unavailable at SPOOL_MAX_BYTES).",
+            registry=r,
+        )
+        self.storage_spooled_chunks_total = Counter(
+            PREFIX + "storage_spooled_chunks_total",
+            "Chunks written to the local spool because storage was failing.",
+            registry=r,
+        )
+        self.storage_drained_chunks_total = Counter(
+            PREFIX + "storage_drained_chunks_total",
+            "Chunks moved from the local spool into storage.",
+            registry=r,
+        )
+
         # --- in-memory session buffers (read from the Rust core) ----------
         self.buffer_bytes = Gauge(
             PREFIX + "buffer_bytes",

@@ -30,10 +30,14 @@ def ack(session_id_json: bytes, seq: int) -> bytes:
     )
 
 
-def error(code: str, message_: str, seq: int | None = None) -> bytes:
+def error(
+    code: str, message_: str, seq: int | None = None, *, retry_after_ms: int | None = None
+) -> bytes:
     data: dict[str, Any] = {"code": code, "message": message_}
     if seq is not None:
         data["seq"] = seq
+    if retry_after_ms is not None:
+        data["retryAfterMs"] = retry_after_ms
     return message("error", data)
 
 

@@ -3,30 +3,110 @@
 All messages completed by one socket read are handled in order and all
 their answers go out in one write, so a tracker that keeps a window of
 batches in flight gets its acks back in one frame burst.
+
+With durable acks (``ACK_MODE=durable``) an ack may only leave once the
+batch's flush committed. Answers then go through a bounded queue of
+``(ticket, frame)`` in arrival order, sent by a second task as soon as the
+writer has committed their ticket: reading goes on while acks wait (the
+tracker's window stays full), answers never overtake each other, and a
+tracker that never waits for acks is stopped at REPLY_BACKLOG answers (its
+socket is then not read: TCP backpressure).
 """
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import TYPE_CHECKING
+
+import trio
 
 from .. import _core
 from ..errors import ProtocolError
 from ..sessions import LiveSession
-from ..ws import WebSocket
+from ..storage import StorageError
+from ..ws import ConnectionClosed, WebSocket
 from . import frames
 
 if TYPE_CHECKING:
     from ..app import Server
 
+REPLY_BACKLOG = 4096  # answers waiting for their flush, per connection
+_START_STRINGS = ("session_id", "user_id", "url", "user_agent", "referrer", "time_zone")
+
 
 async def serve_tracker(ws: WebSocket, server: Server) -> None:
     """Serve one tracker connection until it closes (raises ConnectionClosed)."""
     handler = _Tracker(ws, server)
-    while True:
-        out: list[bytes] = []
-        for msg in await ws.receive():
-            out.append(await handler.handle(msg))
-        await ws.send(b"".join(out))
+    if not server.config.durable_acks:
+        while True:
+            out: list[bytes] = []
+            for msg in await ws.receive():
+                out.append((await handler.handle(msg))[0])
+            await ws.send(b"".join(out))
+    replies = _Replies()
+    ended: list[ConnectionClosed] = []
+
+    async def until_closed(fn: Callable[[], Awaitable[None]]) -> None:
+        # The first of the two tasks to see the connection end stops both;
+        # the caller gets that ConnectionClosed as if there were one task.
+        try:
+            await fn()
+        except ConnectionClosed as exc:
+            ended.append(exc)
+        except StorageError as exc:  # the writer stopped under us
+            await ws.close(1011, "storage stopped")
+            ended.append(ConnectionClosed(1011, exc.message, local=True))
+        nursery.cancel_scope.cancel()
+
+    async def read() -> None:
+        while True:
+            for msg in await ws.receive():
+                replies.push(*await handler.handle(msg))
+            replies.wake()
+            await replies.wait_for_room()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(until_closed, partial(replies.send_committed, ws, server))
+        nursery.start_soon(until_closed, read)
+    raise ended[0]
+
+
+class _Replies:
+    """Answers waiting for the writer to commit the flush that holds them."""
+
+    def __init__(self) -> None:
+        self._queue: deque[tuple[bytes, int]] = deque()
+        self._wake = trio.Event()
+        self._room = trio.Event()
+
+    def push(self, frame: bytes, ticket: int) -> None:
+        self._queue.append((frame, ticket))
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def wait_for_room(self) -> None:
+        while len(self._queue) >= REPLY_BACKLOG:
+            self._room = trio.Event()
+            await self._room.wait()
+
+    async def send_committed(self, ws: WebSocket, server: Server) -> None:
+        writer = server.writer
+        queue = self._queue
+        while True:
+            if not queue:
+                self._wake = trio.Event()
+                await self._wake.wait()
+                continue
+            await writer.wait_committed(queue[0][1])
+            committed = writer.committed
+            out: list[bytes] = []
+            while queue and queue[0][1] <= committed:
+                out.append(queue.popleft()[0])
+            self._room.set()
+            await ws.send(b"".join(out))
 
 
 class _Tracker:
@@ -40,7 +120,9 @@ class _Tracker:
         # lookup, too much for once per batch.
         self.count_batch = self.metrics.messages_total.labels("tracker", "events_batch").inc
 
-    async def handle(self, msg: _core.WsMessage) -> bytes:
+    async def handle(self, msg: _core.WsMessage) -> tuple[bytes, int]:
+        """The answer to one message, and the writer ticket that must commit
+        before it may be sent (0: at once)."""
         seq: int | None = None
         try:
             if not msg.is_text:
@@ -50,27 +132,34 @@ class _Tracker:
                 seq = decoded.seq
                 self.count_batch()
                 session = self._session(decoded.session_id, seq)
-                accepted = await self.hub.accept_batch(session, decoded)
-                return frames.ack(session.id_json, accepted)
+                accepted, ticket = await self.hub.accept_batch(session, decoded)
+                return frames.ack(session.id_json, accepted), ticket
             if isinstance(decoded, _core.SessionStart):
                 self.metrics.messages_total.labels("tracker", "session_start").inc()
-                return await self._start(decoded)
+                return await self._start(decoded), 0
             if isinstance(decoded, _core.SessionEnd):
                 self.metrics.messages_total.labels("tracker", "session_end").inc()
                 session = self._session(decoded.session_id, None)
                 await self.hub.end_session(session, "client")
                 del self.sessions[session.id]
-                return frames.message("session_ended", {"sessionId": session.id})
+                return frames.message("session_ended", {"sessionId": session.id}), 0
             raise ProtocolError(
                 "not_allowed", "viewer messages are not accepted on a tracker connection"
             )
         except _core.MessageError as exc:
-            return self._error(exc.code, exc.message, exc.seq if exc.seq is not None else seq)
+            return self._error(exc.code, exc.message, exc.seq if exc.seq is not None else seq), 0
         except ProtocolError as exc:
-            return self._error(exc.code, exc.message, exc.seq if exc.seq is not None else seq)
+            seq = exc.seq if exc.seq is not None else seq
+            return self._error(exc.code, exc.message, seq, exc.retry_after_ms), 0
 
     async def _start(self, start: _core.SessionStart) -> bytes:
         sid = start.session_id
+        for name in _START_STRINGS:
+            value = getattr(start, name)
+            if value is not None and "\x00" in value:
+                # Valid JSON, but no SQL text column can hold it: refused
+                # here, or one tracker could make every flush fail.
+                raise ProtocolError("invalid_message", f"{name} contains a NUL character")
         if (
             sid not in self.sessions
             and len(self.sessions) >= self.server.config.max_sessions_per_connection
@@ -113,9 +202,11 @@ class _Tracker:
             raise ProtocolError("unknown_session", "session has ended; send session_start", seq)
         return session
 
-    def _error(self, code: str, message: str, seq: int | None) -> bytes:
+    def _error(
+        self, code: str, message: str, seq: int | None, retry_after_ms: int | None = None
+    ) -> bytes:
         self.metrics.protocol_errors_total.labels(code).inc()
         self.server.warn_client("tracker_message_rejected", code=code, message=message)
         if len(self.sessions) == 1:
             self.hub.record_error(next(iter(self.sessions)), code, message, seq)
-        return frames.error(code, message, seq)
+        return frames.error(code, message, seq, retry_after_ms=retry_after_ms)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .. import _core
-from ..storage import Chunk
+from ..storage import Chunk, StorageError
 
 if TYPE_CHECKING:
     from .hub import Hub
@@ -36,6 +36,14 @@ async def read_history(hub: Hub, session_id: str, from_index: int, limit: int) -
     if session_id in buffers and from_index >= buffers.first_index(session_id):
         part = buffers.read(session_id, from_index, limit, hub.config.viewer_batch_bytes * 16)
         return EventsPage(part.first_index, part.count, part.json())
+    # During a storage outage some chunks wait in the spool, unreadable
+    # until drained: answer "retry" rather than a page with a hole.
+    for first, end in hub.writer.spooled_spans(session_id).values():
+        if end > from_index and first < from_index + limit:
+            raise StorageError(
+                "some of these events wait in the outage spool; retry once storage is back",
+                retryable=True,
+            )
     # Take the queued chunks before reading storage: a chunk committed while
     # the read runs is then still in our copy of the queue.
     pending = hub.writer.pending_chunks(session_id)

@@ -26,6 +26,8 @@ from .seqs import SeqWindow
 
 log = structlog.get_logger("replaywire.sessions")
 
+STORAGE_RETRY_AFTER_MS = 5000  # what a tracker refused for a full spool is told to wait
+
 
 class Hub:
     """Owns the live sessions, their ring buffers and the storage writer's
@@ -87,6 +89,9 @@ class Hub:
         for chunk in self.writer.pending_chunks(sid):
             next_index = max(next_index, chunk.end_index)
             seqs.add(chunk.seq)
+        for seq, (_, end) in self.writer.spooled_spans(sid).items():  # during an outage
+            next_index = max(next_index, end)
+            seqs.add(seq)
         if record is None:
             record = SessionRecord(session_id=sid, started_at=self.clock())
             self.metrics.sessions_started_total.inc()
@@ -104,12 +109,15 @@ class Hub:
         self.metrics.sessions_active.set(len(self.live))
         return session
 
-    async def accept_batch(self, session: LiveSession, batch: _core.EventsBatch) -> int:
-        """Accept a batch; return its seq. A duplicate seq is not stored
-        again (the caller acks it all the same).
+    async def accept_batch(self, session: LiveSession, batch: _core.EventsBatch) -> tuple[int, int]:
+        """Accept a batch; return its seq and the writer's ticket for it
+        (0 when it is already stored): with durable acks, the caller acks
+        once ``writer.wait_committed(ticket)`` returned. A duplicate seq is
+        not stored again (the caller acks it all the same).
 
         Raises :class:`ProtocolError` (``unknown_session`` once the session
-        has ended, ``seq_out_of_window`` for a seq too far ahead)."""
+        has ended, ``seq_out_of_window`` for a seq too far ahead,
+        ``storage_unavailable`` while storage is down and the spool full)."""
         while True:
             if session.ended:
                 raise ProtocolError(
@@ -118,13 +126,21 @@ class Hub:
             seq = batch.seq if batch.seq is not None else session.seqs.assign()
             if session.seqs.seen(seq):
                 self.metrics.batches_duplicate_total.inc()
-                return seq
+                pending = self.writer.is_pending(session.id, seq)
+                return seq, self.writer.ticket if pending else 0
             if not session.seqs.fits(seq):
                 raise ProtocolError(
                     "seq_out_of_window",
                     f"seq {seq} is more than {session.seqs.max_ahead} ahead"
                     f" of {session.seqs.next_seq}",
                     seq,
+                )
+            if not self.writer.has_room(batch.nbytes):
+                raise ProtocolError(
+                    "storage_unavailable",
+                    "storage is unreachable and the local spool is full; retry later",
+                    seq,
+                    retry_after_ms=STORAGE_RETRY_AFTER_MS,
                 )
             chunk = Chunk(
                 session_id=session.id,
@@ -152,7 +168,7 @@ class Hub:
         self.metrics.events_ingested_total.inc(batch.count)
         self.metrics.bytes_ingested_total.inc(batch.nbytes)
         session.notify()
-        return seq
+        return seq, self.writer.ticket
 
     def record_error(self, session_id: str, code: str, message: str, seq: int | None) -> None:
         """Keep a client error in ``session_errors`` (bounded by the writer)."""

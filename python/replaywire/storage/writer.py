@@ -1,36 +1,50 @@
 """The batching writer between the event loop and blocking storage.
 
-Trackers' batches are acknowledged once they are queued here, not once they
-are on disk: queueing is a few dict operations on the loop, and the disk work
-happens in one worker thread, one transaction per flush. Two buffers: the
-*queued* one collects new items while the *in-flight* one is being written.
+Items (trackers' chunks, session records, errors) are queued on the loop in
+a few dict operations; the disk work happens in one worker thread, one
+transaction per flush. Two buffers: the *queued* one collects new items while
+the *in-flight* one is being written.
+
+Acknowledgements: every flush is numbered (its *generation*). A caller that
+queued a chunk reads :attr:`StorageWriter.ticket` and may wait for
+:meth:`StorageWriter.wait_committed` -- that is how ``ACK_MODE=durable``
+acks only what committed. Waiting asks for a flush at once (group commit), so
+under load one transaction carries every batch that arrived while the
+previous one was being written.
+
+Outages: with a :class:`~replaywire.storage.spool.Spool`, a failed write
+sends the flush to the local spool instead (fsynced; it counts as committed)
+and the writer enters the *spooling* state: every later flush goes to the
+spool too, so storage sees everything in the order it was accepted, while
+the spool is drained into storage in slices, retried with exponential
+backoff and jitter. Once the spool is empty the writer writes directly again.
+Without a spool, a failed write is retried forever and trackers are held back
+by :meth:`StorageWriter.put_chunk` once pending bytes reach the limit.
 
 Resource handling: :meth:`StorageWriter.run` owns the flushing; start it with
 ``nursery.start(writer.run)`` and stop it with :meth:`StorageWriter.close`,
-which writes everything still pending before ``run`` returns. Cancelling
-``run`` instead abandons what is pending (``close`` and ``flush`` callers
-then get :class:`StorageError`). The storage itself is opened and closed by
-whoever created it, not by the writer.
-
-Error handling: a failed write is logged (``storage_write_failed``) and
-retried with capped exponential backoff, forever; items are never dropped.
-While it fails, pending bytes grow until :meth:`StorageWriter.put_chunk`
-makes trackers wait (backpressure), and ``stats.healthy`` is False so the
-readiness probe can say so.
+which writes (or spools) everything still pending before ``run`` returns.
+Cancelling ``run`` instead abandons what is pending (``close`` and ``flush``
+callers then get :class:`StorageError`). The storage and the spool are opened
+and closed by whoever created them, not by the writer.
 """
 
 from __future__ import annotations
 
 import math
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
 import trio
 
 from .base import Chunk, SessionError, SessionRecord, Storage, StorageError
+
+if TYPE_CHECKING:
+    from .spool import Spool
 
 T = TypeVar("T")
 
@@ -38,6 +52,7 @@ MAX_PENDING_ERRORS = 10_000  # queued errors kept; beyond that the newest are dr
 RETRY_MIN = 0.05  # seconds before the first retry of a failed write
 RETRY_MAX = 5.0  # cap of the doubling backoff
 READ_THREADS = 16  # concurrent blocking reads (each may hold a connection)
+DRAIN_SLICE_BYTES = 16 * 1024 * 1024  # spool bytes written to storage per transaction
 
 log = structlog.get_logger("replaywire.storage")
 
@@ -53,6 +68,12 @@ class WriterStats:
     errors_dropped: int  # put_error calls beyond MAX_PENDING_ERRORS
     healthy: bool  # False while writes are failing
     closed: bool  # close() was called: no new items accepted
+    spooling: bool  # storage failed; flushes go to the spool until it is drained
+    spool_bytes: int  # bytes in the spool, not yet in storage
+    spool_records: int  # flushes in the spool
+    spool_full: bool  # spooling, and the last chunk offered was refused for want of room
+    spooled_chunks: int  # chunks ever written to the spool
+    drained_chunks: int  # chunks moved from the spool to storage
 
 
 @dataclass(slots=True)
@@ -75,8 +96,9 @@ class StorageWriter:
     new items collect in the next buffer.
 
     A flush starts when ``batch_size`` chunks are queued, ``batch_interval``
-    seconds after the oldest queued item, when :meth:`flush` or :meth:`close`
-    asks, or when :meth:`put_chunk` is held back by ``max_pending_bytes``.
+    seconds after the oldest queued item, when :meth:`flush`,
+    :meth:`wait_committed` or :meth:`close` asks, or when :meth:`put_chunk`
+    is held back by ``max_pending_bytes``.
     """
 
     def __init__(
@@ -86,13 +108,19 @@ class StorageWriter:
         batch_size: int,
         batch_interval: float,
         max_pending_bytes: int,
+        spool: Spool | None = None,
+        drain_slice_bytes: int = DRAIN_SLICE_BYTES,
+        on_flush: Callable[[float], None] | None = None,
     ) -> None:
         if batch_size < 1 or batch_interval < 0 or max_pending_bytes < 1:
             raise ValueError("need batch_size >= 1, batch_interval >= 0, max_pending_bytes >= 1")
         self._storage = storage
+        self._spool = spool
         self._batch_size = batch_size
         self._interval = batch_interval
         self._max_pending_bytes = max_pending_bytes
+        self._drain_slice_bytes = drain_slice_bytes
+        self._on_flush = on_flush  # called with each committed flush's seconds
         self._queued = _Batch(generation=1)
         self._inflight: _Batch | None = None
         self._written = 0  # generation of the last committed batch
@@ -100,6 +128,14 @@ class StorageWriter:
         self._pending: dict[str, dict[int, Chunk]] = {}
         self._pending_count = 0
         self._pending_bytes = 0
+        # While spooling: what the spool holds that storage does not, so that
+        # resumes and reads stay right (no payloads: those are on disk).
+        self._spooling = False
+        self._spooled: dict[str, dict[int, tuple[int, int]]] = {}  # sid -> seq -> (first, end)
+        self._spooled_sessions: dict[str, SessionRecord] = {}
+        self._refusing = False  # the last has_room() said no
+        self._retry_at = -math.inf  # trio time of the next drain attempt
+        self._retry_delay = RETRY_MIN
         self._closed = False
         self._flush_now = False
         self._running = False
@@ -113,6 +149,8 @@ class StorageWriter:
         self._last_flush_seconds = 0.0
         self._write_failures = 0
         self._errors_dropped = 0
+        self._spooled_chunks = 0
+        self._drained_chunks = 0
         self._healthy = True
 
     # --- producers -------------------------------------------------------------
@@ -136,7 +174,7 @@ class StorageWriter:
         ``max_pending_bytes`` and return True; else start a flush and return
         False. A chunk whose (session_id, seq) is already pending is ignored
         (True), as storage would ignore it. Raises :class:`StorageError`
-        once closed."""
+        once closed. Callers check :meth:`has_room` first while spooling."""
         if self._closed:
             raise StorageError("writer closed")
         if self._pending_bytes >= self._max_pending_bytes:
@@ -152,6 +190,17 @@ class StorageWriter:
             if len(self._queued.chunks) >= self._batch_size:
                 self._wake.set()
         return True
+
+    def has_room(self, nbytes: int) -> bool:
+        """Whether ``nbytes`` more payload can be accepted without breaking a
+        promise: always while storage works (:meth:`put_chunk` applies
+        backpressure); while spooling, only if the spool can still take it
+        on top of everything pending. False means refuse with a retryable
+        error -- accepted data must always find a place."""
+        if not self._spooling or self._spool is None:
+            return True
+        self._refusing = not self._spool.has_room(self._pending_bytes + nbytes)
+        return not self._refusing
 
     async def wait_for_room(self) -> None:
         """Wait until pending payload bytes are below ``max_pending_bytes``
@@ -201,6 +250,34 @@ class StorageWriter:
 
     # --- consumers ---------------------------------------------------------------
 
+    @property
+    def ticket(self) -> int:
+        """The generation of the flush that items queued now will be part
+        of; pass it to :meth:`wait_committed`."""
+        return self._queued.generation
+
+    @property
+    def committed(self) -> int:
+        """The generation of the last flush that committed (or was spooled)."""
+        return self._written
+
+    def is_pending(self, session_id: str, seq: int) -> bool:
+        """Whether the chunk is queued or in flight (not yet committed)."""
+        return seq in self._pending.get(session_id, ())
+
+    async def wait_committed(self, ticket: int) -> None:
+        """Return once the flush numbered ``ticket`` and every one before it
+        committed to storage or was fsynced in the spool; asks for that
+        flush to start at once. Raises :class:`StorageError` if ``run``
+        stops first."""
+        while self._written < ticket:
+            if self._stopped.is_set():
+                raise StorageError("writer stopped before the flush completed")
+            if ticket >= self._queued.generation:
+                self._request_flush()
+            await self._progress.wait()
+        await trio.lowlevel.checkpoint()
+
     async def flush(self) -> None:
         """Return when everything queued before the call is durable. Starts
         a flush at once rather than waiting for the interval. Safe to call
@@ -208,16 +285,12 @@ class StorageWriter:
         a timeout); raises :class:`StorageError` if ``run`` stops first."""
         if self._queued:
             target = self._queued.generation
-            self._request_flush()
         elif self._inflight is not None:
             target = self._inflight.generation
         else:
             await trio.lowlevel.checkpoint()
             return
-        while self._written < target:
-            if self._stopped.is_set():
-                raise StorageError("writer stopped before the flush completed")
-            await self._progress.wait()
+        await self.wait_committed(target)
 
     def pending_chunks(self, session_id: str) -> list[Chunk]:
         """The session's chunks not yet committed (queued or in flight),
@@ -225,17 +298,26 @@ class StorageWriter:
         transaction committed, so a history read that takes this snapshot
         *first* and then reads storage sees every chunk at least once (the
         other order can miss a chunk committed in between); deduplicate by
-        seq when merging."""
+        seq when merging. Chunks in the spool are not here: see
+        :meth:`spooled_spans`."""
         by_seq = self._pending.get(session_id)
         if not by_seq:
             return []
         return sorted(by_seq.values(), key=lambda c: (c.first_index, c.seq))
 
+    def spooled_spans(self, session_id: str) -> dict[int, tuple[int, int]]:
+        """The session's chunks that are in the spool and not yet in
+        storage: ``{seq: (first_index, end_index)}``."""
+        return dict(self._spooled.get(session_id, {}))
+
     def pending_session(self, session_id: str) -> SessionRecord | None:
-        """A copy of the newest not yet committed record of the session."""
+        """A copy of the newest not yet stored record of the session (queued,
+        in flight, or in the spool)."""
         record = self._queued.sessions.get(session_id)
         if record is None and self._inflight is not None:
             record = self._inflight.sessions.get(session_id)
+        if record is None:
+            record = self._spooled_sessions.get(session_id)
         return None if record is None else record.copy()
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
@@ -245,6 +327,7 @@ class StorageWriter:
 
     @property
     def stats(self) -> WriterStats:
+        spool = self._spool
         return WriterStats(
             pending_chunks=self._pending_count,
             pending_bytes=self._pending_bytes,
@@ -255,9 +338,34 @@ class StorageWriter:
             errors_dropped=self._errors_dropped,
             healthy=self._healthy,
             closed=self._closed,
+            spooling=self._spooling,
+            spool_bytes=spool.nbytes if spool is not None else 0,
+            spool_records=spool.records if spool is not None else 0,
+            spool_full=self._spooling and self._refusing,
+            spooled_chunks=self._spooled_chunks,
+            drained_chunks=self._drained_chunks,
         )
 
     # --- lifecycle -----------------------------------------------------------------
+
+    async def recover(self) -> None:
+        """Move a spool left by an earlier run (a crash, or a shutdown while
+        storage was down) into storage, in order, before anything new is
+        accepted: call it before ``run``. Retries with backoff until it
+        succeeds; bound it with a timeout or cancel it."""
+        spool = self._spool
+        if spool is None or spool.empty:
+            return
+        log.info("spool_replay_started", bytes=spool.nbytes, records=spool.records)
+        delay = RETRY_MIN
+        while not spool.empty:
+            if await self._drain_slice():
+                delay = RETRY_MIN
+            else:
+                await trio.sleep(_jittered(delay))
+                delay = min(delay * 2, RETRY_MAX)
+        self._healthy = True
+        log.info("spool_replay_finished", chunks=self._drained_chunks)
 
     async def close(self) -> None:
         """Stop accepting, write everything pending, and return once ``run``
@@ -275,7 +383,7 @@ class StorageWriter:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """The flush loop: call with ``nursery.start(writer.run)``. Returns
-        after :meth:`close` once everything is written."""
+        after :meth:`close` once everything is written (or spooled)."""
         if self._running or self._stopped.is_set():
             raise RuntimeError("StorageWriter.run() can only run once")
         self._running = True
@@ -283,69 +391,185 @@ class StorageWriter:
         try:
             while True:
                 batch = self._queued
+                now = trio.current_time()
                 if batch and (
                     self._closed
                     or self._flush_now
                     or len(batch.chunks) >= self._batch_size
-                    or trio.current_time() >= batch.since + self._interval
+                    or now >= batch.since + self._interval
                 ):
                     await self._write(batch)
                     continue
                 if self._closed:
+                    if self._spooling:
+                        log.warning(
+                            "shutdown_with_spool",
+                            spool_bytes=self.stats.spool_bytes,
+                            hint="replayed into storage at the next start",
+                        )
                     return
+                if self._spooling and now >= self._retry_at:
+                    await self._drain_step()
+                    continue
                 self._flush_now = False
                 wake = self._wake = trio.Event()
-                with trio.move_on_at(batch.since + self._interval):  # inf when empty
+                deadline = batch.since + self._interval  # inf when empty
+                if self._spooling:
+                    deadline = min(deadline, self._retry_at)
+                with trio.move_on_at(deadline):
                     await wake.wait()
         finally:
             self._stopped.set()
             self._progress.set()
 
     async def _write(self, batch: _Batch) -> None:
-        """Write ``batch`` until it commits, then forget it."""
+        """Write ``batch`` until it is committed or spooled, then forget it."""
         self._queued = _Batch(generation=batch.generation + 1)
         self._inflight = batch
         self._flush_now = False
         # Copy the records now, on the loop: the hub keeps updating them.
         sessions = [record.copy() for record in batch.sessions.values()]
         batch.sessions = {record.session_id: record for record in sessions}
+        started = time.perf_counter()
+        if not self._spooling:
+            if self._spool is None:
+                await self._write_until_done(sessions, batch)
+            elif not await self._try_write(sessions, batch.chunks, batch.errors):
+                self._spooling = True
+                self._retry_at = trio.current_time() + _jittered(self._retry_delay)
+                log.warning("storage_spooling", spool_bytes=self._spool.nbytes)
+        if self._spooling:
+            await self._append_to_spool(sessions, batch)
+        else:
+            self._flushes += 1
+            self._chunks_written += len(batch.chunks)
+            self._last_flush_seconds = time.perf_counter() - started
+            if self._on_flush is not None:
+                self._on_flush(self._last_flush_seconds)
+        self._commit(batch)
+
+    async def _try_write(
+        self,
+        sessions: list[SessionRecord],
+        chunks: list[Chunk],
+        errors: list[SessionError],
+        **log_fields: Any,
+    ) -> bool:
+        """One attempt at a storage transaction; False (logged with
+        ``log_fields``) if it failed."""
+        try:
+            await trio.to_thread.run_sync(
+                self._storage.write, sessions, chunks, errors, limiter=self._write_limiter
+            )
+        except Exception as exc:  # a bug in a backend must not drop data either
+            self._write_failures += 1
+            self._healthy = False
+            log.warning(
+                "storage_write_failed",
+                storage=self._storage.name,
+                error=str(exc),
+                retryable=getattr(exc, "retryable", None),
+                chunks=len(chunks),
+                sessions=len(sessions),
+                errors=len(errors),
+                exc_info=not isinstance(exc, StorageError),
+                **log_fields,
+            )
+            return False
+        if not self._healthy and not self._spooling:
+            log.info("storage_write_recovered", storage=self._storage.name)
+        self._healthy = not self._spooling
+        return True
+
+    async def _write_until_done(self, sessions: list[SessionRecord], batch: _Batch) -> None:
+        """No spool: retry the transaction with capped, jittered exponential
+        backoff until it commits. Pending bytes meanwhile hold trackers back."""
+        delay, attempt = RETRY_MIN, 1
+        while not await self._try_write(
+            sessions, batch.chunks, batch.errors, attempt=attempt, retry_in=delay
+        ):
+            await trio.sleep(_jittered(delay))
+            delay, attempt = min(delay * 2, RETRY_MAX), attempt + 1
+
+    async def _append_to_spool(self, sessions: list[SessionRecord], batch: _Batch) -> None:
+        """Append a flush to the spool (fsynced), retrying while the local
+        disk fails: accepted data is never dropped."""
+        spool = self._spool
+        assert spool is not None
         delay = RETRY_MIN
-        failures = 0
         while True:
-            started = time.perf_counter()
             try:
                 await trio.to_thread.run_sync(
-                    self._storage.write,
-                    sessions,
-                    batch.chunks,
-                    batch.errors,
-                    limiter=self._write_limiter,
+                    spool.append, sessions, batch.chunks, batch.errors, limiter=self._write_limiter
                 )
                 break
-            except Exception as exc:  # a bug in a backend must not drop data either
-                failures += 1
+            except Exception as exc:
                 self._write_failures += 1
-                self._healthy = False
-                log.warning(
-                    "storage_write_failed",
-                    storage=self._storage.name,
-                    error=str(exc),
-                    retryable=getattr(exc, "retryable", None),
-                    attempt=failures,
-                    retry_in=delay,
-                    chunks=len(batch.chunks),
-                    sessions=len(sessions),
-                    errors=len(batch.errors),
-                    exc_info=not isinstance(exc, StorageError),
-                )
-            await trio.sleep(delay)
+                log.error("spool_write_failed", error=str(exc), retry_in=delay)
+            await trio.sleep(_jittered(delay))
             delay = min(delay * 2, RETRY_MAX)
-        if failures:
-            log.info("storage_write_recovered", storage=self._storage.name, attempts=failures + 1)
-        self._last_flush_seconds = time.perf_counter() - started
-        self._flushes += 1
-        self._chunks_written += len(batch.chunks)
-        self._healthy = True
+        self._spooled_chunks += len(batch.chunks)
+        for chunk in batch.chunks:
+            self._spooled.setdefault(chunk.session_id, {})[chunk.seq] = (
+                chunk.first_index,
+                chunk.end_index,
+            )
+        for record in sessions:
+            self._spooled_sessions[record.session_id] = record
+
+    async def _drain_step(self) -> None:
+        """Try to move one slice of the spool into storage; on failure, back
+        off (doubling, jittered) before the next try."""
+        if await self._drain_slice():
+            self._retry_delay = RETRY_MIN
+            self._retry_at = -math.inf
+            spool = self._spool
+            if spool is not None and spool.empty:
+                self._spooling = False
+                self._healthy = True
+                self._spooled.clear()
+                self._spooled_sessions.clear()
+                log.info("storage_recovered", storage=self._storage.name)
+        else:
+            self._retry_at = trio.current_time() + _jittered(self._retry_delay)
+            self._retry_delay = min(self._retry_delay * 2, RETRY_MAX)
+
+    async def _drain_slice(self) -> bool:
+        """Write the spool's oldest slice to storage and consume it."""
+        spool = self._spool
+        assert spool is not None
+        try:
+            piece = await trio.to_thread.run_sync(
+                spool.read, self._drain_slice_bytes, limiter=self._write_limiter
+            )
+        except Exception as exc:
+            log.error("spool_read_failed", error=str(exc))
+            return False
+        if piece is None:
+            return True
+        if not await self._try_write(piece.sessions, piece.chunks, piece.errors):
+            return False
+        try:
+            await trio.to_thread.run_sync(spool.consume, piece.end, limiter=self._write_limiter)
+        except StorageError as exc:  # written, but its segment not yet deleted: try again later
+            log.error("spool_consume_failed", error=exc.message)
+            return False
+        self._drained_chunks += len(piece.chunks)
+        for chunk in piece.chunks:
+            spans = self._spooled.get(chunk.session_id)
+            if spans is not None:
+                spans.pop(chunk.seq, None)
+                if not spans:
+                    del self._spooled[chunk.session_id]
+        log.info(
+            "spool_drained",
+            chunks=len(piece.chunks),
+            bytes=piece.nbytes,
+            spool_bytes_left=spool.nbytes,
+        )
+        return True
+
+    def _commit(self, batch: _Batch) -> None:
         for chunk in batch.chunks:
             by_seq = self._pending[chunk.session_id]
             del by_seq[chunk.seq]
@@ -357,3 +581,9 @@ class StorageWriter:
         self._written = batch.generation
         self._progress.set()
         self._progress = trio.Event()
+
+
+def _jittered(delay: float) -> float:
+    """Between half and all of ``delay`` ("equal jitter"): instances that
+    lost the same database do not all come back in the same millisecond."""
+    return delay * random.uniform(0.5, 1.0)
