@@ -155,7 +155,7 @@ def pct(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, int(len(values) * p))] * 1000
 
 
-def main() -> int:
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--connections", "-c", type=int, default=32)
     parser.add_argument("--window", "-w", type=int, default=8)
@@ -164,23 +164,46 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--port", type=int, default=0, help="use a running server on this port")
     parser.add_argument(
-        "--database-url", default="sqlite", help="sqlite | memory:// | any DATABASE_URL"
+        "--database-url",
+        default="sqlite",
+        help="sqlite (a temporary file) | postgres (a fresh database on 127.0.0.1:5432,"
+        " dropped afterwards) | memory:// | any DATABASE_URL",
+    )
+    parser.add_argument(
+        "--ack-mode", default="auto", choices=["auto", "durable", "received"], help="ACK_MODE"
     )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
-    args = parser.parse_args()
+    return parser
 
+
+PG_ADMIN_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def run_once(args: argparse.Namespace) -> dict[str, object]:
+    """Start a server as ``args`` say (unless --port), load it, stop it."""
     server = None
     port = args.port
     tmp = tempfile.TemporaryDirectory()
+    pg_name = None
     if not port:
         port = free_port()
-        db = (
-            f"sqlite:///{tmp.name}/bench.db" if args.database_url == "sqlite" else args.database_url
-        )
+        db = args.database_url
+        if db == "sqlite":
+            db = f"sqlite:///{tmp.name}/bench.db"
+        elif db == "postgres":
+            import psycopg
+
+            pg_name = f"replaywire_bench_{os.getpid()}"
+            with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+                conn.execute(f"DROP DATABASE IF EXISTS {pg_name}")
+                conn.execute(f"CREATE DATABASE {pg_name}")
+            db = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + pg_name
         env = {
             **os.environ,
             "PORT": str(port),
             "DATABASE_URL": db,
+            "ACK_MODE": args.ack_mode,
+            "SPOOL_DIR": f"{tmp.name}/spool",
             "LOG_LEVEL": "warning",
             "LOG_FORMAT": "json",
         }
@@ -201,8 +224,13 @@ def main() -> int:
             server.terminate()
             server.wait(timeout=60)
         tmp.cleanup()
+        if pg_name is not None:
+            import psycopg
+
+            with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+                conn.execute(f"DROP DATABASE IF EXISTS {pg_name} WITH (FORCE)")
     elapsed = totals.elapsed  # type: ignore[attr-defined]
-    result = {
+    return {
         "connections": args.connections,
         "window": args.window,
         "batch": args.batch,
@@ -218,16 +246,23 @@ def main() -> int:
             else None,
         },
         "database": args.database_url,
+        "ack_mode": args.ack_mode,
     }
+
+
+def main() -> int:
+    args = parser().parse_args()
+    result = run_once(args)
     if args.json:
         print(json.dumps(result))
     else:
         lat = result["ack_latency_ms"]
+        assert isinstance(lat, dict)
         print(
             f"{result['events_per_s']:,} events/s  {result['mb_per_s']} MB/s  "
             f"{result['acks_per_s']:,} acks/s  ack p50 {lat['p50']} ms  p99 {lat['p99']} ms  "
             f"(C={args.connections} W={args.window} B={args.batch}, {result['seconds']} s, "
-            f"{args.database_url})"
+            f"{args.database_url}, ack {args.ack_mode})"
         )
     return 0
 
