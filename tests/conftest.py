@@ -39,15 +39,22 @@ def make_config(tmp_path: Path, **overrides: object) -> Config:
 
 
 @pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    """The servers' storage; a module may override this fixture (see
+    ``tests/e2e/storages.py``) to run its tests on PostgreSQL as well."""
+    return f"sqlite:///{tmp_path / 'replaywire.db'}"
+
+
+@pytest.fixture
 async def start_server(
-    nursery: trio.Nursery, tmp_path: Path
+    nursery: trio.Nursery, tmp_path: Path, database_url: str
 ) -> AsyncIterator[Callable[..., object]]:
     """Factory: ``server = await start_server(**config_overrides)``. Every
     server still running at the end of the test is shut down gracefully."""
     servers: list[Server] = []
 
     async def start(**overrides: object) -> Server:
-        server = Server(make_config(tmp_path, **overrides))
+        server = Server(make_config(tmp_path, **{"database_url": database_url, **overrides}))
         await nursery.start(server.run)
         servers.append(server)
         return server

@@ -7,6 +7,7 @@ import json
 from trio_websocket import open_websocket_url
 
 from e2e.clients import get_json, http, send_batches, start_session, ws_url
+from e2e.storages import database_url  # noqa: F401  (runs every test on each backend)
 from rrweb import session_events
 
 
@@ -15,7 +16,7 @@ async def test_root_health_and_openapi(server) -> None:
     assert root["name"] == "replaywire" and root["version"]
     assert (await get_json(server, "/health/live"))["status"] == "alive"
     ready = await get_json(server, "/health/ready")
-    assert ready["status"] == "ok" and ready["storage"]["backend"] == "sqlite"
+    assert ready["status"] == "ok" and ready["storage"]["backend"] == server.storage.name
     assert (await get_json(server, "/health"))["status"] == "ok"
     spec = await get_json(server, "/openapi.json")
     assert spec["openapi"].startswith("3.")
