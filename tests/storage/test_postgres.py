@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import psycopg
 import pytest
+import trio
 
 import services
 from replaywire.storage import PostgresStorage, StorageError, open_storage
@@ -366,3 +367,36 @@ def test_writes_and_reads_recover_after_an_outage(
         storage.close()
         if throwaway_postgres.running:
             services.drop_database(throwaway_postgres.url, name)
+
+
+# --- the server's cleanup task --------------------------------------------------
+
+
+async def test_the_server_cleanup_task_drops_expired_partitions(
+    fresh_postgres_url: str, start_server: Callable[..., Awaitable[Any]]
+) -> None:
+    """Retention runs by itself in a server: at start, then every
+    RETENTION_INTERVAL seconds, dropping partitions older than RETENTION_DAYS."""
+    now = time.time()
+    old, recent = now - 40 * 86400, now - 86400
+    storage = PostgresStorage(fresh_postgres_url)
+    storage.open()
+    try:
+        storage.write(
+            [make_session("old", started_at=old), make_session("recent", started_at=recent)],
+            [make_chunk("old", 0), make_chunk("recent", 0)],
+            [],
+        )
+    finally:
+        storage.close()
+    old_partition = partition_name(utc_day(old))
+    assert old_partition in partitions(fresh_postgres_url)
+
+    server = await start_server(
+        database_url=fresh_postgres_url, retention_days=30, retention_interval=0.2
+    )
+    with trio.fail_after(20):
+        while old_partition in partitions(fresh_postgres_url):  # noqa: ASYNC110
+            await trio.sleep(0.1)
+    assert await server.hub.get_record("old") is None
+    assert await server.hub.get_record("recent") is not None
