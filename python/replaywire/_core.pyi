@@ -54,6 +54,15 @@ __all__ = [
     "join_events",
     "split_events",
 ]
+# Event compression codecs.
+__all__ += [
+    "CODECS",
+    "CodecError",
+    "Compressor",
+    "compress",
+    "decompress",
+    "train_dictionary",
+]
 
 __version__: Final[str]
 
@@ -417,3 +426,112 @@ def encode_chunks_copy(
     The payloads are copied once, into the returned bytes, with the GIL
     released.
     """
+
+# --- event compression codecs ------------------------------------------------
+#
+# One ``Compressor.compress`` per viewer tick (the same bytes go to every
+# viewer), one ``Compressor.compress_many`` per storage flush, one
+# ``decompress`` per stored chunk read.
+
+CODECS: Final[tuple[str, ...]]
+"""The codec names: ``("none", "deflate", "zstd")``."""
+
+class CodecError(CoreError):
+    """Compressed data was refused, or compression failed. ``code`` is
+
+    - ``payload_too_large``: the data would decompress to more than
+      ``max_size`` bytes (found from the sizes zstd frames declare, or as
+      soon as the output passes the limit, never after inflating it all);
+    - ``invalid_compression``: not valid data of the codec (garbage,
+      truncated, bytes after the end, a failed zstd checksum, a missing or
+      wrong dictionary);
+    - ``compression_failed``: the library failed (out of memory).
+
+    A bad codec name, level or dictionary raises ``ValueError`` instead."""
+
+    code: str
+
+@final
+class Compressor:
+    """A codec and level, with the compression context kept between calls.
+
+    Codecs and levels:
+
+    - ``"zstd"``: standard zstd frames (RFC 8878) holding the content size
+      and a checksum, readable by any zstd decoder. Levels 1..19 (default
+      3; 0 means 3, as in zstd) and zstd's negative "fast" levels down to
+      -131072, which trade ratio for speed.
+    - ``"deflate"``: raw deflate (RFC 1951), no zlib or gzip header, as
+      ``zlib.decompress(data, wbits=-15)`` and the browsers'
+      ``DecompressionStream("deflate-raw")`` read it. Levels 0..9 (default 6).
+    - ``"none"``: the bytes as they are; level 0.
+
+    Every call makes one complete, independent frame or stream: outputs
+    decompress on their own, in any order. What is kept is the context's
+    memory and tables, which cost more to set up than compressing a small
+    delta does; they are freed with the object. zstd's grows with the largest
+    input seen: at level 3, ~60 KiB for 2 KB deltas, ~300 KiB for 13 KB
+    chunks, ~3.5 MiB after a multi-MB snapshot (~50 MiB at level 19);
+    deflate's is ~270 KiB.
+
+    ``dictionary`` (zstd only): a dictionary from ``train_dictionary`` (or raw
+    bytes of typical content). Frames then name its ``dictionary_id``, and
+    ``decompress`` (and any other reader, such as a viewer) needs the same
+    bytes. For deltas of a few events it doubles the ratio; see
+    ``benches/codecs.py``.
+
+    One thread at a time: while a call runs (large inputs are compressed
+    with the GIL released), a call from another thread raises
+    ``RuntimeError`` ("Already borrowed"); nothing is shared or corrupted.
+    Give each thread its own compressor.
+
+    Raises ``ValueError`` for an unknown codec, a level out of range, or a
+    dictionary with a codec other than zstd or one zstd refuses.
+    """
+
+    def __new__(
+        cls, codec: str, level: int | None = None, dictionary: bytes | None = None
+    ) -> Compressor: ...
+    @property
+    def codec(self) -> str: ...
+    @property
+    def level(self) -> int:
+        """The level in use (the default when none was given)."""
+    @property
+    def dictionary_id(self) -> int | None:
+        """The id of the trained dictionary in use, which the frames carry;
+        None without one (or with raw bytes as the dictionary)."""
+    def compress(self, data: bytes) -> bytes:
+        """``data`` compressed; with the GIL released from 64 KiB on."""
+    def compress_many(self, items: Sequence[bytes]) -> list[bytes]:
+        """Each item compressed on its own, as ``compress`` would, in one call
+        (one per storage flush). The GIL is released around the whole loop
+        when the items total 64 KiB or more."""
+
+def compress(codec: str, data: bytes, level: int | None = None) -> bytes:
+    """``data`` compressed with a context made for this one call. For
+    repeated calls a ``Compressor`` is faster (several times so on inputs of
+    a few KB). Same codecs, levels and errors as ``Compressor``."""
+
+def decompress(codec: str, data: bytes, max_size: int, dictionary: bytes | None = None) -> bytes:
+    """``data`` decompressed (every concatenated zstd frame), refused with
+    ``CodecError`` ``payload_too_large`` if the output would pass
+    ``max_size`` bytes (``none`` included), or ``invalid_compression``.
+
+    Never holds more than ``max_size + 1`` bytes of output: zstd frames that
+    declare their sizes are checked before decoding; others are stopped when
+    the output passes the limit. A zstd frame without a declared size (from a
+    streaming encoder) also needs its window in memory, and is refused as
+    ``payload_too_large`` if that window is over ``max_size`` rounded up to a
+    power of two and at least 8 MiB (every level up to 19 fits that).
+
+    ``dictionary``: for zstd frames made with one. The GIL is released for
+    inputs of 16 KiB or more. ``ValueError`` for an unknown codec, a
+    negative ``max_size``, or a dictionary with a codec other than zstd."""
+
+def train_dictionary(samples: Sequence[bytes], max_size: int) -> bytes:
+    """A zstd dictionary of at most ``max_size`` bytes trained on
+    ``samples``, typical inputs (for viewer deltas: a few thousand recent
+    deltas). zstd needs a hundred samples or more and about 100 times
+    ``max_size`` bytes of them; with too few it raises ``ValueError``. Runs
+    with the GIL released (around a second for 10 MB of samples)."""

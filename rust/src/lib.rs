@@ -8,12 +8,16 @@
 //! - [`protocol`]: decoding of tracker/viewer JSON messages and event validation.
 //! - [`buffer`]: per-session ring buffers of raw events under a global byte budget.
 //! - [`pgcopy`]: PostgreSQL binary `COPY` streams of stored chunk rows.
+//! - [`codec`]: compression of stored chunks and live deltas (zstd, deflate).
 
 pub mod buffer;
 pub mod error;
 pub mod pgcopy;
 pub mod protocol;
 pub mod ws;
+
+// Event compression codecs.
+pub mod codec;
 
 #[cfg(feature = "python")]
 mod python;

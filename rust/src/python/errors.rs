@@ -1,8 +1,9 @@
 //! The single place where core errors become Python exceptions.
 
-use pyo3::exceptions::PyException;
+use pyo3::exceptions::{PyException, PyValueError};
 use pyo3::prelude::*;
 
+use crate::codec::CodecError as CoreCodecError;
 use crate::error::Error;
 
 pyo3::create_exception!(
@@ -24,11 +25,21 @@ pyo3::create_exception!(
     "An application message is invalid; answer with an error frame carrying `code`."
 );
 
+// Event compression codecs.
+pyo3::create_exception!(
+    _core,
+    CodecError,
+    CoreError,
+    "Compressed data was refused (`code` payload_too_large or invalid_compression), \
+     or compression failed (compression_failed)."
+);
+
 pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add("CoreError", py.get_type::<CoreError>())?;
     m.add("WebSocketError", py.get_type::<WebSocketError>())?;
     m.add("MessageError", py.get_type::<MessageError>())?;
+    m.add("CodecError", py.get_type::<CodecError>())?;
     Ok(())
 }
 
@@ -56,4 +67,20 @@ pub(crate) fn to_pyerr(py: Python<'_>, err: Error) -> PyErr {
         }
     };
     result.unwrap_or_else(|e| e)
+}
+
+/// Turn a codec error into `CodecError` with `code` and `message` set, or
+/// into `ValueError` when the caller's arguments were wrong (a bad codec
+/// name, level or dictionary).
+pub(crate) fn codec_to_pyerr(py: Python<'_>, err: CoreCodecError) -> PyErr {
+    let message = err.to_string();
+    let Some(code) = err.code() else {
+        return PyValueError::new_err(message);
+    };
+    let e = CodecError::new_err(message.clone());
+    let v = e.value(py);
+    v.setattr("message", message)
+        .and_then(|_| v.setattr("code", code))
+        .map(|_| e)
+        .unwrap_or_else(|e| e)
 }

@@ -12,6 +12,9 @@ mod pgcopy;
 mod protocol;
 mod ws;
 
+// Event compression codecs.
+mod codec;
+
 pub(crate) use errors::to_pyerr;
 
 #[pymodule]
@@ -22,5 +25,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     protocol::register(m)?;
     buffers::register(m)?;
     pgcopy::register(m)?;
+    // Event compression codecs.
+    codec::register(m)?;
     Ok(())
 }
