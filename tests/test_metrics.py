@@ -25,6 +25,8 @@ EXPECTED = {
     "replaywire_viewers_active": ("gauge", ()),
     "replaywire_viewer_messages": ("counter", ()),
     "replaywire_viewer_bytes": ("counter", ()),
+    "replaywire_viewer_ticks": ("counter", ()),
+    "replaywire_viewer_resyncs": ("counter", ()),
     "replaywire_storage_flushes": ("counter", ()),
     "replaywire_storage_flush_seconds": ("histogram", ()),
     "replaywire_storage_pending_bytes": ("gauge", ()),

@@ -27,6 +27,7 @@ from .http import handle_connection
 from .http.routes import Request
 from .observability.metrics import Metrics
 from .protocol import serve_tracker, serve_viewer
+from .protocol.fanout import Fanout
 from .sessions import Hub
 from .storage import Spool, Storage, StorageError, StorageWriter, iso_utc, open_storage
 from .ws import ConnectionClosed, WebSocket
@@ -55,8 +56,11 @@ class Server:
             max_pending_bytes=config.max_pending_bytes,
             spool=self.spool,
             on_flush=self.metrics.storage_flush_seconds.observe,
+            codec=config.storage_codec,
+            level=config.storage_level,
         )
         self.hub = Hub(config, self.storage, self.writer, self.metrics)
+        self.fanout = Fanout(self)
         self.protocol = _core.ProtocolDecoder(
             max_events_per_batch=config.max_events_per_batch, max_event_bytes=config.max_event_bytes
         )
@@ -84,6 +88,7 @@ class Server:
             # is accepted, so resumed sessions continue from the right seq.
             await self.writer.recover()
             async with trio.open_nursery() as services:
+                self.fanout.nursery = services
                 await services.start(self.writer.run)
                 services.start_soon(self.hub.run_idle_sweeper)
                 if self.config.retention_interval > 0:
@@ -203,7 +208,7 @@ class Server:
                     if kind == "tracker":
                         await serve_tracker(ws, self)
                     else:
-                        await serve_viewer(ws, self)
+                        await serve_viewer(ws, self, request.query.get("codec", "none"))
                 except ConnectionClosed as exc:
                     closed = exc
         finally:

@@ -16,6 +16,7 @@ from typing import Any
 
 MiB = 1024 * 1024
 ACK_MODES = ("auto", "durable", "received")
+CODECS = ("none", "deflate", "zstd")
 
 
 def _knob(default: Any, help: str, *, env: bool = True) -> Any:
@@ -41,6 +42,8 @@ class Config:
         "durable: ack a batch once its transaction committed (or it is fsynced in the spool);"
         " received: ack on receipt; auto: durable unless DATABASE_URL is memory://",
     )
+    storage_codec: str = _knob("zstd", "How stored chunks are compressed: zstd, deflate or none")
+    storage_level: int = _knob(3, "Compression level of stored chunks (zstd 1-19, deflate 0-9)")
     batch_size: int = _knob(200, "Flush to storage after this many accepted batches")
     batch_interval: int = _knob(100, "...or after this many milliseconds, whichever first")
     max_pending_bytes: int = _knob(
@@ -80,6 +83,17 @@ class Config:
     )
     viewer_batch_events: int = _knob(2000, "Most events in one message to a viewer")
     viewer_batch_bytes: int = _knob(4 * MiB, "Most bytes in one message to a viewer")
+    viewer_flush_interval: int = _knob(
+        50, "Milliseconds over which a session's new events are coalesced into one viewer delta"
+    )
+    viewer_flush_bytes: int = _knob(
+        256 * 1024, "...or fewer, once this many bytes of events are waiting"
+    )
+    viewer_backlog_bytes: int = _knob(
+        8 * MiB, "Delta bytes queued for one viewer before it is resynchronised"
+    )
+    viewer_zstd_level: int = _knob(3, "zstd level of viewer deltas (codec=zstd)")
+    viewer_deflate_level: int = _knob(6, "deflate level of viewer deltas (codec=deflate)")
     max_history_limit: int = _knob(10_000, "Most events one history read returns")
     # HTTP
     max_request_bytes: int = _knob(64 * 1024, "Largest HTTP request head")
@@ -91,6 +105,10 @@ class Config:
     instance_id: str = _knob("", "Name of this instance in logs (default: host-pid)")
 
     def __post_init__(self) -> None:
+        if self.storage_codec not in CODECS:
+            raise ConfigError(
+                f"STORAGE_CODEC={self.storage_codec!r}: expected one of {', '.join(CODECS)}"
+            )
         if self.ack_mode not in ACK_MODES:
             raise ConfigError(f"ACK_MODE={self.ack_mode!r}: expected one of {', '.join(ACK_MODES)}")
 

@@ -4,8 +4,11 @@ everyone else."""
 from __future__ import annotations
 
 import json
+import struct
+import zlib
 
 import pytest
+import zstandard
 from trio_websocket import open_websocket_url
 
 from e2e.clients import get_json, recv_json, send_batches, start_session, ws_url
@@ -163,3 +166,41 @@ async def test_binary_message_is_refused_politely(server) -> None:
         await ws.send_message(b'{"type":"session_start"}')
         reply = json.loads(await ws.get_message())
         assert reply["data"]["code"] == "invalid_message"
+
+
+def compressed_message(codec: int, message: bytes, *, raw_length: int | None = None) -> bytes:
+    """A compressed tracker message (docs/protocol.md): header, then the JSON."""
+    if codec == 1:
+        packer = zlib.compressobj(wbits=-15)
+        body = packer.compress(message) + packer.flush()
+    else:
+        body = zstandard.ZstdCompressor().compress(message)
+    length = len(message) if raw_length is None else raw_length
+    return struct.pack(">BBHI", 1, codec, 0, length) + body
+
+
+@pytest.mark.parametrize("codec", [1, 2], ids=["deflate", "zstd"])
+async def test_compressed_tracker_batches_are_acked_and_stored(server, codec: int) -> None:
+    events = list(session_events(500, seed=9))
+    async with open_websocket_url(ws_url(server)) as ws:
+        await start_session(ws, "packed")
+        for seq in range(10):
+            message = batch_message("packed", seq, events[seq * 50 : seq * 50 + 50])
+            await ws.send_message(compressed_message(codec, message))
+            assert (await recv_json(ws))["type"] == "ack"
+        # Refused: a length over the limit (before decompressing), a length
+        # that does not match, and bytes that are not compressed data.
+        too_big = compressed_message(codec, b"{}", raw_length=server.config.max_message_bytes + 1)
+        lying = compressed_message(codec, message, raw_length=len(message) + 5)
+        garbage = struct.pack(">BBHI", 1, codec, 0, 100) + b"\x00not compressed at all"
+        for frame, code in (
+            (too_big, "payload_too_large"),
+            (lying, "invalid_compression"),
+            (garbage, "invalid_compression"),
+        ):
+            await ws.send_message(frame)
+            reply = await recv_json(ws)
+            assert reply["type"] == "error" and reply["data"]["code"] == code, reply
+    page = await get_json(server, "/sessions/packed/events?from_index=0&limit=1000")
+    assert page["count"] == 500
+    await assert_still_serving(server)

@@ -25,7 +25,7 @@ async def test_full_spool_refuses_with_retry_after_then_recovers(
     events = list(session_events(400, seed=5))
     batches = [events[i : i + 50] for i in range(0, 400, 50)]
     budget = sum(len(e) for e in events[:150]) + 3000  # about three batches
-    config = make_config(tmp_path, spool_max_bytes=budget, batch_interval=5)
+    config = make_config(tmp_path, spool_max_bytes=budget, batch_interval=5, storage_codec="none")
     server = Server(config, storage=storage)
     await nursery.start(server.run)
 

@@ -17,6 +17,7 @@ import pytest
 import trio
 import trio.testing
 
+from replaywire import _core
 from replaywire.storage import Chunk, MemoryStorage, StorageError, StorageWriter
 
 from .factories import FaultyStorage, make_chunk, make_error, make_session, make_writer, stored
@@ -245,3 +246,23 @@ async def test_wait_committed_starts_the_flush_at_once_and_returns_after_commit(
         assert [c.seq for c in await stored(writer, storage)] == [0]
         await writer.wait_committed(ticket)  # already committed: returns at once
         await writer.close()
+
+
+@pytest.mark.parametrize("codec", ["zstd", "deflate"])
+async def test_chunks_are_stored_compressed_and_pending_ones_stay_raw(
+    storage: FaultyStorage, codec: str
+) -> None:
+    writer = StorageWriter(
+        storage, batch_size=100, batch_interval=60.0, max_pending_bytes=1 << 30, codec=codec
+    )
+    chunk = make_chunk(seq=0, count=50)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(writer.run)
+        await writer.put_chunk(chunk)
+        assert writer.pending_chunks("s1") == [chunk]  # raw while queued
+        await writer.flush()
+        [stored_chunk] = await stored(writer, storage)
+        await writer.close()
+    assert stored_chunk.codec == codec
+    assert len(stored_chunk.payload) * 3 < len(chunk.payload)
+    assert _core.decompress(codec, stored_chunk.payload, 1 << 20) == chunk.payload

@@ -21,6 +21,7 @@ import structlog
 import trio
 
 from .. import _core
+from ..config import CODECS
 from ..errors import HttpError
 from ..storage import StorageError
 from ..ws import WebSocket, check_upgrade
@@ -148,6 +149,9 @@ async def _upgrade(
     kind = request.query.get("type", "")
     if kind not in ("tracker", "viewer"):
         raise HttpError(400, "bad_request", "query parameter type must be 'tracker' or 'viewer'")
+    codec = request.query.get("codec", "none")
+    if codec not in CODECS:
+        raise HttpError(400, "bad_request", f"query parameter codec must be one of {CODECS}")
     if server.draining:
         raise HttpError(503, "draining", "server is shutting down")
     # Let h11 see the end of the (empty) request so it allows the switch.

@@ -163,6 +163,17 @@ class Metrics:
             registry=r,
         )
 
+        self.viewer_ticks_total = Counter(
+            PREFIX + "viewer_ticks_total",
+            "Live deltas built (once per session tick, shared by all its viewers).",
+            registry=r,
+        )
+        self.viewer_resyncs_total = Counter(
+            PREFIX + "viewer_resyncs_total",
+            "Viewers whose backlog overflowed VIEWER_BACKLOG_BYTES and were sent a fresh snapshot.",
+            registry=r,
+        )
+
         # --- storage ------------------------------------------------------
         self.storage_flushes_total = Counter(
             PREFIX + "storage_flushes_total",

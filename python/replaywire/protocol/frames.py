@@ -8,11 +8,21 @@ them. Session ids are JSON-encoded once per session (``LiveSession.id_json``).
 from __future__ import annotations
 
 import json
+import struct
 from typing import Any
 
 from .. import _core
 
 CODEC_NONE = b'"none"'
+
+# Binary event frames (docs/protocol.md, "Binary event frames"): a fixed
+# big-endian header, the session id, then the events' JSON array compressed
+# with the frame's codec.
+BINARY_VERSION = 1
+BINARY_KINDS = {b"snapshot": 1, b"delta": 2, b"session_events": 3}
+BINARY_CODECS = {"none": 0, "deflate": 1, "zstd": 2}
+BINARY_HEADER = struct.Struct(">BBBBIQIH")  # version kind codec flags count first raw idlen
+FLAG_RESYNC = 0x01
 
 
 def json_string(value: str) -> bytes:
@@ -42,12 +52,49 @@ def error(
 
 
 def events(
-    type_: bytes, session_id_json: bytes, first_index: int, count: int, events_json: bytes
+    type_: bytes,
+    session_id_json: bytes,
+    first_index: int,
+    count: int,
+    events_json: bytes,
+    *,
+    resync: bool = False,
 ) -> bytes:
-    """``snapshot``, ``delta`` or ``session_events``: a run of events with the
-    index of the first, so a client can tell a gap or a duplicate. ``codec``
-    is ``none`` until compressed deltas are negotiated."""
+    """``snapshot``, ``delta`` or ``session_events`` as a text frame: a run of
+    events with the index of the first, so a client can tell a gap or a
+    duplicate (the ``codec=none`` form; compressed codecs use
+    :func:`events_binary`)."""
+    extra = b',"resync":true' if resync else b""
     return _core.encode_text(
-        b'{"type":"%b","data":{"sessionId":%b,"firstIndex":%d,"count":%d,"codec":%b,"events":%b}}'
-        % (type_, session_id_json, first_index, count, CODEC_NONE, events_json)
+        b'{"type":"%b","data":{"sessionId":%b,"firstIndex":%d,"count":%d,"codec":%b%b,"events":%b}}'
+        % (type_, session_id_json, first_index, count, CODEC_NONE, extra, events_json)
     )
+
+
+def events_binary(
+    type_: bytes,
+    session_id_json: bytes,
+    first_index: int,
+    count: int,
+    codec: str,
+    compressed: bytes,
+    raw_length: int,
+    *,
+    resync: bool = False,
+) -> bytes:
+    """A run of events as a binary frame: header, session id, then the
+    events' JSON array compressed with ``codec`` (``raw_length`` bytes once
+    decompressed). Built once per session tick and sent to every viewer of
+    that codec unchanged."""
+    sid = json.loads(session_id_json).encode()
+    header = BINARY_HEADER.pack(
+        BINARY_VERSION,
+        BINARY_KINDS[type_],
+        BINARY_CODECS[codec],
+        FLAG_RESYNC if resync else 0,
+        count,
+        first_index,
+        raw_length,
+        len(sid),
+    )
+    return _core.encode_binary(header + sid + compressed)

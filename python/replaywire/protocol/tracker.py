@@ -15,6 +15,7 @@ socket is then not read: TCP backpressure).
 
 from __future__ import annotations
 
+import struct
 from collections import deque
 from collections.abc import Awaitable, Callable
 from functools import partial
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
     from ..app import Server
 
 REPLY_BACKLOG = 4096  # answers waiting for their flush, per connection
+COMPRESSED_HEADER = struct.Struct(">BBHI")  # version, codec, reserved, raw length
+COMPRESSED_CODECS = {1: "deflate", 2: "zstd"}
 _START_STRINGS = ("session_id", "user_id", "url", "user_agent", "referrer", "time_zone")
 
 
@@ -125,9 +128,8 @@ class _Tracker:
         before it may be sent (0: at once)."""
         seq: int | None = None
         try:
-            if not msg.is_text:
-                raise ProtocolError("invalid_message", "tracker messages are JSON text frames")
-            decoded = self.server.protocol.decode(msg.data)
+            data = msg.data if msg.is_text else self._inflate(msg.data)
+            decoded = self.server.protocol.decode(data)
             if isinstance(decoded, _core.EventsBatch):
                 seq = decoded.seq
                 self.count_batch()
@@ -151,6 +153,28 @@ class _Tracker:
         except ProtocolError as exc:
             seq = exc.seq if exc.seq is not None else seq
             return self._error(exc.code, exc.message, seq, exc.retry_after_ms), 0
+
+    def _inflate(self, frame: bytes) -> bytes:
+        """A compressed binary message (docs/protocol.md, "Compressed tracker
+        messages"): header, then the message's JSON compressed."""
+        if len(frame) < COMPRESSED_HEADER.size:
+            raise ProtocolError("invalid_message", "binary frame shorter than its header")
+        version, codec, _, raw_length = COMPRESSED_HEADER.unpack_from(frame)
+        name = COMPRESSED_CODECS.get(codec)
+        if version != 1 or name is None:
+            raise ProtocolError("invalid_message", "unknown binary frame version or codec")
+        limit = self.server.config.max_message_bytes
+        if raw_length > limit:
+            raise ProtocolError(
+                "payload_too_large", f"message of {raw_length} bytes; the limit is {limit}"
+            )
+        try:
+            data = _core.decompress(name, frame[COMPRESSED_HEADER.size :], raw_length)
+        except _core.CodecError as exc:
+            raise ProtocolError(exc.code, exc.message) from None
+        if len(data) != raw_length:
+            raise ProtocolError("invalid_compression", "length differs from the header's")
+        return data
 
     async def _start(self, start: _core.SessionStart) -> bytes:
         sid = start.session_id

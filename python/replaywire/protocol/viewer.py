@@ -1,12 +1,14 @@
 """The viewer side: ``viewer_join_session``, ``viewer_leave_session``,
 ``get_session_events``.
 
-Each joined session is watched by its own task that *pulls* events: it
-keeps the index of the next event to send, reads from the session's ring
-buffer (or from storage, when it fell behind what memory still holds) and
-sleeps on the session's ``changed`` event when it is up to date. So a viewer
-never sees a gap or a duplicate, a slow viewer slows only itself (the socket
-write blocks, nothing queues up), and memory per viewer is one message.
+Each joined session is watched by its own task. For a live session it
+subscribes to the session's broadcaster (:mod:`.fanout`): it first sends a
+*snapshot* of the events before the broadcaster's position, encoded for
+this viewer, then the broadcaster's shared *delta* frames from its bounded
+feed; when the feed overflows it sends a fresh snapshot (``resync``). A
+session that is no longer live is read from history at the viewer's pace.
+The viewer's codec (``?codec=none|deflate|zstd`` on the URL) picks text
+frames or compressed binary frames (docs/protocol.md).
 """
 
 from __future__ import annotations
@@ -20,12 +22,13 @@ from ..errors import ProtocolError
 from ..sessions import LiveSession
 from ..ws import ConnectionClosed, WebSocket
 from . import frames
+from .fanout import Broadcaster, Encoder
 
 if TYPE_CHECKING:
     from ..app import Server
 
 
-async def serve_viewer(ws: WebSocket, server: Server) -> None:
+async def serve_viewer(ws: WebSocket, server: Server, codec: str = "none") -> None:
     """Serve one viewer connection until it closes (raises ConnectionClosed)."""
     watches: dict[str, trio.CancelScope] = {}
     closed: ConnectionClosed | None = None
@@ -33,7 +36,7 @@ async def serve_viewer(ws: WebSocket, server: Server) -> None:
         try:
             while True:
                 for msg in await ws.receive():
-                    reply = await _handle(ws, server, nursery, watches, msg)
+                    reply = await _handle(ws, server, nursery, watches, msg, codec)
                     if reply:
                         await ws.send(reply)
         except ConnectionClosed as exc:
@@ -49,6 +52,7 @@ async def _handle(
     nursery: trio.Nursery,
     watches: dict[str, trio.CancelScope],
     msg: _core.WsMessage,
+    codec: str,
 ) -> bytes:
     metrics = server.metrics
     try:
@@ -60,7 +64,7 @@ async def _handle(
             sid = decoded.session_id
             if sid in watches:
                 watches.pop(sid).cancel()
-            watches[sid] = await nursery.start(_watch, ws, server, sid, decoded.from_index)
+            watches[sid] = await nursery.start(_watch, ws, server, sid, decoded.from_index, codec)
             return b""
         if isinstance(decoded, _core.ViewerLeave):
             metrics.messages_total.labels("viewer", "viewer_leave_session").inc()
@@ -76,7 +80,8 @@ async def _handle(
             if await server.hub.get_record(decoded.session_id) is None:
                 raise ProtocolError("unknown_session", f"no session {decoded.session_id!r}")
             page = await server.hub.history(decoded.session_id, decoded.from_index, limit)
-            return frames.events(
+            return await Encoder(server.config).frame(
+                codec,
                 b"session_events",
                 frames.json_string(decoded.session_id),
                 page.first_index,
@@ -97,6 +102,7 @@ async def _watch(
     server: Server,
     session_id: str,
     from_index: int | None,
+    codec: str,
     *,
     task_status: trio.TaskStatus[trio.CancelScope] = trio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -109,70 +115,163 @@ async def _watch(
         if live is None and await hub.get_record(session_id) is None:
             await _send(ws, frames.error("unknown_session", f"no session {session_id!r}"))
             return
-        start = from_index
-        if start is None:
-            start = 0
-            if live is not None and not live.ended:
-                keyframe = hub.buffers.keyframe_index(session_id)
-                start = keyframe if keyframe is not None else hub.buffers.first_index(session_id)
-        if live is not None:
-            live.viewers += 1
-            server.metrics.viewers_active.inc()
-        try:
-            await _pump(ws, server, session_id, live, start)
-        finally:
-            if live is not None:
-                live.viewers -= 1
-                server.metrics.viewers_active.dec()
-
-
-async def _pump(
-    ws: WebSocket, server: Server, session_id: str, live: LiveSession | None, index: int
-) -> None:
-    hub = server.hub
-    config = server.config
-    id_json = frames.json_string(session_id)
-    next_index = hub.buffers.next_index(session_id) if live is not None and not live.ended else None
-    if not await _send(
-        ws,
-        frames.message(
-            "viewer_joined", {"sessionId": session_id, "fromIndex": index, "nextIndex": next_index}
-        ),
-    ):
-        return
-    kind = b"snapshot"
-    while True:
-        changed = live.changed if live is not None else None
-        in_memory = (
-            live is not None
-            and not live.ended
-            and session_id in hub.buffers
-            and index >= hub.buffers.first_index(session_id)
-        )
-        if in_memory:
-            part = hub.buffers.read(
-                session_id, index, config.viewer_batch_events, config.viewer_batch_bytes
-            )
-            first, count, events = part.first_index, part.count, part.json()
-        else:
-            page = await hub.history(session_id, index, config.viewer_batch_events)
-            first, count, events = page.first_index, page.count, page.events
-        if count:
-            frame = frames.events(kind, id_json, first, count, events)
-            if not await _send(ws, frame):
-                return
-            server.metrics.viewer_messages_total.inc()
-            server.metrics.viewer_bytes_total.inc(len(frame))
-            index = first + count
-            kind = b"delta"
-            continue
+        viewer = _Viewer(ws, server, session_id, codec)
         if live is None or live.ended:
-            await _send(
-                ws, frames.message("session_ended", {"sessionId": session_id, "nextIndex": index})
-            )
+            await viewer.replay(0 if from_index is None else from_index)
             return
-        assert changed is not None
-        await changed.wait()
+        live.viewers += 1
+        server.metrics.viewers_active.inc()
+        try:
+            await viewer.follow(live, from_index)
+        finally:
+            live.viewers -= 1
+            server.metrics.viewers_active.dec()
+
+
+class _Viewer:
+    """One viewer watching one session."""
+
+    def __init__(self, ws: WebSocket, server: Server, session_id: str, codec: str) -> None:
+        self.ws = ws
+        self.server = server
+        self.session_id = session_id
+        self.id_json = frames.json_string(session_id)
+        self.codec = codec
+        self.encoder = Encoder(server.config)
+
+    async def follow(self, live: LiveSession, from_index: int | None) -> None:
+        """A live session: snapshot up to the broadcaster's position, then
+        its shared deltas; a fresh snapshot whenever the feed overflowed."""
+        fanout = self.server.fanout
+        broadcaster, feed = fanout.subscribe(live, self.codec)
+        try:
+            position = broadcaster.position
+            start = self._keyframe() if from_index is None else from_index
+            joined = {"sessionId": self.session_id, "fromIndex": start, "nextIndex": position}
+            if not await _send(self.ws, frames.message("viewer_joined", joined)):
+                return
+            if not await self.snapshot(broadcaster, start, position, resync=False):
+                return
+            while True:
+                tick = await feed.get()
+                if tick is None:  # fell behind: drop the backlog, start afresh
+                    feed.overflowed = False
+                    position = broadcaster.position
+                    start = self._keyframe(broadcaster.keyframe)
+                    if not await self.snapshot(broadcaster, start, position, resync=True):
+                        return
+                    continue
+                if tick.end:
+                    ended = {"sessionId": self.session_id, "nextIndex": tick.first_index}
+                    await _send(self.ws, frames.message("session_ended", ended))
+                    return
+                frame = tick.frames[self.codec]
+                if not await _send(self.ws, frame):
+                    return
+                self.server.metrics.viewer_messages_total.inc()
+                self.server.metrics.viewer_bytes_total.inc(len(frame))
+        finally:
+            fanout.unsubscribe(broadcaster, feed)
+
+    async def snapshot(
+        self, broadcaster: Broadcaster, start: int, end: int, *, resync: bool
+    ) -> bool:
+        """The snapshot ``start .. end``, shared with other viewers that need
+        the same one before the next tick."""
+        key = (start, end, self.codec, resync)
+        built = broadcaster.cached_snapshot(key)
+        if built is None:
+            built = await self.span(start, end, b"snapshot", resync=resync)
+            if built is None:
+                return False
+            broadcaster.cache_snapshot(key, built)
+            return True
+        for frame in built:
+            if not await _send(self.ws, frame):
+                return False
+            self.server.metrics.viewer_messages_total.inc()
+            self.server.metrics.viewer_bytes_total.inc(len(frame))
+        return True
+
+    async def replay(self, index: int) -> None:
+        """A session that is no longer live: everything from ``index`` on,
+        read from history at this viewer's pace, then ``session_ended``."""
+        joined = {"sessionId": self.session_id, "fromIndex": index, "nextIndex": None}
+        if not await _send(self.ws, frames.message("viewer_joined", joined)):
+            return
+        kind = b"snapshot"
+        while True:
+            page = await self.server.hub.history(
+                self.session_id, index, self.server.config.viewer_batch_events
+            )
+            if not page.count:
+                break
+            if await self._events(kind, page.first_index, page.count, page.events) is None:
+                return
+            index, kind = page.next_index, b"delta"
+        ended = {"sessionId": self.session_id, "nextIndex": index}
+        await _send(self.ws, frames.message("session_ended", ended))
+
+    async def span(
+        self, start: int, end: int, kind: bytes, *, resync: bool = False
+    ) -> list[bytes] | None:
+        """Send events ``start .. end`` (a snapshot): the first message is
+        ``kind``, the rest are deltas. The frames sent, or None once the
+        viewer is gone."""
+        hub, config = self.server.hub, self.server.config
+        sent: list[bytes] = []
+        index = start
+        while index < end:
+            buffers = hub.buffers
+            if self.session_id in buffers and index >= buffers.first_index(self.session_id):
+                part = buffers.read(
+                    self.session_id,
+                    index,
+                    min(config.viewer_batch_events, end - index),
+                    config.viewer_batch_bytes,
+                )
+                first, count, events = part.first_index, part.count, part.json()
+            else:
+                page = await hub.history(
+                    self.session_id, index, min(config.viewer_batch_events, end - index)
+                )
+                first, count, events = page.first_index, page.count, page.events
+            if not count:
+                break
+            frame = await self._events(kind, first, count, events, resync=resync)
+            if frame is None:
+                return None
+            sent.append(frame)
+            index, kind, resync = first + count, b"delta", False
+        if kind == b"snapshot":  # nothing to send still says where the stream starts
+            frame = await self._events(kind, start, 0, b"[]", resync=resync)
+            if frame is None:
+                return None
+            sent.append(frame)
+        return sent
+
+    async def _events(
+        self, kind: bytes, first: int, count: int, events: bytes, *, resync: bool = False
+    ) -> bytes | None:
+        """Encode and send one events message; the frame, or None once the
+        viewer is gone."""
+        frame = await self.encoder.frame(
+            self.codec, kind, self.id_json, first, count, events, resync=resync
+        )
+        if not await _send(self.ws, frame):
+            return None
+        self.server.metrics.viewer_messages_total.inc()
+        self.server.metrics.viewer_bytes_total.inc(len(frame))
+        return frame
+
+    def _keyframe(self, known: int | None = None) -> int:
+        """Where a late joiner (or a resync) starts: the latest full snapshot
+        in memory, else ``known`` (the last one the broadcaster saw), else 0."""
+        buffers = self.server.hub.buffers
+        if self.session_id not in buffers:
+            return known or 0
+        keyframe = buffers.keyframe_index(self.session_id)
+        return keyframe if keyframe is not None else buffers.first_index(self.session_id)
 
 
 async def _send(ws: WebSocket, frame: bytes) -> bool:

@@ -8,11 +8,12 @@ stops at the first gap rather than skipping one.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .. import _core
-from ..storage import Chunk, StorageError
+from ..storage import Chunk, Storage, StorageError
 
 if TYPE_CHECKING:
     from .hub import Hub
@@ -47,8 +48,26 @@ async def read_history(hub: Hub, session_id: str, from_index: int, limit: int) -
     # Take the queued chunks before reading storage: a chunk committed while
     # the read runs is then still in our copy of the queue.
     pending = hub.writer.pending_chunks(session_id)
-    stored = await hub.writer.read(hub.storage.read_chunks, session_id, from_index, limit)
+    stored = await hub.writer.read(
+        read_chunks, hub.storage, session_id, from_index, limit, hub.config.max_message_bytes
+    )
     return assemble(stored, pending, from_index, limit)
+
+
+def read_chunks(
+    storage: Storage, session_id: str, from_index: int, limit: int, max_size: int
+) -> list[Chunk]:
+    """Stored chunks with their payloads decompressed (blocking: runs in the
+    reader thread, so decompression never holds the event loop). A chunk's
+    raw payload was one tracker message, so ``max_size`` bounds it."""
+    return [
+        chunk
+        if chunk.codec == "none"
+        else dataclasses.replace(
+            chunk, codec="none", payload=_core.decompress(chunk.codec, chunk.payload, max_size)
+        )
+        for chunk in storage.read_chunks(session_id, from_index, limit)
+    ]
 
 
 def assemble(stored: list[Chunk], pending: list[Chunk], from_index: int, limit: int) -> EventsPage:

@@ -180,6 +180,7 @@ class Hub:
         if session.ended:
             return
         session.ended = True
+        session.end_index = self.buffers.next_index(session.id)
         session.end_reason = reason
         record = session.record
         record.status, record.ended_at = "ended", self.clock()

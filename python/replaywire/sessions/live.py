@@ -21,6 +21,7 @@ class LiveSession:
 
     __slots__ = (
         "changed",
+        "end_index",
         "end_reason",
         "ended",
         "id",
@@ -40,6 +41,7 @@ class LiveSession:
         self.last_activity = now
         self.viewers = 0
         self.ended = False
+        self.end_index: int | None = None  # the session's next index when it ended
         self.end_reason = ""
 
     def notify(self) -> None:

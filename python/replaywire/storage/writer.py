@@ -31,6 +31,7 @@ and closed by whoever created them, not by the writer.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 import time
@@ -41,6 +42,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import structlog
 import trio
 
+from .. import _core
 from .base import Chunk, SessionError, SessionRecord, Storage, StorageError
 
 if TYPE_CHECKING:
@@ -111,6 +113,8 @@ class StorageWriter:
         spool: Spool | None = None,
         drain_slice_bytes: int = DRAIN_SLICE_BYTES,
         on_flush: Callable[[float], None] | None = None,
+        codec: str = "none",
+        level: int | None = None,
     ) -> None:
         if batch_size < 1 or batch_interval < 0 or max_pending_bytes < 1:
             raise ValueError("need batch_size >= 1, batch_interval >= 0, max_pending_bytes >= 1")
@@ -121,6 +125,9 @@ class StorageWriter:
         self._max_pending_bytes = max_pending_bytes
         self._drain_slice_bytes = drain_slice_bytes
         self._on_flush = on_flush  # called with each committed flush's seconds
+        # Stored chunks are compressed at flush time, in the writer's thread;
+        # the queue, the ring buffer and pending reads keep raw events.
+        self._compressor = None if codec == "none" else _core.Compressor(codec, level)
         self._queued = _Batch(generation=1)
         self._inflight: _Batch | None = None
         self._written = 0  # generation of the last committed batch
@@ -431,15 +438,20 @@ class StorageWriter:
         sessions = [record.copy() for record in batch.sessions.values()]
         batch.sessions = {record.session_id: record for record in sessions}
         started = time.perf_counter()
+        chunks = batch.chunks
+        if self._compressor is not None and chunks:
+            chunks = await trio.to_thread.run_sync(
+                _compressed, self._compressor, chunks, limiter=self._write_limiter
+            )
         if not self._spooling:
             if self._spool is None:
-                await self._write_until_done(sessions, batch)
-            elif not await self._try_write(sessions, batch.chunks, batch.errors):
+                await self._write_until_done(sessions, chunks, batch.errors)
+            elif not await self._try_write(sessions, chunks, batch.errors):
                 self._spooling = True
                 self._retry_at = trio.current_time() + _jittered(self._retry_delay)
                 log.warning("storage_spooling", spool_bytes=self._spool.nbytes)
         if self._spooling:
-            await self._append_to_spool(sessions, batch)
+            await self._append_to_spool(sessions, chunks, batch.errors)
         else:
             self._flushes += 1
             self._chunks_written += len(batch.chunks)
@@ -481,17 +493,19 @@ class StorageWriter:
         self._healthy = not self._spooling
         return True
 
-    async def _write_until_done(self, sessions: list[SessionRecord], batch: _Batch) -> None:
+    async def _write_until_done(
+        self, sessions: list[SessionRecord], chunks: list[Chunk], errors: list[SessionError]
+    ) -> None:
         """No spool: retry the transaction with capped, jittered exponential
         backoff until it commits. Pending bytes meanwhile hold trackers back."""
         delay, attempt = RETRY_MIN, 1
-        while not await self._try_write(
-            sessions, batch.chunks, batch.errors, attempt=attempt, retry_in=delay
-        ):
+        while not await self._try_write(sessions, chunks, errors, attempt=attempt, retry_in=delay):
             await trio.sleep(_jittered(delay))
             delay, attempt = min(delay * 2, RETRY_MAX), attempt + 1
 
-    async def _append_to_spool(self, sessions: list[SessionRecord], batch: _Batch) -> None:
+    async def _append_to_spool(
+        self, sessions: list[SessionRecord], chunks: list[Chunk], errors: list[SessionError]
+    ) -> None:
         """Append a flush to the spool (fsynced), retrying while the local
         disk fails: accepted data is never dropped."""
         spool = self._spool
@@ -500,7 +514,7 @@ class StorageWriter:
         while True:
             try:
                 await trio.to_thread.run_sync(
-                    spool.append, sessions, batch.chunks, batch.errors, limiter=self._write_limiter
+                    spool.append, sessions, chunks, errors, limiter=self._write_limiter
                 )
                 break
             except Exception as exc:
@@ -508,8 +522,8 @@ class StorageWriter:
                 log.error("spool_write_failed", error=str(exc), retry_in=delay)
             await trio.sleep(_jittered(delay))
             delay = min(delay * 2, RETRY_MAX)
-        self._spooled_chunks += len(batch.chunks)
-        for chunk in batch.chunks:
+        self._spooled_chunks += len(chunks)
+        for chunk in chunks:
             self._spooled.setdefault(chunk.session_id, {})[chunk.seq] = (
                 chunk.first_index,
                 chunk.end_index,
@@ -581,6 +595,19 @@ class StorageWriter:
         self._written = batch.generation
         self._progress.set()
         self._progress = trio.Event()
+
+
+def _compressed(compressor: _core.Compressor, chunks: list[Chunk]) -> list[Chunk]:
+    """The chunks with their raw payloads compressed (one call for the
+    whole flush; the GIL is released while compressing)."""
+    raw = [c for c in chunks if c.codec == "none"]
+    payloads = compressor.compress_many([c.payload for c in raw])
+    packed = iter(payloads)
+    codec = compressor.codec
+    return [
+        dataclasses.replace(c, codec=codec, payload=next(packed)) if c.codec == "none" else c
+        for c in chunks
+    ]
 
 
 def _jittered(delay: float) -> float:

@@ -1,0 +1,137 @@
+"""A small reference decoder for what replaywire sends viewers.
+
+It shows, in plain Python, everything a client needs to follow a live
+session: text frames are JSON messages; binary frames carry a run of events
+compressed with the codec the viewer asked for (``?codec=zstd|deflate|none``
+on the WebSocket URL). The layout is in docs/protocol.md ("Binary event
+frames"). It uses the standard library's ``zlib`` for deflate and the
+``zstandard`` package for zstd (``pip install zstandard``), not replaywire's
+own Rust core, so it doubles as a check that the format is standard.
+
+    decoder = ViewerStream()
+    for frame in websocket:                   # str or bytes, as received
+        for event in decoder.feed(frame):      # raw JSON bytes of each event, in order
+            ...
+
+:class:`ViewerStream` follows one session: it checks that every message
+starts where the previous one ended and raises :class:`GapError` if not (a
+client would then re-join with ``fromIndex``), and it starts over on a
+``resync`` snapshot.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["EventsMessage", "GapError", "ViewerStream", "decode_message", "split_events"]
+
+BINARY_HEADER = struct.Struct(">BBBBIQIH")
+KINDS = {1: "snapshot", 2: "delta", 3: "session_events"}
+CODECS = {0: "none", 1: "deflate", 2: "zstd"}
+FLAG_RESYNC = 0x01
+
+
+@dataclass(frozen=True, slots=True)
+class EventsMessage:
+    """A run of events: ``snapshot``, ``delta`` or ``session_events``."""
+
+    type: str
+    session_id: str
+    first_index: int
+    count: int
+    codec: str
+    events_json: bytes  # the events as one JSON array, decompressed
+    resync: bool = False
+
+    @property
+    def next_index(self) -> int:
+        return self.first_index + self.count
+
+    def events(self) -> list[Any]:
+        """The events parsed (use :func:`split_events` to keep raw bytes)."""
+        parsed: list[Any] = json.loads(self.events_json)
+        return parsed
+
+
+class GapError(Exception):
+    """A message did not start where the previous one ended."""
+
+
+def decode_message(frame: bytes | str, *, max_size: int = 256 * 1024 * 1024) -> Any:
+    """A received frame as an :class:`EventsMessage` (binary frames, and text
+    frames of type snapshot/delta/session_events) or, for every other text
+    message, the parsed JSON object. ``max_size`` bounds decompression."""
+    if isinstance(frame, str):
+        message = json.loads(frame)
+        if message.get("type") in ("snapshot", "delta", "session_events"):
+            data = message["data"]
+            events = json.dumps(data["events"], separators=(",", ":")).encode()
+            return EventsMessage(
+                message["type"],
+                data["sessionId"],
+                data["firstIndex"],
+                data["count"],
+                data.get("codec", "none"),
+                events,
+                bool(data.get("resync", False)),
+            )
+        return message
+    version, kind, codec, flags, count, first, raw_length, id_length = BINARY_HEADER.unpack_from(
+        frame
+    )
+    if version != 1:
+        raise ValueError(f"binary frame version {version} is not supported")
+    offset = BINARY_HEADER.size
+    session_id = frame[offset : offset + id_length].decode()
+    payload = frame[offset + id_length :]
+    if raw_length > max_size:
+        raise ValueError(f"frame announces {raw_length} bytes, more than max_size")
+    name = CODECS[codec]
+    if name == "none":
+        events_json = bytes(payload)
+    elif name == "deflate":
+        inflater = zlib.decompressobj(wbits=-15)
+        events_json = inflater.decompress(payload, raw_length + 1)
+    else:
+        import zstandard  # optional: only viewers that ask for zstd need it
+
+        events_json = zstandard.ZstdDecompressor().decompress(payload, max_output_size=max_size)
+    if len(events_json) != raw_length:
+        raise ValueError(f"decompressed {len(events_json)} bytes, header says {raw_length}")
+    return EventsMessage(
+        KINDS[kind], session_id, first, count, name, events_json, bool(flags & FLAG_RESYNC)
+    )
+
+
+def split_events(events_json: bytes) -> list[bytes]:
+    """The raw bytes of each event of a JSON array (re-serialised compactly)."""
+    return [json.dumps(e, separators=(",", ":")).encode() for e in json.loads(events_json)]
+
+
+class ViewerStream:
+    """Follows one session's messages and yields its events in order."""
+
+    def __init__(self) -> None:
+        self.next_index: int | None = None
+        self.ended = False
+        self.resyncs = 0
+
+    def feed(self, frame: bytes | str) -> list[Any]:
+        """The events a frame carries (parsed), after checking continuity."""
+        message = decode_message(frame)
+        if not isinstance(message, EventsMessage):
+            if message.get("type") == "session_ended":
+                self.ended = True
+            return []
+        if message.type == "snapshot":
+            if message.resync:
+                self.resyncs += 1
+            self.next_index = message.first_index
+        elif self.next_index is not None and message.first_index != self.next_index:
+            raise GapError(f"expected index {self.next_index}, got {message.first_index}")
+        self.next_index = message.next_index
+        return message.events()

@@ -1,0 +1,287 @@
+"""Live fan-out: one broadcaster per watched session, one bounded feed per viewer.
+
+A session's new events are coalesced over a short tick
+(``VIEWER_FLUSH_INTERVAL``, or sooner once ``VIEWER_FLUSH_BYTES`` wait),
+encoded **once per tick and codec**, and the same frame bytes are queued to
+every viewer of that codec. The broadcaster never waits for a viewer:
+pushing to a feed is a deque append. A viewer whose feed holds more than
+``VIEWER_BACKLOG_BYTES`` (its socket is slower than the session) has its
+backlog dropped and is *resynchronised*: it gets a fresh snapshot from the
+latest full snapshot onwards (``resync: true``), then deltas again. So a
+slow viewer costs neither memory nor the tracker anything.
+
+Ordering: ``Broadcaster.position`` is the index of the first event not yet
+in a tick. A viewer subscribes and reads the position in one synchronous
+step; its snapshot covers everything before that position and its feed
+receives every tick from it on, so it sees no gap and no duplicate.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import structlog
+import trio
+
+from .. import _core
+from ..config import Config
+from ..sessions import LiveSession
+from . import frames
+
+if TYPE_CHECKING:
+    from ..app import Server
+
+log = structlog.get_logger("replaywire.fanout")
+
+THREAD_COMPRESS_BYTES = 256 * 1024  # larger payloads are compressed off the event loop
+TICK_MAX_EVENTS = 1_000_000  # a tick's message is bounded by VIEWER_BATCH_BYTES instead
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """Events ``first_index .. first_index + count`` as ready frames per
+    codec key; ``end`` marks the session's last tick (then ``next_index``
+    is where it ended)."""
+
+    first_index: int
+    count: int
+    frames: Mapping[str, bytes] = field(default_factory=dict)
+    end: bool = False
+
+    @property
+    def next_index(self) -> int:
+        return self.first_index + self.count
+
+
+class Feed:
+    """One viewer's subscription to one session: a bounded queue of ticks."""
+
+    def __init__(self, codec: str, max_bytes: int) -> None:
+        self.codec = codec
+        self.max_bytes = max_bytes
+        self.backlog: deque[Tick] = deque()
+        self.nbytes = 0
+        self.overflowed = False  # backlog dropped: the viewer must resync
+        self.resyncs = 0
+        self.end: Tick | None = None  # kept apart: never dropped with the backlog
+        self._wake = trio.Event()
+
+    def push(self, tick: Tick) -> None:
+        if tick.end:
+            self.end = tick
+            self._wake.set()
+            return
+        if self.overflowed:
+            return
+        size = len(tick.frames.get(self.codec, b""))
+        if self.backlog and self.nbytes + size > self.max_bytes:
+            self.backlog.clear()
+            self.nbytes = 0
+            self.overflowed = True
+            self.resyncs += 1
+        else:
+            self.backlog.append(tick)
+            self.nbytes += size
+        self._wake.set()
+
+    async def get(self) -> Tick | None:
+        """The next tick, or None when the backlog overflowed (resync); the
+        end tick comes after everything else."""
+        while not self.backlog and not self.overflowed and self.end is None:
+            self._wake = trio.Event()
+            await self._wake.wait()
+        if self.overflowed:
+            return None
+        if not self.backlog:
+            assert self.end is not None
+            return self.end
+        tick = self.backlog.popleft()
+        self.nbytes -= len(tick.frames.get(self.codec, b""))
+        return tick
+
+
+class Encoder:
+    """Encodes runs of events for one codec: text frames for ``none``,
+    binary frames with the compressed JSON array otherwise. Keeps one
+    compressor (and so its context) per codec; not shared across threads."""
+
+    def __init__(self, config: Config) -> None:
+        self._levels = {"zstd": config.viewer_zstd_level, "deflate": config.viewer_deflate_level}
+        self._compressors: dict[str, _core.Compressor] = {}
+
+    async def frame(
+        self,
+        codec: str,
+        kind: bytes,
+        session_id_json: bytes,
+        first: int,
+        count: int,
+        events_json: bytes,
+        *,
+        resync: bool = False,
+    ) -> bytes:
+        if codec == "none":
+            return frames.events(kind, session_id_json, first, count, events_json, resync=resync)
+        compressor = self._compressors.get(codec)
+        if compressor is None:
+            compressor = self._compressors[codec] = _core.Compressor(codec, self._levels[codec])
+        if len(events_json) >= THREAD_COMPRESS_BYTES:
+            # Do not hold the loop: the compressor is used by this task only.
+            compressed = await trio.to_thread.run_sync(compressor.compress, events_json)
+        else:
+            compressed = compressor.compress(events_json)
+        return frames.events_binary(
+            kind,
+            session_id_json,
+            first,
+            count,
+            codec,
+            compressed,
+            len(events_json),
+            resync=resync,
+        )
+
+
+class Broadcaster:
+    """Turns one live session's new events into ticks for its feeds."""
+
+    def __init__(self, server: Server, session: LiveSession) -> None:
+        self.server = server
+        self.session = session
+        self.position = server.hub.buffers.next_index(session.id)
+        self.feeds: set[Feed] = set()
+        self.encoder = Encoder(server.config)
+        self.ticks = 0
+        self.keyframe: int | None = None  # latest full snapshot seen in memory
+        # Snapshot frames built for a viewer that joined (or resynced) since
+        # the last tick, reused by the others: a crowd joining at once, or
+        # resyncing after the same burst, costs one encoding.
+        self._snapshots: dict[tuple[int, int, str, bool], list[bytes]] = {}
+
+    async def run(self) -> None:
+        config, session = self.server.config, self.session
+        interval = config.viewer_flush_interval / 1000
+        try:
+            while self.feeds:
+                changed = session.changed
+                head = self._head()
+                if head is not None and head <= self.position and not session.ended:
+                    await changed.wait()
+                    continue
+                if not session.ended:
+                    # Coalesce: a tick per interval, or sooner once enough
+                    # bytes wait (a burst, or a full snapshot arriving).
+                    base = session.record.byte_count
+                    with trio.move_on_after(interval):
+                        while (
+                            not session.ended
+                            and session.record.byte_count - base < config.viewer_flush_bytes
+                        ):
+                            await session.changed.wait()
+                await self._tick()
+                if session.ended and self.position >= self._end_index():
+                    end = Tick(self.position, 0, end=True)
+                    for feed in list(self.feeds):
+                        feed.push(end)
+                    return
+        finally:
+            self.server.fanout.forget(self)
+
+    def cached_snapshot(self, key: tuple[int, int, str, bool]) -> list[bytes] | None:
+        """Frames of snapshot ``(start, end, codec, resync)`` built since the last tick."""
+        return self._snapshots.get(key)
+
+    def cache_snapshot(self, key: tuple[int, int, str, bool], frames_: list[bytes]) -> None:
+        if key[1] == self.position:  # still current: no tick went out meanwhile
+            self._snapshots[key] = frames_
+
+    def _head(self) -> int | None:
+        buffers = self.server.hub.buffers
+        return buffers.next_index(self.session.id) if self.session.id in buffers else None
+
+    def _end_index(self) -> int:
+        end = self.session.end_index
+        return self.position if end is None else end
+
+    async def _tick(self) -> None:
+        """Send every event from ``position`` to the head, in as many ticks as
+        the per-message limits require."""
+        hub, config, session = self.server.hub, self.server.config, self.session
+        while self.feeds:
+            head = self._head()
+            target = head if head is not None else self._end_index()
+            if self.position >= target:
+                return
+            buffers = hub.buffers
+            if head is not None:
+                self.keyframe = buffers.keyframe_index(session.id)
+            if head is not None and self.position >= buffers.first_index(session.id):
+                # One message per tick whenever it fits in VIEWER_BATCH_BYTES:
+                # every message costs a send per viewer, so fewer is cheaper.
+                part = buffers.read(
+                    session.id, self.position, TICK_MAX_EVENTS, config.viewer_batch_bytes
+                )
+                first, count, events = part.first_index, part.count, part.json()
+            else:  # trimmed before it was broadcast, or the session just ended
+                page = await hub.history(session.id, self.position, config.viewer_batch_events)
+                first, count, events = page.first_index, page.count, page.events
+            if count == 0:
+                return
+            # Once per codec in use; feeds that join while we compress may
+            # bring a codec not built yet, so loop until none is missing.
+            built: dict[str, bytes] = {}
+            while missing := sorted({feed.codec for feed in self.feeds} - built.keys()):
+                for codec in missing:
+                    built[codec] = await self.encoder.frame(
+                        codec, b"delta", session.id_json, first, count, events
+                    )
+            tick = Tick(first, count, built)
+            self.position = first + count
+            self._snapshots.clear()
+            self.ticks += 1
+            metrics = self.server.metrics
+            metrics.viewer_ticks_total.inc()
+            for feed in list(self.feeds):
+                before = feed.resyncs
+                feed.push(tick)
+                if feed.resyncs != before:
+                    metrics.viewer_resyncs_total.inc()
+                    self.server.warn_client(
+                        "viewer_resync", session_id=session.id, backlog_limit=feed.max_bytes
+                    )
+
+
+class Fanout:
+    """The broadcasters of one server, started in its service nursery."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.broadcasters: dict[str, Broadcaster] = {}
+        self.nursery: trio.Nursery | None = None
+
+    def subscribe(self, session: LiveSession, codec: str) -> tuple[Broadcaster, Feed]:
+        """A feed of the session's ticks from ``broadcaster.position`` on."""
+        assert self.nursery is not None, "Fanout.nursery is set by Server.run"
+        broadcaster = self.broadcasters.get(session.id)
+        if broadcaster is None or broadcaster.session is not session:
+            broadcaster = Broadcaster(self.server, session)
+            self.broadcasters[session.id] = broadcaster
+            feed = Feed(codec, self.server.config.viewer_backlog_bytes)
+            broadcaster.feeds.add(feed)
+            self.nursery.start_soon(broadcaster.run)
+            return broadcaster, feed
+        feed = Feed(codec, self.server.config.viewer_backlog_bytes)
+        broadcaster.feeds.add(feed)
+        return broadcaster, feed
+
+    def unsubscribe(self, broadcaster: Broadcaster, feed: Feed) -> None:
+        broadcaster.feeds.discard(feed)
+        if not broadcaster.feeds:
+            broadcaster.session.notify()  # wake it, so that it can leave
+
+    def forget(self, broadcaster: Broadcaster) -> None:
+        if self.broadcasters.get(broadcaster.session.id) is broadcaster:
+            del self.broadcasters[broadcaster.session.id]
