@@ -144,7 +144,7 @@ class FrameDecoder:
     each message; otherwise messages share the LZ77 window. A compressed
     message may hold up to twice ``max_message_bytes`` while it is received
     (its inflated part plus the frame in transit); the inflater itself takes
-    about 43 KiB for the decoder's life, whatever the window.
+    about 47 KiB for the decoder's life, whatever the window.
     """
 
     def __new__(
@@ -197,8 +197,9 @@ def encode_text_deflated(payload: bytes | str, *, window_bits: int = 15, level: 
 
     ``window_bits`` is 9..15 (zlib cannot compress with 8: send such a peer
     plain frames), ``level`` 0..9; ValueError otherwise. Level 3 is the
-    default: on rrweb-like JSON it gives about 5.8x at ~190 MB/s, level 6
-    6.7x at ~75 MB/s, level 1 3.9x at ~410 MB/s (one core).
+    default: on rrweb-like JSON it gives 5.8x at 150-190 MB/s, where level 6
+    gives 6.7x at 60-75 MB/s and level 1 3.9x at 330-410 MB/s (one core,
+    ``benches/deflate_micro.py``).
 
     Short messages (under ~128 bytes: acks, control messages) are better
     sent plain with ``encode_text``: they barely shrink, and a plain frame

@@ -472,10 +472,10 @@ const DETACH_MIN_BYTES: usize = 64 * 1024;
 
 // The default level, 3, is written in both signatures below (a literal, so
 // that Python sees it) and in the stub. Measured on rrweb-like JSON, one
-// core: level 1 3.9x at ~410 MB/s, 3 5.8x at ~190 MB/s, 6 (zlib's default)
-// 6.7x at ~75 MB/s. Level 3 keeps most of the ratio at two and a half times
-// the speed of 6; the event loop's one core is what the server runs out of
-// first.
+// core (benches/deflate_micro.py): level 1 3.9x at 330-410 MB/s, 3 5.8x at
+// 150-190 MB/s, 6 (zlib's default) 6.7x at 60-75 MB/s. Level 3 keeps most
+// of the ratio at two and a half times the speed of 6; the event loop's one
+// core is what the server runs out of first.
 
 /// The window and level as the core takes them; ValueError when out of range.
 fn deflate_settings(window_bits: i64, level: i64) -> PyResult<(u8, u32)> {
