@@ -185,39 +185,43 @@ def negotiate_deflate(
 def _accept(
     params: tuple[tuple[str, str | None], ...], client_window_bits: int
 ) -> tuple[bytes, DeflateParams] | None:
-    seen: dict[str, str | None] = {}
+    """The answer to one permessage-deflate offer, or None to decline it."""
+    seen: set[str] = set()
+    client_no_context_takeover = False
+    server_bits: int | None = None  # offered server_max_window_bits
+    client_bits: int | None = None  # answered client_max_window_bits
     for name, value in params:
         if name in seen:
             return None
-        if name in ("server_no_context_takeover", "client_no_context_takeover"):
-            if value is not None:
+        seen.add(name)
+        if name == "server_no_context_takeover" and value is None:
+            pass  # we send it anyway
+        elif name == "client_no_context_takeover" and value is None:
+            client_no_context_takeover = True
+        elif name == "server_max_window_bits" and value is not None:
+            if _WINDOW_BITS.fullmatch(value) is None:
                 return None
-        elif name == "server_max_window_bits":
-            if value is None or _WINDOW_BITS.fullmatch(value) is None:
-                return None
+            server_bits = int(value)
         elif name == "client_max_window_bits":
-            if value is not None and _WINDOW_BITS.fullmatch(value) is None:
+            if value is None:
+                client_bits = client_window_bits
+            elif _WINDOW_BITS.fullmatch(value) is None:
                 return None
+            else:
+                client_bits = min(int(value), client_window_bits)
         else:
-            return None
-        seen[name] = value
+            return None  # unknown, or a value where none belongs (or missing)
 
     answer = [PERMESSAGE_DEFLATE, "server_no_context_takeover"]
-    client_no_context_takeover = "client_no_context_takeover" in seen
     if client_no_context_takeover:
         answer.append("client_no_context_takeover")
-    server_bits = 15
-    if "server_max_window_bits" in seen:
-        server_bits = int(seen["server_max_window_bits"])  # type: ignore[arg-type]
+    if server_bits is not None:
         answer.append(f"server_max_window_bits={server_bits}")
-    client_bits = 15
-    if "client_max_window_bits" in seen:
-        offered = seen["client_max_window_bits"]
-        client_bits = min(int(offered) if offered is not None else 15, client_window_bits)
+    if client_bits is not None:
         answer.append(f"client_max_window_bits={client_bits}")
-    params_agreed = DeflateParams(
-        server_max_window_bits=server_bits,
-        client_max_window_bits=client_bits,
+    agreed = DeflateParams(
+        server_max_window_bits=15 if server_bits is None else server_bits,
+        client_max_window_bits=15 if client_bits is None else client_bits,
         client_no_context_takeover=client_no_context_takeover,
     )
-    return "; ".join(answer).encode("ascii"), params_agreed
+    return "; ".join(answer).encode("ascii"), agreed
