@@ -7,6 +7,9 @@
 //! - bit 7: tight limits (`max_frame_bytes` 64, `max_message_bytes` 200), so
 //!   the 1009 paths are reachable with small inputs;
 //! - bit 6: masking not required;
+//! - bit 5: permessage-deflate negotiated (RSV1 allowed on the first frame
+//!   of a data message), with the peer's window 8 + bits 0-2 (8..15) and,
+//!   with bit 4, no context takeover;
 //! - bits 0-5: seed of the chunk sizes the stream is cut into.
 //!
 //! The stream is decoded whole, one byte at a time and in seeded chunks; all
@@ -14,7 +17,7 @@
 //! panic. Every event and the buffered size are checked against the rules.
 
 use _core::ws::frame::{is_valid_close_code, MAX_CONTROL_PAYLOAD};
-use _core::ws::{DecoderConfig, FrameDecoder, WsEvent};
+use _core::ws::{DecoderConfig, FrameDecoder, InflateConfig, WsEvent};
 use _core::Error;
 
 pub type Outcome = (Vec<WsEvent>, Option<Error>);
@@ -29,6 +32,10 @@ pub fn config(settings: u8) -> DecoderConfig {
         max_frame_bytes,
         max_message_bytes,
         require_mask: settings & 0x40 == 0,
+        deflate: (settings & 0x20 != 0).then_some(InflateConfig {
+            window_bits: 8 + (settings & 0x07),
+            no_context_takeover: settings & 0x10 != 0,
+        }),
     }
 }
 
@@ -36,8 +43,10 @@ fn decode<'a>(cfg: DecoderConfig, chunks: impl Iterator<Item = &'a [u8]>) -> Out
     let mut dec = FrameDecoder::new(cfg);
     let mut events = Vec::new();
     // Largest possible holding: a whole message plus a control frame (or a
-    // partial header) received between two of its fragments.
-    let bound = cfg.max_message_bytes + MAX_CONTROL_PAYLOAD;
+    // partial header) received between two of its fragments; for a
+    // compressed message, its inflated part plus the frame in transit.
+    let messages = if cfg.deflate.is_some() { 2 } else { 1 };
+    let bound = messages * cfg.max_message_bytes + MAX_CONTROL_PAYLOAD;
     for chunk in chunks {
         if let Err(e) = dec.feed(chunk, &mut events) {
             return (events, Some(e));

@@ -200,7 +200,7 @@ class Server:
         self.metrics.connections_active.labels(kind).inc()
         self._websockets.add(ws)
         started = time.monotonic()
-        log.info("connection_opened", path="/ws")
+        log.info("connection_opened", path="/ws", deflate=ws.deflate is not None)
         closed: ConnectionClosed | None = None
         try:
             async with ws:

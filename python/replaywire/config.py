@@ -74,7 +74,16 @@ class Config:
     idle_sweep_interval: float = _knob(5.0, "Seconds between checks for idle sessions")
     # protocol limits
     max_frame_bytes: int = _knob(16 * MiB, "Largest WebSocket frame payload accepted")
-    max_message_bytes: int = _knob(16 * MiB, "Largest WebSocket message (after reassembly)")
+    max_message_bytes: int = _knob(
+        16 * MiB, "Largest WebSocket message (after reassembly and decompression)"
+    )
+    # WebSocket compression
+    ws_deflate: bool = _knob(True, "Negotiate permessage-deflate (RFC 7692) when clients offer it")
+    ws_deflate_client_window_bits: int = _knob(
+        15,
+        "Largest LZ77 window, in bits (9-15), that clients offering client_max_window_bits"
+        " may compress with",
+    )
     max_events_per_batch: int = _knob(10_000, "Most events in one events_batch")
     max_event_bytes: int = _knob(16 * MiB, "Largest single event")
     max_sessions_per_connection: int = _knob(16, "Sessions one tracker connection may open")
@@ -111,6 +120,13 @@ class Config:
             )
         if self.ack_mode not in ACK_MODES:
             raise ConfigError(f"ACK_MODE={self.ack_mode!r}: expected one of {', '.join(ACK_MODES)}")
+        if not 9 <= self.ws_deflate_client_window_bits <= 15:
+            # 8 is in RFC 7692's range, but zlib-based clients (websockets,
+            # browsers) cannot compress with it and fail the handshake.
+            raise ConfigError(
+                f"WS_DEFLATE_CLIENT_WINDOW_BITS={self.ws_deflate_client_window_bits}:"
+                " expected 9..15"
+            )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Config:

@@ -3,6 +3,8 @@
 //!
 //! - `frame_decoder`: whole, byte-by-byte and chunked decoding agree and the
 //!   events obey the rules; the seeds are valid streams, so each decodes.
+//!   Truncated and bit-flipped seeds must keep the property too (that is
+//!   where inflating goes wrong: corrupt DEFLATE data, flipped RSV bits).
 //! - `protocol_decode`: seeds named `seed-invalid-*` are refused with a
 //!   message error, every other seed decodes.
 
@@ -45,6 +47,26 @@ fn frame_seeds_decode_the_same_however_they_are_split() {
         let (events, error) = harness::run(&input).expect("seed is empty");
         assert_eq!(error, None, "{}", path.display());
         assert!(!events.is_empty(), "{} decodes to nothing", path.display());
+    }
+}
+
+#[test]
+fn truncations_and_bit_flips_of_frame_seeds_keep_the_property() {
+    for path in seeds("frame_decoder", 3) {
+        let seed = fs::read(path).unwrap();
+        // Every cut and flip of short seeds; a sample of longer ones, so
+        // that this stays a second or two in a debug build.
+        let step = (seed.len() / 300).max(1);
+        for cut in (1..seed.len()).step_by(step) {
+            harness::run(&seed[..cut]);
+        }
+        for at in (1..seed.len()).step_by(step) {
+            for bit in [0x01, 0x40, 0x80] {
+                let mut mutated = seed.clone();
+                mutated[at] ^= bit;
+                harness::run(&mutated);
+            }
+        }
     }
 }
 

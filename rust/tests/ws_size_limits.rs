@@ -11,6 +11,7 @@ fn limits(frame: usize, message: usize) -> DecoderConfig {
         max_frame_bytes: frame,
         max_message_bytes: message,
         require_mask: true,
+        deflate: None,
     }
 }
 

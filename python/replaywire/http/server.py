@@ -25,6 +25,7 @@ from ..config import CODECS
 from ..errors import HttpError
 from ..storage import StorageError
 from ..ws import WebSocket, check_upgrade
+from ..ws.extensions import DeflateParams, negotiate_deflate
 from ..ws.handshake import HandshakeError, wants_upgrade
 from .responses import Response, error_response
 from .routes import Request, dispatch
@@ -154,6 +155,16 @@ async def _upgrade(
         raise HttpError(400, "bad_request", f"query parameter codec must be one of {CODECS}")
     if server.draining:
         raise HttpError(503, "draining", "server is shutting down")
+    deflate: DeflateParams | None = None
+    extension_headers: list[tuple[bytes, bytes]] = []
+    if server.config.ws_deflate:
+        agreed = negotiate_deflate(
+            (value for name, value in event.headers if name == b"sec-websocket-extensions"),
+            client_window_bits=server.config.ws_deflate_client_window_bits,
+        )
+        if agreed is not None:
+            response_value, deflate = agreed
+            extension_headers.append((b"sec-websocket-extensions", response_value))
     # Let h11 see the end of the (empty) request so it allows the switch.
     while (ev := await _next_event(conn, stream)) is not h11.PAUSED:
         if isinstance(ev, h11.ConnectionClosed):
@@ -168,6 +179,7 @@ async def _upgrade(
                 (b"upgrade", b"websocket"),
                 (b"connection", b"Upgrade"),
                 (b"sec-websocket-accept", accept),
+                *extension_headers,
                 (b"x-request-id", request.request_id.encode("latin-1")),
             ],
         ),
@@ -177,8 +189,10 @@ async def _upgrade(
     decoder = _core.FrameDecoder(
         max_frame_bytes=server.config.max_frame_bytes,
         max_message_bytes=server.config.max_message_bytes,
+        deflate_window_bits=deflate.client_max_window_bits if deflate else None,
+        deflate_no_context_takeover=deflate.client_no_context_takeover if deflate else False,
     )
-    ws = WebSocket(stream, decoder, bytes(trailing), on_close=server.count_close)
+    ws = WebSocket(stream, decoder, bytes(trailing), on_close=server.count_close, deflate=deflate)
     await server.run_websocket(ws, kind, request)
     return True
 

@@ -2,6 +2,15 @@
 object that drives the Rust frame codec over a trio stream."""
 
 from .connection import ConnectionClosed, WebSocket
+from .extensions import DeflateParams, negotiate_deflate
 from .handshake import HandshakeError, accept_key, check_upgrade
 
-__all__ = ["ConnectionClosed", "HandshakeError", "WebSocket", "accept_key", "check_upgrade"]
+__all__ = [
+    "ConnectionClosed",
+    "DeflateParams",
+    "HandshakeError",
+    "WebSocket",
+    "accept_key",
+    "check_upgrade",
+    "negotiate_deflate",
+]

@@ -10,6 +10,13 @@ Resource handling: the connection owns its stream. ``aclose`` (or leaving
 the ``async with`` block) closes it; a close frame is sent first when none
 was sent yet.
 
+Compression: when permessage-deflate was negotiated (``deflate`` is set),
+the codec inflates what the client sends; :meth:`WebSocket.encode_message`
+and :meth:`WebSocket.send_message` compress what the server sends, each
+message on its own (no context is kept between messages), and leave short
+messages plain. :meth:`WebSocket.send` writes frames as given, compressed or
+not, so a frame encoded once can go to many connections.
+
 Error handling: when the peer breaks RFC 6455 the codec raises
 ``WebSocketError`` with the close code to send; ``receive`` sends that close
 frame, counts it, and raises :class:`ConnectionClosed`. A peer that goes
@@ -26,6 +33,7 @@ from typing import Protocol
 import trio
 
 from .. import _core
+from .extensions import MIN_COMPRESS_BYTES, DeflateParams
 
 READ_SIZE = 256 * 1024
 
@@ -57,8 +65,11 @@ class WebSocket:
         initial: bytes = b"",
         *,
         on_close: CloseHook | None = None,
+        deflate: DeflateParams | None = None,
     ) -> None:
         self._stream = stream
+        self.deflate = deflate
+        """permessage-deflate as agreed in the handshake, or None."""
         self._decoder = decoder
         self._pending = initial
         self._send_lock = trio.Lock()
@@ -112,6 +123,37 @@ class WebSocket:
             if messages:
                 self.messages_received += len(messages)
                 return messages
+
+    def encode_message(
+        self, data: bytes | str, *, binary: bool = False, compress: bool = True
+    ) -> bytes:
+        """One text (or binary) message as a ready-to-send frame.
+
+        It is compressed when permessage-deflate was agreed, the server can
+        compress for this client (see ``DeflateParams.server_compresses``),
+        ``compress`` is true and the payload has at least
+        ``MIN_COMPRESS_BYTES``; otherwise it is a plain frame. Text must be
+        a ``str`` or UTF-8 ``bytes`` (ValueError otherwise)."""
+        deflate = self.deflate
+        if (
+            compress
+            and deflate is not None
+            and deflate.server_compresses
+            and len(data) >= MIN_COMPRESS_BYTES
+        ):
+            bits = deflate.server_max_window_bits
+            if binary:
+                return _core.encode_binary_deflated(_as_bytes(data), window_bits=bits)
+            return _core.encode_text_deflated(data, window_bits=bits)
+        if binary:
+            return _core.encode_binary(_as_bytes(data))
+        return _core.encode_text(data)
+
+    async def send_message(
+        self, data: bytes | str, *, binary: bool = False, compress: bool = True
+    ) -> None:
+        """Encode one message with :meth:`encode_message` and send it."""
+        await self.send(self.encode_message(data, binary=binary, compress=compress))
 
     async def send(self, frames: bytes) -> None:
         """Write already encoded frames. Sends are serialised, so frames of
@@ -188,3 +230,7 @@ class WebSocket:
     def _finish(self, closed: ConnectionClosed) -> None:
         if self._closed is None:
             self._closed = closed
+
+
+def _as_bytes(data: bytes | str) -> bytes:
+    return data.encode() if isinstance(data, str) else data

@@ -12,12 +12,26 @@
 //! against the limits when the header arrived) and the fragments of at most
 //! one message (at most `max_message_bytes`, together with that frame).
 //!
+//! # Compression
+//!
+//! With permessage-deflate negotiated (`DecoderConfig::deflate`), RSV1 on
+//! the first frame of a data message marks it compressed. Each frame of such
+//! a message is inflated when it completes (see [`Inflater`]), into the
+//! message buffer, whose size `max_message_bytes` then bounds while
+//! inflating; the wire bytes of the message count against the same limit
+//! when its headers arrive. A compressed message may so hold up to twice
+//! `max_message_bytes`: its inflated part and the frame being received.
+//! Text is validated on the inflated bytes, as they come out. Without the
+//! extension the decoder has no inflater and does no extra work.
+//!
 //! # Errors
 //!
 //! Every violation is an [`Error::WebSocket`] carrying the close code to send
-//! (1002, 1007 or 1009). Checks run as early as the bytes allow: header rules
-//! on the first header byte that shows them, limits on the header (before any
-//! payload is buffered), UTF-8 on every payload byte as it arrives. After an
+//! (1002, 1007 or 1009; an invalid DEFLATE stream is 1002). Checks run as
+//! early as the bytes allow: header rules on the first header byte that shows
+//! them, limits on the header (before any payload is buffered), UTF-8 on every
+//! payload byte as it arrives (for a compressed message, on every byte as it
+//! is inflated). After an
 //! error the decoder is spent: buffers are released and every later `feed`
 //! returns the same error.
 
@@ -25,6 +39,7 @@ use bytes::{Buf, Bytes, BytesMut};
 
 use crate::error::{close_code, Error, Result};
 
+use super::deflate::{InflateConfig, Inflater};
 use super::frame::{self, OpCode, MAX_CONTROL_PAYLOAD};
 use super::mask::apply_mask;
 use super::utf8::Utf8Validator;
@@ -39,6 +54,9 @@ pub struct DecoderConfig {
     /// Reject unmasked frames (1002). Clients must mask (§5.1); turn off only
     /// to decode frames written by a server.
     pub require_mask: bool,
+    /// permessage-deflate as negotiated (the peer's window and context
+    /// takeover), or `None`: then RSV1 is a protocol error (1002).
+    pub deflate: Option<InflateConfig>,
 }
 
 impl Default for DecoderConfig {
@@ -47,6 +65,7 @@ impl Default for DecoderConfig {
             max_frame_bytes: 16 * 1024 * 1024,
             max_message_bytes: 16 * 1024 * 1024,
             require_mask: true,
+            deflate: None,
         }
     }
 }
@@ -77,8 +96,11 @@ struct Frame {
     fin: bool,
     mask: Option<[u8; 4]>,
     len: usize,
-    /// Part of a text message: validate the payload as it arrives.
+    /// Part of an uncompressed text message: validate the payload as it
+    /// arrives.
     text: bool,
+    /// Part of a compressed message: inflate the payload once complete.
+    compressed: bool,
     /// Payload bytes at the front of the buffer already unmasked (and
     /// validated, for text). Only data frames are processed piecewise;
     /// control frames (≤ 125 bytes) are handled once complete.
@@ -89,8 +111,9 @@ struct Frame {
 #[derive(Debug)]
 struct Partial {
     text: bool,
-    /// Payload of the fragments completed so far.
-    data: BytesMut,
+    compressed: bool,
+    /// Payload of the fragments completed so far (inflated, if compressed).
+    data: Vec<u8>,
     /// Declared payload length of every fragment so far, including the one
     /// being received; checked against `max_message_bytes` on each header.
     len: usize,
@@ -108,6 +131,7 @@ pub struct FrameDecoder {
     frame: Option<Frame>,
     partial: Option<Partial>,
     utf8: Utf8Validator,
+    inflater: Option<Inflater>,
     close_received: bool,
     failed: Option<Error>,
 }
@@ -117,8 +141,13 @@ fn after_close() -> Error {
 }
 
 impl FrameDecoder {
+    /// # Panics
+    ///
+    /// If `cfg.deflate` has a window outside 8..=15 bits
+    /// ([`InflateConfig::validate`]).
     pub fn new(cfg: DecoderConfig) -> Self {
         FrameDecoder {
+            inflater: cfg.deflate.map(Inflater::new),
             cfg,
             buf: BytesMut::new(),
             frame: None,
@@ -212,9 +241,7 @@ impl FrameDecoder {
             return Ok(None);
         };
         if b0 & 0x70 != 0 {
-            return Err(Error::protocol(
-                "reserved bits set but no extension was negotiated",
-            ));
+            self.check_reserved_bits(b0)?;
         }
         let Some(opcode) = OpCode::from_u8(b0 & 0x0F) else {
             return Err(Error::protocol(format!("reserved opcode {:#x}", b0 & 0x0F)));
@@ -256,23 +283,26 @@ impl FrameDecoder {
         }
         // Fits in usize: it is at most max_frame_bytes.
         let len = header.payload_len as usize;
-        let text = match opcode {
+        let (text, compressed) = match opcode {
             OpCode::Text | OpCode::Binary => {
                 if len > self.cfg.max_message_bytes {
                     return Err(self.message_too_big(len as u64));
                 }
                 let text = opcode == OpCode::Text;
+                // Allowed only when negotiated: see check_reserved_bits.
+                let compressed = b0 & 0x40 != 0;
                 if text {
                     self.utf8.reset();
                 }
                 if !fin {
                     self.partial = Some(Partial {
                         text,
-                        data: BytesMut::new(),
+                        compressed,
+                        data: Vec::new(),
                         len,
                     });
                 }
-                text
+                (text && !compressed, compressed)
             }
             OpCode::Continuation => {
                 let max = self.cfg.max_message_bytes;
@@ -284,9 +314,9 @@ impl FrameDecoder {
                     return Err(self.message_too_big(total));
                 }
                 partial.len += len;
-                partial.text
+                (partial.text && !partial.compressed, partial.compressed)
             }
-            _ => false,
+            _ => (false, false),
         };
         self.buf.advance(header_len);
         Ok(Some(Frame {
@@ -295,8 +325,32 @@ impl FrameDecoder {
             mask: header.mask,
             len,
             text,
+            compressed,
             done: 0,
         }))
+    }
+
+    /// Rules for a first byte with reserved bits set (§5.2, RFC 7692 §6):
+    /// RSV1 marks the first frame of a compressed data message when
+    /// permessage-deflate was negotiated; anything else is a protocol error.
+    #[cold]
+    fn check_reserved_bits(&self, b0: u8) -> Result<()> {
+        if b0 & 0x30 != 0 {
+            return Err(Error::protocol(
+                "RSV2 or RSV3 set but no extension that uses them was negotiated",
+            ));
+        }
+        if self.inflater.is_none() {
+            return Err(Error::protocol(
+                "RSV1 set but permessage-deflate was not negotiated",
+            ));
+        }
+        match OpCode::from_u8(b0 & 0x0F) {
+            Some(OpCode::Continuation) => Err(Error::protocol("RSV1 set on a continuation frame")),
+            Some(op) if op.is_control() => Err(Error::protocol("RSV1 set on a control frame")),
+            // Text, binary, or a reserved opcode refused just after.
+            _ => Ok(()),
+        }
     }
 
     fn message_too_big(&self, len: u64) -> Error {
@@ -321,29 +375,54 @@ impl FrameDecoder {
         }
         match frame.opcode {
             OpCode::Text | OpCode::Binary if frame.fin => {
-                if frame.text && self.utf8.finish().is_err() {
+                let text = frame.opcode == OpCode::Text;
+                let data = if frame.compressed {
+                    let mut data = Vec::new();
+                    inflate(
+                        &mut self.inflater,
+                        &mut self.utf8,
+                        self.cfg.max_message_bytes,
+                        &payload,
+                        &mut data,
+                        text,
+                        true,
+                    )?;
+                    Bytes::from(data)
+                } else {
+                    payload.freeze()
+                };
+                if text && self.utf8.finish().is_err() {
                     return Err(invalid_text());
                 }
-                out.push(WsEvent::Message {
-                    text: frame.text,
-                    data: payload.freeze(),
-                });
+                out.push(WsEvent::Message { text, data });
             }
             OpCode::Text | OpCode::Binary | OpCode::Continuation => {
                 let Some(partial) = self.partial.as_mut() else {
                     unreachable!("set when the header arrived");
                 };
-                // Copy rather than keep `payload`: it shares the input buffer,
-                // which the partial message must not pin.
-                partial.data.extend_from_slice(&payload);
+                if partial.compressed {
+                    inflate(
+                        &mut self.inflater,
+                        &mut self.utf8,
+                        self.cfg.max_message_bytes,
+                        &payload,
+                        &mut partial.data,
+                        partial.text,
+                        frame.fin,
+                    )?;
+                } else {
+                    // Copy rather than keep `payload`: it shares the input
+                    // buffer, which the partial message must not pin.
+                    partial.data.extend_from_slice(&payload);
+                }
                 if frame.fin {
-                    if frame.text && self.utf8.finish().is_err() {
-                        return Err(invalid_text());
-                    }
                     if let Some(partial) = self.partial.take() {
+                        if partial.text && self.utf8.finish().is_err() {
+                            return Err(invalid_text());
+                        }
                         out.push(WsEvent::Message {
                             text: partial.text,
-                            data: partial.data.freeze(),
+                            data: Bytes::from(partial.data),
                         });
                     }
                 }
@@ -358,6 +437,29 @@ impl FrameDecoder {
         }
         Ok(())
     }
+}
+
+/// Inflates one frame of a compressed message onto `data` (and, with
+/// `last`, the end of the message), within `limit` bytes; text is validated
+/// as it comes out. A free function so that the decoder's fields can be
+/// borrowed one by one.
+fn inflate(
+    inflater: &mut Option<Inflater>,
+    utf8: &mut Utf8Validator,
+    limit: usize,
+    payload: &[u8],
+    data: &mut Vec<u8>,
+    text: bool,
+    last: bool,
+) -> Result<()> {
+    let Some(inflater) = inflater.as_mut() else {
+        unreachable!("RSV1 is refused unless permessage-deflate was negotiated");
+    };
+    inflater.inflate(payload, data, limit, text.then_some(&mut *utf8))?;
+    if last {
+        inflater.finish(data, limit, text.then_some(utf8))?;
+    }
+    Ok(())
 }
 
 /// Reads a close body (§5.5.1): empty, or a valid code and a UTF-8 reason.
@@ -381,7 +483,7 @@ fn parse_close(payload: &[u8]) -> Result<(Option<u16>, String)> {
     }
 }
 
-fn invalid_text() -> Error {
+pub(super) fn invalid_text() -> Error {
     Error::ws(
         close_code::INVALID_PAYLOAD,
         "text message is not valid UTF-8",
