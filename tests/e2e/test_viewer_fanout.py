@@ -153,3 +153,42 @@ async def test_viewer_resumes_with_from_index(server: Server) -> None:
             while stream.next_index != 3000:
                 received += stream.feed(await viewer.get_message())
             assert received == parsed(events[1234:])
+
+
+def pmd_viewer(port: int, session_id: str, ready: trio.Event, token) -> tuple[list, object]:
+    """The websockets client (permessage-deflate on by default) as a viewer."""
+    with connect(f"ws://127.0.0.1:{port}/ws?type=viewer") as ws:
+        extensions = ws.response.headers.get("Sec-WebSocket-Extensions")
+        ws.send(json.dumps({"type": "viewer_join_session", "data": {"sessionId": session_id}}))
+        assert json.loads(ws.recv(timeout=10))["type"] == "viewer_joined"
+        trio.from_thread.run_sync(ready.set, trio_token=token)
+        frames = []
+        while not frames or not is_end(frames[-1]):
+            frames.append(ws.recv(timeout=30))
+        return frames, extensions
+
+
+async def test_permessage_deflate_viewers_receive_every_event_in_order(server: Server) -> None:
+    events = list(session_events(3000, seed=13))
+    token = trio.lowlevel.current_trio_token()
+    results: list = []
+
+    async def run_viewer(ready: trio.Event) -> None:
+        results.append(await trio.to_thread.run_sync(pmd_viewer, server.port, "pmd", ready, token))
+
+    async with open_websocket_url(ws_url(server)) as tracker:
+        await start_session(tracker, "pmd")
+        async with trio.open_nursery() as nursery:
+            for _ in range(3):
+                ready = trio.Event()
+                nursery.start_soon(run_viewer, ready)
+                await ready.wait()
+            await send_batches(tracker, "pmd", events, batch=50, window=8)
+            await tracker.send_message(json.dumps({"type": "session_end", "data": {}}))
+    raw = sum(len(e) for e in events)
+    for frames, extensions in results:
+        assert extensions and "permessage-deflate" in extensions
+        stream = ViewerStream()
+        assert [e for frame in frames for e in stream.feed(frame)] == parsed(events)
+    # The deltas left the server deflated (once per tick for all three).
+    assert server.metrics.viewer_bytes_total._value.get() * 2 < 3 * raw

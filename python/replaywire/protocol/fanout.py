@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING
 
 import structlog
@@ -38,6 +39,16 @@ log = structlog.get_logger("replaywire.fanout")
 
 THREAD_COMPRESS_BYTES = 256 * 1024  # larger payloads are compressed off the event loop
 TICK_MAX_EVENTS = 1_000_000  # a tick's message is bounded by VIEWER_BATCH_BYTES instead
+PMD_PREFIX = "pmd"  # feed key "pmd15": text frames deflated for a 15-bit window
+
+
+def feed_key(codec: str, ws_deflate_window_bits: int | None) -> str:
+    """What a viewer's frames are keyed by: its codec, except that ``none``
+    viewers whose connection negotiated permessage-deflate share frames
+    deflated for their window (one encoding per tick and window size)."""
+    if codec == "none" and ws_deflate_window_bits is not None:
+        return f"{PMD_PREFIX}{ws_deflate_window_bits}"
+    return codec
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +136,30 @@ class Encoder:
     ) -> bytes:
         if codec == "none":
             return frames.events(kind, session_id_json, first, count, events_json, resync=resync)
+        if codec.startswith(PMD_PREFIX):  # codec=none on a permessage-deflate connection
+            bits = int(codec.removeprefix(PMD_PREFIX))
+            if len(events_json) >= THREAD_COMPRESS_BYTES:
+                return await trio.to_thread.run_sync(
+                    partial(
+                        frames.events,
+                        kind,
+                        session_id_json,
+                        first,
+                        count,
+                        events_json,
+                        resync=resync,
+                        deflate_window_bits=bits,
+                    )
+                )
+            return frames.events(
+                kind,
+                session_id_json,
+                first,
+                count,
+                events_json,
+                resync=resync,
+                deflate_window_bits=bits,
+            )
         compressor = self._compressors.get(codec)
         if compressor is None:
             compressor = self._compressors[codec] = _core.Compressor(codec, self._levels[codec])

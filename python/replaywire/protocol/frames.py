@@ -59,16 +59,22 @@ def events(
     events_json: bytes,
     *,
     resync: bool = False,
+    deflate_window_bits: int | None = None,
 ) -> bytes:
     """``snapshot``, ``delta`` or ``session_events`` as a text frame: a run of
     events with the index of the first, so a client can tell a gap or a
     duplicate (the ``codec=none`` form; compressed codecs use
-    :func:`events_binary`)."""
+    :func:`events_binary`). With ``deflate_window_bits``, the frame is
+    compressed for permessage-deflate with that window and no context, so
+    the same bytes suit every client that agreed to at least that window."""
     extra = b',"resync":true' if resync else b""
-    return _core.encode_text(
+    message = (
         b'{"type":"%b","data":{"sessionId":%b,"firstIndex":%d,"count":%d,"codec":%b%b,"events":%b}}'
         % (type_, session_id_json, first_index, count, CODEC_NONE, extra, events_json)
     )
+    if deflate_window_bits is not None:
+        return _core.encode_text_deflated(message, window_bits=deflate_window_bits)
+    return _core.encode_text(message)
 
 
 def events_binary(

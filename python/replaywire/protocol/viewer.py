@@ -22,7 +22,7 @@ from ..errors import ProtocolError
 from ..sessions import LiveSession
 from ..ws import ConnectionClosed, WebSocket
 from . import frames
-from .fanout import Broadcaster, Encoder
+from .fanout import Broadcaster, Encoder, feed_key
 
 if TYPE_CHECKING:
     from ..app import Server
@@ -32,6 +32,10 @@ async def serve_viewer(ws: WebSocket, server: Server, codec: str = "none") -> No
     """Serve one viewer connection until it closes (raises ConnectionClosed)."""
     watches: dict[str, trio.CancelScope] = {}
     closed: ConnectionClosed | None = None
+    deflate = ws.deflate
+    codec = feed_key(
+        codec, deflate.server_max_window_bits if deflate and deflate.server_compresses else None
+    )
     async with trio.open_nursery() as nursery:
         try:
             while True:
