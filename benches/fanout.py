@@ -57,8 +57,8 @@ async def viewer(
         head += await stream.receive_some(4096)
     data = head.split(b"\r\n\r\n", 1)[1]
     join = json.dumps({"type": "viewer_join_session", "data": {"sessionId": session_id}})
-    await stream.send_all(_core.encode_client_frame(_core.OP_TEXT, join.encode(), os.urandom(4)))
-    joined[0] += 1
+    join_frame = _core.encode_client_frame(_core.OP_TEXT, join.encode(), os.urandom(4))
+    await stream.send_all(join_frame)
     decoder = _core.FrameDecoder(require_mask=False, max_message_bytes=64 << 20)
     try:
         while True:
@@ -67,6 +67,12 @@ async def viewer(
                     if msg.is_text:
                         if msg.data.startswith(b'{"type":"delta"'):
                             delivered[0] += json.loads(msg.data)["data"]["count"]
+                        elif msg.data.startswith(b'{"type":"viewer_joined"'):
+                            joined[0] += 1
+                        elif msg.data.startswith(b'{"type":"error"'):
+                            # The session may not be started yet on a busy server.
+                            await trio.sleep(0.1)
+                            await stream.send_all(join_frame)
                     else:
                         delivered[0] += HEADER.unpack_from(msg.data)[4]
             data = await stream.receive_some(1 << 20)
@@ -87,7 +93,6 @@ async def run(port: int, n_viewers: int, args: argparse.Namespace) -> dict[str, 
     async with trio.open_nursery() as nursery:
         for n in range(args.connections):
             nursery.start_soon(tracker, port, n, events, args, totals, window_open, deadline)
-        await trio.sleep(0.3)  # the sessions exist
         for _ in range(n_viewers):
             nursery.start_soon(viewer, port, session_id, args.codec, delivered, joined)
         with trio.fail_after(120):
