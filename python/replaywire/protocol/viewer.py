@@ -147,7 +147,7 @@ class _Viewer:
         """A live session: snapshot up to the broadcaster's position, then
         its shared deltas; a fresh snapshot whenever the feed overflowed."""
         fanout = self.server.fanout
-        broadcaster, feed = fanout.subscribe(live, self.codec)
+        broadcaster, feed = fanout.subscribe(live, self.codec, self.ws)
         try:
             position = broadcaster.position
             start = self._keyframe() if from_index is None else from_index
@@ -170,10 +170,11 @@ class _Viewer:
                     await _send(self.ws, frames.message("session_ended", ended))
                     return
                 frame = tick.frames[self.codec]
-                if not await _send(self.ws, frame):
+                if not await _send(self.ws, frame):  # b"": the rest of a direct write
                     return
-                self.server.metrics.viewer_messages_total.inc()
-                self.server.metrics.viewer_bytes_total.inc(len(frame))
+                if frame:
+                    self.server.metrics.viewer_messages_total.inc()
+                    self.server.metrics.viewer_bytes_total.inc(len(frame))
         finally:
             fanout.unsubscribe(broadcaster, feed)
 

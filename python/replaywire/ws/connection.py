@@ -27,6 +27,7 @@ away without a close handshake also ends in :class:`ConnectionClosed`
 from __future__ import annotations
 
 import contextlib
+import os
 from types import TracebackType
 from typing import Protocol
 
@@ -73,6 +74,9 @@ class WebSocket:
         self._decoder = decoder
         self._pending = initial
         self._send_lock = trio.Lock()
+        sock = getattr(stream, "socket", None)
+        self._fileno = sock.fileno() if sock is not None else -1  # for write_now
+        self._tail = b""  # unwritten rest of a write_now
         self._close_sent = False
         self._closed: ConnectionClosed | None = None
         self._on_close = on_close
@@ -155,6 +159,33 @@ class WebSocket:
         """Encode one message with :meth:`encode_message` and send it."""
         await self.send(self.encode_message(data, binary=binary, compress=compress))
 
+    def write_now(self, frames: bytes) -> int:
+        """Write what the socket takes right now, without waiting: the
+        number of bytes written (0 if its buffer is full), or -1 if this
+        cannot be done here (another task is sending, the connection is
+        closing, the stream is not a plain socket, or the write failed --
+        the caller then uses :meth:`send`, which reports the failure).
+
+        This is the fan-out fast path: a viewer that keeps up is written to
+        by the session's broadcaster directly, one syscall, instead of
+        waking the viewer's task. A partial write keeps the rest, which the
+        next :meth:`send` writes first; call ``send(b"")`` to flush it."""
+        if self._close_sent or self._send_lock.locked() or self._fileno < 0 or self._tail:
+            return -1
+        try:
+            written = os.write(self._fileno, frames)
+        except BlockingIOError:
+            return 0
+        except OSError:
+            return -1
+        self.bytes_sent += written
+        if written < len(frames):
+            # The socket is mid-frame now: whatever is sent next, by any
+            # task, goes after this rest (see _write).
+            self._tail = frames[written:]
+            self.bytes_sent -= len(self._tail)
+        return written
+
     async def send(self, frames: bytes) -> None:
         """Write already encoded frames. Sends are serialised, so frames of
         different tasks never interleave. Raises :class:`ConnectionClosed`
@@ -177,6 +208,7 @@ class WebSocket:
             self._on_close(code, local=True)
 
     async def aclose(self) -> None:
+        self._fileno = -1  # the number may be reused once the stream is closed
         if not self._close_sent:
             await self.close(1000)
         if self._closed is None:
@@ -204,6 +236,8 @@ class WebSocket:
     # -- internals ------------------------------------------------------
 
     async def _write(self, data: bytes) -> None:
+        if self._tail:  # the rest of a frame write_now could not finish
+            data, self._tail = self._tail + data, b""
         try:
             await self._stream.send_all(data)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
