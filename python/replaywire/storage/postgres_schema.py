@@ -21,16 +21,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from functools import cache
-from importlib import resources
 from typing import Any, TypeAlias
 
 import psycopg
 from psycopg import sql
 
-from .base import StorageError
+from .migrations import Migration, load, pending
 
 # The ASCII bytes "rwschema" read as a big-endian int64. In pg_locks it shows
 # as locktype 'advisory' with classid 1920430947 and objid 1751469409.
@@ -80,29 +77,11 @@ def days_ahead(now: float) -> list[date]:
 # --- migrations ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Migration:
-    version: int
-    name: str
-    script: str
-
-
-@cache
 def migrations() -> tuple[Migration, ...]:
     """The ``schema/postgres/NNNN_name.sql`` files, in version order. Each
     runs as one script (simple query protocol) inside the migration
     transaction."""
-    assert __package__
-    found: dict[int, Migration] = {}
-    for entry in (resources.files(__package__) / "schema" / "postgres").iterdir():
-        match = re.fullmatch(r"(\d{4})_(\w+)\.sql", entry.name)
-        if match is None:
-            continue
-        version = int(match[1])
-        if version in found:
-            raise StorageError(f"two postgres migrations numbered {version:04d}")
-        found[version] = Migration(version, match[2], entry.read_text("utf-8"))
-    return tuple(found[v] for v in sorted(found))
+    return load("postgres")
 
 
 def migrate(conn: Connection, todo: Sequence[Migration]) -> None:
@@ -117,16 +96,8 @@ def migrate(conn: Connection, todo: Sequence[Migration]) -> None:
             "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY,"
             " name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
         )
-        applied = {v for (v,) in conn.execute("SELECT version FROM schema_migrations")}
-        latest = todo[-1].version if todo else 0
-        if applied and max(applied) > latest:
-            raise StorageError(
-                f"database schema version {max(applied)} is newer than this replaywire "
-                f"knows ({latest}); upgrade replaywire"
-            )
-        for migration in todo:
-            if migration.version in applied:
-                continue
+        applied = [v for (v,) in conn.execute("SELECT version FROM schema_migrations")]
+        for migration in pending(todo, applied):
             conn.execute(migration.script.encode())  # bytes: a script, not a %s template
             conn.execute(
                 "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",

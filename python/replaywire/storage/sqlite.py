@@ -13,15 +13,12 @@ a pool can close every connection it made on :meth:`SqliteStorage.close`.
 
 from __future__ import annotations
 
-import re
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import closing, contextmanager
-from dataclasses import dataclass, fields
-from functools import cache
-from importlib import resources
+from dataclasses import fields
 from os import PathLike
 from pathlib import Path
 
@@ -37,6 +34,7 @@ from .base import (
     resume_from,
     window,
 )
+from .migrations import Migration, load, pending
 
 BUSY_TIMEOUT = 5.0  # seconds a connection waits for a lock before SQLITE_BUSY
 MAX_IDLE_READERS = 8  # reader connections kept open between reads
@@ -71,27 +69,9 @@ _EXPIRED = "SELECT session_id FROM sessions WHERE started_at < ?1"
 _RETRYABLE = ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_FULL", "SQLITE_IOERR", "SQLITE_PROTOCOL")
 
 
-@dataclass(frozen=True, slots=True)
-class Migration:
-    version: int
-    name: str
-    statements: tuple[str, ...]
-
-
-@cache
 def migrations() -> tuple[Migration, ...]:
     """The ``schema/sqlite/NNNN_name.sql`` files, in version order."""
-    assert __package__
-    found: dict[int, Migration] = {}
-    for entry in (resources.files(__package__) / "schema" / "sqlite").iterdir():
-        match = re.fullmatch(r"(\d{4})_(\w+)\.sql", entry.name)
-        if match is None:
-            continue
-        version = int(match[1])
-        if version in found:
-            raise StorageError(f"two sqlite migrations numbered {version:04d}")
-        found[version] = Migration(version, match[2], _statements(entry.read_text("utf-8")))
-    return tuple(found[v] for v in sorted(found))
+    return load("sqlite")
 
 
 def _statements(script: str) -> tuple[str, ...]:
@@ -362,17 +342,9 @@ def _migrate(conn: sqlite3.Connection, todo: Sequence[Migration]) -> None:
             "CREATE TABLE IF NOT EXISTS schema_migrations"
             " (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
         )
-        applied = {v for (v,) in conn.execute("SELECT version FROM schema_migrations")}
-        latest = todo[-1].version if todo else 0
-        if applied and max(applied) > latest:
-            raise StorageError(
-                f"database schema version {max(applied)} is newer than this replaywire "
-                f"knows ({latest}); upgrade replaywire"
-            )
-        for migration in todo:
-            if migration.version in applied:
-                continue
-            for statement in migration.statements:
+        applied = [v for (v,) in conn.execute("SELECT version FROM schema_migrations")]
+        for migration in pending(todo, applied):
+            for statement in _statements(migration.script):
                 conn.execute(statement)
             conn.execute(
                 "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
