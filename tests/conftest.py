@@ -128,20 +128,23 @@ def postgres_admin_url() -> Iterator[str]:
             cluster.cleanup()
 
 
+def _fresh_database(admin_url: str) -> Iterator[str]:
+    name = _database_name()
+    url = services.create_database(admin_url, name)
+    yield url
+    services.drop_database(admin_url, name)
+
+
 @pytest.fixture(scope="session")
 def postgres_url(postgres_admin_url: str) -> Iterator[str]:
-    name = _database_name()
-    url = services.create_database(postgres_admin_url, name)
-    yield url
-    services.drop_database(postgres_admin_url, name)
+    """A database of this test run, shared by its tests."""
+    yield from _fresh_database(postgres_admin_url)
 
 
 @pytest.fixture
 def fresh_postgres_url(postgres_admin_url: str) -> Iterator[str]:
-    name = _database_name()
-    url = services.create_database(postgres_admin_url, name)
-    yield url
-    services.drop_database(postgres_admin_url, name)
+    """A database of this test alone."""
+    yield from _fresh_database(postgres_admin_url)
 
 
 @pytest.fixture

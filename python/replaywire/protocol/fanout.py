@@ -157,29 +157,19 @@ class Encoder:
         if codec == "none":
             return frames.events(kind, session_id_json, first, count, events_json, resync=resync)
         if codec.startswith(PMD_PREFIX):  # codec=none on a permessage-deflate connection
-            bits = int(codec.removeprefix(PMD_PREFIX))
-            if len(events_json) >= THREAD_COMPRESS_BYTES:
-                return await trio.to_thread.run_sync(
-                    partial(
-                        frames.events,
-                        kind,
-                        session_id_json,
-                        first,
-                        count,
-                        events_json,
-                        resync=resync,
-                        deflate_window_bits=bits,
-                    )
-                )
-            return frames.events(
+            deflated = partial(
+                frames.events,
                 kind,
                 session_id_json,
                 first,
                 count,
                 events_json,
                 resync=resync,
-                deflate_window_bits=bits,
+                deflate_window_bits=int(codec.removeprefix(PMD_PREFIX)),
             )
+            if len(events_json) >= THREAD_COMPRESS_BYTES:
+                return await trio.to_thread.run_sync(deflated)
+            return deflated()
         compressor = self._compressors.get(codec)
         if compressor is None:
             compressor = self._compressors[codec] = _core.Compressor(codec, self._levels[codec])
