@@ -10,8 +10,9 @@ viewers, and ingest relative to N=0 -- what watching costs everyone else.
     python benches/fanout.py --viewers 0,1,10,100,1000 --duration 8
 
 Viewers are raw sockets whose frames are decoded by the Rust frame decoder;
-per binary frame only the 22-byte header is read (the event count), so the
-load generator stays cheap. Every loop is bounded by ``--duration``.
+per binary frame only the 22-byte header is read (the event count). They run
+in a process of their own, so their work does not slow the trackers' process
+(all three processes still share the machine's cores). Every loop is bounded.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import trio
@@ -82,22 +84,59 @@ async def viewer(
         stream.socket.close()
 
 
+async def viewers_process(port: int, session_id: str, n: int, codec: str) -> None:
+    """The viewers, in a process of their own (``--viewer-process``): their
+    Python work must not slow the trackers' process. Prints ``joined`` once
+    all joined, then the delivered count every 100 ms; stops after 600 s."""
+    delivered, joined = [0], [0]
+    with trio.move_on_after(600):
+        async with trio.open_nursery() as nursery:
+            for _ in range(n):
+                nursery.start_soon(viewer, port, session_id, codec, delivered, joined)
+            while joined[0] < n:  # noqa: ASYNC110
+                await trio.sleep(0.05)
+            print("joined", flush=True)
+            while True:
+                print(delivered[0], flush=True)
+                await trio.sleep(0.1)
+
+
 async def run(port: int, n_viewers: int, args: argparse.Namespace) -> dict[str, object]:
     events = list(session_events(max(args.batch * 40, 2000), seed=1))[2:]
     totals = Totals()
     window_open = [False]
-    delivered, joined = [0], [0]
+    delivered = [0]
     # Trackers stop at this (far) deadline or, normally, when cancelled below.
     deadline = time.perf_counter() + 600
     session_id = f"bench-{os.getpid()}-0"
     async with trio.open_nursery() as nursery:
         for n in range(args.connections):
             nursery.start_soon(tracker, port, n, events, args, totals, window_open, deadline)
-        for _ in range(n_viewers):
-            nursery.start_soon(viewer, port, session_id, args.codec, delivered, joined)
-        with trio.fail_after(120):
-            while joined[0] < n_viewers:  # noqa: ASYNC110
-                await trio.sleep(0.05)
+        proc = None
+        if n_viewers:
+            proc = await trio.lowlevel.open_process(
+                [
+                    sys.executable,
+                    __file__,
+                    "--viewer-process",
+                    str(port),
+                    session_id,
+                    str(n_viewers),
+                    args.codec,
+                ],
+                stdout=subprocess.PIPE,
+            )
+            assert proc.stdout is not None
+            lines = _lines(proc.stdout)
+            with trio.fail_after(120):
+                while await anext(lines) != "joined":
+                    pass
+
+            async def follow() -> None:
+                async for line in lines:
+                    delivered[0] = int(line)
+
+            nursery.start_soon(follow)
         await trio.sleep(args.warmup)
         window_open[0] = True
         before = delivered[0]
@@ -106,6 +145,9 @@ async def run(port: int, n_viewers: int, args: argparse.Namespace) -> dict[str, 
         window_open[0] = False
         elapsed = time.perf_counter() - measured_from
         delivered_in_window = delivered[0] - before
+        if proc is not None:
+            proc.kill()
+            await proc.wait()
         nursery.cancel_scope.cancel()
     totals.latencies.sort()
     return {
@@ -119,6 +161,15 @@ async def run(port: int, n_viewers: int, args: argparse.Namespace) -> dict[str, 
         if totals.latencies
         else None,
     }
+
+
+async def _lines(stream: trio.abc.ReceiveStream) -> AsyncIterator[str]:
+    buffer = b""
+    while chunk := await stream.receive_some(65536):
+        buffer += chunk
+        *complete, buffer = buffer.split(b"\n")
+        for line in complete:
+            yield line.decode().strip()
 
 
 def start_server(tmp: str) -> tuple[subprocess.Popen[bytes], int]:
@@ -146,6 +197,10 @@ def start_server(tmp: str) -> tuple[subprocess.Popen[bytes], int]:
 
 
 def main() -> int:
+    if sys.argv[1:2] == ["--viewer-process"]:
+        port, session_id, n, codec = sys.argv[2:6]
+        trio.run(viewers_process, int(port), session_id, int(n), codec)
+        return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--viewers", default="0,1,10,100,1000")
     parser.add_argument("--codec", default="zstd", choices=["none", "deflate", "zstd"])
