@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 
+import zstandard
 from trio_websocket import open_websocket_url
 
 from e2e.clients import get_json, http, send_batches, start_session, ws_url
@@ -74,3 +76,21 @@ async def test_sessions_active_stats_events_and_cleanup(server) -> None:
     assert (await get_json(server, "/sessions/active"))["count"] == 0
     assert (await get_json(server, "/sessions/rest-1"))["status"] == "ended"
     assert "replaywire_events_ingested_total 120.0" in (await http(server, "/metrics"))[2].decode()
+
+
+async def test_events_page_honours_accept_encoding(server) -> None:
+    events = list(session_events(1000, seed=4))
+    async with open_websocket_url(ws_url(server)) as ws:
+        await start_session(ws, "enc")
+        await send_batches(ws, "enc", events)
+    path = "/sessions/enc/events?from_index=0&limit=1000"
+    status, headers, plain = await http(server, path)
+    assert status == 200 and "content-encoding" not in headers
+    for accept, decode in (
+        ("zstd", zstandard.ZstdDecompressor().decompress),
+        ("gzip", gzip.decompress),
+    ):
+        status, headers, body = await http(server, path, headers={"Accept-Encoding": accept})
+        assert status == 200 and headers["content-encoding"] == accept
+        assert headers["vary"] == "Accept-Encoding"
+        assert decode(body) == plain and len(body) * 3 < len(plain)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from .. import __version__
 from ..errors import HttpError
 from ..protocol.frames import json_string
+from . import encoding
 from .responses import Response, json_response
 
 if TYPE_CHECKING:
@@ -176,7 +177,9 @@ async def get_events(server: Server, request: Request, params: dict[str, str]) -
         page.next_index,
         page.events,
     )
-    return Response(200, body)
+    coding = encoding.negotiate(request.headers.get("accept-encoding", ""))
+    body, headers = await encoding.encode(coding, body)
+    return Response(200, body, headers=headers)
 
 
 _OPENAPI: bytes | None = None
