@@ -102,7 +102,8 @@ async def test_stalled_viewer_is_resynced_and_the_tracker_unaffected(
 ) -> None:
     server = Server(make_config(tmp_path, viewer_backlog_bytes=64 * 1024))
     await nursery.start(server.run)
-    events = list(session_events(40_000, seed=3, checkout_every=5000))
+    # ~18 MB of events: far more than the loopback socket buffers can hide.
+    events = list(session_events(80_000, seed=3, checkout_every=5000))
     ready, go = trio.Event(), trio.Event()
     token = trio.lowlevel.current_trio_token()
     result: list = []
