@@ -62,6 +62,7 @@ RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
 ENV HOST=0.0.0.0 \
     PORT=8080 \
     DATABASE_URL=sqlite:////data/replaywire.db \
+    SPOOL_DIR=/data/spool \
     LOG_FORMAT=json
 VOLUME /data
 WORKDIR /data
