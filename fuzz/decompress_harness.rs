@@ -1,6 +1,6 @@
-//! The property behind the `decompress` fuzz target, shared with the codec
-//! unit tests (`rust/src/codec/tests.rs`), which replay the committed seeds
-//! and their truncations and bit flips on every `cargo test`.
+//! The property behind the `decompress` fuzz target, shared with
+//! `rust/tests/fuzz_seeds.rs`, which replays the committed seeds and their
+//! truncations and bit flips on every `cargo test`.
 //!
 //! The includer brings `Codec`, `CodecError` and `decompress` into scope.
 //!

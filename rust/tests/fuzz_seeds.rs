@@ -7,12 +7,18 @@
 //!   where inflating goes wrong: corrupt DEFLATE data, flipped RSV bits).
 //! - `protocol_decode`: seeds named `seed-invalid-*` are refused with a
 //!   message error, every other seed decodes.
+//! - `decompress`: the seeds reach success, the size limit and invalid data;
+//!   their truncations, bit flips and every codec/limit setting keep the
+//!   property.
 
+#[path = "../../fuzz/decompress_harness.rs"]
+mod decompress_harness;
 #[path = "../../fuzz/harness.rs"]
 mod harness;
 #[path = "../../fuzz/protocol_harness.rs"]
 mod protocol_harness;
 
+use _core::codec::{decompress, Codec, CodecError};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -98,4 +104,38 @@ fn truncations_and_bit_flips_of_protocol_seeds_keep_the_property() {
             }
         }
     }
+}
+
+/// Every committed `fuzz/corpus/decompress/seed-*`, then its truncations
+/// and bit flips, through the fuzz target's property.
+#[test]
+fn decompress_seeds_keep_the_property() {
+    let mut outcomes = [0usize; 3];
+    for path in seeds("decompress", 4) {
+        let seed = fs::read(&path).unwrap();
+        let outcome = decompress_harness::run(&seed).expect("empty seed");
+        outcomes[match outcome {
+            Ok(_) => 0,
+            Err(e) if e.code() == Some("payload_too_large") => 1,
+            Err(_) => 2,
+        }] += 1;
+        for cut in 1..seed.len() {
+            decompress_harness::run(&seed[..cut]);
+        }
+        for at in 1..seed.len() {
+            for bit in [0x01, 0x10, 0x80] {
+                let mut mutated = seed.clone();
+                mutated[at] ^= bit;
+                decompress_harness::run(&mutated);
+            }
+        }
+        // Every codec and limit on the same data.
+        for settings in 0..12 {
+            let mut other = seed.clone();
+            other[0] = settings;
+            decompress_harness::run(&other);
+        }
+    }
+    // The seeds reach success, the limit and invalid data.
+    assert!(outcomes.iter().all(|&n| n > 0), "{outcomes:?}");
 }
