@@ -32,6 +32,17 @@ CORE_SO := $(wildcard python/replaywire/_core.*.so)
 STAMP_DEPS := $(VENV)/.stamp-deps
 STAMP_DEV := $(VENV)/.stamp-build-dev
 
+# The browser assets (js/, built with esbuild into python/replaywire/static/,
+# which the wheel ships). npm writes node_modules/.package-lock.json on every
+# install, so it stamps `npm ci`; the built index.html (written last) stamps
+# the build: both are redone only when their inputs change.
+NPM_QUIET := --no-audit --no-fund $(if $(filter true 1,$(CI)),--loglevel=warn,)
+JS_LOCK := js/package-lock.json
+JS_MANIFESTS := js/package.json js/tracker/package.json js/viewer/package.json
+JS_SOURCES := js/build.mjs $(shell find js/tracker/src js/viewer/src -type f 2>/dev/null)
+STAMP_NPM := js/node_modules/.package-lock.json
+STATIC_INDEX := python/replaywire/static/index.html
+
 # Prints the requirements of the project and of the extras named in argv,
 # following self-references (dev -> replaywire[test]), without installing the
 # project itself: maturin develop does that.
@@ -77,11 +88,26 @@ $(STAMP_DEV): $(RUST_SOURCES) pyproject.toml $(STAMP_DEPS) $(if $(CORE_SO),,FORC
 	VIRTUAL_ENV=$(abspath $(VENV)) $(VENV)/bin/maturin develop --release $(CARGO_LOCKED)
 	@touch $@
 
+$(STAMP_NPM): $(JS_LOCK) $(JS_MANIFESTS)
+	@command -v npm >/dev/null || { echo "error: npm (Node.js >= 18) is needed to build the browser assets" >&2; exit 1; }
+	cd js && npm ci $(NPM_QUIET)
+	@touch $@
+
+$(STATIC_INDEX): $(STAMP_NPM) $(JS_SOURCES)
+	cd js && node build.mjs
+
+.PHONY: js
+js: $(STATIC_INDEX) ## Build the tracker and viewer assets (npm ci + esbuild; skipped when unchanged)
+
+.PHONY: test-js
+test-js: $(STAMP_NPM) ## Run the JavaScript unit tests (node --test)
+	cd js && npm test --silent
+
 .PHONY: build-dev
-build-dev: $(STAMP_DEV) ## Build the extension (release) and install the package into .venv, editable
+build-dev: js $(STAMP_DEV) ## Build the browser assets and the extension (release); install the package into .venv, editable
 
 .PHONY: build-prod
-build-prod: $(STAMP_DEPS) ## Build the release wheel into dist/
+build-prod: js $(STAMP_DEPS) ## Build the browser assets, then the release wheel into dist/
 	$(VENV)/bin/maturin build --release $(CARGO_LOCKED) --interpreter $(PY) --out dist
 
 .PHONY: run
@@ -89,8 +115,9 @@ run: build-dev ## Run a server with the default configuration (make run ARGS="--
 	$(VENV)/bin/replaywire serve $(ARGS)
 
 .PHONY: test
-test: build-dev ## Run the Rust tests, then the Python tests (PYTEST_ARGS=...)
+test: build-dev ## Run the Rust, JavaScript and Python tests (PYTEST_ARGS=...)
 	cargo test $(CARGO_LOCKED)
+	cd js && npm test --silent
 	@rc=0; $(PY) -m pytest $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then \
 	  echo "make test: pytest collected no tests (exit 5); a run that tests nothing fails" >&2; \
@@ -114,12 +141,13 @@ bench: build-dev ## Rust decode throughput, then the end-to-end ingest load (BEN
 .PHONY: clean
 clean: ## Remove build outputs and caches (keeps .venv)
 	rm -rf target dist python/replaywire/_core.*.so $(STAMP_DEV)
+	rm -rf python/replaywire/static js/tracker/dist tests/artifacts
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis
 	find $(wildcard python tests benches) -name __pycache__ -type d -prune -exec rm -rf {} +
 
 .PHONY: distclean
-distclean: clean ## clean, and remove .venv too
-	rm -rf $(VENV)
+distclean: clean ## clean, and remove .venv and js/node_modules too
+	rm -rf $(VENV) js/node_modules
 
 .PHONY: FORCE
 FORCE:

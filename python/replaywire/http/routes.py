@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from .. import __version__
 from ..errors import HttpError
 from ..protocol.frames import json_string
-from . import encoding
+from . import encoding, static
 from .responses import Response, json_response
 
 if TYPE_CHECKING:
@@ -193,3 +193,19 @@ def _openapi_document() -> bytes:
         doc["info"]["version"] = __version__
         _OPENAPI = json.dumps(doc).encode()
     return _OPENAPI
+
+
+# The browser assets (http/static.py): the viewer page and the tracker script.
+@route("GET", "/viewer")
+async def viewer_page(server: Server, request: Request, params: dict[str, str]) -> Response:
+    return static.serve("index.html", request.headers.get("if-none-match", ""))
+
+
+@route("GET", "/viewer/{name}")
+async def viewer_asset(server: Server, request: Request, params: dict[str, str]) -> Response:
+    return static.serve(params["name"], request.headers.get("if-none-match", ""))
+
+
+@route("GET", "/tracker.js")
+async def tracker_script(server: Server, request: Request, params: dict[str, str]) -> Response:
+    return static.serve("tracker.js", request.headers.get("if-none-match", ""))

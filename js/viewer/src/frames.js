@@ -1,0 +1,74 @@
+/**
+ * Decoding what replaywire sends viewers (docs/protocol.md, "Codecs"): text
+ * frames are JSON messages; binary frames carry a run of events compressed
+ * with the codec the viewer asked for. A port of python/replaywire/client.py.
+ *
+ * Binary header, big-endian: version u8, kind u8 (1 snapshot, 2 delta,
+ * 3 session_events), codec u8 (0 none, 1 deflate, 2 zstd), flags u8 (bit 0
+ * resync), count u32, firstIndex u64, raw length u32, id length u16, id,
+ * then the compressed events' JSON array.
+ */
+import { decompress as zstdDecompress } from "fzstd";
+
+const KINDS = { 1: "snapshot", 2: "delta", 3: "session_events" };
+const CODECS = { 0: "none", 1: "deflate", 2: "zstd" };
+const HEADER_BYTES = 22;
+// Refuse frames announcing more than this before decompressing anything:
+// the server never sends a message over VIEWER_BATCH_BYTES (4 MiB by default).
+export const MAX_FRAME_EVENTS_BYTES = 256 * 1024 * 1024;
+
+/** An events message: {type, sessionId, firstIndex, count, codec, resync, events}. */
+export async function decodeFrame(data) {
+  if (typeof data === "string") {
+    const message = JSON.parse(data);
+    if (message.type in { snapshot: 1, delta: 1, session_events: 1 }) {
+      const d = message.data;
+      return {
+        type: message.type,
+        sessionId: d.sessionId,
+        firstIndex: d.firstIndex,
+        count: d.count,
+        codec: d.codec || "none",
+        resync: Boolean(d.resync),
+        events: d.events,
+      };
+    }
+    return message;
+  }
+  const bytes = new Uint8Array(data);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (bytes.length < HEADER_BYTES) throw new Error("binary frame shorter than its header");
+  const version = view.getUint8(0);
+  if (version !== 1) throw new Error(`binary frame version ${version} is not supported`);
+  const kind = KINDS[view.getUint8(1)];
+  const codec = CODECS[view.getUint8(2)];
+  if (!kind || !codec) throw new Error("binary frame of unknown kind or codec");
+  const flags = view.getUint8(3);
+  const count = view.getUint32(4);
+  const firstIndex = Number(view.getBigUint64(8));
+  const rawLength = view.getUint32(16);
+  const idLength = view.getUint16(20);
+  if (rawLength > MAX_FRAME_EVENTS_BYTES) throw new Error(`frame announces ${rawLength} bytes`);
+  const sessionId = new TextDecoder().decode(bytes.subarray(HEADER_BYTES, HEADER_BYTES + idLength));
+  const payload = bytes.subarray(HEADER_BYTES + idLength);
+  let json;
+  if (codec === "none") json = payload;
+  else if (codec === "deflate") json = await inflateRaw(payload);
+  else json = zstdDecompress(payload, new Uint8Array(rawLength));
+  if (json.length !== rawLength) throw new Error(`decompressed ${json.length} bytes, header says ${rawLength}`);
+  return {
+    type: kind,
+    sessionId,
+    firstIndex,
+    count,
+    codec,
+    resync: Boolean(flags & 1),
+    events: JSON.parse(new TextDecoder().decode(json)),
+  };
+}
+
+/** Raw deflate (RFC 1951) with the browser's own DecompressionStream. */
+export async function inflateRaw(bytes) {
+  const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("deflate-raw"));
+  return new Uint8Array(await new Response(stream).arrayBuffer());
+}

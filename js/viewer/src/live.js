@@ -1,0 +1,136 @@
+/**
+ * Follows one live session over the viewer WebSocket and hands its events,
+ * in index order, without gaps or duplicates, to `onEvents`.
+ *
+ * Every message says the index of its first event. A message that starts
+ * past the next expected index means events were missed (a dropped socket,
+ * a server restart): the stream re-joins with `fromIndex` set to the next
+ * expected index, and the server sends exactly the missing events (from
+ * memory or storage) before the live deltas again. A message that starts
+ * before it (an overlap after a re-join) has its already-seen events
+ * dropped. A `resync` snapshot (the server dropped this viewer's backlog)
+ * restarts the replay from the full snapshot it carries.
+ *
+ * Resource handling: one socket at a time; `close()` ends it and stops the
+ * reconnect timer. Frames are decoded one after the other (deflate is
+ * asynchronous in browsers), so order is kept.
+ */
+import { viewerSocketUrl } from "./api.js";
+import { decodeFrame } from "./frames.js";
+
+export class LiveStream {
+  /**
+   * @param {{sessionId: string, codec: string, onEvents: (events: object[], info: {reset: boolean}) => void,
+   *   onStatus?: (text: string) => void, onEnded?: () => void}} options
+   */
+  constructor(options) {
+    this.options = options;
+    this.sessionId = options.sessionId;
+    this.nextIndex = null; // index of the next event we expect
+    this.gaps = 0;
+    this.joins = 0;
+    this.resyncs = 0;
+    this.ended = false;
+    this.closed = false;
+    this.ws = null;
+    this.queue = Promise.resolve();
+    this.retry = 0;
+    this.retryTimer = null;
+  }
+
+  start() {
+    this.connect();
+    return this;
+  }
+
+  close() {
+    this.closed = true;
+    clearTimeout(this.retryTimer);
+    this.ws?.close(1000);
+    this.ws = null;
+  }
+
+  connect() {
+    if (this.closed || this.ended) return;
+    const ws = new WebSocket(viewerSocketUrl(this.options.codec));
+    ws.binaryType = "arraybuffer";
+    this.ws = ws;
+    ws.onopen = () => {
+      this.joins++;
+      const data = { sessionId: this.sessionId };
+      if (this.nextIndex !== null) data.fromIndex = this.nextIndex;
+      ws.send(JSON.stringify({ type: "viewer_join_session", data }));
+      this.status(this.nextIndex === null ? "joining" : `re-joining from event ${this.nextIndex}`);
+    };
+    ws.onmessage = (message) => {
+      this.queue = this.queue
+        .then(async () => {
+          if (this.ws !== ws) return; // a message of a socket we left
+          this.handle(await decodeFrame(message.data));
+        })
+        .catch((err) => this.status(`bad message: ${err.message}`));
+    };
+    ws.onclose = () => {
+      if (this.ws !== ws) return;
+      this.ws = null;
+      if (this.closed || this.ended) return;
+      const delay = Math.min(10_000, 250 * 2 ** this.retry++);
+      this.status(`connection lost; retrying in ${Math.round(delay / 100) / 10} s`);
+      this.retryTimer = setTimeout(() => this.connect(), delay);
+    };
+  }
+
+  /** Leave the current socket and join again from the next expected index. */
+  rejoin() {
+    const ws = this.ws;
+    this.ws = null;
+    ws?.close(1000);
+    this.connect();
+  }
+
+  handle(message) {
+    switch (message.type) {
+      case "viewer_joined":
+        this.retry = 0;
+        this.status(message.data.nextIndex === null ? "replaying a finished session" : "live");
+        return;
+      case "snapshot":
+      case "delta":
+        this.receive(message);
+        return;
+      case "session_ended":
+        this.ended = true;
+        this.status("session ended");
+        this.options.onEnded?.();
+        this.ws?.close(1000);
+        return;
+      case "error":
+        this.status(`error: ${message.data.code}: ${message.data.message}`);
+        return;
+      default:
+        return;
+    }
+  }
+
+  receive(message) {
+    const { firstIndex, events } = message;
+    let reset = false;
+    if (message.type === "snapshot" && (message.resync || this.nextIndex === null)) {
+      reset = true; // a fresh start from a full snapshot
+      if (message.resync) this.resyncs++;
+    } else if (firstIndex > this.nextIndex) {
+      this.gaps++;
+      this.status(`gap: expected event ${this.nextIndex}, got ${firstIndex}; re-joining`);
+      this.rejoin();
+      return;
+    }
+    const skip = reset ? 0 : this.nextIndex - firstIndex; // already seen (overlap)
+    this.nextIndex = firstIndex + events.length;
+    const fresh = skip > 0 ? events.slice(skip) : events;
+    if (fresh.length > 0 || reset) this.options.onEvents(fresh, { reset });
+  }
+
+  status(text) {
+    this.options.onStatus?.(text);
+  }
+}

@@ -1,0 +1,103 @@
+/**
+ * The replay on screen: an rrweb-player (rrweb's Replayer with controls).
+ *
+ * Live sessions play in rrweb's live mode: events are added as they arrive
+ * and played `LIVE_DELAY_MS` behind the viewer's clock, which absorbs the
+ * tracker's batching and network jitter. (The tracker's and viewer's clocks
+ * are assumed to roughly agree; a viewer whose clock is far behind sees
+ * events late, one far ahead sees them at once.) The player's timeline
+ * controls are hidden in live mode, where the end of the timeline is "now".
+ *
+ * rrweb can only start from a Meta + FullSnapshot pair; events that come
+ * before one (a join in the middle of nowhere) are held, at most
+ * `MAX_WAITING_EVENTS` of them, until it arrives.
+ */
+import Player from "rrweb-player";
+import "rrweb-player/dist/style.css";
+
+export const LIVE_DELAY_MS = 300;
+const MAX_WAITING_EVENTS = 100_000;
+const META = 4;
+const FULL_SNAPSHOT = 2;
+
+export class Screen {
+  constructor(target) {
+    this.target = target;
+    this.player = null;
+    this.waiting = [];
+    this.applied = 0;
+  }
+
+  destroy() {
+    this.player?.getReplayer().destroy();
+    this.player?.$destroy();
+    this.player = null;
+    this.waiting = [];
+    this.target.replaceChildren();
+  }
+
+  /** Start over (new session or resync) with these events, live. */
+  resetLive(events) {
+    this.destroy();
+    this.addLive(events);
+  }
+
+  addLive(events) {
+    if (this.player) {
+      // Straight to the Replayer: the player's own addEvent also updates
+      // its controller, which live mode does not show.
+      const replayer = this.player.getReplayer();
+      for (const event of events) replayer.addEvent(event);
+      this.applied += events.length;
+      return;
+    }
+    this.waiting.push(...events);
+    const start = startOf(this.waiting);
+    if (start < 0) {
+      if (this.waiting.length > MAX_WAITING_EVENTS) this.waiting = this.waiting.slice(-MAX_WAITING_EVENTS);
+      return;
+    }
+    const initial = this.waiting.slice(start);
+    this.waiting = [];
+    // As rrweb's live mode wants it: start the live clock, then add events;
+    // those older than the clock's start are applied at once. (The player
+    // needs one event to be built with; it is added again to be applied.)
+    // useVirtualDom off: rrweb applies events older than the live clock to
+    // its virtual DOM and only copies that to the page when a seek ends,
+    // which in live mode never happens.
+    this.player = this.make(initial.slice(0, 1), {
+      liveMode: true,
+      showController: false,
+      autoPlay: false,
+      useVirtualDom: false,
+    });
+    this.player.getReplayer().startLive(Date.now() - LIVE_DELAY_MS);
+    this.addLive(initial);
+  }
+
+  /** A finished session, with the player's controls. */
+  replay(events) {
+    this.destroy();
+    const start = events.findIndex((e) => e.type === META);
+    if (start < 0 || startOf(events) < 0) throw new Error("the session has no full snapshot to start from");
+    this.player = this.make(events.slice(start), { liveMode: false, showController: true, autoPlay: true });
+    this.applied = events.length - start;
+  }
+
+  make(events, props) {
+    const width = Math.max(320, this.target.clientWidth || 1024);
+    return new Player({
+      target: this.target,
+      props: { events, width, height: Math.round((width * 9) / 16), mouseTail: false, ...props },
+    });
+  }
+}
+
+/** Index of the last Meta event followed by a full snapshot, or -1. */
+function startOf(events) {
+  for (let i = events.length - 1; i >= 0; i--) {
+    if (events[i].type !== META) continue;
+    if (events.slice(i + 1).some((e) => e.type === FULL_SNAPSHOT)) return i;
+  }
+  return -1;
+}

@@ -1,0 +1,52 @@
+"""Fixtures of the browser tests: one Chromium per module, the test site,
+and a replaywire server process on a fixed loopback port (so the tracker
+finds it again after a restart)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from e2e.processes import ServerProcess
+
+from .harness import Browser, PageServer, free_port
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
+    b = Browser(tmp_path_factory.mktemp("browser") / "driver.log")
+    try:
+        yield b
+    finally:
+        b.close()
+
+
+@pytest.fixture
+def site() -> Iterator[PageServer]:
+    s = PageServer()
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+@pytest.fixture
+def replaywire(tmp_path: Path, site: PageServer) -> Iterator[ServerProcess]:
+    server = ServerProcess(
+        tmp_path,
+        "replaywire",
+        HOST="127.0.0.1",
+        PORT=str(free_port()),
+        DATABASE_URL=f"sqlite:///{tmp_path / 'replaywire.db'}",
+        ACK_MODE="durable",
+        BATCH_INTERVAL="20",
+        LOG_LEVEL="info",
+    )
+    server.start()
+    site.values["SERVER"] = f"http://127.0.0.1:{server.port}"
+    try:
+        yield server
+    finally:
+        server.stop()
