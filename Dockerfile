@@ -25,6 +25,9 @@ ENV CARGO_HOME=/usr/local/cargo \
     PATH=/usr/local/cargo/bin:$PATH \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
+# The compiler of the build stage only; pinning Debian's versions would break
+# the build at each point release for no gain in the runtime image.
+# hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends gcc libc6-dev \
  && rm -rf /var/lib/apt/lists/*
@@ -67,7 +70,8 @@ ENV HOST=0.0.0.0 \
 VOLUME /data
 WORKDIR /data
 EXPOSE 8080
-USER replaywire
+# Numeric, so that Kubernetes' runAsNonRoot can check it without /etc/passwd.
+USER 10001:10001
 
 # Liveness only: /health/live answers 200 while the process serves HTTP.
 # urlopen raises on anything but 2xx, which exits non-zero.
@@ -75,7 +79,9 @@ HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request as r; r.urlopen('http://127.0.0.1:%s/health/live' % os.environ.get('PORT', '8080'), timeout=2)"]
 
 # `replaywire serve` is PID 1: it handles SIGTERM itself (trio signal
-# receiver) and shuts down gracefully within SHUTDOWN_TIMEOUT (30 s by
-# default), so give `docker stop` more than that: `docker stop -t 40`.
+# receiver): readiness fails at once, WebSockets close with 1001, every
+# accepted batch is written, and it exits within DRAIN_SECONDS (15 s by
+# default). A second SIGTERM forces the exit. Give `docker stop` more than
+# DRAIN_SECONDS: `docker stop -t 25` (docker-compose.yml: stop_grace_period).
 STOPSIGNAL SIGTERM
 CMD ["replaywire", "serve"]

@@ -15,6 +15,8 @@ EXPECTED = {
     "replaywire_messages": ("counter", ("kind", "type")),
     "replaywire_events_ingested": ("counter", ()),
     "replaywire_bytes_ingested": ("counter", ()),
+    "replaywire_batches_acked": ("counter", ()),
+    "replaywire_ack_seconds": ("histogram", ()),
     "replaywire_batches_duplicate": ("counter", ()),
     "replaywire_protocol_errors": ("counter", ("code",)),
     "replaywire_http_requests": ("counter", ("route", "status")),
@@ -29,6 +31,9 @@ EXPECTED = {
     "replaywire_viewer_resyncs": ("counter", ()),
     "replaywire_storage_flushes": ("counter", ()),
     "replaywire_storage_flush_seconds": ("histogram", ()),
+    "replaywire_storage_flush_chunks": ("histogram", ()),
+    "replaywire_storage_pending_chunks": ("gauge", ()),
+    "replaywire_db_up": ("gauge", ()),
     "replaywire_storage_pending_bytes": ("gauge", ()),
     "replaywire_storage_write_failures": ("counter", ()),
     "replaywire_storage_chunks_written": ("counter", ()),
@@ -39,6 +44,20 @@ EXPECTED = {
     "replaywire_buffer_bytes": ("gauge", ()),
     "replaywire_buffer_events": ("gauge", ()),
     "replaywire_buffer_trimmed_events": ("counter", ()),
+    "replaywire_build_info": ("gauge", ("version",)),
+    "replaywire_draining": ("gauge", ()),
+    "replaywire_log_records_dropped": ("counter", ()),
+    "replaywire_log_lines_suppressed": ("counter", ("event",)),
+    "replaywire_task_crashes": ("counter", ("task",)),
+}
+# prometheus_client's process, platform and GC collectors, as in its default
+# registry (process_* only where /proc exists, i.e. Linux).
+PROCESS = {
+    "process_cpu_seconds",
+    "process_resident_memory_bytes",
+    "process_start_time_seconds",
+    "python_info",
+    "python_gc_collections",
 }
 
 
@@ -65,7 +84,9 @@ def test_every_metric_is_exported_named_typed_and_documented() -> None:
         # prometheus_client's creation timestamps of counters and histograms
         if not f.name.endswith("_created")
     }
-    assert families.keys() == EXPECTED.keys()
+    ours = {name for name in families if name.startswith("replaywire_")}
+    assert ours == EXPECTED.keys()
+    assert families.keys() >= PROCESS
     for name, (kind, labels) in EXPECTED.items():
         family = families[name]
         assert family.type == kind, name

@@ -3,17 +3,33 @@ orderly start and stop.
 
 Resource handling: :meth:`Server.run` owns everything it starts. It returns
 after :meth:`Server.shutdown` once it has stopped accepting, closed every
-WebSocket with 1001, and written every accepted batch to storage (bounded by
-``shutdown_timeout``). Cancelling ``run`` from outside is not a way to stop
-it: the writer's task is cancelled with it, and whatever was still queued is
-reported in a ``shutdown_without_flush`` error log instead of written.
+WebSocket with 1001, and written every accepted batch to storage, all within
+``drain_seconds`` (``DRAIN_SECONDS``): readiness fails at once, the
+WebSocket goodbyes get at most half of that time, the final flush the rest.
+:meth:`Server.force_stop` (a second SIGTERM/SIGINT) cuts the drain short:
+the writer gets ``FORCE_FLUSH_SECONDS`` to finish the flush it is in (to
+the database, or to the spool while the database fails), then ``run``
+returns. Whatever was left unwritten is logged (``shutdown_incomplete``)
+and makes :attr:`Server.exit_code` 1. Cancelling ``run`` from outside is not
+a way to stop it: the writer's task is cancelled with it, and whatever was
+still queued is reported in a ``shutdown_without_flush`` error log instead
+of written.
+
+Error handling: an unexpected exception in one connection's handler is
+logged (``connection_crashed``, with the traceback) and counted
+(``replaywire_task_crashes_total``); that connection is closed and the
+server goes on. One anywhere else ends :meth:`Server.run`; :func:`serve`
+logs it as ``server_crashed`` and exits with 1.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import socket
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -25,7 +41,10 @@ from . import __version__, _core
 from .config import Config
 from .http import handle_connection
 from .http.routes import Request
+from .observability.logfiles import dropped_records
+from .observability.logging import shutdown_logging
 from .observability.metrics import Metrics
+from .observability.sampling import LogSampler
 from .protocol import serve_tracker, serve_viewer
 from .protocol.fanout import Fanout
 from .sessions import Hub
@@ -34,7 +53,9 @@ from .ws import ConnectionClosed, WebSocket
 
 log = structlog.get_logger("replaywire.server")
 
-WARN_EVERY = 10.0
+FORCE_FLUSH_SECONDS = 2.0  # after a second signal: the writer's last chance
+FORCE_EXIT_SECONDS = 5.0  # after a second signal: exit even if a thread is stuck
+EXIT_GRACE_SECONDS = 5.0  # past DRAIN_SECONDS before serve() stops waiting for run()
 
 
 class Server:
@@ -55,7 +76,7 @@ class Server:
             batch_interval=config.batch_interval / 1000,
             max_pending_bytes=config.max_pending_bytes,
             spool=self.spool,
-            on_flush=self.metrics.storage_flush_seconds.observe,
+            on_flush=self._on_flush,
             codec=config.storage_codec,
             level=config.storage_level,
         )
@@ -66,15 +87,24 @@ class Server:
         )
         self.port = 0
         self.draining = False
+        self.forced = False
+        self.exit_code = 0  # 1 when run() returned with accepted batches unwritten
         self.started_at = time.time()
         self._stop = trio.Event()
         self.stopped = trio.Event()
         self._accept_scope = trio.CancelScope()
+        self._drain_scopes: set[trio.CancelScope] = set()
         self._websockets: set[WebSocket] = set()
         self._websockets_gone: trio.Event | None = None
-        self._warned: dict[str, tuple[float, int]] = {}
+        self.sampler = LogSampler(
+            log,
+            config.log_sample_seconds,
+            on_suppressed=lambda event: self.metrics.log_lines_suppressed_total.labels(event).inc(),
+        )
         self._conn_ids = 0
         self._writer_seen: dict[str, int] = {}
+        self._flushed_chunks = 0
+        self._logs_dropped = dropped_records()
         self.metrics.add_collect_hook(self._collect)
 
     # -- running ------------------------------------------------------------
@@ -93,6 +123,8 @@ class Server:
                 services.start_soon(self.hub.run_idle_sweeper)
                 if self.config.retention_interval > 0:
                     services.start_soon(self._run_upkeep)
+                if self.config.log_sample_seconds > 0:
+                    services.start_soon(self._run_sampler_flush)
                 async with trio.open_nursery() as handlers:
                     listeners = await handlers.start(partial(self._accept, handlers))
                     self.port = listeners[0].socket.getsockname()[1]
@@ -101,11 +133,13 @@ class Server:
                         host=self.config.host,
                         port=self.port,
                         storage=self.storage.name,
+                        drain_seconds=self.config.drain_seconds,
                     )
                     task_status.started(self)
                     await self._stop.wait()
-                    await self._drain(handlers)
-                await self._flush_and_stop(services)
+                    deadline = trio.current_time() + self.config.drain_seconds
+                    await self._drain(handlers, deadline)
+                await self._flush_and_stop(services, deadline)
         finally:
             with trio.CancelScope(shield=True):
                 stats = self.writer.stats
@@ -118,53 +152,121 @@ class Server:
                         pending_chunks=stats.pending_chunks,
                         pending_bytes=stats.pending_bytes,
                     )
+                if stats.pending_chunks:
+                    self.exit_code = 1
                 await trio.to_thread.run_sync(self.storage.close)
                 if self.spool is not None:
                     await trio.to_thread.run_sync(self.spool.close)
             self.stopped.set()
-            log.info("server_stopped")
+            log.info("server_stopped", exit_code=self.exit_code)
 
     def shutdown(self) -> None:
-        """Ask :meth:`run` to stop gracefully (idempotent)."""
+        """Ask :meth:`run` to stop gracefully (idempotent). Readiness fails
+        and new WebSocket upgrades are refused from this moment on."""
+        self.draining = True
+        self.metrics.draining.set(1)
         self._stop.set()
+
+    def force_stop(self) -> None:
+        """Cut a shutdown short (a second signal): stop waiting for peers,
+        give the writer ``FORCE_FLUSH_SECONDS`` to finish, then return."""
+        self.forced = True
+        self.shutdown()
+        for scope in list(self._drain_scopes):
+            scope.cancel()
+
+    async def _bounded(self, deadline: float, fn: Callable[[], Awaitable[object]]) -> bool:
+        """Await ``fn()`` until it returns (True), ``deadline`` passes or
+        :meth:`force_stop` is called (False)."""
+        if self.forced:
+            return False
+        with trio.move_on_at(deadline) as scope:
+            self._drain_scopes.add(scope)
+            try:
+                await fn()
+            finally:
+                self._drain_scopes.discard(scope)
+        return not scope.cancelled_caught
 
     async def _accept(self, handlers: trio.Nursery, *, task_status: trio.TaskStatus[Any]) -> None:
         with self._accept_scope:
             await trio.serve_tcp(
-                partial(handle_connection, server=self),
+                self._serve_connection,
                 self.config.port,
                 host=self.config.host,
                 handler_nursery=handlers,
                 task_status=task_status,
             )
 
-    async def _drain(self, handlers: trio.Nursery) -> None:
-        """Stop accepting, close every WebSocket with 1001 and give peers a
-        moment to answer, then cancel whatever is left."""
-        self.draining = True
+    async def _serve_connection(self, stream: trio.SocketStream) -> None:
+        """One TCP connection. A bug that escapes its handler ends that
+        connection only (its stream is closed by the handler's own cleanup);
+        it is logged with its traceback and the bound context (conn_id,
+        client, session) and counted."""
+        try:
+            await handle_connection(stream, server=self)
+        except Exception as exc:
+            self.metrics.task_crashes_total.labels("connection").inc()
+            log.error("connection_crashed", exc_info=exc)
+
+    async def _drain(self, handlers: trio.Nursery, deadline: float) -> None:
+        """Stop accepting, commit what is queued, close every WebSocket with
+        1001 and give peers until half the drain budget to answer, then
+        cancel whatever is left."""
+        self.shutdown()
         self._accept_scope.cancel()
-        log.info("shutdown_started", websockets=len(self._websockets))
+        pending = self.writer.stats
+        log.info(
+            "shutdown_started",
+            websockets=len(self._websockets),
+            sessions=len(self.hub.live),
+            pending_chunks=pending.pending_chunks,
+            drain_seconds=self.config.drain_seconds,
+        )
+        goodbye_by = min(deadline, trio.current_time() + self.config.drain_seconds / 2)
         # Commit what is queued first, so that durable acks still reach the
         # trackers before their sockets close (they need not resend).
-        with trio.move_on_after(min(5.0, self.config.shutdown_timeout)):
-            await self.writer.flush()
-        with trio.move_on_after(min(5.0, self.config.shutdown_timeout)):
-            async with trio.open_nursery() as closers:
-                for ws in list(self._websockets):
-                    closers.start_soon(ws.close, 1001, "server shutting down")
-            if self._websockets:
-                self._websockets_gone = trio.Event()
-                await self._websockets_gone.wait()
+        await self._bounded(goodbye_by, self.writer.flush)
+        await self._bounded(goodbye_by, self._close_websockets)
         handlers.cancel_scope.cancel()
 
-    async def _flush_and_stop(self, services: trio.Nursery) -> None:
+    async def _close_websockets(self) -> None:
+        async with trio.open_nursery() as closers:
+            for ws in list(self._websockets):
+                closers.start_soon(ws.close, 1001, "server shutting down")
+        if self._websockets:
+            self._websockets_gone = trio.Event()
+            await self._websockets_gone.wait()
+
+    async def _flush_and_stop(self, services: trio.Nursery, deadline: float) -> None:
         for session in list(self.hub.live.values()):
             self.writer.put_session(session.record)
-        with trio.move_on_after(self.config.shutdown_timeout) as scope:
-            await self.writer.close()
-        if scope.cancelled_caught:
-            log.error("shutdown_flush_timeout", pending=self.writer.stats.pending_chunks)
+        if not await self._bounded(deadline, self.writer.close):
+            reason = "forced" if self.forced else "drain_deadline"
+            if self.forced:
+                # Whatever the writer is in the middle of (a commit, or an
+                # append to the spool while the database fails) may finish.
+                with trio.move_on_after(FORCE_FLUSH_SECONDS):
+                    with contextlib.suppress(StorageError):
+                        await self.writer.close()
+            stats = self.writer.stats
+            if stats.pending_chunks:
+                self.exit_code = 1
+                log.error(
+                    "shutdown_incomplete",
+                    reason=reason,
+                    pending_chunks=stats.pending_chunks,
+                    pending_bytes=stats.pending_bytes,
+                    spooled_chunks=stats.spooled_chunks,
+                    hint="trackers resend unacked batches; acked ones are in storage or the spool",
+                )
         services.cancel_scope.cancel()
+
+    async def _run_sampler_flush(self) -> None:
+        """Report the counts of sampled warnings whose burst is over."""
+        while True:
+            await trio.sleep(self.config.log_sample_seconds)
+            self.sampler.flush()
 
     async def _run_upkeep(self) -> None:
         """Storage housekeeping, now and every ``retention_interval``:
@@ -232,23 +334,23 @@ class Server:
 
     def warn_client(self, event: str, **fields: Any) -> None:
         """Log a client's fault without letting a hostile client flood the
-        log: the first occurrence of ``event``, then one line per
-        ``WARN_EVERY`` seconds with how many were suppressed."""
-        now = time.monotonic()
-        last, suppressed = self._warned.get(event, (0.0, 0))
-        if now - last < WARN_EVERY:
-            self._warned[event] = (last, suppressed + 1)
-            return
-        self._warned[event] = (now, 0)
-        log.warning(event, suppressed=suppressed, **fields)
+        log: the first occurrence of ``event``, then at most one line per
+        ``LOG_SAMPLE_SECONDS`` with how many were suppressed
+        (:class:`~replaywire.observability.sampling.LogSampler`)."""
+        self.sampler.log(event, **fields)
 
     # -- reports ------------------------------------------------------------
 
     async def health(self) -> dict[str, Any]:
-        """Readiness. ``ok``: storage reachable and writes going through.
-        ``degraded``: storage is failing but accepted batches are safe in the
-        spool, which still has room -- keep sending traffic. ``unavailable``:
-        draining, spool full, or failing with no spool."""
+        """Readiness, with the reasons when not ready. ``ok``: storage
+        reachable and writes going through. ``degraded``: storage is failing
+        but accepted batches are safe in the spool, which still has room --
+        keep sending traffic. ``unavailable`` (answered with 503), for each
+        of the ``reasons``: ``draining`` (shutting down), ``spool_full``,
+        ``storage_unreachable`` / ``storage_failing`` with no spool to fall
+        back on, ``storage_backlog`` (accepted bytes waiting for storage
+        reached ``MAX_PENDING_BYTES``: memory is at its budget and trackers
+        are being slowed). Redis joins the checks once replaywire uses it."""
         storage_ok = True
         try:
             with trio.fail_after(2):
@@ -256,17 +358,36 @@ class Server:
         except Exception:
             storage_ok = False
         writer = self.writer.stats
-        if self.draining or writer.spool_full:
+        buffers = self.hub.buffers.stats()
+        reasons: list[str] = []
+        if self.draining:
+            reasons.append("draining")
+        if writer.spool_full:
+            reasons.append("spool_full")
+        if not writer.spooling:
+            if not storage_ok:
+                reasons.append("storage_unreachable")
+            elif not writer.healthy:
+                reasons.append("storage_failing")
+        if writer.pending_bytes >= self.config.max_pending_bytes:
+            reasons.append("storage_backlog")
+        if reasons:
             status = "unavailable"
         elif writer.spooling:
             status = "degraded"
-        elif storage_ok and writer.healthy:
-            status = "ok"
         else:
-            status = "unavailable"
+            status = "ok"
+        self.metrics.db_up.set(int(storage_ok and writer.healthy))
         return {
             "status": status,
+            "reasons": reasons,
             "draining": self.draining,
+            "memory": {
+                "bufferBytes": buffers.bytes,
+                "bufferBudget": self.config.max_buffer_bytes,
+                "pendingBytes": writer.pending_bytes,
+                "pendingBudget": self.config.max_pending_bytes,
+            },
             "storage": {
                 "backend": self.storage.name,
                 "ok": storage_ok,
@@ -308,11 +429,24 @@ class Server:
             },
         }
 
+    def _on_flush(self, seconds: float) -> None:
+        """Called by the writer after each committed flush: its time, and its
+        size (the writer counted the flush's chunks just before calling)."""
+        self.metrics.storage_flush_seconds.observe(seconds)
+        written = self.writer.stats.chunks_written
+        self.metrics.storage_flush_chunks.observe(written - self._flushed_chunks)
+        self._flushed_chunks = written
+
     def _collect(self) -> None:
         """Refresh storage metrics from the writer's counters at scrape time."""
         writer = self.writer.stats
         m = self.metrics
         m.storage_pending_bytes.set(writer.pending_bytes)
+        m.storage_pending_chunks.set(writer.pending_chunks)
+        m.db_up.set(int(writer.healthy))
+        dropped = dropped_records()
+        m.log_records_dropped_total.inc(max(0, dropped - self._logs_dropped))
+        self._logs_dropped = dropped
         seen = self._writer_seen
         m.storage_flushes_total.inc(writer.flushes - seen.get("flushes", 0))
         m.storage_chunks_written_total.inc(writer.chunks_written - seen.get("chunks", 0))
@@ -331,9 +465,21 @@ class Server:
 
 
 def serve(config: Config) -> int:
-    """Run a server until SIGINT or SIGTERM; return the exit code."""
+    """Run a server until SIGINT or SIGTERM; return the exit code: 0 after a
+    complete drain, 1 if accepted batches were left unwritten or the server
+    crashed.
+
+    The first signal starts the graceful drain (``DRAIN_SECONDS``); a second
+    one forces it (:meth:`Server.force_stop`). Should ``run`` still not
+    return -- a storage call stuck in a worker thread cannot be cancelled --
+    the process logs ``shutdown_abandoned`` and exits with 1 anyway,
+    ``EXIT_GRACE_SECONDS`` after the drain deadline or ``FORCE_EXIT_SECONDS``
+    after the second signal.
+    """
+    server: Server | None = None
 
     async def main() -> None:
+        nonlocal server
         server = Server(config)
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async with trio.open_nursery() as nursery:
@@ -341,13 +487,54 @@ def serve(config: Config) -> int:
                 log.info(
                     "replaywire_ready", url=f"http://{_display_host(config.host)}:{server.port}/"
                 )
-                async for signum in signals:
-                    log.info("shutdown_requested", signal=signal.Signals(signum).name)
-                    server.shutdown()
-                    break
+                nursery.start_soon(_handle_signals, server, signals, nursery)
+                await server.stopped.wait()
+                nursery.cancel_scope.cancel()
 
-    trio.run(main)
-    return 0
+    try:
+        trio.run(main)
+    except Exception as exc:
+        log.critical("server_crashed", exc_info=exc)
+        return 1
+    return server.exit_code if server is not None else 1
+
+
+async def _handle_signals(
+    server: Server, signals: AsyncIterator[int], nursery: trio.Nursery
+) -> None:
+    """First signal: drain. Second: force. Either way, a watchdog makes sure
+    the process ends."""
+    async for signum in signals:
+        name = signal.Signals(signum).name
+        if not server.draining:
+            log.info("shutdown_requested", signal=name, drain_seconds=server.config.drain_seconds)
+            server.shutdown()
+            nursery.start_soon(_watchdog, server, server.config.drain_seconds + EXIT_GRACE_SECONDS)
+        elif not server.forced:
+            pending = server.writer.stats
+            log.warning(
+                "shutdown_forced",
+                signal=name,
+                pending_chunks=pending.pending_chunks,
+                spooling=pending.spooling,
+            )
+            server.force_stop()
+            nursery.start_soon(_watchdog, server, FORCE_EXIT_SECONDS)
+
+
+async def _watchdog(server: Server, seconds: float) -> None:
+    with trio.move_on_after(seconds):
+        await server.stopped.wait()
+        return
+    pending = server.writer.stats
+    log.critical(
+        "shutdown_abandoned",
+        after_seconds=seconds,
+        pending_chunks=pending.pending_chunks,
+        hint="a storage call did not return; acked batches are in storage or the spool",
+    )
+    shutdown_logging()
+    os._exit(1)
 
 
 def _display_host(host: str) -> str:

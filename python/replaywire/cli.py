@@ -2,14 +2,15 @@
 
 ::
 
-    replaywire serve [--port 8080 --batch-size 200 ...]   run a server
-    replaywire config [same flags]                        print the effective configuration
+    replaywire serve [--config file.toml] [--port 8080 --batch-size 200 ...]   run a server
+    replaywire config [same flags] [--format json|toml|env]   print the effective configuration
 
 The flags of both commands are generated from :func:`replaywire.config.knobs`,
 so a knob declared once in :class:`~replaywire.config.Config` is a field, an
-environment variable and a flag at the same time. Every flag defaults to
-None, which leaves the value to the environment and then the built-in
-default (``Config.from_env`` applies env, then the flags that were given).
+environment variable, a key of the ``--config`` TOML file and a flag at the
+same time. Every flag defaults to None, which leaves the value to the
+environment, then the file, then the built-in default (``Config.from_env``
+applies the file, then env, then the flags that were given).
 
 Nothing heavy is imported at module level: ``--help`` works without trio, the
 server or the compiled extension.
@@ -23,7 +24,6 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from replaywire import __version__
 from replaywire.config import Config, ConfigError, knobs, parse_value
@@ -55,8 +55,16 @@ def add_knob_flags(parser: argparse.ArgumentParser) -> None:
     by a flag that was not given."""
     group = parser.add_argument_group(
         "configuration",
-        "Each flag overrides the environment variable named after it; "
-        "without either, the default applies.",
+        "Each flag overrides the environment variable named after it, which overrides "
+        "the --config file; without any, the default applies.",
+    )
+    group.add_argument(
+        "--config",
+        dest="config_file",
+        metavar="FILE",
+        default=None,
+        help="TOML file of settings, keys named like the fields (port = 8080, "
+        'database_url = "postgresql://..."); environment and flags override it',
     )
     for f in knobs():
         kind = type(f.default)
@@ -106,49 +114,61 @@ def build_parser() -> argparse.ArgumentParser:
         "config",
         help="print the effective configuration as JSON",
         description="Print the configuration that `serve` would run with (defaults, then "
-        "environment, then flags) as JSON. Passwords in URLs are masked.",
+        "the --config file, then environment, then flags). Secrets (passwords in URLs) "
+        "are masked.",
     )
     add_knob_flags(config)
+    config.add_argument(
+        "--format",
+        dest="output_format",
+        choices=("json", "toml", "env"),
+        default="json",
+        help="json (default), toml (fit for --config) or env (NAME=value lines)",
+    )
     config.set_defaults(handler=_print_config)
     return parser
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
-    """Defaults, then the environment, then the flags that were given."""
+    """Defaults, then the ``--config`` file, then the environment, then the
+    flags that were given."""
     overrides = {f.name: getattr(args, f.name, None) for f in knobs()}
-    return Config.from_env(**overrides)
+    return Config.from_env(file=getattr(args, "config_file", None), **overrides)
 
 
 def _serve(config: Config) -> int:
-    from replaywire.observability.logging import configure_logging
+    from replaywire.observability.crashes import install_crash_hooks
+    from replaywire.observability.logging import configure_logging, shutdown_logging
 
     configure_logging(config)
-    # Imported here, not at the top: it pulls in trio and the extension.
-    from replaywire.app import serve
-
+    install_crash_hooks()
     try:
+        # Imported here, not at the top: it pulls in trio and the extension.
+        from replaywire.app import serve
+
         return serve(config)
-    except KeyboardInterrupt:  # a second Ctrl-C while shutting down
+    except KeyboardInterrupt:  # Ctrl-C before the server handles signals itself
         return 130
+    finally:
+        # Whatever the file writer thread still holds reaches the disk.
+        shutdown_logging()
 
 
-def _print_config(config: Config) -> int:
-    values = {
-        name: _mask_password(value) if name.endswith("_url") else value
-        for name, value in dataclasses.asdict(config).items()
-    }
-    json.dump(values, sys.stdout, indent=2)
-    sys.stdout.write("\n")
+def _print_config(config: Config, output_format: str = "json") -> int:
+    values = config.redacted()
+    if output_format == "json":
+        json.dump(values, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    elif output_format == "toml":
+        # Flat scalars only: JSON's string, number and boolean spellings are
+        # TOML's too.
+        for name, value in values.items():
+            sys.stdout.write(f"{name} = {json.dumps(value)}\n")
+    else:
+        for name, value in values.items():
+            shown = str(value).lower() if isinstance(value, bool) else str(value)
+            sys.stdout.write(f"{name.upper()}={shown}\n")
     return 0
-
-
-def _mask_password(url: str) -> str:
-    """``postgresql://u:secret@h/db`` -> ``postgresql://u:***@h/db``."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -160,8 +180,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     try:
-        # ConfigError (a ValueError) for an unparsable environment variable
-        # or, from configure_logging, an unknown log level or format.
-        return handler(config_from_args(args))
+        # ConfigError for an unparsable or out-of-range setting, from the
+        # file, the environment or a flag: exit 2 with the setting named.
+        config = config_from_args(args)
+        if handler is _print_config:
+            return _print_config(config, args.output_format)
+        return handler(config)
     except ConfigError as exc:
-        parser.error(str(exc))
+        parser.error(f"invalid configuration: {exc}")

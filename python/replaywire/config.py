@@ -1,37 +1,61 @@
 """The one configuration object.
 
 Every limit and knob of the server is a field of :class:`Config`, built once
-(from defaults, then the environment, then CLI flags) and passed down. The
-CLI flags and the README's configuration table are generated from the same
-field list, so a knob is declared exactly once.
+(from defaults, then an optional TOML file, then the environment, then CLI
+flags) and passed down. The CLI flags and the README's configuration table
+are generated from the same field list, so a knob is declared exactly once,
+with its bounds: :meth:`Config.__post_init__` checks every value against
+them, so a bad setting stops the server at start with a message naming it
+instead of failing later in some corner.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 MiB = 1024 * 1024
 ACK_MODES = ("auto", "durable", "received")
 CODECS = ("none", "deflate", "zstd")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("auto", "json", "console")
+DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres", "memory")
+# Knobs whose values are secrets, or may hold one (a password in a URL):
+# redacted wherever the configuration is printed or logged.
+SECRET_SUFFIXES = ("_url", "_password", "_secret", "_token")
 
 
-def _knob(default: Any, help: str, *, env: bool = True) -> Any:
-    return field(default=default, metadata={"help": help, "env": env})
+def _knob(
+    default: Any,
+    help: str,
+    *,
+    env: bool = True,
+    lo: float | None = None,
+    hi: float | None = None,
+    choices: tuple[str, ...] | None = None,
+) -> Any:
+    """A config field: its default, the help shown by ``--help`` and the
+    README, and the bounds :meth:`Config.__post_init__` enforces."""
+    meta = {"help": help, "env": env, "lo": lo, "hi": hi, "choices": choices}
+    return field(default=default, metadata=meta)
 
 
 @dataclass(frozen=True, slots=True)
 class Config:
     """Server configuration. Field names map to environment variables in
-    upper case (``batch_size`` -> ``BATCH_SIZE``) and to CLI flags
-    (``--batch-size``)."""
+    upper case (``batch_size`` -> ``BATCH_SIZE``), to CLI flags
+    (``--batch-size``) and to keys of the ``--config`` TOML file
+    (``batch_size = 200``)."""
 
     # listener
     host: str = _knob("127.0.0.1", "Address to listen on")
-    port: int = _knob(8080, "TCP port for HTTP and WebSocket (0 picks a free one)")
+    port: int = _knob(8080, "TCP port for HTTP and WebSocket (0 picks a free one)", lo=0, hi=65535)
     # storage
     database_url: str = _knob(
         "sqlite:///./data/replaywire.db",
@@ -41,41 +65,53 @@ class Config:
         "auto",
         "durable: ack a batch once its transaction committed (or it is fsynced in the spool);"
         " received: ack on receipt; auto: durable unless DATABASE_URL is memory://",
+        choices=ACK_MODES,
     )
-    storage_codec: str = _knob("zstd", "How stored chunks are compressed: zstd, deflate or none")
-    storage_level: int = _knob(3, "Compression level of stored chunks (zstd 1-19, deflate 0-9)")
-    batch_size: int = _knob(200, "Flush to storage after this many accepted batches")
-    batch_interval: int = _knob(100, "...or after this many milliseconds, whichever first")
+    storage_codec: str = _knob(
+        "zstd", "How stored chunks are compressed: zstd, deflate or none", choices=CODECS
+    )
+    storage_level: int = _knob(
+        3, "Compression level of stored chunks (zstd 1-19, deflate 0-9)", lo=0, hi=22
+    )
+    batch_size: int = _knob(200, "Flush to storage after this many accepted batches", lo=1)
+    batch_interval: int = _knob(100, "...or after this many milliseconds, whichever first", lo=0)
     max_pending_bytes: int = _knob(
-        256 * MiB, "Accepted bytes waiting for storage before trackers are slowed (backpressure)"
+        256 * MiB,
+        "Accepted bytes waiting for storage before trackers are slowed (backpressure)",
+        lo=1,
     )
-    db_pool_size: int = _knob(4, "PostgreSQL connections (one writes, the others serve reads)")
+    db_pool_size: int = _knob(
+        4, "PostgreSQL connections (one writes, the others serve reads)", lo=1
+    )
     spool_dir: str = _knob(
         "./data/spool",
         "Local folder where accepted batches wait while the database is unreachable"
         " (empty: no spool; trackers are slowed instead)",
     )
     spool_max_bytes: int = _knob(
-        1024 * MiB, "Spool size at which new batches are refused with storage_unavailable"
+        1024 * MiB, "Spool size at which new batches are refused with storage_unavailable", lo=1
     )
     retention_days: int = _knob(
         30,
         "Sessions that started longer ago are deleted (PostgreSQL drops whole partitions);"
         " 0 keeps everything",
+        lo=0,
     )
-    retention_interval: float = _knob(3600.0, "Seconds between retention and partition upkeep runs")
+    retention_interval: float = _knob(
+        3600.0, "Seconds between retention and partition upkeep runs", lo=0
+    )
     # sessions and buffers
-    max_events_per_session: int = _knob(20_000, "Events kept in memory per live session")
-    max_session_buffer_bytes: int = _knob(32 * MiB, "Bytes kept in memory per live session")
-    max_buffer_bytes: int = _knob(1024 * MiB, "Bytes kept in memory across all sessions")
+    max_events_per_session: int = _knob(20_000, "Events kept in memory per live session", lo=1)
+    max_session_buffer_bytes: int = _knob(32 * MiB, "Bytes kept in memory per live session", lo=1)
+    max_buffer_bytes: int = _knob(1024 * MiB, "Bytes kept in memory across all sessions", lo=1)
     session_idle_timeout: float = _knob(
-        1800.0, "Seconds without events after which a live session is ended"
+        1800.0, "Seconds without events after which a live session is ended", lo=0
     )
-    idle_sweep_interval: float = _knob(5.0, "Seconds between checks for idle sessions")
+    idle_sweep_interval: float = _knob(5.0, "Seconds between checks for idle sessions", lo=0)
     # protocol limits
-    max_frame_bytes: int = _knob(16 * MiB, "Largest WebSocket frame payload accepted")
+    max_frame_bytes: int = _knob(16 * MiB, "Largest WebSocket frame payload accepted", lo=1)
     max_message_bytes: int = _knob(
-        16 * MiB, "Largest WebSocket message (after reassembly and decompression)"
+        16 * MiB, "Largest WebSocket message (after reassembly and decompression)", lo=1
     )
     # WebSocket compression
     ws_deflate: bool = _knob(True, "Negotiate permessage-deflate (RFC 7692) when clients offer it")
@@ -83,57 +119,90 @@ class Config:
         15,
         "Largest LZ77 window, in bits (9-15), that clients offering client_max_window_bits"
         " may compress with",
+        # 8 is in RFC 7692's range, but zlib-based clients (websockets,
+        # browsers) cannot compress with it and fail the handshake.
+        lo=9,
+        hi=15,
     )
-    max_events_per_batch: int = _knob(10_000, "Most events in one events_batch")
-    max_event_bytes: int = _knob(16 * MiB, "Largest single event")
-    max_sessions_per_connection: int = _knob(16, "Sessions one tracker connection may open")
+    max_events_per_batch: int = _knob(10_000, "Most events in one events_batch", lo=1)
+    max_event_bytes: int = _knob(16 * MiB, "Largest single event", lo=1)
+    max_sessions_per_connection: int = _knob(16, "Sessions one tracker connection may open", lo=1)
     max_seq_window: int = _knob(
-        4096, "How far ahead of the next expected seq a tracker batch may be"
+        4096, "How far ahead of the next expected seq a tracker batch may be", lo=1
     )
-    viewer_batch_events: int = _knob(2000, "Most events in one message to a viewer")
-    viewer_batch_bytes: int = _knob(4 * MiB, "Most bytes in one message to a viewer")
+    viewer_batch_events: int = _knob(2000, "Most events in one message to a viewer", lo=1)
+    viewer_batch_bytes: int = _knob(4 * MiB, "Most bytes in one message to a viewer", lo=1)
     viewer_flush_interval: int = _knob(
-        50, "Milliseconds over which a session's new events are coalesced into one viewer delta"
+        50,
+        "Milliseconds over which a session's new events are coalesced into one viewer delta",
+        lo=0,
     )
     viewer_flush_bytes: int = _knob(
-        256 * 1024, "...or fewer, once this many bytes of events are waiting"
+        256 * 1024, "...or fewer, once this many bytes of events are waiting", lo=1
     )
     viewer_backlog_bytes: int = _knob(
-        8 * MiB, "Delta bytes queued for one viewer before it is resynchronised"
+        8 * MiB, "Delta bytes queued for one viewer before it is resynchronised", lo=1
     )
-    viewer_zstd_level: int = _knob(3, "zstd level of viewer deltas (codec=zstd)")
-    viewer_deflate_level: int = _knob(6, "deflate level of viewer deltas (codec=deflate)")
-    max_history_limit: int = _knob(10_000, "Most events one history read returns")
+    viewer_zstd_level: int = _knob(3, "zstd level of viewer deltas (codec=zstd)", lo=1, hi=22)
+    viewer_deflate_level: int = _knob(
+        6, "deflate level of viewer deltas (codec=deflate)", lo=0, hi=9
+    )
+    max_history_limit: int = _knob(10_000, "Most events one history read returns", lo=1)
     # HTTP
-    max_request_bytes: int = _knob(64 * 1024, "Largest HTTP request head")
-    handshake_timeout: float = _knob(10.0, "Seconds a client has to send its request head")
-    shutdown_timeout: float = _knob(30.0, "Seconds a graceful shutdown may take")
+    max_request_bytes: int = _knob(64 * 1024, "Largest HTTP request head", lo=1)
+    handshake_timeout: float = _knob(10.0, "Seconds a client has to send its request head", lo=0)
+    # shutdown
+    drain_seconds: float = _knob(
+        15.0,
+        "Seconds a graceful shutdown (SIGTERM/SIGINT) may take: close WebSockets with 1001,"
+        " write every accepted batch, exit; keep terminationGracePeriodSeconds above it",
+        lo=0,
+    )
     # logging
-    log_level: str = _knob("info", "debug | info | warning | error")
-    log_format: str = _knob("auto", "json | console | auto (console on a TTY)")
+    log_level: str = _knob("info", "debug | info | warning | error", choices=LOG_LEVELS)
+    log_format: str = _knob("auto", "json | console | auto (console on a TTY)", choices=LOG_FORMATS)
+    log_dir: str = _knob(
+        "",
+        "Folder for daily JSON log files (replaywire-YYYY-MM-DD.log, and"
+        " replaywire-error-YYYY-MM-DD.log for errors), gzipped when the day is over"
+        " (empty: stdout only)",
+    )
+    log_max_files: int = _knob(
+        14, "Days of log files kept in LOG_DIR; older files are deleted", lo=1
+    )
+    log_sample_seconds: float = _knob(
+        10.0,
+        "Repeated warnings (a client's bad input, slow viewers) are logged once, then at most"
+        " once per this many seconds with a count of those suppressed",
+        lo=0,
+    )
     instance_id: str = _knob("", "Name of this instance in logs (default: host-pid)")
 
     def __post_init__(self) -> None:
-        if self.storage_codec not in CODECS:
+        for f in knobs():
+            _check(f, getattr(self, f.name))
+        scheme, sep, _ = self.database_url.partition("://")
+        if not sep or scheme.lower() not in DATABASE_SCHEMES:
             raise ConfigError(
-                f"STORAGE_CODEC={self.storage_codec!r}: expected one of {', '.join(CODECS)}"
-            )
-        if self.ack_mode not in ACK_MODES:
-            raise ConfigError(f"ACK_MODE={self.ack_mode!r}: expected one of {', '.join(ACK_MODES)}")
-        if not 9 <= self.ws_deflate_client_window_bits <= 15:
-            # 8 is in RFC 7692's range, but zlib-based clients (websockets,
-            # browsers) cannot compress with it and fail the handshake.
-            raise ConfigError(
-                f"WS_DEFLATE_CLIENT_WINDOW_BITS={self.ws_deflate_client_window_bits}:"
-                " expected 9..15"
+                "database_url",
+                f"DATABASE_URL: expected {', '.join(s + '://' for s in DATABASE_SCHEMES)}"
+                f" URL, got scheme {scheme if sep else '(none)'!r}",
             )
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Config:
-        """Defaults, then ``environ`` (``os.environ`` by default), then
-        ``overrides`` (already typed, e.g. from CLI flags; None is ignored)."""
+    def from_env(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        *,
+        file: Path | str | None = None,
+        **overrides: Any,
+    ) -> Config:
+        """Defaults, then the TOML ``file`` (if given), then ``environ``
+        (``os.environ`` by default), then ``overrides`` (already typed, e.g.
+        from CLI flags; None is ignored). Raises :class:`ConfigError` naming
+        the first bad setting."""
         environ = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
+        values: dict[str, Any] = load_toml(Path(file)) if file is not None else {}
         for f in knobs():
             name = f.name.upper()
             if name in environ:
@@ -151,6 +220,11 @@ class Config:
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)
 
+    def redacted(self) -> dict[str, Any]:
+        """Every knob and its value, with secrets masked: what may be
+        printed (``replaywire config``) or logged."""
+        return {name: redact(name, value) for name, value in dataclasses.asdict(self).items()}
+
 
 def knobs() -> list[dataclasses.Field[Any]]:
     """The configurable fields, in declaration order."""
@@ -158,18 +232,128 @@ def knobs() -> list[dataclasses.Field[Any]]:
 
 
 class ConfigError(ValueError):
-    """A configuration value could not be parsed."""
+    """A setting has a value the server cannot run with.
+
+    ``setting`` is the knob's field name (``"batch_size"``), or ``"config"``
+    for a file that cannot be read at all; the message names it as the
+    operator wrote it (``BATCH_SIZE=0: expected at least 1``). The CLI
+    answers with exit code 2 and the message.
+    """
+
+    code = "invalid_config"
+
+    def __init__(self, setting: str, message: str) -> None:
+        super().__init__(message)
+        self.setting = setting
+        self.message = message
 
 
 def parse_value(f: dataclasses.Field[Any], raw: str) -> Any:
+    """A value from the environment or a flag, typed like the field's default."""
     kind: type = type(f.default)
     try:
         if kind is bool:
-            return raw.strip().lower() in {"1", "true", "yes", "on"}
+            value = raw.strip().lower()
+            if value in {"1", "true", "yes", "on"}:
+                return True
+            if value in {"0", "false", "no", "off", ""}:
+                return False
+            raise ValueError(raw)
         if kind is int:
             return int(raw.replace("_", ""))
         if kind is float:
             return float(raw)
         return raw
     except ValueError as exc:
-        raise ConfigError(f"{f.name.upper()}={raw!r}: expected {kind.__name__}") from exc
+        raise ConfigError(f.name, f"{f.name.upper()}={raw!r}: expected {_kind_name(kind)}") from exc
+
+
+def load_toml(path: Path) -> dict[str, Any]:
+    """The knobs a TOML file sets, typed and checked against the field
+    list: ``port = 8080``, ``database_url = "postgresql://..."``. Keys are
+    field names (the environment variable in lower case); an unknown key is
+    an error, with the closest known name as a hint."""
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError("config", f"--config {path}: {exc.strerror or exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("config", f"--config {path}: not valid TOML: {exc}") from exc
+    by_name = {f.name: f for f in knobs()}
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        f = by_name.get(key)
+        if f is None:
+            near = difflib.get_close_matches(key, list(by_name), n=1)
+            hint = f"; did you mean {near[0]!r}?" if near else ""
+            raise ConfigError(key, f"{path}: unknown setting {key!r}{hint}")
+        kind: type = type(f.default)
+        ok = (isinstance(value, kind) and not (kind is int and isinstance(value, bool))) or (
+            kind is float and isinstance(value, int) and not isinstance(value, bool)
+        )
+        if not ok:
+            raise ConfigError(key, f"{path}: {key} = {value!r}: expected {_kind_name(kind)}")
+        values[key] = float(value) if kind is float else value
+    return values
+
+
+def redact(name: str, value: Any) -> Any:
+    """``value`` fit to print: a URL's password masked, a secret knob
+    replaced by ``***``; anything else unchanged."""
+    if not isinstance(value, str) or not value or not name.endswith(SECRET_SUFFIXES):
+        return value
+    if name.endswith("_url"):
+        return _mask_url(value)
+    return "***"
+
+
+def _mask_url(url: str) -> str:
+    """``postgresql://u:secret@h/db?password=x`` -> ``postgresql://u:***@h/db?password=***``.
+
+    Done on the text rather than through ``urlsplit``: a URL that does not
+    parse (a stray ``[``, say) must still not leak its password."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    authority, slash, tail = rest.partition("/")
+    if "@" in authority:
+        userinfo, _, hostport = authority.rpartition("@")
+        if ":" in userinfo:
+            userinfo = userinfo.split(":", 1)[0] + ":***"
+        authority = f"{userinfo}@{hostport}"
+    path, qmark, query = tail.partition("?")
+    if qmark:
+        params = []
+        for param in query.split("&"):
+            key, eq, _ = param.partition("=")
+            secret = key.lower() in ("password", "passwd", "pass", "sslpassword")
+            params.append(f"{key}=***" if eq and secret else param)
+        query = "&".join(params)
+    return f"{scheme}{sep}{authority}{slash}{path}{qmark}{query}"
+
+
+def _check(f: dataclasses.Field[Any], value: Any) -> None:
+    env = f.name.upper()
+    kind: type = type(f.default)
+    numeric = kind in (int, float)
+    if numeric and (isinstance(value, bool) or not isinstance(value, int | float)):
+        raise ConfigError(f.name, f"{env}={value!r}: expected {_kind_name(kind)}")
+    if kind is int and not isinstance(value, int):
+        raise ConfigError(f.name, f"{env}={value!r}: expected {_kind_name(kind)}")
+    choices = f.metadata.get("choices")
+    if choices is not None and value not in choices:
+        raise ConfigError(f.name, f"{env}={value!r}: expected one of {', '.join(choices)}")
+    lo, hi = f.metadata.get("lo"), f.metadata.get("hi")
+    if numeric and value != value:  # NaN passes every comparison below
+        raise ConfigError(f.name, f"{env}={value!r}: expected a number")
+    if lo is not None and hi is not None and not lo <= value <= hi:
+        raise ConfigError(f.name, f"{env}={value!r}: expected {lo}..{hi}")
+    if lo is not None and value < lo:
+        raise ConfigError(f.name, f"{env}={value!r}: expected at least {lo}")
+    if hi is not None and value > hi:
+        raise ConfigError(f.name, f"{env}={value!r}: expected at most {hi}")
+
+
+def _kind_name(kind: type) -> str:
+    return "true or false" if kind is bool else kind.__name__

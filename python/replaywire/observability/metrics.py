@@ -12,6 +12,12 @@ storage writer's counters) are not mirrored on every change: a *collect hook*
 (:meth:`Metrics.add_collect_hook`) reads them just before each scrape, setting
 gauges and advancing counters by the difference since the last scrape.
 
+Besides replaywire's own metrics, the registry holds prometheus_client's
+process collectors (``process_cpu_seconds_total``,
+``process_resident_memory_bytes``, ``process_open_fds``, ...),
+``python_info`` and ``python_gc_*``, as a process-wide default registry
+would.
+
 Resource handling: a ``Metrics`` holds no OS resource; it is released with
 the server that owns it.
 """
@@ -20,8 +26,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 
+from replaywire import __version__
 from replaywire.observability.logging import get_logger
 
 __all__ = ["CONNECTION_KINDS", "CONTENT_TYPE", "SESSION_END_REASONS", "Metrics"]
@@ -37,6 +53,9 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 CONNECTION_KINDS = ("tracker", "viewer")
 SESSION_END_REASONS = ("client", "idle", "cleanup", "shutdown")
+# The warnings the server samples (Server.warn_client); their suppressed
+# counters start at zero.
+SAMPLED_EVENTS = ("tracker_message_rejected", "viewer_message_rejected", "viewer_resync")
 
 # Latency buckets from 1 ms to 10 s: an HTTP answer or a SQLite flush is
 # usually a few milliseconds, and the interesting part is the tail.
@@ -44,6 +63,8 @@ SESSION_END_REASONS = ("client", "idle", "cleanup", "shutdown")
 LATENCY_BUCKETS = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, float("inf"),
 )
+# Chunks (accepted batches) in one storage flush: 1 up to BATCH_SIZE and beyond.
+FLUSH_CHUNK_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 200, 500, 1000, 2500, 10000, float("inf"))
 # fmt: on
 
 _log = get_logger(__name__)
@@ -61,6 +82,23 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self._hooks: list[Callable[[], None]] = []
         r = self.registry
+        # The collectors a process-wide registry has by default: CPU, memory,
+        # open files, the Python version and the garbage collector.
+        for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+            r.register(collector)
+
+        self.build_info = Gauge(
+            PREFIX + "build_info",
+            "Always 1; the version label says which replaywire runs.",
+            ["version"],
+            registry=r,
+        )
+        self.build_info.labels(__version__).set(1)
+        self.draining = Gauge(
+            PREFIX + "draining",
+            "1 once a shutdown started (readiness fails, new connections are refused).",
+            registry=r,
+        )
 
         # --- connections --------------------------------------------------
         self.connections_total = Counter(
@@ -97,6 +135,18 @@ class Metrics:
         self.bytes_ingested_total = Counter(
             PREFIX + "bytes_ingested_total",
             "Raw bytes of the rrweb events accepted from trackers.",
+            registry=r,
+        )
+        self.batches_acked_total = Counter(
+            PREFIX + "batches_acked_total",
+            "events_batch messages acknowledged to trackers (after commit with durable acks).",
+            registry=r,
+        )
+        self.ack_seconds = Histogram(
+            PREFIX + "ack_seconds",
+            "Time from reading an events_batch to sending its ack; with durable acks it "
+            "includes the storage commit.",
+            buckets=LATENCY_BUCKETS,
             registry=r,
         )
         self.batches_duplicate_total = Counter(
@@ -186,6 +236,23 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.storage_flush_chunks = Histogram(
+            PREFIX + "storage_flush_chunks",
+            "Chunks (accepted batches) written by one successful storage flush.",
+            buckets=FLUSH_CHUNK_BUCKETS,
+            registry=r,
+        )
+        self.storage_pending_chunks = Gauge(
+            PREFIX + "storage_pending_chunks",
+            "Accepted batches queued for storage or in flight (the storage queue depth).",
+            registry=r,
+        )
+        self.db_up = Gauge(
+            PREFIX + "db_up",
+            "1 while the database takes writes; 0 while writes fail (batches then wait in "
+            "the spool or hold trackers back).",
+            registry=r,
+        )
         self.storage_pending_bytes = Gauge(
             PREFIX + "storage_pending_bytes",
             "Accepted bytes waiting to be written to storage; trackers are slowed "
@@ -241,6 +308,31 @@ class Metrics:
             "Events dropped from memory to stay within the buffer limits (still in storage).",
             registry=r,
         )
+
+        # --- the server itself -------------------------------------------
+        self.log_records_dropped_total = Counter(
+            PREFIX + "log_records_dropped_total",
+            "Log lines not written to LOG_DIR because the file writer's queue was full "
+            "(stdout still had them).",
+            registry=r,
+        )
+        self.log_lines_suppressed_total = Counter(
+            PREFIX + "log_lines_suppressed_total",
+            "Repeated warnings not logged (sampled: first one, then one line per "
+            "LOG_SAMPLE_SECONDS), by event name.",
+            ["event"],
+            registry=r,
+        )
+        self.task_crashes_total = Counter(
+            PREFIX + "task_crashes_total",
+            "Tasks ended by an unexpected exception (logged with its traceback), by task: "
+            "connection (one client's handler; the server goes on).",
+            ["task"],
+            registry=r,
+        )
+        self.task_crashes_total.labels("connection")
+        for event in SAMPLED_EVENTS:
+            self.log_lines_suppressed_total.labels(event)
 
         for kind in CONNECTION_KINDS:
             self.connections_total.labels(kind)

@@ -16,6 +16,7 @@ socket is then not read: TCP backpressure).
 from __future__ import annotations
 
 import struct
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from functools import partial
@@ -45,10 +46,16 @@ async def serve_tracker(ws: WebSocket, server: Server) -> None:
     if not server.config.durable_acks:
         while True:
             out: list[bytes] = []
-            for msg in await ws.receive():
-                out.append((await handler.handle(msg))[0])
+            messages = await ws.receive()
+            received = time.perf_counter()
+            acks = 0
+            for msg in messages:
+                frame, _, is_ack = await handler.handle(msg)
+                out.append(frame)
+                acks += is_ack
             await ws.send(b"".join(out))
-    replies = _Replies()
+            handler.count_acks([received] * acks)
+    replies = _Replies(handler.count_acks)
     ended: list[ConnectionClosed] = []
 
     async def until_closed(fn: Callable[[], Awaitable[None]]) -> None:
@@ -65,8 +72,11 @@ async def serve_tracker(ws: WebSocket, server: Server) -> None:
 
     async def read() -> None:
         while True:
-            for msg in await ws.receive():
-                replies.push(*await handler.handle(msg))
+            messages = await ws.receive()
+            received = time.perf_counter()
+            for msg in messages:
+                frame, ticket, is_ack = await handler.handle(msg)
+                replies.push(frame, ticket, received if is_ack else None)
             replies.wake()
             await replies.wait_for_room()
 
@@ -79,13 +89,15 @@ async def serve_tracker(ws: WebSocket, server: Server) -> None:
 class _Replies:
     """Answers waiting for the writer to commit the flush that holds them."""
 
-    def __init__(self) -> None:
-        self._queue: deque[tuple[bytes, int]] = deque()
+    def __init__(self, count_acks: Callable[[list[float]], None]) -> None:
+        # (frame, ticket, when its batch was read -- None unless an ack)
+        self._queue: deque[tuple[bytes, int, float | None]] = deque()
         self._wake = trio.Event()
         self._room = trio.Event()
+        self._count_acks = count_acks
 
-    def push(self, frame: bytes, ticket: int) -> None:
-        self._queue.append((frame, ticket))
+    def push(self, frame: bytes, ticket: int, received: float | None) -> None:
+        self._queue.append((frame, ticket, received))
 
     def wake(self) -> None:
         self._wake.set()
@@ -106,10 +118,15 @@ class _Replies:
             await writer.wait_committed(queue[0][1])
             committed = writer.committed
             out: list[bytes] = []
+            acks: list[float] = []
             while queue and queue[0][1] <= committed:
-                out.append(queue.popleft()[0])
+                frame, _, received = queue.popleft()
+                out.append(frame)
+                if received is not None:
+                    acks.append(received)
             self._room.set()
             await ws.send(b"".join(out))
+            self._count_acks(acks)
 
 
 class _Tracker:
@@ -123,9 +140,18 @@ class _Tracker:
         # lookup, too much for once per batch.
         self.count_batch = self.metrics.messages_total.labels("tracker", "events_batch").inc
 
-    async def handle(self, msg: _core.WsMessage) -> tuple[bytes, int]:
-        """The answer to one message, and the writer ticket that must commit
-        before it may be sent (0: at once)."""
+    def count_acks(self, received: list[float]) -> None:
+        """Acks just sent, given when each one's batch was read."""
+        if received:
+            now = time.perf_counter()
+            self.metrics.batches_acked_total.inc(len(received))
+            observe = self.metrics.ack_seconds.observe
+            for when in received:
+                observe(now - when)
+
+    async def handle(self, msg: _core.WsMessage) -> tuple[bytes, int, bool]:
+        """The answer to one message, the writer ticket that must commit
+        before it may be sent (0: at once), and whether it is an ack."""
         seq: int | None = None
         try:
             data = msg.data if msg.is_text else self._inflate(msg.data)
@@ -135,24 +161,25 @@ class _Tracker:
                 self.count_batch()
                 session = self._session(decoded.session_id, seq)
                 accepted, ticket = await self.hub.accept_batch(session, decoded)
-                return frames.ack(session.id_json, accepted), ticket
+                return frames.ack(session.id_json, accepted), ticket, True
             if isinstance(decoded, _core.SessionStart):
                 self.metrics.messages_total.labels("tracker", "session_start").inc()
-                return await self._start(decoded), 0
+                return await self._start(decoded), 0, False
             if isinstance(decoded, _core.SessionEnd):
                 self.metrics.messages_total.labels("tracker", "session_end").inc()
                 session = self._session(decoded.session_id, None)
                 await self.hub.end_session(session, "client")
                 del self.sessions[session.id]
-                return frames.message("session_ended", {"sessionId": session.id}), 0
+                return frames.message("session_ended", {"sessionId": session.id}), 0, False
             raise ProtocolError(
                 "not_allowed", "viewer messages are not accepted on a tracker connection"
             )
         except _core.MessageError as exc:
-            return self._error(exc.code, exc.message, exc.seq if exc.seq is not None else seq), 0
+            code, message = exc.code, exc.message
+            return self._error(code, message, exc.seq if exc.seq is not None else seq), 0, False
         except ProtocolError as exc:
             seq = exc.seq if exc.seq is not None else seq
-            return self._error(exc.code, exc.message, seq, exc.retry_after_ms), 0
+            return self._error(exc.code, exc.message, seq, exc.retry_after_ms), 0, False
 
     def _inflate(self, frame: bytes) -> bytes:
         """A compressed binary message (docs/protocol.md, "Compressed tracker
