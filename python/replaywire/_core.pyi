@@ -553,10 +553,17 @@ class Compressor:
         None without one (or with raw bytes as the dictionary)."""
     def compress(self, data: bytes) -> bytes:
         """``data`` compressed; with the GIL released from 64 KiB on."""
-    def compress_many(self, items: Sequence[bytes]) -> list[bytes]:
+    def compress_many(self, items: Sequence[bytes], *, array_contents: bool = False) -> list[bytes]:
         """Each item compressed on its own, as ``compress`` would, in one call
         (one per storage flush). The GIL is released around the whole loop
-        when the items total 64 KiB or more."""
+        when the items total 64 KiB or more.
+
+        With ``array_contents=True`` every item must be a JSON array (else
+        ``ValueError``) and only what lies between its brackets, without
+        the surrounding whitespace, is compressed. Stored chunks are
+        compressed this way so that their zstd frames can be concatenated,
+        between frames holding ``[``, ``,`` and ``]``, into one valid JSON
+        document without decompressing them."""
 
 def compress(codec: str, data: bytes, level: int | None = None) -> bytes:
     """``data`` compressed with a context made for this one call. For

@@ -22,6 +22,7 @@ use pyo3::types::{PyBytes, PyTuple};
 
 use super::errors::codec_to_pyerr;
 use crate::codec::{self, Codec, CodecError, Compressor};
+use crate::protocol;
 
 pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("CODECS", PyTuple::new(m.py(), Codec::NAMES)?)?;
@@ -108,19 +109,34 @@ impl PyCompressor {
 
     /// Every item compressed on its own, in one crossing: the outputs are
     /// gathered in one buffer with the GIL released (when the items total
-    /// 64 KiB or more), then cut into `bytes`.
+    /// 64 KiB or more), then cut into `bytes`. With `array_contents`, each
+    /// item is a JSON array and only what lies between its brackets is
+    /// compressed, so that compressed items can be concatenated (zstd
+    /// frames decode to the concatenation of their contents).
+    #[pyo3(signature = (items, *, array_contents = false))]
     fn compress_many<'py>(
         &mut self,
         py: Python<'py>,
         items: Vec<PyBackedBytes>,
+        array_contents: bool,
     ) -> PyResult<Vec<Bound<'py, PyBytes>>> {
-        let total: usize = items.iter().map(|item| item.len()).sum();
+        let mut parts: Vec<&[u8]> = Vec::with_capacity(items.len());
+        for (index, item) in items.iter().enumerate() {
+            parts.push(if array_contents {
+                protocol::array_contents(item).ok_or_else(|| {
+                    PyValueError::new_err(format!("item {index} is not a JSON array"))
+                })?
+            } else {
+                item
+            });
+        }
+        let total: usize = parts.iter().map(|part| part.len()).sum();
         let inner = &mut self.inner;
         let (all, ends) = run(py, total >= COMPRESS_DETACH_MIN_BYTES, || {
             let mut all = Vec::with_capacity(total / 4);
-            let mut ends = Vec::with_capacity(items.len());
-            for item in &items {
-                all.extend_from_slice(inner.compress(item)?);
+            let mut ends = Vec::with_capacity(parts.len());
+            for part in &parts {
+                all.extend_from_slice(inner.compress(part)?);
                 ends.push(all.len());
             }
             Ok::<_, CodecError>((all, ends))
