@@ -132,24 +132,23 @@ impl PyCompressor {
         }
         let total: usize = parts.iter().map(|part| part.len()).sum();
         let inner = &mut self.inner;
-        let (all, ends) = run(py, total >= COMPRESS_DETACH_MIN_BYTES, || {
-            let mut all = Vec::with_capacity(total / 4);
-            let mut ends = Vec::with_capacity(parts.len());
-            for part in &parts {
-                all.extend_from_slice(inner.compress(part)?);
-                ends.push(all.len());
-            }
-            Ok::<_, CodecError>((all, ends))
+        // Each output in a buffer of its own, moved rather than gathered: a
+        // multi-MB snapshot is then held twice at most (its compressed
+        // bytes here and in the returned `bytes`), never three times.
+        let outputs = run(py, total >= COMPRESS_DETACH_MIN_BYTES, || {
+            parts
+                .iter()
+                .map(|part| {
+                    let mut out = Vec::new();
+                    inner.compress_to(part, &mut out)?;
+                    Ok(out)
+                })
+                .collect::<Result<Vec<_>, CodecError>>()
         })
         .map_err(|e| codec_to_pyerr(py, e))?;
-        let mut start = 0;
-        Ok(ends
+        Ok(outputs
             .into_iter()
-            .map(|end| {
-                let out = PyBytes::new(py, &all[start..end]);
-                start = end;
-                out
-            })
+            .map(|out| PyBytes::new(py, &out))
             .collect())
     }
 
