@@ -191,8 +191,18 @@ async def _upgrade(
         max_message_bytes=server.config.max_message_bytes,
         deflate_window_bits=deflate.client_max_window_bits if deflate else None,
         deflate_no_context_takeover=deflate.client_no_context_takeover if deflate else False,
+        # A message over the limits is answered (payload_too_large) and the
+        # connection goes on; see docs/protocol.md.
+        skip_oversized=True,
     )
-    ws = WebSocket(stream, decoder, bytes(trailing), on_close=server.count_close, deflate=deflate)
+    ws = WebSocket(
+        stream,
+        decoder,
+        bytes(trailing),
+        on_close=server.count_close,
+        deflate=deflate,
+        budget=server.inflight,
+    )
     await server.run_websocket(ws, kind, request)
     return True
 
