@@ -15,11 +15,16 @@ ARG DEBIAN=bookworm
 
 # --- the wheel ---------------------------------------------------------------
 FROM rust:${RUST_VERSION}-slim-${DEBIAN} AS rust
+# Node builds the browser tracker and viewer (js/, esbuild) that the wheel ships.
+FROM node:20-${DEBIAN}-slim AS node
 
 # Same Python (and glibc) as the runtime stage, so the wheel's tags match it.
 FROM python:${PYTHON_VERSION}-slim-${DEBIAN} AS build
 COPY --from=rust /usr/local/cargo /usr/local/cargo
 COPY --from=rust /usr/local/rustup /usr/local/rustup
+COPY --from=node /usr/local/bin/node /usr/local/bin/node
+COPY --from=node /usr/local/lib/node_modules /usr/local/lib/node_modules
+RUN ln -s /usr/local/lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm
 ENV CARGO_HOME=/usr/local/cargo \
     RUSTUP_HOME=/usr/local/rustup \
     PATH=/usr/local/cargo/bin:$PATH \
@@ -37,6 +42,8 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock pyproject.toml README.md ./
 COPY rust rust
 COPY python python
+COPY js js
+RUN npm --prefix js ci --no-audit --no-fund && node js/build.mjs
 # Cargo's registry and target folder are cache mounts: a rebuild after a
 # Python-only change does not compile the dependencies again.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \

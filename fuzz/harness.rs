@@ -10,6 +10,8 @@
 //! - bit 5: permessage-deflate negotiated (RSV1 allowed on the first frame
 //!   of a data message), with the peer's window 8 + bits 0-2 (8..15) and,
 //!   with bit 4, no context takeover;
+//! - bit 3: oversized messages skipped (`WsEvent::TooLarge`) instead of
+//!   failing with 1009;
 //! - bits 0-5: seed of the chunk sizes the stream is cut into.
 //!
 //! The stream is decoded whole, one byte at a time and in seeded chunks; all
@@ -17,7 +19,7 @@
 //! panic. Every event and the buffered size are checked against the rules.
 
 use _core::ws::frame::{is_valid_close_code, MAX_CONTROL_PAYLOAD};
-use _core::ws::{DecoderConfig, FrameDecoder, InflateConfig, WsEvent};
+use _core::ws::{DecoderConfig, FrameDecoder, InflateConfig, WsEvent, TOO_LARGE_PREFIX};
 use _core::Error;
 
 pub type Outcome = (Vec<WsEvent>, Option<Error>);
@@ -36,6 +38,7 @@ pub fn config(settings: u8) -> DecoderConfig {
             window_bits: 8 + (settings & 0x07),
             no_context_takeover: settings & 0x10 != 0,
         }),
+        skip_oversized: settings & 0x08 != 0,
     }
 }
 
@@ -93,6 +96,12 @@ fn check_events(cfg: &DecoderConfig, events: &[WsEvent]) {
                 assert!(code.is_none_or(is_valid_close_code));
                 assert!(code.is_some() || reason.is_empty());
                 assert!(reason.len() <= MAX_CONTROL_PAYLOAD - 2);
+            }
+            WsEvent::TooLarge { size, prefix, .. } => {
+                assert!(cfg.skip_oversized);
+                assert!(prefix.len() <= TOO_LARGE_PREFIX);
+                let limit = cfg.max_frame_bytes.min(cfg.max_message_bytes) as u64;
+                assert!(*size > limit, "size {size} is within the limits");
             }
         }
     }

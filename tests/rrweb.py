@@ -8,6 +8,7 @@ mutations of ~100-400 bytes. Deterministic for a given seed.
 
 from __future__ import annotations
 
+import base64
 import json
 import random
 from collections.abc import Iterator
@@ -42,6 +43,57 @@ def full_snapshot(ts: float, rng: random.Random, depth: int = 5) -> dict[str, An
         "data": {"node": root, "initialOffset": {"left": 0, "top": 0}},
         "timestamp": ts,
     }
+
+
+def huge_full_snapshot(ts: float, nbytes: int, *, seed: int = 1) -> bytes:
+    """A full snapshot of about ``nbytes`` as real pages make them: a deep
+    DOM, a ``<style>`` with the page's CSS inlined (rrweb inlines
+    stylesheets; very repetitive) and an ``<img>`` whose ``src`` is a data
+    URL of a photo (base64 of incompressible bytes), about half each."""
+    rng = random.Random(seed)
+    rule = ".grid-item-%d{display:flex;margin:0 4px;color:#33%02x66;font:14px/1.4 Inter,sans-serif}"
+    css_parts, size = [], 0
+    while size < nbytes // 2:
+        part = rule % (len(css_parts), len(css_parts) % 256)
+        css_parts.append(part)
+        size += len(part)
+    photo = base64.b64encode(rng.randbytes(max(0, (nbytes - size) * 3 // 4 - 64 * 1024))).decode()
+    body = _node(rng, [100], 8)
+    root = {
+        "type": 0,
+        "id": 1,
+        "childNodes": [
+            {
+                "type": 2,
+                "tagName": "html",
+                "id": 2,
+                "attributes": {},
+                "childNodes": [
+                    {
+                        "type": 2,
+                        "tagName": "style",
+                        "id": 3,
+                        "attributes": {"_cssText": "".join(css_parts)},
+                        "childNodes": [],
+                    },
+                    {
+                        "type": 2,
+                        "tagName": "img",
+                        "id": 4,
+                        "attributes": {"src": "data:image/jpeg;base64," + photo},
+                        "childNodes": [],
+                    },
+                    body,
+                ],
+            }
+        ],
+    }
+    event = {
+        "type": FULL_SNAPSHOT,
+        "data": {"node": root, "initialOffset": {"left": 0, "top": 0}},
+        "timestamp": ts,
+    }
+    return json.dumps(event, separators=(",", ":")).encode()
 
 
 def incremental(ts: float, rng: random.Random) -> dict[str, Any]:

@@ -49,6 +49,8 @@ EXPECTED = {
     "replaywire_log_records_dropped": ("counter", ()),
     "replaywire_log_lines_suppressed": ("counter", ("event",)),
     "replaywire_task_crashes": ("counter", ("task",)),
+    "replaywire_inflight_bytes": ("gauge", ()),
+    "replaywire_inflight_waits": ("counter", ()),
 }
 # prometheus_client's process, platform and GC collectors, as in its default
 # registry (process_* only where /proc exists, i.e. Linux).

@@ -42,6 +42,7 @@ __all__ = [
     "WsMessage",
     "WsPing",
     "WsPong",
+    "WsTooLarge",
     "__version__",
     "encode_binary",
     "encode_binary_deflated",
@@ -127,7 +128,23 @@ class WsClose:
     @property
     def reason(self) -> str: ...
 
-WsEvent = WsMessage | WsPing | WsPong | WsClose
+@final
+class WsTooLarge:
+    """A data message over the limits that the decoder skipped (only with
+    ``skip_oversized=True``). ``size`` is its length as far as known: the
+    sum of its frames' lengths or, when it only grew too large while being
+    inflated, ``max_message_bytes + 1``. ``prefix`` is its first bytes (at
+    most 4096; inflated if compressed; empty when a compressed message was
+    too large on the wire), enough to read a protocol message's envelope."""
+
+    @property
+    def is_text(self) -> bool: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def prefix(self) -> bytes: ...
+
+WsEvent = WsMessage | WsPing | WsPong | WsClose | WsTooLarge
 
 @final
 class FrameDecoder:
@@ -154,6 +171,13 @@ class FrameDecoder:
     message may hold up to twice ``max_message_bytes`` while it is received
     (its inflated part plus the frame in transit); the inflater itself takes
     about 47 KiB for the decoder's life, whatever the window.
+
+    ``skip_oversized=True``: a data message (or data frame) over the limits
+    does not fail the decoder; its payload is dropped as it arrives and one
+    ``WsTooLarge`` is returned when its last frame ends. A compressed
+    message can be skipped only with ``deflate_no_context_takeover`` (else
+    its data is part of the context of the next message): otherwise it
+    still fails with 1009.
     """
 
     def __new__(
@@ -164,6 +188,7 @@ class FrameDecoder:
         require_mask: bool = True,
         deflate_window_bits: int | None = None,
         deflate_no_context_takeover: bool = False,
+        skip_oversized: bool = False,
     ) -> FrameDecoder:
         """ValueError for a window outside 8..15, or
         ``deflate_no_context_takeover`` without a window."""
@@ -171,6 +196,13 @@ class FrameDecoder:
     @property
     def buffered_bytes(self) -> int:
         """Bytes held for incomplete frames and messages."""
+    @property
+    def frame_remaining(self) -> int:
+        """Payload bytes of the frame in progress that have not arrived yet
+        (0 between frames and while skipping): known from its header, before
+        they are buffered."""
+    @property
+    def skip_oversized(self) -> bool: ...
     @property
     def close_received(self) -> bool: ...
     @property
@@ -553,10 +585,17 @@ class Compressor:
         None without one (or with raw bytes as the dictionary)."""
     def compress(self, data: bytes) -> bytes:
         """``data`` compressed; with the GIL released from 64 KiB on."""
-    def compress_many(self, items: Sequence[bytes]) -> list[bytes]:
+    def compress_many(self, items: Sequence[bytes], *, array_contents: bool = False) -> list[bytes]:
         """Each item compressed on its own, as ``compress`` would, in one call
         (one per storage flush). The GIL is released around the whole loop
-        when the items total 64 KiB or more."""
+        when the items total 64 KiB or more.
+
+        With ``array_contents=True`` every item must be a JSON array (else
+        ``ValueError``) and only what lies between its brackets, without
+        the surrounding whitespace, is compressed. Stored chunks are
+        compressed this way so that their zstd frames can be concatenated,
+        between frames holding ``[``, ``,`` and ``]``, into one valid JSON
+        document without decompressing them."""
 
 def compress(codec: str, data: bytes, level: int | None = None) -> bytes:
     """``data`` compressed with a context made for this one call. For

@@ -49,7 +49,7 @@ from .protocol import serve_tracker, serve_viewer
 from .protocol.fanout import Fanout
 from .sessions import Hub
 from .storage import Spool, Storage, StorageError, StorageWriter, iso_utc, open_storage
-from .ws import ConnectionClosed, WebSocket
+from .ws import ConnectionClosed, InflightBudget, WebSocket
 
 log = structlog.get_logger("replaywire.server")
 
@@ -85,6 +85,7 @@ class Server:
         self.protocol = _core.ProtocolDecoder(
             max_events_per_batch=config.max_events_per_batch, max_event_bytes=config.max_event_bytes
         )
+        self.inflight = InflightBudget(config.max_inflight_bytes)
         self.port = 0
         self.draining = False
         self.forced = False
@@ -455,7 +456,10 @@ class Server:
         m.storage_drained_chunks_total.inc(writer.drained_chunks - seen.get("drained", 0))
         m.storage_spooling.set(int(writer.spooling))
         m.storage_spool_bytes.set(writer.spool_bytes)
+        m.inflight_bytes.set(self.inflight.used)
+        m.inflight_waits_total.inc(self.inflight.waits - seen.get("inflight_waits", 0))
         self._writer_seen = {
+            "inflight_waits": self.inflight.waits,
             "flushes": writer.flushes,
             "chunks": writer.chunks_written,
             "failures": writer.write_failures,

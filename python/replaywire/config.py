@@ -20,7 +20,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-MiB = 1024 * 1024
+KiB = 1024
+MiB = 1024 * KiB
 ACK_MODES = ("auto", "durable", "received")
 CODECS = ("none", "deflate", "zstd")
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -109,9 +110,22 @@ class Config:
     )
     idle_sweep_interval: float = _knob(5.0, "Seconds between checks for idle sessions", lo=0)
     # protocol limits
-    max_frame_bytes: int = _knob(16 * MiB, "Largest WebSocket frame payload accepted", lo=1)
+    # A message holds one batch: up to MAX_EVENT_BYTES of event plus the
+    # batch's envelope. Larger messages are answered payload_too_large.
+    max_frame_bytes: int = _knob(
+        64 * MiB + 256 * KiB, "Largest WebSocket frame payload accepted", lo=1
+    )
     max_message_bytes: int = _knob(
-        16 * MiB, "Largest WebSocket message (after reassembly and decompression)", lo=1
+        64 * MiB + 256 * KiB,
+        "Largest WebSocket message (after reassembly and decompression);"
+        " larger ones are refused with payload_too_large",
+        lo=1,
+    )
+    max_inflight_bytes: int = _knob(
+        256 * MiB,
+        "Bytes of incomplete WebSocket messages held across all connections;"
+        " past it, connections with large messages in progress are not read until others finish",
+        lo=1,
     )
     # WebSocket compression
     ws_deflate: bool = _knob(True, "Negotiate permessage-deflate (RFC 7692) when clients offer it")
@@ -125,7 +139,11 @@ class Config:
         hi=15,
     )
     max_events_per_batch: int = _knob(10_000, "Most events in one events_batch", lo=1)
-    max_event_bytes: int = _knob(16 * MiB, "Largest single event", lo=1)
+    max_event_bytes: int = _knob(
+        64 * MiB,
+        "Largest single event (rrweb full snapshots with inlined assets are large)",
+        lo=1,
+    )
     max_sessions_per_connection: int = _knob(16, "Sessions one tracker connection may open", lo=1)
     max_seq_window: int = _knob(
         4096, "How far ahead of the next expected seq a tracker batch may be", lo=1

@@ -12,6 +12,7 @@ fn limits(frame: usize, message: usize) -> DecoderConfig {
         max_message_bytes: message,
         require_mask: true,
         deflate: None,
+        skip_oversized: false,
     }
 }
 

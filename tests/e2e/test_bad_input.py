@@ -11,10 +11,10 @@ import pytest
 import zstandard
 from trio_websocket import open_websocket_url
 
-from e2e.clients import get_json, recv_json, send_batches, start_session, ws_url
+from e2e.clients import get_json, http, recv_json, send_batches, start_session, ws_url
 from e2e.rawws import client_frame, handshake, read_close
 from replaywire import _core
-from rrweb import batch_message, session_events
+from rrweb import batch_message, session_events, start_message
 
 
 async def assert_still_serving(server) -> None:
@@ -100,10 +100,9 @@ async def test_events_before_session_start(server) -> None:
     [
         (_core.encode_frame(_core.OP_TEXT, b'{"type":"x"}'), 1002),  # unmasked client frame
         (None, 1007),  # invalid UTF-8 in a text frame
-        (None, 1009),  # frame over max_frame_bytes
         (None, 1002),  # reserved opcode
     ],
-    ids=["unmasked", "invalid-utf8", "too-big", "reserved-opcode"],
+    ids=["unmasked", "invalid-utf8", "reserved-opcode"],
 )
 async def test_frame_violations_close_with_the_right_code(
     start_server, frame, close_code, request
@@ -112,8 +111,6 @@ async def test_frame_violations_close_with_the_right_code(
     case = request.node.callspec.id
     if case == "invalid-utf8":
         frame = client_frame(_core.OP_TEXT, b'{"a":"\xff\xfe"}')
-    elif case == "too-big":
-        frame = client_frame(_core.OP_BINARY, b"x" * (64 * 1024 + 1))
     elif case == "reserved-opcode":
         frame = _core.encode_client_frame(3, b"", b"abcd")
     stream, head = await handshake(server.port)
@@ -203,4 +200,53 @@ async def test_compressed_tracker_batches_are_acked_and_stored(server, codec: in
             assert reply["type"] == "error" and reply["data"]["code"] == code, reply
     page = await get_json(server, "/sessions/packed/events?from_index=0&limit=1000")
     assert page["count"] == 500
+    await assert_still_serving(server)
+
+
+@pytest.mark.parametrize("fragments", [1, 9], ids=["one-frame", "fragmented"])
+async def test_a_message_over_the_limit_is_answered_and_the_session_goes_on(
+    start_server, fragments: int
+) -> None:
+    """Too large is never silent: ``payload_too_large`` with the limit and
+    the batch's seq, kept in session_errors and counted; the connection and
+    the session continue, and the tracker resends that seq."""
+    server = await start_server(max_frame_bytes=64 * 1024, max_message_bytes=256 * 1024)
+    events = list(session_events(20, seed=3))
+    huge = b'{"type":3,"timestamp":1,"data":{"blob":"%b"}}' % (b"x" * 300_000)
+    oversized = batch_message("big", 1, [huge])
+    stream, head = await handshake(server.port)
+    assert head.startswith(b"HTTP/1.1 101")
+    decoder = _core.FrameDecoder(require_mask=False)
+
+    async def reply() -> dict:
+        while True:
+            for event in decoder.feed(await stream.receive_some(65536)):
+                if isinstance(event, _core.WsMessage):
+                    return json.loads(event.data)
+
+    await stream.send_all(client_frame(_core.OP_TEXT, start_message("big").encode()))
+    assert (await reply())["type"] == "session_started"
+    await stream.send_all(client_frame(_core.OP_TEXT, batch_message("big", 0, events[:10])))
+    assert (await reply())["type"] == "ack"
+    size = -(-len(oversized) // fragments)
+    parts = [oversized[i : i + size] for i in range(0, len(oversized), size)]
+    for i, part in enumerate(parts):
+        opcode = _core.OP_TEXT if i == 0 else _core.OP_CONTINUATION
+        await stream.send_all(client_frame(opcode, part, fin=i == len(parts) - 1))
+    error = await reply()
+    assert error["type"] == "error", error
+    assert error["data"]["code"] == "payload_too_large" and error["data"]["seq"] == 1
+    assert "262144" in error["data"]["message"]
+    # The same seq again, without the oversized event: accepted.
+    await stream.send_all(client_frame(_core.OP_TEXT, batch_message("big", 1, events[10:])))
+    ack = await reply()
+    assert ack["type"] == "ack" and ack["data"]["seq"] == 1, ack
+    await stream.aclose()
+    page = await get_json(server, "/sessions/big/events?from_index=0&limit=100")
+    assert page["count"] == 20
+    await server.writer.flush()
+    [recorded] = server.storage.session_errors("big")
+    assert (recorded.code, recorded.seq) == ("payload_too_large", 1)
+    metrics = (await http(server, "/metrics"))[2].decode()
+    assert 'replaywire_protocol_errors_total{code="payload_too_large"} 1.0' in metrics
     await assert_still_serving(server)

@@ -29,7 +29,7 @@ from e2e.rawws import client_frame, handshake, read_close
 from replaywire import Config, _core
 from replaywire.http.server import handle_connection
 from replaywire.observability.metrics import Metrics
-from replaywire.ws import ConnectionClosed, WebSocket
+from replaywire.ws import ConnectionClosed, InflightBudget, WebSocket
 from replaywire.ws.extensions import MIN_COMPRESS_BYTES
 from rrweb import batch_message, session_events, start_message
 
@@ -260,6 +260,7 @@ class EchoServer:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.metrics = Metrics()
+        self.inflight = InflightBudget(config.max_inflight_bytes)
         self.draining = False
         self.port = 0
 
@@ -271,6 +272,7 @@ class EchoServer:
             try:
                 while True:
                     for message in await ws.receive():
+                        assert isinstance(message, _core.WsMessage)
                         await ws.send_message(message.data, binary=not message.is_text)
             except ConnectionClosed:
                 pass

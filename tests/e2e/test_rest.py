@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 import json
 
 import zstandard
@@ -94,3 +95,29 @@ async def test_events_page_honours_accept_encoding(server) -> None:
         assert status == 200 and headers["content-encoding"] == accept
         assert headers["vary"] == "Accept-Encoding"
         assert decode(body) == plain and len(body) * 3 < len(plain)
+
+
+async def test_stored_zstd_chunks_are_served_without_recompressing(server) -> None:
+    """An ended session is read from storage: a zstd client gets the stored
+    chunks byte for byte between small glue frames, and any zstd decoder
+    reading every frame gets the page a plain client gets."""
+    events = list(session_events(600, seed=5))
+    async with open_websocket_url(ws_url(server)) as ws:
+        await start_session(ws, "stored")
+        await send_batches(ws, "stored", events, batch=40)
+    await http(server, "/sessions/cleanup?idle_seconds=0", "DELETE")
+    await server.hub.writer.flush()
+    assert not server.hub.writer.pending_chunks("stored")
+    stored = server.hub.storage.read_chunks("stored", 0, 1000)
+    assert stored and all(chunk.codec == "zstd" for chunk in stored)
+    for query in ("from_index=0&limit=1000", "from_index=13&limit=500"):
+        path = f"/sessions/stored/events?{query}"
+        _, _, plain = await http(server, path)
+        status, headers, body = await http(server, path, headers={"Accept-Encoding": "zstd"})
+        assert status == 200 and headers["content-encoding"] == "zstd"
+        reader = zstandard.ZstdDecompressor().stream_reader(
+            io.BytesIO(body), read_across_frames=True
+        )
+        assert reader.read() == plain
+        whole = [c for c in stored if c.first_index >= 13 and c.end_index <= 513]
+        assert all(chunk.payload in body for chunk in whole)

@@ -2,7 +2,9 @@
 
 Event pages are big and very repetitive JSON, so ``GET
 /sessions/{id}/events`` answers in zstd or gzip when the client accepts one
-(zstd preferred at equal weight: smaller and faster). Compression is done
+(zstd preferred at equal weight: smaller and faster). A zstd page read from
+storage is mostly the stored zstd chunks as they are, with small frames
+between them (see :func:`replaywire.sessions.history.assemble_zstd`). Compression is done
 by the Rust core, off the event loop for large bodies; gzip is the core's
 raw deflate inside the RFC 1952 wrapper.
 """
@@ -56,14 +58,27 @@ def _compress(coding: str, body: bytes) -> bytes:
     return _GZIP_HEADER + deflated + trailer
 
 
-async def encode(coding: str | None, body: bytes) -> tuple[bytes, list[tuple[bytes, bytes]]]:
-    """The body in ``coding`` and the headers to send with it (``Vary``
-    always, so caches keep the codings apart)."""
+def zstd_frame(data: bytes) -> bytes:
+    """``data`` as one small zstd frame, to glue between frames that are
+    sent as stored (level 1: these are a few dozen bytes)."""
+    return _core.compress("zstd", data, 1)
+
+
+def encoded_headers(coding: str | None) -> list[tuple[bytes, bytes]]:
+    """The headers for a body in ``coding`` (``Vary`` always, so caches
+    keep the codings apart)."""
     headers = [(b"vary", b"Accept-Encoding")]
+    if coding is not None:
+        headers.append((b"content-encoding", coding.encode()))
+    return headers
+
+
+async def encode(coding: str | None, body: bytes) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+    """The body in ``coding`` and the headers to send with it."""
     if coding is None or len(body) < MIN_BYTES:
-        return body, headers
+        return body, encoded_headers(None)
     if len(body) >= THREAD_BYTES:
         encoded = await trio.to_thread.run_sync(_compress, coding, body)
     else:
         encoded = _compress(coding, body)
-    return encoded, [*headers, (b"content-encoding", coding.encode())]
+    return encoded, encoded_headers(coding)

@@ -169,16 +169,19 @@ async def get_events(server: Server, request: Request, params: dict[str, str]) -
     )
     if await server.hub.get_record(sid) is None:
         raise HttpError(404, "unknown_session", f"no session {sid!r}")
-    page = await server.hub.history(sid, from_index, limit)
-    body = b'{"sessionId":%b,"fromIndex":%d,"count":%d,"nextIndex":%d,"events":%b}' % (
+    coding = encoding.negotiate(request.headers.get("accept-encoding", ""))
+    # Stored zstd chunks are sent as stored when the client reads zstd.
+    page = await server.hub.history(sid, from_index, limit, "zstd" if coding == "zstd" else "none")
+    head = b'{"sessionId":%b,"fromIndex":%d,"count":%d,"nextIndex":%d,"events":' % (
         json_string(sid),
         page.first_index,
         page.count,
         page.next_index,
-        page.events,
     )
-    coding = encoding.negotiate(request.headers.get("accept-encoding", ""))
-    body, headers = await encoding.encode(coding, body)
+    if page.codec == "zstd":
+        body = encoding.zstd_frame(head) + page.events + encoding.zstd_frame(b"}")
+        return Response(200, body, headers=encoding.encoded_headers("zstd"))
+    body, headers = await encoding.encode(coding, head + page.events + b"}")
     return Response(200, body, headers=headers)
 
 

@@ -191,8 +191,18 @@ async def _upgrade(
         max_message_bytes=server.config.max_message_bytes,
         deflate_window_bits=deflate.client_max_window_bits if deflate else None,
         deflate_no_context_takeover=deflate.client_no_context_takeover if deflate else False,
+        # A message over the limits is answered (payload_too_large) and the
+        # connection goes on; see docs/protocol.md.
+        skip_oversized=True,
     )
-    ws = WebSocket(stream, decoder, bytes(trailing), on_close=server.count_close, deflate=deflate)
+    ws = WebSocket(
+        stream,
+        decoder,
+        bytes(trailing),
+        on_close=server.count_close,
+        deflate=deflate,
+        budget=server.inflight,
+    )
     await server.run_websocket(ws, kind, request)
     return True
 
@@ -228,10 +238,12 @@ async def _send(conn: h11.Connection, stream: trio.SocketStream, response: Respo
     headers = [
         (b"content-type", response.content_type),
         (b"content-length", str(len(response.body)).encode()),
-        (b"cache-control", b"no-store"),
         (b"x-content-type-options", b"nosniff"),
         *response.headers,
     ]
+    # API answers are never cached; the static assets set their own policy.
+    if not any(name == b"cache-control" for name, _ in response.headers):
+        headers.append((b"cache-control", b"no-store"))
     if response.status >= 400 and response.status != 404:
         headers.append((b"connection", b"close"))
     try:

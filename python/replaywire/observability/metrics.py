@@ -292,6 +292,18 @@ class Metrics:
             registry=r,
         )
 
+        # --- large messages in flight (MAX_INFLIGHT_BYTES) ----------------
+        self.inflight_bytes = Gauge(
+            PREFIX + "inflight_bytes",
+            "Bytes of incomplete large WebSocket messages held across all connections.",
+            registry=r,
+        )
+        self.inflight_waits_total = Counter(
+            PREFIX + "inflight_waits_total",
+            "Times a connection was not read because MAX_INFLIGHT_BYTES was in use.",
+            registry=r,
+        )
+
         # --- in-memory session buffers (read from the Rust core) ----------
         self.buffer_bytes = Gauge(
             PREFIX + "buffer_bytes",

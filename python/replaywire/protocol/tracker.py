@@ -15,6 +15,8 @@ socket is then not read: TCP backpressure).
 
 from __future__ import annotations
 
+import json
+import re
 import struct
 import time
 from collections import deque
@@ -38,6 +40,10 @@ REPLY_BACKLOG = 4096  # answers waiting for their flush, per connection
 COMPRESSED_HEADER = struct.Struct(">BBHI")  # version, codec, reserved, raw length
 COMPRESSED_CODECS = {1: "deflate", 2: "zstd"}
 _START_STRINGS = ("session_id", "user_id", "url", "user_agent", "referrer", "time_zone")
+# The envelope of a skipped oversized message, read from its first bytes
+# (trackers put sessionId and seq before events; see docs/protocol.md).
+_PREFIX_SEQ = re.compile(rb'"seq"\s*:\s*(\d{1,18})\b')
+_PREFIX_SESSION = re.compile(rb'"sessionId"\s*:\s*("(?:[^"\\]|\\.){1,512}")')
 
 
 async def serve_tracker(ws: WebSocket, server: Server) -> None:
@@ -149,9 +155,11 @@ class _Tracker:
             for when in received:
                 observe(now - when)
 
-    async def handle(self, msg: _core.WsMessage) -> tuple[bytes, int, bool]:
+    async def handle(self, msg: _core.WsMessage | _core.WsTooLarge) -> tuple[bytes, int, bool]:
         """The answer to one message, the writer ticket that must commit
         before it may be sent (0: at once), and whether it is an ack."""
+        if isinstance(msg, _core.WsTooLarge):
+            return self._too_large(msg), 0, False
         seq: int | None = None
         try:
             data = msg.data if msg.is_text else self._inflate(msg.data)
@@ -253,11 +261,39 @@ class _Tracker:
             raise ProtocolError("unknown_session", "session has ended; send session_start", seq)
         return session
 
+    def _too_large(self, msg: _core.WsTooLarge) -> bytes:
+        """``payload_too_large`` for a message the decoder skipped: its seq
+        and session are read from its first bytes when they are there."""
+        config = self.server.config
+        prefix = msg.prefix
+        found = _PREFIX_SEQ.search(prefix)
+        seq = int(found.group(1)) if found else None
+        session_id: str | None = None
+        if found_sid := _PREFIX_SESSION.search(prefix):
+            try:
+                session_id = json.loads(found_sid.group(1))
+            except ValueError:
+                session_id = None
+        message = (
+            f"message of {msg.size} bytes is over the limit of {config.max_message_bytes} bytes"
+            f" (an event may be at most {config.max_event_bytes} bytes); it was not stored:"
+            " resend this seq without the oversized event and take a new full snapshot"
+        )
+        return self._error("payload_too_large", message, seq, session_id=session_id)
+
     def _error(
-        self, code: str, message: str, seq: int | None, retry_after_ms: int | None = None
+        self,
+        code: str,
+        message: str,
+        seq: int | None,
+        retry_after_ms: int | None = None,
+        *,
+        session_id: str | None = None,
     ) -> bytes:
         self.metrics.protocol_errors_total.labels(code).inc()
         self.server.warn_client("tracker_message_rejected", code=code, message=message)
-        if len(self.sessions) == 1:
+        if session_id is not None and session_id in self.sessions:
+            self.hub.record_error(session_id, code, message, seq)
+        elif len(self.sessions) == 1:
             self.hub.record_error(next(iter(self.sessions)), code, message, seq)
         return frames.error(code, message, seq, retry_after_ms=retry_after_ms)

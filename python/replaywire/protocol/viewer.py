@@ -55,11 +55,17 @@ async def _handle(
     server: Server,
     nursery: trio.Nursery,
     watches: dict[str, trio.CancelScope],
-    msg: _core.WsMessage,
+    msg: _core.WsMessage | _core.WsTooLarge,
     codec: str,
 ) -> bytes:
     metrics = server.metrics
     try:
+        if isinstance(msg, _core.WsTooLarge):
+            raise ProtocolError(
+                "payload_too_large",
+                f"message of {msg.size} bytes is over the limit of"
+                f" {server.config.max_message_bytes} bytes",
+            )
         if not msg.is_text:
             raise ProtocolError("invalid_message", "viewer messages are JSON text frames")
         decoded = server.protocol.decode(msg.data)

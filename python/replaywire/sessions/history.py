@@ -21,18 +21,27 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True)
 class EventsPage:
-    """Events ``first_index .. first_index + count`` as one raw JSON array."""
+    """Events ``first_index .. first_index + count`` as one JSON array:
+    raw when ``codec`` is ``"none"``, else zstd frames whose concatenated
+    contents are that array (``codec == "zstd"``)."""
 
     first_index: int
     count: int
     events: bytes
+    codec: str = "none"
 
     @property
     def next_index(self) -> int:
         return self.first_index + self.count
 
 
-async def read_history(hub: Hub, session_id: str, from_index: int, limit: int) -> EventsPage:
+async def read_history(
+    hub: Hub, session_id: str, from_index: int, limit: int, codec: str = "none"
+) -> EventsPage:
+    """The events from ``from_index`` on. With ``codec="zstd"``, a page read
+    from storage is built from the stored zstd chunks as they are (see
+    :func:`assemble_zstd`); a page still in the ring buffer is raw whatever
+    ``codec`` asks for."""
     buffers = hub.buffers
     if session_id in buffers and from_index >= buffers.first_index(session_id):
         part = buffers.read(session_id, from_index, limit, hub.config.viewer_batch_bytes * 16)
@@ -48,10 +57,26 @@ async def read_history(hub: Hub, session_id: str, from_index: int, limit: int) -
     # Take the queued chunks before reading storage: a chunk committed while
     # the read runs is then still in our copy of the queue.
     pending = hub.writer.pending_chunks(session_id)
+    max_size = hub.config.max_message_bytes
+    if codec == "zstd":
+        return await hub.writer.read(
+            _read_zstd, hub.storage, session_id, from_index, limit, max_size, pending
+        )
     stored = await hub.writer.read(
-        read_chunks, hub.storage, session_id, from_index, limit, hub.config.max_message_bytes
+        read_chunks, hub.storage, session_id, from_index, limit, max_size
     )
     return assemble(stored, pending, from_index, limit)
+
+
+def raw_payload(chunk: Chunk, max_size: int) -> bytes:
+    """A chunk's events as a JSON array, decompressed if need be. A
+    compressed chunk holds only the array's contents (see
+    :class:`~replaywire.storage.Chunk`); one stored before that rule holds
+    the whole array, which its first byte tells apart (events are objects)."""
+    if chunk.codec == "none":
+        return chunk.payload
+    data = _core.decompress(chunk.codec, chunk.payload, max_size)
+    return data if data[:1] == b"[" else b"[" + data + b"]"
 
 
 def read_chunks(
@@ -63,20 +88,20 @@ def read_chunks(
     return [
         chunk
         if chunk.codec == "none"
-        else dataclasses.replace(
-            chunk, codec="none", payload=_core.decompress(chunk.codec, chunk.payload, max_size)
-        )
+        else dataclasses.replace(chunk, codec="none", payload=raw_payload(chunk, max_size))
         for chunk in storage.read_chunks(session_id, from_index, limit)
     ]
 
 
-def assemble(stored: list[Chunk], pending: list[Chunk], from_index: int, limit: int) -> EventsPage:
-    """Join chunks into the contiguous run of at most ``limit`` events that
-    starts at ``from_index``. Only the chunks at the edges are split."""
+def _plan(
+    stored: list[Chunk], pending: list[Chunk], from_index: int, limit: int
+) -> list[tuple[Chunk, int, int]]:
+    """The ``(chunk, skip, take)`` slices that make the contiguous run of at
+    most ``limit`` events starting at ``from_index``, stopping at a gap."""
     by_start: dict[int, Chunk] = {c.first_index: c for c in stored}
     for c in pending:
         by_start.setdefault(c.first_index, c)
-    parts: list[bytes] = []
+    slices: list[tuple[Chunk, int, int]] = []
     index = from_index
     remaining = limit
     for start in sorted(by_start):
@@ -87,11 +112,62 @@ def assemble(stored: list[Chunk], pending: list[Chunk], from_index: int, limit: 
             continue
         skip = index - start
         take = min(chunk.event_count - skip, remaining)
+        slices.append((chunk, skip, take))
+        index += take
+        remaining -= take
+    return slices
+
+
+def assemble(stored: list[Chunk], pending: list[Chunk], from_index: int, limit: int) -> EventsPage:
+    """Join decompressed chunks into the contiguous run of at most ``limit``
+    events that starts at ``from_index``. Only the chunks at the edges are
+    split."""
+    parts: list[bytes] = []
+    count = 0
+    for chunk, skip, take in _plan(stored, pending, from_index, limit):
         if skip == 0 and take == chunk.event_count:
             parts.append(chunk.payload)
         else:
             events = _core.split_events(chunk.payload)[skip : skip + take]
             parts.append(b"[" + b",".join(events) + b"]")
-        index += take
-        remaining -= take
-    return EventsPage(from_index, index - from_index, _core.join_events(parts))
+        count += take
+    return EventsPage(from_index, count, _core.join_events(parts))
+
+
+def _read_zstd(
+    storage: Storage,
+    session_id: str,
+    from_index: int,
+    limit: int,
+    max_size: int,
+    pending: list[Chunk],
+) -> EventsPage:
+    stored = storage.read_chunks(session_id, from_index, limit)
+    return assemble_zstd(stored, pending, from_index, limit, max_size)
+
+
+def assemble_zstd(
+    stored: list[Chunk], pending: list[Chunk], from_index: int, limit: int, max_size: int
+) -> EventsPage:
+    """The page of :func:`assemble` as concatenated zstd frames, for a
+    client that accepts zstd. Whole stored zstd chunks go out as they are
+    stored, never decompressed: each holds only its array's contents, so
+    the frames ``[``, chunk, ``,``, chunk, ..., ``]`` decode to one array
+    (a zstd decoder must read concatenated frames, RFC 8878 section 3).
+    Chunks cut at the page's edges, chunks still queued for storage and
+    chunks in other codecs are decompressed and compressed again; the
+    small separator frames ride along with them where they can."""
+    out = bytearray()
+    glue = b"["  # what must come before the next events
+    count = 0
+    for chunk, skip, take in _plan(stored, pending, from_index, limit):
+        count += take
+        if chunk.codec == "zstd" and skip == 0 and take == chunk.event_count:
+            out += _core.compress("zstd", glue, 1)
+            out += chunk.payload
+        else:
+            events = _core.split_events(raw_payload(chunk, max_size))[skip : skip + take]
+            out += _core.compress("zstd", glue + b",".join(events), 1)
+        glue = b","
+    out += _core.compress("zstd", b"[]" if count == 0 else b"]", 1)
+    return EventsPage(from_index, count, bytes(out), codec="zstd")

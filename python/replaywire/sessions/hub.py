@@ -218,8 +218,10 @@ class Hub:
 
     # -- reads ------------------------------------------------------------
 
-    async def history(self, session_id: str, from_index: int, limit: int) -> EventsPage:
-        return await read_history(self, session_id, from_index, limit)
+    async def history(
+        self, session_id: str, from_index: int, limit: int, codec: str = "none"
+    ) -> EventsPage:
+        return await read_history(self, session_id, from_index, limit, codec)
 
     async def get_record(self, session_id: str) -> SessionRecord | None:
         session = self.live.get(session_id)

@@ -96,8 +96,12 @@ class Chunk:
     event_count: int
     first_timestamp: float | None
     last_timestamp: float | None
-    codec: str  # "none" now; "zstd"/"deflate" later
-    payload: bytes  # JSON array of the events, raw
+    # "none": ``payload`` is the JSON array of the events as received.
+    # "zstd" / "deflate": ``payload`` is the array's *contents* (the events
+    # joined by commas, without the brackets) compressed, so that zstd
+    # chunks concatenate into one array without being decompressed.
+    codec: str
+    payload: bytes
 
     @property
     def end_index(self) -> int:

@@ -599,9 +599,11 @@ class StorageWriter:
 
 def _compressed(compressor: _core.Compressor, chunks: list[Chunk]) -> list[Chunk]:
     """The chunks with their raw payloads compressed (one call for the
-    whole flush; the GIL is released while compressing)."""
+    whole flush; the GIL is released while compressing). Only each array's
+    contents are compressed, so that stored zstd chunks can be served
+    concatenated (see :class:`~replaywire.storage.Chunk`)."""
     raw = [c for c in chunks if c.codec == "none"]
-    payloads = compressor.compress_many([c.payload for c in raw])
+    payloads = compressor.compress_many([c.payload for c in raw], array_contents=True)
     packed = iter(payloads)
     codec = compressor.codec
     return [

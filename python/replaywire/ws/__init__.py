@@ -1,6 +1,7 @@
 """WebSocket transport: the RFC 6455 handshake over h11 and a connection
 object that drives the Rust frame codec over a trio stream."""
 
+from .budget import InflightBudget
 from .connection import ConnectionClosed, WebSocket
 from .extensions import DeflateParams, negotiate_deflate
 from .handshake import HandshakeError, accept_key, check_upgrade
@@ -9,6 +10,7 @@ __all__ = [
     "ConnectionClosed",
     "DeflateParams",
     "HandshakeError",
+    "InflightBudget",
     "WebSocket",
     "accept_key",
     "check_upgrade",

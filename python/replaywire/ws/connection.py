@@ -34,6 +34,7 @@ from typing import Protocol
 import trio
 
 from .. import _core
+from .budget import FREE_BYTES, InflightBudget
 from .extensions import MIN_COMPRESS_BYTES, DeflateParams
 
 READ_SIZE = 256 * 1024
@@ -67,6 +68,7 @@ class WebSocket:
         *,
         on_close: CloseHook | None = None,
         deflate: DeflateParams | None = None,
+        budget: InflightBudget | None = None,
     ) -> None:
         self._stream = stream
         self.deflate = deflate
@@ -80,6 +82,7 @@ class WebSocket:
         self._close_sent = False
         self._closed: ConnectionClosed | None = None
         self._on_close = on_close
+        self._budget = budget
         self.messages_received = 0
         self.bytes_received = 0
         self.bytes_sent = 0
@@ -88,13 +91,16 @@ class WebSocket:
     def closed(self) -> ConnectionClosed | None:
         return self._closed
 
-    async def receive(self) -> list[_core.WsMessage]:
+    async def receive(self) -> list[_core.WsMessage | _core.WsTooLarge]:
         """Wait for data messages; return all of those completed by one read.
 
-        Pings are answered and pongs dropped here. Raises
-        :class:`ConnectionClosed` when the peer closes (after the messages
-        that came before its close frame were returned) or breaks the
-        protocol."""
+        Pings are answered and pongs dropped here. A message over the
+        limits comes as ``WsTooLarge`` when the decoder skips such messages.
+        Raises :class:`ConnectionClosed` when the peer closes (after the
+        messages that came before its close frame were returned) or breaks
+        the protocol. Before each read, a connection with a large message
+        in progress takes its share of the in-flight budget, waiting
+        (unread) while the budget is busy."""
         while True:
             if self._closed is not None:
                 raise self._closed
@@ -102,6 +108,10 @@ class WebSocket:
                 data: bytes = self._pending
                 self._pending = b""
             else:
+                if self._budget is not None:
+                    need = self._decoder.buffered_bytes + self._decoder.frame_remaining
+                    if need > FREE_BYTES or self._budget.held(self):
+                        await self._budget.hold(self, need if need > FREE_BYTES else 0)
                 try:
                     data = bytes(await self._stream.receive_some(READ_SIZE))
                 except (trio.BrokenResourceError, trio.ClosedResourceError):
@@ -115,9 +125,9 @@ class WebSocket:
             except _core.WebSocketError as exc:
                 await self._fail(exc.close_code, exc.message)
                 raise self._closed from exc  # type: ignore[misc]
-            messages: list[_core.WsMessage] = []
+            messages: list[_core.WsMessage | _core.WsTooLarge] = []
             for event in events:
-                if isinstance(event, _core.WsMessage):
+                if isinstance(event, (_core.WsMessage, _core.WsTooLarge)):
                     messages.append(event)
                 elif isinstance(event, _core.WsPing):
                     await self.send(_core.encode_pong(event.data))
@@ -209,6 +219,8 @@ class WebSocket:
 
     async def aclose(self) -> None:
         self._fileno = -1  # the number may be reused once the stream is closed
+        if self._budget is not None:
+            self._budget.release(self)
         if not self._close_sent:
             await self.close(1000)
         if self._closed is None:
@@ -225,6 +237,8 @@ class WebSocket:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if self._budget is not None:
+            self._budget.release(self)
         if isinstance(exc, ConnectionClosed) or exc is None:
             await self.aclose()
             return
@@ -264,6 +278,8 @@ class WebSocket:
     def _finish(self, closed: ConnectionClosed) -> None:
         if self._closed is None:
             self._closed = closed
+        if self._budget is not None:
+            self._budget.release(self)
 
 
 def _as_bytes(data: bytes | str) -> bytes:

@@ -44,7 +44,7 @@ pub fn join_events<P: AsRef<[u8]>>(parts: &[P]) -> Result<Vec<u8>, NotAnArray> {
 }
 
 /// What is between the brackets of `[ ... ]`, without surrounding whitespace.
-fn array_contents(part: &[u8]) -> Option<&[u8]> {
+pub fn array_contents(part: &[u8]) -> Option<&[u8]> {
     let inner = part.trim_ascii().strip_prefix(b"[")?.strip_suffix(b"]")?;
     Some(inner.trim_ascii())
 }

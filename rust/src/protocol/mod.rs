@@ -25,7 +25,7 @@ use serde_json::value::RawValue;
 pub use bytes::Bytes;
 
 pub use batch::{Event, EventsBatch, FULL_SNAPSHOT, META};
-pub use chunks::{join_events, split_events, NotAnArray};
+pub use chunks::{array_contents, join_events, split_events, NotAnArray};
 pub use messages::{
     ClientMessage, GetSessionEvents, SessionEnd, SessionStart, ViewerJoin, ViewerLeave, Viewport,
     MAX_SESSION_ID_CHARS,

@@ -22,6 +22,7 @@ use pyo3::types::{PyBytes, PyTuple};
 
 use super::errors::codec_to_pyerr;
 use crate::codec::{self, Codec, CodecError, Compressor};
+use crate::protocol;
 
 pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("CODECS", PyTuple::new(m.py(), Codec::NAMES)?)?;
@@ -108,32 +109,46 @@ impl PyCompressor {
 
     /// Every item compressed on its own, in one crossing: the outputs are
     /// gathered in one buffer with the GIL released (when the items total
-    /// 64 KiB or more), then cut into `bytes`.
+    /// 64 KiB or more), then cut into `bytes`. With `array_contents`, each
+    /// item is a JSON array and only what lies between its brackets is
+    /// compressed, so that compressed items can be concatenated (zstd
+    /// frames decode to the concatenation of their contents).
+    #[pyo3(signature = (items, *, array_contents = false))]
     fn compress_many<'py>(
         &mut self,
         py: Python<'py>,
         items: Vec<PyBackedBytes>,
+        array_contents: bool,
     ) -> PyResult<Vec<Bound<'py, PyBytes>>> {
-        let total: usize = items.iter().map(|item| item.len()).sum();
+        let mut parts: Vec<&[u8]> = Vec::with_capacity(items.len());
+        for (index, item) in items.iter().enumerate() {
+            parts.push(if array_contents {
+                protocol::array_contents(item).ok_or_else(|| {
+                    PyValueError::new_err(format!("item {index} is not a JSON array"))
+                })?
+            } else {
+                item
+            });
+        }
+        let total: usize = parts.iter().map(|part| part.len()).sum();
         let inner = &mut self.inner;
-        let (all, ends) = run(py, total >= COMPRESS_DETACH_MIN_BYTES, || {
-            let mut all = Vec::with_capacity(total / 4);
-            let mut ends = Vec::with_capacity(items.len());
-            for item in &items {
-                all.extend_from_slice(inner.compress(item)?);
-                ends.push(all.len());
-            }
-            Ok::<_, CodecError>((all, ends))
+        // Each output in a buffer of its own, moved rather than gathered: a
+        // multi-MB snapshot is then held twice at most (its compressed
+        // bytes here and in the returned `bytes`), never three times.
+        let outputs = run(py, total >= COMPRESS_DETACH_MIN_BYTES, || {
+            parts
+                .iter()
+                .map(|part| {
+                    let mut out = Vec::new();
+                    inner.compress_to(part, &mut out)?;
+                    Ok(out)
+                })
+                .collect::<Result<Vec<_>, CodecError>>()
         })
         .map_err(|e| codec_to_pyerr(py, e))?;
-        let mut start = 0;
-        Ok(ends
+        Ok(outputs
             .into_iter()
-            .map(|end| {
-                let out = PyBytes::new(py, &all[start..end]);
-                start = end;
-                out
-            })
+            .map(|out| PyBytes::new(py, &out))
             .collect())
     }
 

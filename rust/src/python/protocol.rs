@@ -6,8 +6,10 @@
 //! the events' shared bytes) for `SessionBuffers.append` to take without a
 //! copy.
 
+use bytes::Bytes;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::PyBytes;
 
 use crate::protocol::{
@@ -54,6 +56,11 @@ pub(super) fn positive(name: &str, value: i64) -> PyResult<usize> {
 /// it, releasing and taking it back costs more than it frees.
 const DETACH_MIN_BYTES: usize = 4096;
 
+/// Messages at least this large are decoded in place (see `decode`); below
+/// it, copying the events' span is cheaper than keeping the whole message
+/// alive for as long as any of its events is buffered.
+const SHARE_MIN_BYTES: usize = 1 << 20;
+
 #[pyclass(module = "replaywire._core", name = "ProtocolDecoder")]
 struct PyProtocolDecoder {
     inner: ProtocolDecoder,
@@ -73,14 +80,20 @@ impl PyProtocolDecoder {
     }
 
     /// Decode one client message; raises `MessageError` when it is invalid.
-    fn decode<'py>(&self, py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyAny>> {
+    fn decode<'py>(&self, py: Python<'py>, data: PyBackedBytes) -> PyResult<Bound<'py, PyAny>> {
         // Decoding a batch takes tens of microseconds: let the storage
         // writer's thread run meanwhile.
         let inner = &self.inner;
-        let message = if data.len() >= DETACH_MIN_BYTES {
-            py.detach(|| inner.decode(data))
+        let message = if data.len() >= SHARE_MIN_BYTES {
+            // A large message (a full snapshot of tens of MB) is not copied:
+            // its events are slices of the caller's `bytes`, kept alive by
+            // the batch (and the ring buffer) rather than duplicated.
+            let shared = Bytes::from_owner(data);
+            py.detach(|| inner.decode_bytes(&shared))
+        } else if data.len() >= DETACH_MIN_BYTES {
+            py.detach(|| inner.decode(&data))
         } else {
-            inner.decode(data)
+            inner.decode(&data)
         }
         .map_err(|e| to_pyerr(py, e))?;
         Ok(match message {

@@ -33,15 +33,17 @@ pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<WsPing>()?;
     m.add_class::<WsPong>()?;
     m.add_class::<WsClose>()?;
+    m.add_class::<WsTooLarge>()?;
     m.add_class::<PyFrameDecoder>()?;
-    // `WsEvent = WsMessage | WsPing | WsPong | WsClose`, as in the stub, so
+    // `WsEvent = WsMessage | WsPing | WsPong | WsClose | WsTooLarge`, as in the stub, so
     // that `isinstance(x, WsEvent)` and `match` work at runtime too.
     let py = m.py();
     let event_union = py
         .get_type::<WsMessage>()
         .bitor(py.get_type::<WsPing>())?
         .bitor(py.get_type::<WsPong>())?
-        .bitor(py.get_type::<WsClose>())?;
+        .bitor(py.get_type::<WsClose>())?
+        .bitor(py.get_type::<WsTooLarge>())?;
     m.add("WsEvent", event_union)?;
     m.add_function(wrap_pyfunction!(encode_frame, m)?)?;
     m.add_function(wrap_pyfunction!(encode_text, m)?)?;
@@ -129,6 +131,30 @@ impl WsClose {
     }
 }
 
+/// A data message over the limits that the decoder skipped (only with
+/// `skip_oversized=True`): its size as far as known and its first bytes.
+#[pyclass(frozen, module = "replaywire._core")]
+pub struct WsTooLarge {
+    #[pyo3(get)]
+    is_text: bool,
+    #[pyo3(get)]
+    size: u64,
+    #[pyo3(get)]
+    prefix: Py<PyBytes>,
+}
+
+#[pymethods]
+impl WsTooLarge {
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(format!(
+            "WsTooLarge(is_text={}, size={}, prefix={})",
+            if self.is_text { "True" } else { "False" },
+            self.size,
+            bytes_preview(self.prefix.bind(py))?
+        ))
+    }
+}
+
 /// `repr()` of a payload, cut after 64 bytes with the full length added, so
 /// that logging a 16 MB message stays readable.
 fn bytes_preview(data: &Bound<'_, PyBytes>) -> PyResult<String> {
@@ -166,6 +192,15 @@ fn event_to_py(py: Python<'_>, event: WsEvent) -> PyResult<Bound<'_, PyAny>> {
         )?
         .into_any(),
         WsEvent::Close { code, reason } => Bound::new(py, WsClose { code, reason })?.into_any(),
+        WsEvent::TooLarge { text, size, prefix } => Bound::new(
+            py,
+            WsTooLarge {
+                is_text: text,
+                size,
+                prefix: PyBytes::new(py, &prefix).unbind(),
+            },
+        )?
+        .into_any(),
     })
 }
 
@@ -197,10 +232,11 @@ impl PyFrameDecoder {
             require_mask = true,
             deflate_window_bits = None,
             deflate_no_context_takeover = false,
+            skip_oversized = false,
         ),
         text_signature = "(*, max_frame_bytes=16777216, max_message_bytes=16777216, \
                           require_mask=True, deflate_window_bits=None, \
-                          deflate_no_context_takeover=False)"
+                          deflate_no_context_takeover=False, skip_oversized=False)"
     )]
     fn new(
         max_frame_bytes: usize,
@@ -208,6 +244,7 @@ impl PyFrameDecoder {
         require_mask: bool,
         deflate_window_bits: Option<i64>,
         deflate_no_context_takeover: bool,
+        skip_oversized: bool,
     ) -> PyResult<Self> {
         let deflate = match deflate_window_bits {
             None if deflate_no_context_takeover => {
@@ -236,6 +273,7 @@ impl PyFrameDecoder {
                 max_message_bytes,
                 require_mask,
                 deflate,
+                skip_oversized,
             }),
             events: Vec::new(),
         })
@@ -259,6 +297,17 @@ impl PyFrameDecoder {
     #[getter]
     fn buffered_bytes(&self) -> usize {
         self.inner.buffered_bytes()
+    }
+
+    /// Payload bytes of the frame in progress still to arrive.
+    #[getter]
+    fn frame_remaining(&self) -> usize {
+        self.inner.frame_remaining()
+    }
+
+    #[getter]
+    fn skip_oversized(&self) -> bool {
+        self.inner.config().skip_oversized
     }
 
     #[getter]

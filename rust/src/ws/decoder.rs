@@ -24,6 +24,19 @@
 //! Text is validated on the inflated bytes, as they come out. Without the
 //! extension the decoder has no inflater and does no extra work.
 //!
+//! # Oversized messages
+//!
+//! By default a data message (or frame) over the limits fails the decoder
+//! with 1009. With `DecoderConfig::skip_oversized` it is skipped instead:
+//! its payload is discarded as it arrives (only the first
+//! [`TOO_LARGE_PREFIX`] bytes are kept, so that the caller can tell the
+//! peer which message it refused) and one [`WsEvent::TooLarge`] is emitted
+//! when its last frame ends; the connection goes on. A compressed message
+//! can only be skipped when the peer resets its compression context after
+//! every message (`client_no_context_takeover`): otherwise the skipped data
+//! is part of the context the next message needs, and the decoder fails
+//! with 1009 as without the option.
+//!
 //! # Errors
 //!
 //! Every violation is an [`Error::WebSocket`] carrying the close code to send
@@ -57,7 +70,18 @@ pub struct DecoderConfig {
     /// permessage-deflate as negotiated (the peer's window and context
     /// takeover), or `None`: then RSV1 is a protocol error (1002).
     pub deflate: Option<InflateConfig>,
+    /// Skip data messages over the limits (see the module docs) instead of
+    /// failing with 1009.
+    pub skip_oversized: bool,
 }
+
+/// Input buffer capacity above which a mostly empty buffer is reallocated
+/// (see `FrameDecoder::feed`).
+const SHRINK_ABOVE: usize = 1 << 20;
+
+/// How much of a skipped message [`WsEvent::TooLarge`] keeps: enough for
+/// the envelope of a protocol message (its type, session id and seq).
+pub const TOO_LARGE_PREFIX: usize = 4096;
 
 impl Default for DecoderConfig {
     fn default() -> Self {
@@ -66,6 +90,7 @@ impl Default for DecoderConfig {
             max_message_bytes: 16 * 1024 * 1024,
             require_mask: true,
             deflate: None,
+            skip_oversized: false,
         }
     }
 }
@@ -87,6 +112,17 @@ pub enum WsEvent {
         code: Option<u16>,
         reason: String,
     },
+    /// A data message over the limits was skipped (only with
+    /// `skip_oversized`). `size` is its length as far as known: the sum of
+    /// its frames' lengths, or, when it only grew too large while being
+    /// inflated, one byte over the limit. `prefix` is its first bytes
+    /// (inflated if compressed; empty when a compressed message was too
+    /// large on the wire already).
+    TooLarge {
+        text: bool,
+        size: u64,
+        prefix: Bytes,
+    },
 }
 
 /// The frame whose payload is being received.
@@ -103,8 +139,20 @@ struct Frame {
     compressed: bool,
     /// Payload bytes at the front of the buffer already unmasked (and
     /// validated, for text). Only data frames are processed piecewise;
-    /// control frames (≤ 125 bytes) are handled once complete.
+    /// control frames (≤ 125 bytes) are handled once complete. For a
+    /// skipped frame: payload bytes consumed (and dropped) so far.
     done: usize,
+    /// Part of a skipped message: drop the payload as it arrives.
+    skip: bool,
+}
+
+/// A data message over the limits, being skipped.
+#[derive(Debug)]
+struct Skip {
+    text: bool,
+    compressed: bool,
+    size: u64,
+    prefix: Vec<u8>,
 }
 
 /// A data message whose first fragment arrived and last has not.
@@ -130,6 +178,7 @@ pub struct FrameDecoder {
     buf: BytesMut,
     frame: Option<Frame>,
     partial: Option<Partial>,
+    skip: Option<Skip>,
     utf8: Utf8Validator,
     inflater: Option<Inflater>,
     close_received: bool,
@@ -152,6 +201,7 @@ impl FrameDecoder {
             buf: BytesMut::new(),
             frame: None,
             partial: None,
+            skip: None,
             utf8: Utf8Validator::new(),
             close_received: false,
             failed: None,
@@ -175,10 +225,17 @@ impl FrameDecoder {
         }
         self.buf.extend_from_slice(data);
         let result = self.process(out);
+        // A large frame handed out with `split_to` leaves `buf` on the tail
+        // of the same allocation, which would stay alive (and resident) as
+        // long as the connection: start afresh once little is left in it.
+        if self.buf.capacity() > SHRINK_ABOVE && self.buf.len() <= SHRINK_ABOVE / 4 {
+            self.buf = BytesMut::from(&self.buf[..]);
+        }
         if let Err(err) = &result {
             self.failed = Some(err.clone());
             self.buf = BytesMut::new();
             self.partial = None;
+            self.skip = None;
             self.frame = None;
         }
         result
@@ -186,7 +243,19 @@ impl FrameDecoder {
 
     /// Bytes held for incomplete frames and messages.
     pub fn buffered_bytes(&self) -> usize {
-        self.buf.len() + self.partial.as_ref().map_or(0, |p| p.data.len())
+        self.buf.len()
+            + self.partial.as_ref().map_or(0, |p| p.data.len())
+            + self.skip.as_ref().map_or(0, |s| s.prefix.len())
+    }
+
+    /// Payload bytes of the frame in progress that have not arrived yet (0
+    /// between frames and while skipping): what the caller will buffer
+    /// before this frame completes, known as soon as its header arrived.
+    pub fn frame_remaining(&self) -> usize {
+        match &self.frame {
+            Some(frame) if !frame.skip => frame.len.saturating_sub(self.buf.len()),
+            _ => 0,
+        }
     }
 
     /// True once the peer's close frame has been decoded.
@@ -212,6 +281,12 @@ impl FrameDecoder {
             let Some(frame) = self.frame.as_mut() else {
                 unreachable!("set just above");
             };
+            if frame.skip {
+                if !self.skip_payload(out) {
+                    return Ok(());
+                }
+                continue;
+            }
             let available = self.buf.len().min(frame.len);
             if available > frame.done && !frame.opcode.is_control() {
                 let fresh = &mut self.buf[frame.done..available];
@@ -251,12 +326,12 @@ impl FrameDecoder {
             _ if opcode.is_control() && !fin => {
                 return Err(Error::protocol("fragmented control frame"));
             }
-            OpCode::Continuation if self.partial.is_none() => {
+            OpCode::Continuation if self.partial.is_none() && self.skip.is_none() => {
                 return Err(Error::protocol(
                     "continuation frame without a message in progress",
                 ));
             }
-            OpCode::Text | OpCode::Binary if self.partial.is_some() => {
+            OpCode::Text | OpCode::Binary if self.partial.is_some() || self.skip.is_some() => {
                 return Err(Error::protocol(
                     "new data frame while a fragmented message is in progress",
                 ));
@@ -275,22 +350,63 @@ impl FrameDecoder {
         let Some((header, header_len)) = frame::parse_header(&self.buf)? else {
             return Ok(None);
         };
-        if header.payload_len > self.cfg.max_frame_bytes as u64 {
+        let oversized = header.payload_len > self.cfg.max_frame_bytes as u64;
+        if oversized && (opcode.is_control() || !self.cfg.skip_oversized) {
             return Err(too_big(format!(
                 "frame of {} bytes is over the {} byte limit",
                 header.payload_len, self.cfg.max_frame_bytes
             )));
         }
-        // Fits in usize: it is at most max_frame_bytes.
-        let len = header.payload_len as usize;
+        // A frame that is not skipped is at most max_frame_bytes; one that
+        // is skipped is only counted down, and so may be as large as the
+        // platform's usize (a u64 on the 64-bit targets we build for).
+        let len = usize::try_from(header.payload_len)
+            .map_err(|_| too_big(format!("frame of {} bytes", header.payload_len)))?;
+        if let Some(skip) = self.skip.as_mut() {
+            // A continuation of a message being skipped (data frames of
+            // another message were refused above).
+            if opcode == OpCode::Continuation {
+                skip.size = skip.size.saturating_add(header.payload_len);
+                self.buf.advance(header_len);
+                return Ok(Some(Frame {
+                    opcode,
+                    fin,
+                    mask: header.mask,
+                    len,
+                    text: false,
+                    compressed: false,
+                    done: 0,
+                    skip: true,
+                }));
+            }
+        }
         let (text, compressed) = match opcode {
             OpCode::Text | OpCode::Binary => {
-                if len > self.cfg.max_message_bytes {
-                    return Err(self.message_too_big(len as u64));
-                }
                 let text = opcode == OpCode::Text;
                 // Allowed only when negotiated: see check_reserved_bits.
                 let compressed = b0 & 0x40 != 0;
+                if oversized || len > self.cfg.max_message_bytes {
+                    if !self.can_skip(compressed) {
+                        return Err(self.message_too_big(len as u64));
+                    }
+                    self.skip = Some(Skip {
+                        text,
+                        compressed,
+                        size: header.payload_len,
+                        prefix: Vec::new(),
+                    });
+                    self.buf.advance(header_len);
+                    return Ok(Some(Frame {
+                        opcode,
+                        fin,
+                        mask: header.mask,
+                        len,
+                        text: false,
+                        compressed: false,
+                        done: 0,
+                        skip: true,
+                    }));
+                }
                 if text {
                     self.utf8.reset();
                 }
@@ -306,19 +422,42 @@ impl FrameDecoder {
             }
             OpCode::Continuation => {
                 let max = self.cfg.max_message_bytes;
-                let Some(partial) = self.partial.as_mut() else {
+                let Some(partial) = self.partial.as_ref() else {
                     unreachable!("checked on the first byte");
                 };
                 let total = partial.len as u64 + len as u64;
-                if total > max as u64 {
-                    return Err(self.message_too_big(total));
+                if oversized || total > max as u64 {
+                    if !self.can_skip(partial.compressed) {
+                        return Err(self.message_too_big(total));
+                    }
+                    self.start_skipping(total);
+                    self.buf.advance(header_len);
+                    return Ok(Some(Frame {
+                        opcode,
+                        fin,
+                        mask: header.mask,
+                        len,
+                        text: false,
+                        compressed: false,
+                        done: 0,
+                        skip: true,
+                    }));
                 }
+                let Some(partial) = self.partial.as_mut() else {
+                    unreachable!("checked on the first byte");
+                };
                 partial.len += len;
                 (partial.text && !partial.compressed, partial.compressed)
             }
             _ => (false, false),
         };
         self.buf.advance(header_len);
+        // Room for the whole payload at once: growing by doubling as it
+        // arrives would copy it several times and leave up to twice its
+        // size allocated.
+        if len > self.buf.len() {
+            self.buf.reserve(len - self.buf.len());
+        }
         Ok(Some(Frame {
             opcode,
             fin,
@@ -327,7 +466,88 @@ impl FrameDecoder {
             text,
             compressed,
             done: 0,
+            skip: false,
         }))
+    }
+
+    /// Whether an oversized message may be skipped rather than fail the
+    /// decoder: only when asked to, and for a compressed message only when
+    /// the peer does not carry its compression context over.
+    fn can_skip(&self, compressed: bool) -> bool {
+        self.cfg.skip_oversized
+            && (!compressed
+                || self
+                    .inflater
+                    .as_ref()
+                    .is_some_and(|i| i.config().no_context_takeover))
+    }
+
+    /// Turns the fragmented message in progress into one being skipped,
+    /// keeping the start of what it delivered so far.
+    fn start_skipping(&mut self, size: u64) {
+        let Some(partial) = self.partial.take() else {
+            unreachable!("only called with a message in progress");
+        };
+        let mut prefix = partial.data;
+        prefix.truncate(TOO_LARGE_PREFIX);
+        prefix.shrink_to_fit();
+        self.skip = Some(Skip {
+            text: partial.text,
+            compressed: partial.compressed,
+            size,
+            prefix,
+        });
+    }
+
+    /// Drops the payload of the skipped frame in progress as it arrives,
+    /// keeping the message's first bytes. Returns true once the frame is
+    /// consumed (then the message's last frame emits `TooLarge`).
+    fn skip_payload(&mut self, out: &mut Vec<WsEvent>) -> bool {
+        let (Some(frame), Some(skip)) = (self.frame.as_mut(), self.skip.as_mut()) else {
+            unreachable!("a skipped frame belongs to a skipped message");
+        };
+        let n = self.buf.len().min(frame.len - frame.done);
+        // The wire bytes of a compressed message say nothing readable.
+        let room = if skip.compressed {
+            0
+        } else {
+            TOO_LARGE_PREFIX.saturating_sub(skip.prefix.len()).min(n)
+        };
+        if room > 0 {
+            let start = skip.prefix.len();
+            skip.prefix.extend_from_slice(&self.buf[..room]);
+            if let Some(key) = frame.mask {
+                apply_mask(&mut skip.prefix[start..], key, frame.done);
+            }
+        }
+        self.buf.advance(n);
+        frame.done += n;
+        if frame.done < frame.len {
+            return false;
+        }
+        let fin = frame.fin;
+        self.frame = None;
+        if fin {
+            self.finish_skipping(out);
+        }
+        true
+    }
+
+    fn finish_skipping(&mut self, out: &mut Vec<WsEvent>) {
+        let Some(skip) = self.skip.take() else {
+            unreachable!("only called while skipping");
+        };
+        if skip.compressed {
+            // The peer starts its next message with a fresh context.
+            if let Some(inflater) = self.inflater.as_mut() {
+                inflater.reset();
+            }
+        }
+        out.push(WsEvent::TooLarge {
+            text: skip.text,
+            size: skip.size,
+            prefix: Bytes::from(skip.prefix),
+        });
     }
 
     /// Rules for a first byte with reserved bits set (§5.2, RFC 7692 §6):
@@ -378,7 +598,7 @@ impl FrameDecoder {
                 let text = frame.opcode == OpCode::Text;
                 let data = if frame.compressed {
                     let mut data = Vec::new();
-                    inflate(
+                    let inflated = inflate(
                         &mut self.inflater,
                         &mut self.utf8,
                         self.cfg.max_message_bytes,
@@ -386,7 +606,21 @@ impl FrameDecoder {
                         &mut data,
                         text,
                         true,
-                    )?;
+                    );
+                    if let Err(err) = inflated {
+                        if !(is_too_big(&err) && self.can_skip(true)) {
+                            return Err(err);
+                        }
+                        data.truncate(TOO_LARGE_PREFIX);
+                        self.skip = Some(Skip {
+                            text,
+                            compressed: true,
+                            size: self.cfg.max_message_bytes as u64 + 1,
+                            prefix: data,
+                        });
+                        self.finish_skipping(out);
+                        return Ok(());
+                    }
                     Bytes::from(data)
                 } else {
                     payload.freeze()
@@ -401,7 +635,7 @@ impl FrameDecoder {
                     unreachable!("set when the header arrived");
                 };
                 if partial.compressed {
-                    inflate(
+                    let inflated = inflate(
                         &mut self.inflater,
                         &mut self.utf8,
                         self.cfg.max_message_bytes,
@@ -409,7 +643,17 @@ impl FrameDecoder {
                         &mut partial.data,
                         partial.text,
                         frame.fin,
-                    )?;
+                    );
+                    if let Err(err) = inflated {
+                        if !(is_too_big(&err) && self.can_skip(true)) {
+                            return Err(err);
+                        }
+                        self.start_skipping(self.cfg.max_message_bytes as u64 + 1);
+                        if frame.fin {
+                            self.finish_skipping(out);
+                        }
+                        return Ok(());
+                    }
                 } else {
                     // Copy rather than keep `payload`: it shares the input
                     // buffer, which the partial message must not pin.
@@ -492,6 +736,10 @@ pub(super) fn invalid_text() -> Error {
 
 fn too_big(message: String) -> Error {
     Error::ws(close_code::MESSAGE_TOO_BIG, message)
+}
+
+fn is_too_big(err: &Error) -> bool {
+    matches!(err, Error::WebSocket { close_code, .. } if *close_code == close_code::MESSAGE_TOO_BIG)
 }
 
 #[cfg(test)]

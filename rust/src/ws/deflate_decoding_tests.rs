@@ -439,3 +439,90 @@ fn final_block_resets_the_window() {
     assert_eq!(err, None);
     assert_eq!(events, [text(b"Hello"), text(b"Hello")]);
 }
+
+#[test]
+fn an_inflated_message_over_the_limit_is_skipped_without_context_takeover() {
+    let mut client = Client::new(15, true);
+    let big = vec![b'z'; 50_000];
+    let small = b"{\"ok\":true}".to_vec();
+    let data = [
+        frame(1, &client.compress(&big), true, RSV1),
+        frame(1, &client.compress(&small), true, RSV1),
+    ]
+    .concat();
+    let cfg = DecoderConfig {
+        max_message_bytes: 10_000,
+        skip_oversized: true,
+        ..cfg(15, true)
+    };
+    let mut dec = FrameDecoder::new(cfg);
+    let mut out = Vec::new();
+    dec.feed(&data, &mut out).unwrap();
+    match &out[..] {
+        [WsEvent::TooLarge {
+            text: true,
+            size,
+            prefix,
+        }, WsEvent::Message { data, .. }] => {
+            assert_eq!(*size, 10_001);
+            assert_eq!(&prefix[..], &big[..crate::ws::decoder::TOO_LARGE_PREFIX]);
+            assert_eq!(&data[..], &small[..]);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_fragmented_compressed_message_over_the_limit_is_skipped_without_context_takeover() {
+    let mut client = Client::new(15, true);
+    let big: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let packed = client.compress(&big);
+    let data = [
+        fragmented(2, &packed, 4),
+        frame(2, &client.compress(b"next"), true, RSV1),
+    ]
+    .concat();
+    let cfg = DecoderConfig {
+        max_message_bytes: 100_000,
+        max_frame_bytes: 1 << 20,
+        skip_oversized: true,
+        ..cfg(15, true)
+    };
+    let mut dec = FrameDecoder::new(cfg);
+    let mut out = Vec::new();
+    for chunk in data.chunks(1000) {
+        dec.feed(chunk, &mut out).unwrap();
+    }
+    assert!(matches!(
+        &out[..],
+        [
+            WsEvent::TooLarge { text: false, .. },
+            WsEvent::Message { .. }
+        ]
+    ));
+    let WsEvent::Message { data, .. } = &out[1] else {
+        unreachable!()
+    };
+    assert_eq!(&data[..], b"next");
+}
+
+#[test]
+fn with_context_takeover_an_oversized_compressed_message_still_fails() {
+    let mut client = Client::new(15, false);
+    let data = frame(1, &client.compress(&vec![b'z'; 50_000]), true, RSV1);
+    let cfg = DecoderConfig {
+        max_message_bytes: 10_000,
+        skip_oversized: true,
+        ..deflating()
+    };
+    let err = FrameDecoder::new(cfg)
+        .feed(&data, &mut Vec::new())
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        crate::Error::WebSocket {
+            close_code: 1009,
+            ..
+        }
+    ));
+}

@@ -1,0 +1,121 @@
+//! `skip_oversized`: a data message over the limits is dropped as it
+//! arrives and reported once (`WsEvent::TooLarge`, with its first bytes),
+//! and the connection goes on, whatever way the bytes are split.
+
+mod ws_common;
+
+use _core::ws::{DecoderConfig, FrameDecoder, WsEvent, TOO_LARGE_PREFIX};
+use ws_common::*;
+
+fn skipping(frame: usize, message: usize) -> DecoderConfig {
+    DecoderConfig {
+        max_frame_bytes: frame,
+        max_message_bytes: message,
+        skip_oversized: true,
+        ..DecoderConfig::default()
+    }
+}
+
+fn too_large(text: bool, size: u64, prefix: &[u8]) -> WsEvent {
+    WsEvent::TooLarge {
+        text,
+        size,
+        prefix: bytes::Bytes::copy_from_slice(prefix),
+    }
+}
+
+#[test]
+fn an_oversized_single_frame_is_skipped_and_the_next_message_decoded() {
+    let big: Vec<u8> = (0..300u32).map(|i| b'a' + (i % 26) as u8).collect();
+    let data = concat(&[client(1, &big, true), client(1, b"after", true)]);
+    let (events, err) = decode_every_way(skipping(100, 100), &data);
+    assert_eq!(err, None);
+    assert_eq!(events, vec![too_large(true, 300, &big), text("after")]);
+}
+
+#[test]
+fn the_prefix_is_cut_and_unmasked() {
+    let big: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+    let data = concat(&[client(2, &big, true), client(2, b"x", true)]);
+    let (events, err) = feed_chunks(skipping(1000, 1000), &data, &[7, 3000, 1, 4096]);
+    assert_eq!(err, None);
+    assert_eq!(
+        events,
+        vec![
+            too_large(false, 10_000, &big[..TOO_LARGE_PREFIX]),
+            binary(b"x")
+        ]
+    );
+}
+
+#[test]
+fn a_fragmented_message_that_grows_too_large_is_skipped_with_its_start() {
+    // Three 40-byte fragments under a 100-byte limit, a ping in between.
+    let part = |c: u8| vec![c; 40];
+    let data = concat(&[
+        client(1, &part(b'a'), false),
+        client(0, &part(b'b'), false),
+        client(9, b"p", true),
+        client(0, &part(b'c'), true),
+        client(1, b"next", true),
+    ]);
+    let (events, err) = decode_every_way(skipping(100, 100), &data);
+    assert_eq!(err, None);
+    // The prefix goes on filling from the skipped frames.
+    let start = [part(b'a'), part(b'b'), part(b'c')].concat();
+    assert_eq!(
+        events,
+        vec![
+            WsEvent::Ping(bytes::Bytes::from_static(b"p")),
+            too_large(true, 120, &start),
+            text("next"),
+        ]
+    );
+}
+
+#[test]
+fn skipped_bytes_are_not_held() {
+    let mut dec = FrameDecoder::new(skipping(1 << 20, 1 << 20));
+    let big = client(2, &vec![7u8; 8 << 20], true);
+    let mut out = Vec::new();
+    for chunk in big.chunks(65_536) {
+        dec.feed(chunk, &mut out).unwrap();
+        assert!(
+            dec.buffered_bytes() <= TOO_LARGE_PREFIX + 14,
+            "{}",
+            dec.buffered_bytes()
+        );
+        assert_eq!(dec.frame_remaining(), 0);
+    }
+    assert!(matches!(&out[..], [WsEvent::TooLarge { size, .. }] if *size == 8 << 20));
+}
+
+#[test]
+fn frame_remaining_tells_what_a_frame_will_still_buffer() {
+    let mut dec = FrameDecoder::new(skipping(1 << 20, 1 << 20));
+    let frame = client(2, &[1u8; 5000], true);
+    dec.feed(&frame[..1000], &mut Vec::new()).unwrap();
+    assert_eq!(dec.frame_remaining(), frame.len() - 1000);
+    let mut out = Vec::new();
+    dec.feed(&frame[1000..], &mut out).unwrap();
+    assert_eq!((dec.frame_remaining(), out.len()), (0, 1));
+}
+
+#[test]
+fn without_the_option_the_limits_still_close_with_1009() {
+    let data = client(1, &[b'a'; 300], true);
+    let cfg = DecoderConfig {
+        skip_oversized: false,
+        ..skipping(100, 100)
+    };
+    let (events, err) = decode_every_way(cfg, &data);
+    assert!(events.is_empty());
+    assert_eq!(close_code(err), 1009);
+}
+
+#[test]
+fn a_new_message_while_skipping_is_a_protocol_error() {
+    let data = concat(&[client(1, &[b'a'; 300], false), client(1, b"x", true)]);
+    let (_, err) = feed_all(skipping(1000, 100), &data);
+    assert_eq!(close_code(err), 1002);
+}
