@@ -316,6 +316,11 @@ class EventsBatch:
     @property
     def has_meta(self) -> bool:
         """An rrweb meta event (``type == 4``) is in the batch."""
+    @property
+    def keyframe_offset(self) -> int | None:
+        """Where in the batch a late viewer would start: the meta event
+        before its last full snapshot, else that snapshot; None without a
+        full snapshot. The same rule as ``SessionBuffers.keyframe_index``."""
     def payload(self) -> bytes:
         """The events as one JSON array, ``[e0,e1,...]``, each byte-for-byte
         as received: the stored chunk."""

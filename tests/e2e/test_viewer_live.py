@@ -159,3 +159,34 @@ async def test_viewer_behind_the_ring_buffer_is_served_from_storage(start_server
                 )
                 _, got = await collect(viewer, 1200)
     assert got == events
+
+
+async def test_a_late_joiner_renders_even_after_memory_trimmed_the_snapshot(server) -> None:
+    """A viewer joining after 50,000 later events (memory keeps 20,000 per
+    session, so the meta event and full snapshot were trimmed) still gets
+    them first, read back from storage, then everything after them and the
+    live events, with no gap."""
+    events = list(session_events(50_300, seed=21))
+    async with open_websocket_url(ws_url(server)) as tracker:
+        await start_session(tracker, "late")
+        await send_batches(tracker, "late", events[:50_002], batch=500)
+        buffers = server.hub.buffers
+        assert buffers.first_index("late") > 2 and buffers.keyframe_index("late") is None
+        async with open_websocket_url(
+            ws_url(server, "viewer"), max_message_size=64 << 20
+        ) as viewer:
+            await viewer.send_message(
+                json.dumps({"type": "viewer_join_session", "data": {"sessionId": "late"}})
+            )
+            joined = await recv_json(viewer)
+            assert joined["data"]["fromIndex"] == 0 and joined["data"]["nextIndex"] == 50_002
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(
+                    partial(send_batches, tracker, "late", events[50_002:], first_seq=101)
+                )
+                messages, got = await collect(viewer, 50_300)
+    assert messages[0]["type"] == "snapshot" and messages[0]["data"]["firstIndex"] == 0
+    assert [json.loads(e)["type"] for e in got[:2]] == [4, 2]  # meta, then full snapshot
+    assert got == events
+    record = await server.hub.get_record("late")
+    assert record is not None and record.keyframe_index == 0

@@ -200,7 +200,6 @@ class Broadcaster:
         self.feeds: set[Feed] = set()
         self.encoder = Encoder(server.config)
         self.ticks = 0
-        self.keyframe: int | None = None  # latest full snapshot seen in memory
         # Snapshot frames built for a viewer that joined (or resynced) since
         # the last tick, reused by the others: a crowd joining at once, or
         # resyncing after the same burst, costs one encoding.
@@ -261,8 +260,6 @@ class Broadcaster:
             if self.position >= target:
                 return
             buffers = hub.buffers
-            if head is not None:
-                self.keyframe = buffers.keyframe_index(session.id)
             if head is not None and self.position >= buffers.first_index(session.id):
                 # One message per tick whenever it fits in VIEWER_BATCH_BYTES:
                 # every message costs a send per viewer, so fewer is cheaper.

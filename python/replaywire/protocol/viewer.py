@@ -156,7 +156,7 @@ class _Viewer:
         broadcaster, feed = fanout.subscribe(live, self.codec, self.ws)
         try:
             position = broadcaster.position
-            start = self._keyframe() if from_index is None else from_index
+            start = self._keyframe(live) if from_index is None else from_index
             joined = {"sessionId": self.session_id, "fromIndex": start, "nextIndex": position}
             if not await _send(self.ws, frames.message("viewer_joined", joined)):
                 return
@@ -167,7 +167,7 @@ class _Viewer:
                 if tick is None:  # fell behind: drop the backlog, start afresh
                     feed.overflowed = False
                     position = broadcaster.position
-                    start = self._keyframe(broadcaster.keyframe)
+                    start = self._keyframe(live)
                     if not await self.snapshot(broadcaster, start, position, resync=True):
                         return
                     continue
@@ -275,14 +275,20 @@ class _Viewer:
         self.server.metrics.viewer_bytes_total.inc(len(frame))
         return frame
 
-    def _keyframe(self, known: int | None = None) -> int:
-        """Where a late joiner (or a resync) starts: the latest full snapshot
-        in memory, else ``known`` (the last one the broadcaster saw), else 0."""
+    def _keyframe(self, live: LiveSession) -> int:
+        """Where a late joiner (or a resync) starts: the meta event and full
+        snapshot the session last sent, so that the replay can render at
+        once. When memory has trimmed them, the span up to the live edge
+        is read back from storage (trackers bound it by taking a full
+        snapshot every few minutes: rrweb's ``checkoutEveryNms``). A
+        session that sent no full snapshot yet starts where memory does."""
         buffers = self.server.hub.buffers
-        if self.session_id not in buffers:
-            return known or 0
-        keyframe = buffers.keyframe_index(self.session_id)
-        return keyframe if keyframe is not None else buffers.first_index(self.session_id)
+        keyframe = buffers.keyframe_index(self.session_id) if self.session_id in buffers else None
+        if keyframe is None:
+            keyframe = live.record.keyframe_index
+        if keyframe is not None:
+            return keyframe
+        return buffers.first_index(self.session_id) if self.session_id in buffers else 0
 
 
 async def _send(ws: WebSocket, frame: bytes) -> bool:

@@ -160,6 +160,8 @@ class Hub:
         self.buffers.append(session.id, batch)
         session.seqs.add(seq)
         record = session.record
+        if (offset := batch.keyframe_offset) is not None:
+            record.keyframe_index = chunk.first_index + offset
         record.event_count += batch.count
         record.byte_count += batch.nbytes
         record.last_event_at = self.clock()

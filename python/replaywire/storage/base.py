@@ -56,6 +56,9 @@ class SessionRecord:
     event_count: int = 0
     byte_count: int = 0
     status: str = "active"  # "active" | "ended"
+    # Index of the meta event before the latest full snapshot (or of that
+    # snapshot): where a late viewer starts, even once memory trimmed it.
+    keyframe_index: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The API shape: camelCase keys, server times as ISO-8601 UTC strings
@@ -79,6 +82,7 @@ class SessionRecord:
             "lastEventAt": iso_utc(self.last_event_at),
             "eventCount": self.event_count,
             "byteCount": self.byte_count,
+            "keyframeIndex": self.keyframe_index,
             "status": self.status,
         }
 

@@ -260,6 +260,15 @@ impl PyEventsBatch {
         self.inner.has_meta()
     }
 
+    /// Where in the batch a late viewer would start: the meta event before
+    /// its last full snapshot, else that snapshot; None without one.
+    #[getter]
+    fn keyframe_offset(&self) -> Option<usize> {
+        self.inner
+            .meta_before_full_snapshot()
+            .or(self.inner.last_full_snapshot())
+    }
+
     /// The events as one JSON array, each byte-for-byte as received.
     fn payload<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
         PyBytes::new_with(py, self.inner.payload_len(), |out| {
