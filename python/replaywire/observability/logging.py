@@ -116,7 +116,7 @@ def configure_logging(config: Config) -> None:
     """
     level = _level(config.log_level)
     as_json = _use_json(config.log_format, sys.stdout)
-    instance = config.instance_id or f"{socket.gethostname()}-{os.getpid()}"
+    instance = instance_name(config)
 
     final: list[Processor]
     if as_json:
@@ -165,6 +165,12 @@ def configure_logging(config: Config) -> None:
         # and per session, never per event.
         cache_logger_on_first_use=False,
     )
+
+
+def instance_name(config: Config) -> str:
+    """This instance's name in logs, metrics and Redis keys: ``INSTANCE_ID``,
+    else ``host-pid``."""
+    return config.instance_id or f"{socket.gethostname()}-{os.getpid()}"
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
