@@ -1,7 +1,11 @@
 """Sharing the rate-limit counters through Redis, in batches.
 
 Every ``REDIS_SYNC_INTERVAL`` (75 ms) :class:`CounterSync` takes the windows
-and IPs touched since the last sync and sends them all in one pipelined call
+counted in since the last sync, and those checked within the last second
+(``HOT_MS``: so an instance that is refusing or about to refuse a subject
+sees the other instances' counts within one interval even when it adds
+nothing itself), and the IPs whose connections changed, and sends them all
+in one pipelined call
 of :data:`SYNC_SCRIPT` (split into calls of at most ``CHUNK`` keys, in the
 same pipeline): ``INCRBY`` each window's unsynced increments and read back
 its total over all instances; renew this instance's concurrency lease per IP
@@ -10,10 +14,12 @@ and read the other instances' counts. The answers replace each window's
 ``unsynced`` for the next one. No tracker message waits for this.
 
 Worst-case overshoot (stated in the README): between two syncs each
-instance decides on its own, from totals at most one sync interval plus one
-round trip old. With N instances a shared limit L can so be exceeded by at
-most what the other N-1 instances admit for the same subject during that
-time, and never by more than (N-1) x L in one window.
+instance decides on its own, from a total at most one sync interval plus
+one round trip old (for a subject it had not checked for a second, from an
+older one, until the next sync). A shared limit L can so be exceeded by at
+most what the instances admit for that subject during one sync interval
+plus one round trip, and never by more than (N-1) x L in one window with N
+instances (each admits at most L on its own view).
 
 Redis down: the call fails, the windows stay dirty with their increments,
 every instance limits on what it knows (its own counts plus the last totals
@@ -23,6 +29,7 @@ has not ended. Nothing on the ingest path notices.
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 import redis
@@ -37,6 +44,7 @@ if TYPE_CHECKING:
 __all__ = ["SYNC_SCRIPT", "CounterSync"]
 
 CHUNK = 1000  # keys per script call; one pipeline holds them all
+HOT_MS = 1000  # windows checked this recently are refreshed by every sync
 
 # KEYS: window counters (n of them), then concurrency hashes.
 # ARGV: n, this instance, lease ms, then (delta, ttl ms) per window, then
@@ -117,13 +125,17 @@ class CounterSync:
         keys: list[str] = []
         window_args: list[int] = []
         link = self.link
+        hot_since = int(time.time() * 1000) - HOT_MS
         for table in self.limiter.tables:
-            if not table.dirty:
+            if not table.dirty and not table.recent:
                 continue
-            dirty, table.dirty = table.dirty, set()
+            touched = table.dirty | table.recent
+            table.dirty, table.recent = set(), set()
             ttl = 2 * table.window_ms
-            for window in dirty:
-                if window.unsynced <= 0:
+            for window in touched:
+                if window.last_ms >= hot_since:
+                    table.recent.add(window)
+                elif window.unsynced <= 0:
                     continue
                 keys.append(link.key("rl", table.name, str(window.start_ms), window.key))
                 window_args += (window.unsynced, ttl)

@@ -34,7 +34,16 @@ __all__ = ["Window", "WindowTable"]
 class Window:
     """One subject's count in the current window of one limit."""
 
-    __slots__ = ("key", "limit", "remote", "start_ms", "table", "unsynced", "window_ms")
+    __slots__ = (
+        "key",
+        "last_ms",
+        "limit",
+        "remote",
+        "start_ms",
+        "table",
+        "unsynced",
+        "window_ms",
+    )
 
     def __init__(self, table: WindowTable, key: str, start_ms: int) -> None:
         self.table = table
@@ -44,6 +53,7 @@ class Window:
         self.start_ms = start_ms
         self.remote = 0
         self.unsynced = 0
+        self.last_ms = start_ms  # last check: recently checked windows are kept fresh
 
     def retry_after(self, n: int, now_ms: int) -> int:
         """0 if ``n`` more fit in this window now, else the milliseconds until
@@ -52,6 +62,7 @@ class Window:
         ever (it overshoots by itself once per window)."""
         if now_ms >= self.start_ms + self.window_ms:
             self.table.roll(self, now_ms)
+        self.last_ms = now_ms
         used = self.remote + self.unsynced
         if used == 0 or used + n <= self.limit:
             return 0
@@ -68,8 +79,10 @@ class WindowTable:
     """Every subject's window for one limit (``limit`` per ``window_ms``).
 
     ``shared``: whether the counts are synced with Redis (see
-    :mod:`replaywire.limits.sync`); the windows touched since the last sync
-    are in ``dirty``. Not thread-safe: trio loop only.
+    :mod:`replaywire.limits.sync`); the windows counted in since the last
+    sync are in ``dirty``, those synced lately and still being checked in
+    ``recent`` (the sync refreshes their view of the total even when this
+    instance has nothing to add). Not thread-safe: trio loop only.
     """
 
     def __init__(
@@ -82,6 +95,7 @@ class WindowTable:
         self.shared = shared
         self.windows: OrderedDict[str, Window] = OrderedDict()
         self.dirty: set[Window] = set()
+        self.recent: set[Window] = set()
 
     def __len__(self) -> int:
         return len(self.windows)
@@ -107,6 +121,7 @@ class WindowTable:
         window.remote = 0
         window.unsynced = 0
         self.dirty.discard(window)
+        self.recent.discard(window)
         # Back to the end of the eviction order (and back into the table if
         # it was evicted while its owner, a tracker connection, kept it).
         self.windows[window.key] = window
@@ -117,6 +132,7 @@ class WindowTable:
         window = self.windows.pop(key, None)
         if window is not None:
             self.dirty.discard(window)
+            self.recent.discard(window)
 
     def evict(self, now_ms: int) -> int:
         """Remove the windows that have ended (oldest first); return how many."""
@@ -128,5 +144,6 @@ class WindowTable:
                 break
             windows.popitem(last=False)
             self.dirty.discard(window)
+            self.recent.discard(window)
             removed += 1
         return removed
