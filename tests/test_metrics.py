@@ -39,6 +39,8 @@ EXPECTED = {
     "replaywire_buffer_bytes": ("gauge", ()),
     "replaywire_buffer_events": ("gauge", ()),
     "replaywire_buffer_trimmed_events": ("counter", ()),
+    "replaywire_rate_limited": ("counter", ("limit",)),
+    "replaywire_redis_up": ("gauge", ()),
 }
 
 
