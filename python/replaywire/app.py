@@ -63,7 +63,7 @@ class Server:
         self.hub = Hub(config, self.storage, self.writer, self.metrics)
         self.fanout = Fanout(self)
         # Rate limits and presence, shared through Redis when REDIS_URL is set.
-        self.cluster = Cluster(config, self.metrics, self.hub)
+        self.cluster = Cluster(config, self.metrics, self.hub, warn=self.warn_client)
         self.limiter = self.cluster.limiter
         self.protocol = _core.ProtocolDecoder(
             max_events_per_batch=config.max_events_per_batch, max_event_bytes=config.max_event_bytes

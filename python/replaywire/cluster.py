@@ -13,6 +13,7 @@ connections; the server calls it after ``run`` has ended.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import trio
@@ -31,7 +32,14 @@ __all__ = ["Cluster"]
 
 
 class Cluster:
-    def __init__(self, config: Config, metrics: Metrics, hub: Hub) -> None:
+    def __init__(
+        self,
+        config: Config,
+        metrics: Metrics,
+        hub: Hub,
+        *,
+        warn: Callable[..., None] = lambda event, **fields: None,
+    ) -> None:
         self.instance = instance_name(config)
         self.link: RedisLink | None = None
         if config.redis_url:
@@ -42,7 +50,7 @@ class Cluster:
                 on_state=lambda up: metrics.redis_up.set(int(up)),
             )
         metrics.redis_up.set(0)
-        self.limiter = Limiter(config, metrics, shared=self.link is not None)
+        self.limiter = Limiter(config, metrics, shared=self.link is not None, warn=warn)
         self.sync: CounterSync | None = None
         if self.link is not None:
             self.sync = CounterSync(

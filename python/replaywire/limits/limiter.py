@@ -100,7 +100,14 @@ class Limiter:
     """Every limit of one server. ``shared``: counts are synced through
     Redis (set when ``REDIS_URL`` is). Not thread-safe: trio loop only."""
 
-    def __init__(self, config: Config, metrics: Metrics, *, shared: bool) -> None:
+    def __init__(
+        self,
+        config: Config,
+        metrics: Metrics,
+        *,
+        shared: bool,
+        warn: Callable[..., None] = lambda event, **fields: None,
+    ) -> None:
         window_ms = max(1, int(config.rate_limit_window * 1000))
         keys = config.limit_max_keys
         self.window_ms = window_ms
@@ -120,6 +127,7 @@ class Limiter:
             if config.limit_concurrent_per_ip > 0
             else None
         )
+        self._warn = warn  # the server's sampled client-fault log (warn_client)
         counter = metrics.rate_limited_total
         self._refused = {name: counter.labels(name).inc for name in LIMIT_NAMES}
 
@@ -156,6 +164,7 @@ class Limiter:
 
     def _refuse_connection(self, limit: str, retry_ms: int) -> None:
         self._refused[limit]()
+        self._warn("connection_rate_limited", limit=limit, retry_after_ms=retry_ms)
         seconds = str(max(1, -(-retry_ms // 1000))).encode()
         raise HttpError(
             429,
