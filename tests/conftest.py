@@ -180,3 +180,37 @@ def throwaway_postgres(
 
 
 # --- end of PostgreSQL -----------------------------------------------------------
+
+
+# --- Redis -------------------------------------------------------------------------
+# `redis_url` is the run's Redis (see services.py; never skipped), `redis_prefix`
+# a key prefix of this test's own, deleted afterwards, and `throwaway_redis` a
+# private redis-server a test may stop and start (outages).
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    try:
+        url, server = services.redis_url()
+    except services.ServiceUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
+    yield url
+    if server is not None:
+        server.cleanup()
+
+
+@pytest.fixture
+def redis_prefix(redis_url: str) -> Iterator[str]:
+    prefix = f"rwtest:{os.getpid()}:{secrets.token_hex(4)}:"
+    yield prefix
+    services.delete_prefix(redis_url, prefix)
+
+
+@pytest.fixture
+def throwaway_redis() -> Iterator[services.ThrowawayRedis]:
+    try:
+        server = services.ThrowawayRedis().start()
+    except services.ServiceUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
+    yield server
+    server.cleanup()

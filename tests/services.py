@@ -26,6 +26,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -242,3 +243,125 @@ def postgres_admin_url() -> tuple[str, ThrowawayPostgres | None]:
             "no PostgreSQL for the tests; tried:\n  " + "\n  ".join(tried)
         ) from exc
     return cluster.url, cluster
+
+
+# --- Redis ------------------------------------------------------------------------
+# Where it comes from (:func:`redis_url`): REPLAYWIRE_TEST_REDIS_URL if set (it
+# must work), else the machine's server on 127.0.0.1:6379, else a throwaway
+# `redis-server` on a free port. Tests keep to a key prefix of their own and
+# delete it afterwards. Outage tests stop and start a ThrowawayRedis, never
+# the shared server.
+
+REDIS_ENV_URL = "REPLAYWIRE_TEST_REDIS_URL"
+REDIS_LOCAL_URL = "redis://127.0.0.1:6379/0"
+
+
+def redis_reachable(url: str) -> str | None:
+    """None if ``url`` answers PING, else why not."""
+    import redis
+
+    client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except (redis.RedisError, OSError) as exc:
+        return str(exc) or type(exc).__name__
+    finally:
+        client.close()
+    return None
+
+
+class ThrowawayRedis:
+    """A private ``redis-server`` on 127.0.0.1:``port`` (a free one unless
+    given), no persistence. :meth:`stop` kills it (an outage), :meth:`start`
+    brings it back on the same port; :meth:`cleanup` (also at exit) stops it
+    and removes its folder."""
+
+    def __init__(self, *, port: int | None = None) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise ServiceUnavailable("no redis-server binary on PATH")
+        self.binary = binary
+        self.port = port or free_port()
+        self.root = Path(tempfile.mkdtemp(prefix="replaywire-redis-"))
+        self.proc: subprocess.Popen[bytes] | None = None
+        atexit.register(self.cleanup)
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> ThrowawayRedis:
+        """Start the server and return once it answers PING."""
+        if self.proc is not None:
+            return self
+        log = (self.root / "server.log").open("ab")
+        self.proc = subprocess.Popen(
+            [
+                self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
+                "--save", "", "--appendonly", "no", "--dir", str(self.root),
+            ],
+            stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        log.close()
+        deadline = time.monotonic() + START_TIMEOUT
+        while (error := redis_reachable(self.url)) is not None:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise ServiceUnavailable(f"redis-server on port {self.port} did not start: {error}")
+            time.sleep(0.05)
+        return self
+
+    def stop(self) -> None:
+        """Kill the server (no goodbye to clients); the port stays ours."""
+        if self.proc is None:
+            return
+        self.proc.kill()
+        self.proc.wait(timeout=30)
+        self.proc = None
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+        atexit.unregister(self.cleanup)
+
+    def __enter__(self) -> ThrowawayRedis:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.cleanup()
+
+
+def redis_url() -> tuple[str, ThrowawayRedis | None]:
+    """A Redis URL for the tests, and the throwaway server behind it if one
+    had to be started (the caller cleans it up). Raises ServiceUnavailable
+    naming everything tried."""
+    env = os.environ.get(REDIS_ENV_URL)
+    if env:
+        error = redis_reachable(env)
+        if error is None:
+            return env, None
+        raise ServiceUnavailable(f"{REDIS_ENV_URL} is set but does not answer: {error}")
+    tried = []
+    error = redis_reachable(REDIS_LOCAL_URL)
+    if error is None:
+        return REDIS_LOCAL_URL, None
+    tried.append(f"{REDIS_LOCAL_URL}: {error}")
+    try:
+        server = ThrowawayRedis().start()
+    except (ServiceUnavailable, OSError, subprocess.SubprocessError) as exc:
+        tried.append(f"a throwaway redis-server: {exc}")
+        raise ServiceUnavailable("no Redis for the tests; tried:\n  " + "\n  ".join(tried)) from exc
+    return server.url, server
+
+
+def delete_prefix(url: str, prefix: str) -> None:
+    """Delete every key under ``prefix``."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        keys = list(client.scan_iter(match=prefix + "*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()

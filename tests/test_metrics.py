@@ -51,6 +51,8 @@ EXPECTED = {
     "replaywire_task_crashes": ("counter", ("task",)),
     "replaywire_inflight_bytes": ("gauge", ()),
     "replaywire_inflight_waits": ("counter", ()),
+    "replaywire_rate_limited": ("counter", ("limit",)),
+    "replaywire_redis_up": ("gauge", ()),
 }
 # prometheus_client's process, platform and GC collectors, as in its default
 # registry (process_* only where /proc exists, i.e. Linux).

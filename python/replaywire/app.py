@@ -38,6 +38,7 @@ import structlog
 import trio
 
 from . import __version__, _core
+from .cluster import Cluster
 from .config import Config
 from .http import handle_connection
 from .http.routes import Request
@@ -82,6 +83,9 @@ class Server:
         )
         self.hub = Hub(config, self.storage, self.writer, self.metrics)
         self.fanout = Fanout(self)
+        # Rate limits and presence, shared through Redis when REDIS_URL is set.
+        self.cluster = Cluster(config, self.metrics, self.hub, warn=self.warn_client)
+        self.limiter = self.cluster.limiter
         self.protocol = _core.ProtocolDecoder(
             max_events_per_batch=config.max_events_per_batch, max_event_bytes=config.max_event_bytes
         )
@@ -121,6 +125,7 @@ class Server:
             async with trio.open_nursery() as services:
                 self.fanout.nursery = services
                 await services.start(self.writer.run)
+                await services.start(self.cluster.run)
                 services.start_soon(self.hub.run_idle_sweeper)
                 if self.config.retention_interval > 0:
                     services.start_soon(self._run_upkeep)
@@ -156,6 +161,7 @@ class Server:
                 if stats.pending_chunks:
                     self.exit_code = 1
                 await trio.to_thread.run_sync(self.storage.close)
+                await self.cluster.close()
                 if self.spool is not None:
                     await trio.to_thread.run_sync(self.spool.close)
             self.stopped.set()

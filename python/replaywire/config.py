@@ -176,6 +176,40 @@ class Config:
         " write every accepted batch, exit; keep terminationGracePeriodSeconds above it",
         lo=0,
     )
+    # rate limits and Redis (issue 6). 0 turns a limit off. Counters are
+    # fixed windows of RATE_LIMIT_WINDOW seconds; see README "Rate limits".
+    rate_limit_window: float = _knob(10.0, "Length in seconds of every rate-limit window")
+    limit_connections_per_ip: int = _knob(
+        2000, "New WebSocket connections one client IP may open per window (429 above)"
+    )
+    limit_concurrent_per_ip: int = _knob(
+        4096, "WebSocket connections one client IP may hold open at once (429 above)"
+    )
+    limit_messages_per_tracker: int = _knob(
+        5000, "Messages one tracker connection may send per window (rate_limited above)"
+    )
+    limit_events_per_tracker: int = _knob(
+        300_000, "Events one tracker connection may send per window (rate_limited above)"
+    )
+    limit_events_per_session: int = _knob(
+        300_000, "Events one session may receive per window, over all its connections"
+    )
+    limit_max_keys: int = _knob(
+        100_000, "Counters (IPs, trackers, sessions) tracked per limit; new ones are refused above"
+    )
+    redis_url: str = _knob(
+        "", "redis://host:6379/0 to share rate limits and presence between instances"
+    )
+    redis_prefix: str = _knob("replaywire:", "Prefix of every Redis key this server writes")
+    redis_sync_interval: int = _knob(
+        75, "Milliseconds between two syncs of the local rate-limit counters with Redis"
+    )
+    presence_interval: float = _knob(
+        2.0, "Seconds between two presence heartbeats (live sessions) written to Redis"
+    )
+    presence_ttl: float = _knob(
+        10.0, "Seconds after its last heartbeat that a vanished instance's sessions disappear"
+    )
     # logging
     log_level: str = _knob("info", "debug | info | warning | error", choices=LOG_LEVELS)
     log_format: str = _knob("auto", "json | console | auto (console on a TTY)", choices=LOG_FORMATS)
@@ -205,6 +239,21 @@ class Config:
                 "database_url",
                 f"DATABASE_URL: expected {', '.join(s + '://' for s in DATABASE_SCHEMES)}"
                 f" URL, got scheme {scheme if sep else '(none)'!r}",
+            )
+        if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigError(
+                "redis_url",
+                f"REDIS_URL={self.redis_url!r}: expected redis://, rediss:// or unix://",
+            )
+        if self.rate_limit_window <= 0:
+            raise ConfigError("rate_limit_window", "RATE_LIMIT_WINDOW must be above 0")
+        if self.redis_sync_interval <= 0:
+            raise ConfigError("redis_sync_interval", "REDIS_SYNC_INTERVAL must be above 0")
+        if not 0 < self.presence_interval < self.presence_ttl:
+            raise ConfigError(
+                "presence_interval",
+                f"PRESENCE_INTERVAL={self.presence_interval} must be above 0 and below"
+                f" PRESENCE_TTL={self.presence_ttl}"
             )
 
     @classmethod

@@ -28,6 +28,7 @@ from e2e.clients import events_of, http, recv_json, start_session, ws_url
 from e2e.rawws import client_frame, handshake, read_close
 from replaywire import Config, _core
 from replaywire.http.server import handle_connection
+from replaywire.limits import Limiter
 from replaywire.observability.metrics import Metrics
 from replaywire.ws import ConnectionClosed, InflightBudget, WebSocket
 from replaywire.ws.extensions import MIN_COMPRESS_BYTES
@@ -261,6 +262,7 @@ class EchoServer:
         self.config = config
         self.metrics = Metrics()
         self.inflight = InflightBudget(config.max_inflight_bytes)
+        self.limiter = Limiter(config, self.metrics, shared=False)
         self.draining = False
         self.port = 0
 

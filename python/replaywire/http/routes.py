@@ -112,7 +112,11 @@ async def health(server: Server, request: Request, params: dict[str, str]) -> Re
 
 @route("GET", "/stats")
 async def stats(server: Server, request: Request, params: dict[str, str]) -> Response:
-    return json_response(server.stats())
+    data = server.stats()
+    cluster = await server.cluster.presence.cluster_stats()
+    if cluster is not None:
+        data["cluster"] = cluster
+    return json_response(data)
 
 
 @route("GET", "/metrics")
@@ -129,14 +133,7 @@ async def openapi(server: Server, request: Request, params: dict[str, str]) -> R
 @route("GET", "/sessions/active")
 async def active_sessions(server: Server, request: Request, params: dict[str, str]) -> Response:
     limit = _int_param(request, "limit", 1000, minimum=1, maximum=10_000)
-    sessions = sorted(server.hub.live.values(), key=lambda s: s.record.started_at, reverse=True)
-    items = []
-    for session in sessions[:limit]:
-        item = session.record.to_json()
-        item["viewers"] = session.viewers
-        item["nextIndex"] = server.hub.buffers.next_index(session.id)
-        items.append(item)
-    return json_response({"count": len(server.hub.live), "sessions": items})
+    return json_response(await server.cluster.presence.active_sessions(limit))
 
 
 @route("DELETE", "/sessions/cleanup")

@@ -108,7 +108,8 @@ async def _serve_request(
     try:
         if target.path == "/ws":
             if wants_upgrade(event):
-                return await _upgrade(conn, stream, event, request, server)
+                with server.limiter.admit_connection(client):  # 429 over a connection limit
+                    return await _upgrade(conn, stream, event, request, server)
             raise HttpError(
                 426,
                 "upgrade_required",

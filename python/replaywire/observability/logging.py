@@ -198,7 +198,7 @@ def configure_logging(config: Config, *, today: Callable[[], date] = utc_today) 
     global _file_writer
     level = _level(config.log_level)
     as_json = _use_json(config.log_format, sys.stdout)
-    instance = config.instance_id or f"{socket.gethostname()}-{os.getpid()}"
+    instance = instance_name(config)
 
     handler = _StdoutHandler()
     handler.setFormatter(_formatter(instance, as_json=as_json))
@@ -277,6 +277,12 @@ def shutdown_logging() -> None:
     if writer.handler in root.handlers:
         root.removeHandler(writer.handler)
     writer.stop()
+
+
+def instance_name(config: Config) -> str:
+    """This instance's name in logs, metrics and Redis keys: ``INSTANCE_ID``,
+    else ``host-pid``."""
+    return config.instance_id or f"{socket.gethostname()}-{os.getpid()}"
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

@@ -346,6 +346,20 @@ class Metrics:
         for event in SAMPLED_EVENTS:
             self.log_lines_suppressed_total.labels(event)
 
+        # --- rate limits and Redis (issue 6) ------------------------------
+        self.rate_limited_total = Counter(
+            PREFIX + "rate_limited_total",
+            "Connections (429) and tracker messages (rate_limited) refused, by limit: "
+            "connections, concurrent, messages, events, session_events, keys_full.",
+            ["limit"],
+            registry=r,
+        )
+        self.redis_up = Gauge(
+            PREFIX + "redis_up",
+            "1 while Redis (REDIS_URL) answers; 0 while it does not or is not configured.",
+            registry=r,
+        )
+
         for kind in CONNECTION_KINDS:
             self.connections_total.labels(kind)
             self.connections_active.labels(kind)

@@ -49,6 +49,13 @@ _PREFIX_SESSION = re.compile(rb'"sessionId"\s*:\s*("(?:[^"\\]|\\.){1,512}")')
 async def serve_tracker(ws: WebSocket, server: Server) -> None:
     """Serve one tracker connection until it closes (raises ConnectionClosed)."""
     handler = _Tracker(ws, server)
+    try:
+        await _serve(handler, ws, server)
+    finally:
+        server.limiter.forget_tracker(handler.quota)
+
+
+async def _serve(handler: _Tracker, ws: WebSocket, server: Server) -> None:
     if not server.config.durable_acks:
         while True:
             out: list[bytes] = []
@@ -145,6 +152,8 @@ class _Tracker:
         # Labelled children resolved once: .labels() costs a lock and a dict
         # lookup, too much for once per batch.
         self.count_batch = self.metrics.messages_total.labels("tracker", "events_batch").inc
+        self.limiter = server.limiter
+        self.quota = server.limiter.tracker()  # rate limits of this tracker
 
     def count_acks(self, received: list[float]) -> None:
         """Acks just sent, given when each one's batch was read."""
@@ -168,8 +177,10 @@ class _Tracker:
                 seq = decoded.seq
                 self.count_batch()
                 session = self._session(decoded.session_id, seq)
+                self.limiter.check_batch(self.quota, session.id, decoded.count, seq)
                 accepted, ticket = await self.hub.accept_batch(session, decoded)
                 return frames.ack(session.id_json, accepted), ticket, True
+            self.limiter.check_batch(self.quota, None, 0, None)  # other messages count too
             if isinstance(decoded, _core.SessionStart):
                 self.metrics.messages_total.labels("tracker", "session_start").inc()
                 return await self._start(decoded), 0, False
