@@ -256,8 +256,19 @@ class Server:
                 with trio.move_on_after(FORCE_FLUSH_SECONDS):
                     with contextlib.suppress(StorageError):
                         await self.writer.close()
+                # Storage still hangs: what is left goes to the spool, to be
+                # replayed at the next start.
+                if self.writer.stats.pending_chunks:
+                    with trio.move_on_after(FORCE_FLUSH_SECONDS), contextlib.suppress(Exception):
+                        spilled = await self.writer.spill()
+                        if spilled:
+                            log.warning(
+                                "shutdown_spilled",
+                                chunks=spilled,
+                                hint="replayed into storage at the next start",
+                            )
             stats = self.writer.stats
-            if stats.pending_chunks:
+            if stats.pending_chunks and stats.pending_chunks > self.writer.spilled_chunks:
                 self.exit_code = 1
                 log.error(
                     "shutdown_incomplete",

@@ -5,6 +5,7 @@ spool left by a crash is replayed before anything else."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -162,3 +163,36 @@ async def test_wait_committed_raises_once_run_is_gone(storage: FaultyStorage) ->
         nursery.cancel_scope.cancel()
     with pytest.raises(StorageError, match="stopped"):
         await writer.wait_committed(ticket)
+
+
+async def test_spill_saves_what_a_hanging_storage_holds_for_the_next_start(
+    storage: FaultyStorage, tmp_path: Path
+) -> None:
+    """A forced shutdown while a storage call hangs: spill() appends the
+    flush in flight and the queued chunks to the spool without waiting for
+    it, and the next start replays them all."""
+    gate = threading.Event()
+    storage.before_commit = gate  # the first write hangs until the test ends
+    spool = open_spool(tmp_path)
+    writer = make_writer(storage, spool=spool)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(writer.run)
+        await writer.put_chunk(make_chunk(seq=0))
+        writer.put_session(make_session(event_count=10))
+        nursery.start_soon(writer.flush)
+        assert await storage.events.receive() == "started"  # the write hangs
+        await writer.put_chunk(make_chunk(seq=1))  # queued behind it
+        with trio.fail_after(10):
+            assert await writer.spill() == 2
+        assert writer.spilled_chunks == 2
+        nursery.cancel_scope.cancel()
+        gate.set()  # let the abandoned write go (it commits seq 0 after all)
+    spool.close()
+
+    spool = open_spool(tmp_path)  # the next start: replay, seq 0 not doubled
+    storage.before_commit = None
+    writer = make_writer(storage, spool=spool)
+    with trio.fail_after(60):
+        await writer.recover()
+    assert [c.seq for c in await stored(writer, storage)] == [0, 1]
+    spool.close()

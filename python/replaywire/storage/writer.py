@@ -144,6 +144,8 @@ class StorageWriter:
         self._retry_at = -math.inf  # trio time of the next drain attempt
         self._retry_delay = RETRY_MIN
         self._closed = False
+        self._spool_busy = 0  # writer calls into the spool in progress (spill must not race them)
+        self._spilled = 0  # chunks spill() wrote to the spool
         self._flush_now = False
         self._running = False
         self._wake = trio.Event()  # the run loop sleeps on it
@@ -374,6 +376,40 @@ class StorageWriter:
         self._healthy = True
         log.info("spool_replay_finished", chunks=self._drained_chunks)
 
+    async def spill(self) -> int:
+        """The last resort of a forced shutdown (a second signal) while
+        storage hangs: append every chunk not yet committed, in flight or
+        queued, with its sessions and errors, to the spool (fsynced), without
+        waiting for the storage call in progress. The next start replays
+        them (writes are idempotent, so a flush that did commit meanwhile is
+        not doubled). Returns the chunks spilled: 0 without a spool, or while
+        the writer itself is using the spool (then its data is going there
+        already)."""
+        spool = self._spool
+        if spool is None or self._spool_busy:
+            return 0
+        sessions: dict[str, SessionRecord] = {}
+        chunks: list[Chunk] = []
+        errors: list[SessionError] = []
+        for batch in (self._inflight, self._queued):
+            if batch:
+                sessions.update((sid, r.copy()) for sid, r in batch.sessions.items())
+                chunks += batch.chunks
+                errors += batch.errors
+        if not (sessions or chunks or errors):
+            return 0
+        self._spool_busy += 1
+        try:
+            await trio.to_thread.run_sync(spool.append, list(sessions.values()), chunks, errors)
+        finally:
+            self._spool_busy -= 1
+        self._spilled = len(chunks)
+        return len(chunks)
+
+    @property
+    def spilled_chunks(self) -> int:
+        return self._spilled
+
     async def close(self) -> None:
         """Stop accepting, write everything pending, and return once ``run``
         has returned. Idempotent; concurrent calls all wait. Needs ``run``
@@ -513,9 +549,13 @@ class StorageWriter:
         delay = RETRY_MIN
         while True:
             try:
-                await trio.to_thread.run_sync(
-                    spool.append, sessions, chunks, errors, limiter=self._write_limiter
-                )
+                self._spool_busy += 1
+                try:
+                    await trio.to_thread.run_sync(
+                        spool.append, sessions, chunks, errors, limiter=self._write_limiter
+                    )
+                finally:
+                    self._spool_busy -= 1
                 break
             except Exception as exc:
                 self._write_failures += 1
@@ -552,6 +592,13 @@ class StorageWriter:
         """Write the spool's oldest slice to storage and consume it."""
         spool = self._spool
         assert spool is not None
+        self._spool_busy += 1
+        try:
+            return await self._drain_slice_from(spool)
+        finally:
+            self._spool_busy -= 1
+
+    async def _drain_slice_from(self, spool: Spool) -> bool:
         try:
             piece = await trio.to_thread.run_sync(
                 spool.read, self._drain_slice_bytes, limiter=self._write_limiter
