@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from replaywire import _core
-from replaywire.sessions.history import assemble, assemble_zstd, raw_payload
+from replaywire.sessions.history import assemble, assemble_parts, assemble_zstd, raw_payload
 from replaywire.storage import Chunk
 
 MAX = 1 << 20
@@ -86,3 +86,12 @@ def test_chunks_compressed_before_the_contents_rule_still_read() -> None:
     contents = _core.Compressor("zstd").compress_many([raw], array_contents=True)[0]
     new = Chunk("s", 0, 0, 1, None, None, "zstd", contents)
     assert raw_payload(old, MAX) == raw_payload(new, MAX) == raw
+
+
+@given(pages())
+def test_a_page_in_parts_is_the_plain_page(page: tuple[list[Chunk], list[Chunk], int, int]) -> None:
+    stored, pending, from_index, limit = page
+    plain = assemble(decompressed(stored), decompressed(pending), from_index, limit)
+    parts = assemble_parts(stored, pending, from_index, limit, MAX)
+    assert (parts.first_index, parts.count) == (plain.first_index, plain.count)
+    assert json.loads(b"".join(parts.parts)) == json.loads(plain.events)

@@ -253,7 +253,7 @@ class Config:
             raise ConfigError(
                 "presence_interval",
                 f"PRESENCE_INTERVAL={self.presence_interval} must be above 0 and below"
-                f" PRESENCE_TTL={self.presence_ttl}"
+                f" PRESENCE_TTL={self.presence_ttl}",
             )
 
     @classmethod

@@ -12,10 +12,19 @@ JSON = b"application/json"
 
 @dataclass(slots=True)
 class Response:
+    """An answer. A large body may be given as ``parts`` instead of
+    ``body``: they are sent one after the other, never joined, so a page
+    holding a 50 MB event is not copied into one more object."""
+
     status: int
     body: bytes = b""
     content_type: bytes = JSON
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    parts: tuple[bytes | memoryview, ...] = ()
+
+    @property
+    def length(self) -> int:
+        return sum(len(p) for p in self.parts) if self.parts else len(self.body)
 
 
 def json_response(data: Any, status: int = 200) -> Response:

@@ -167,8 +167,10 @@ async def get_events(server: Server, request: Request, params: dict[str, str]) -
     if await server.hub.get_record(sid) is None:
         raise HttpError(404, "unknown_session", f"no session {sid!r}")
     coding = encoding.negotiate(request.headers.get("accept-encoding", ""))
-    # Stored zstd chunks are sent as stored when the client reads zstd.
-    page = await server.hub.history(sid, from_index, limit, "zstd" if coding == "zstd" else "none")
+    # Stored zstd chunks are sent as stored when the client reads zstd; a
+    # plain page is sent in pieces, never joined (events may be 50 MB).
+    wanted = {"zstd": "zstd", None: "parts"}.get(coding, "none")
+    page = await server.hub.history(sid, from_index, limit, wanted)
     head = b'{"sessionId":%b,"fromIndex":%d,"count":%d,"nextIndex":%d,"events":' % (
         json_string(sid),
         page.first_index,
@@ -178,6 +180,10 @@ async def get_events(server: Server, request: Request, params: dict[str, str]) -
     if page.codec == "zstd":
         body = encoding.zstd_frame(head) + page.events + encoding.zstd_frame(b"}")
         return Response(200, body, headers=encoding.encoded_headers("zstd"))
+    if page.codec == "parts":
+        return Response(
+            200, parts=(head, *page.parts, b"}"), headers=encoding.encoded_headers(None)
+        )
     body, headers = await encoding.encode(coding, head + page.events + b"}")
     return Response(200, body, headers=headers)
 

@@ -238,7 +238,7 @@ async def _read_body(conn: h11.Connection, stream: trio.SocketStream) -> bytes:
 async def _send(conn: h11.Connection, stream: trio.SocketStream, response: Response) -> None:
     headers = [
         (b"content-type", response.content_type),
-        (b"content-length", str(len(response.body)).encode()),
+        (b"content-length", str(response.length).encode()),
         (b"x-content-type-options", b"nosniff"),
         *response.headers,
     ]
@@ -257,6 +257,11 @@ async def _send(conn: h11.Connection, stream: trio.SocketStream, response: Respo
         )
         if response.body:
             await _send_event(conn, stream, h11.Data(data=response.body))
+        for part in response.parts:
+            # Passed through as it is: h11 would join it into new bytes.
+            data = h11.Data(data=part)  # type: ignore[arg-type]  # h11 passes views through
+            for piece in conn.send_with_data_passthrough(data) or ():
+                await stream.send_all(piece)
         await _send_event(conn, stream, h11.EndOfMessage())
     except h11.LocalProtocolError:
         return

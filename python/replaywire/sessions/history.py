@@ -29,6 +29,9 @@ class EventsPage:
     count: int
     events: bytes
     codec: str = "none"
+    # With codec "parts": the array as pieces to send one after the other
+    # (``events`` is empty), so that large events are never joined.
+    parts: tuple[bytes | memoryview, ...] = ()
 
     @property
     def next_index(self) -> int:
@@ -40,8 +43,9 @@ async def read_history(
 ) -> EventsPage:
     """The events from ``from_index`` on. With ``codec="zstd"``, a page read
     from storage is built from the stored zstd chunks as they are (see
-    :func:`assemble_zstd`); a page still in the ring buffer is raw whatever
-    ``codec`` asks for."""
+    :func:`assemble_zstd`); with ``codec="parts"``, as pieces that are never
+    joined (see :func:`assemble_parts`); a page still in the ring buffer is
+    raw whatever ``codec`` asks for."""
     buffers = hub.buffers
     if session_id in buffers and from_index >= buffers.first_index(session_id):
         part = buffers.read(session_id, from_index, limit, hub.config.viewer_batch_bytes * 16)
@@ -61,6 +65,10 @@ async def read_history(
     if codec == "zstd":
         return await hub.writer.read(
             _read_zstd, hub.storage, session_id, from_index, limit, max_size, pending
+        )
+    if codec == "parts":
+        return await hub.writer.read(
+            _read_parts, hub.storage, session_id, from_index, limit, max_size, pending
         )
     stored = await hub.writer.read(
         read_chunks, hub.storage, session_id, from_index, limit, max_size
@@ -132,6 +140,49 @@ def assemble(stored: list[Chunk], pending: list[Chunk], from_index: int, limit: 
             parts.append(b"[" + b",".join(events) + b"]")
         count += take
     return EventsPage(from_index, count, _core.join_events(parts))
+
+
+def _read_parts(
+    storage: Storage,
+    session_id: str,
+    from_index: int,
+    limit: int,
+    max_size: int,
+    pending: list[Chunk],
+) -> EventsPage:
+    stored = storage.read_chunks(session_id, from_index, limit)
+    return assemble_parts(stored, pending, from_index, limit, max_size)
+
+
+def assemble_parts(
+    stored: list[Chunk], pending: list[Chunk], from_index: int, limit: int, max_size: int
+) -> EventsPage:
+    """The page of :func:`assemble` as pieces: ``[``, each chunk's events
+    (views into its decompressed payload, not copies), ``,`` between them,
+    ``]``. A 50 MB snapshot goes out as the one object its decompression
+    made, not joined into a page and then into a response body."""
+    parts: list[bytes | memoryview] = [b"["]
+    count = 0
+    for chunk, skip, take in _plan(stored, pending, from_index, limit):
+        if count:
+            parts.append(b",")
+        count += take
+        if skip == 0 and take == chunk.event_count:
+            parts.append(_contents(chunk, max_size))
+        else:
+            events = _core.split_events(raw_payload(chunk, max_size))[skip : skip + take]
+            parts.append(b",".join(events))
+    parts.append(b"]")
+    return EventsPage(from_index, count, b"", codec="parts", parts=tuple(parts))
+
+
+def _contents(chunk: Chunk, max_size: int) -> memoryview:
+    """A chunk's events between the brackets, without copying them."""
+    if chunk.codec == "none":
+        return memoryview(chunk.payload)[1:-1]  # the core writes ``[e0,...]`` exactly
+    data = _core.decompress(chunk.codec, chunk.payload, max_size)
+    # Only the contents are compressed, except in chunks stored before that rule.
+    return memoryview(data)[1:-1] if data[:1] == b"[" else memoryview(data)
 
 
 def _read_zstd(
