@@ -51,6 +51,7 @@ EXPECTED = {
     "replaywire_task_crashes": ("counter", ("task",)),
     "replaywire_inflight_bytes": ("gauge", ()),
     "replaywire_inflight_waits": ("counter", ()),
+    "replaywire_viewer_tick_stretch": ("gauge", ()),
     "replaywire_rate_limited": ("counter", ("limit",)),
     "replaywire_redis_up": ("gauge", ()),
 }

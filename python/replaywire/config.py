@@ -158,6 +158,13 @@ class Config:
     viewer_flush_bytes: int = _knob(
         256 * 1024, "...or fewer, once this many bytes of events are waiting", lo=1
     )
+    viewer_fanout_budget: float = _knob(
+        0.2,
+        "Share of the event loop's time live fan-out may take; past it, ticks are"
+        " stretched beyond VIEWER_FLUSH_INTERVAL so that many viewers cannot starve ingest",
+        lo=0.01,
+        hi=1,
+    )
     viewer_backlog_bytes: int = _knob(
         8 * MiB, "Delta bytes queued for one viewer before it is resynchronised", lo=1
     )

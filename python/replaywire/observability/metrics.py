@@ -223,6 +223,13 @@ class Metrics:
             "Viewers whose backlog overflowed VIEWER_BACKLOG_BYTES and were sent a fresh snapshot.",
             registry=r,
         )
+        self.viewer_tick_stretch = Gauge(
+            PREFIX + "viewer_tick_stretch",
+            "Factor on VIEWER_FLUSH_INTERVAL while live fan-out takes more than "
+            "VIEWER_FANOUT_BUDGET of the event loop (1: not stretched).",
+            registry=r,
+        )
+        self.viewer_tick_stretch.set(1)
 
         # --- storage ------------------------------------------------------
         self.storage_flushes_total = Counter(

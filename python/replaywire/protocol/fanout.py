@@ -10,6 +10,13 @@ backlog dropped and is *resynchronised*: it gets a fresh snapshot from the
 latest full snapshot onwards (``resync: true``), then deltas again. So a
 slow viewer costs neither memory nor the tracker anything.
 
+Budget: writing a tick to a thousand sockets takes milliseconds of the one
+event loop that also reads every tracker. :class:`Fanout` measures the share
+of wall time ticks take; above ``VIEWER_FANOUT_BUDGET`` (20%) every
+session's tick interval is stretched by the excess, so a crowd of viewers
+costs ingest at most about that share and sees deltas a little later
+(``replaywire_viewer_tick_stretch`` shows the factor).
+
 Ordering: ``Broadcaster.position`` is the index of the first event not yet
 in a tick. A viewer subscribes and reads the position in one synchronous
 step; its snapshot covers everything before that position and its feed
@@ -18,6 +25,7 @@ receives every tick from it on, so it sees no gap and no duplicate.
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -207,7 +215,8 @@ class Broadcaster:
 
     async def run(self) -> None:
         config, session = self.server.config, self.session
-        interval = config.viewer_flush_interval / 1000
+        base_interval = config.viewer_flush_interval / 1000
+        fanout = self.server.fanout
         try:
             while self.feeds:
                 changed = session.changed
@@ -219,7 +228,7 @@ class Broadcaster:
                     # Coalesce: a tick per interval, or sooner once enough
                     # bytes wait (a burst, or a full snapshot arriving).
                     base = session.record.byte_count
-                    with trio.move_on_after(interval):
+                    with trio.move_on_after(base_interval * fanout.stretch):
                         while (
                             not session.ended
                             and session.record.byte_count - base < config.viewer_flush_bytes
@@ -284,31 +293,69 @@ class Broadcaster:
             self.position = first + count
             self._snapshots.clear()
             self.ticks += 1
+            started = time.perf_counter()
+            direct, direct_bytes, resyncs = _push_all(self.feeds, tick)
+            self.server.fanout.spent(time.perf_counter() - started)
             metrics = self.server.metrics
             metrics.viewer_ticks_total.inc()
-            direct = 0
-            for feed in list(self.feeds):
-                before, written = feed.resyncs, feed.written_directly
-                feed.push(tick)
-                if feed.written_directly != written:
-                    direct += 1
-                    metrics.viewer_bytes_total.inc(len(built[feed.codec]))
-                if feed.resyncs != before:
-                    metrics.viewer_resyncs_total.inc()
-                    self.server.warn_client(
-                        "viewer_resync", session_id=session.id, backlog_limit=feed.max_bytes
-                    )
             if direct:
                 metrics.viewer_messages_total.inc(direct)
+                metrics.viewer_bytes_total.inc(direct_bytes)
+            for feed in resyncs:
+                metrics.viewer_resyncs_total.inc()
+                self.server.warn_client(
+                    "viewer_resync", session_id=session.id, backlog_limit=feed.max_bytes
+                )
+
+
+def _push_all(feeds: set[Feed], tick: Tick) -> tuple[int, int, list[Feed]]:
+    """Push ``tick`` to every feed: the fan-out's inner loop, kept to the
+    bare minimum per viewer (it runs a thousand times per tick). Returns the
+    frames written directly, their bytes, and the feeds that overflowed."""
+    direct = direct_bytes = 0
+    resyncs: list[Feed] = []
+    frames_ = tick.frames
+    for feed in list(feeds):
+        before, written = feed.resyncs, feed.written_directly
+        feed.push(tick)
+        if feed.written_directly != written:
+            direct += 1
+            direct_bytes += len(frames_[feed.codec])
+        elif feed.resyncs != before:
+            resyncs.append(feed)
+    return direct, direct_bytes, resyncs
 
 
 class Fanout:
-    """The broadcasters of one server, started in its service nursery."""
+    """The broadcasters of one server, started in its service nursery, and
+    the fan-out budget they share (see the module docs)."""
+
+    WINDOW = 0.5  # seconds over which the share of time spent is measured
 
     def __init__(self, server: Server) -> None:
         self.server = server
         self.broadcasters: dict[str, Broadcaster] = {}
         self.nursery: trio.Nursery | None = None
+        self.budget = server.config.viewer_fanout_budget
+        self.stretch = 1.0  # factor on every tick interval, >= 1
+        self._window_start = time.perf_counter()
+        self._window_spent = 0.0
+
+    def spent(self, seconds: float) -> None:
+        """Account one tick's push time; at the end of each window, set the
+        stretch so that ticks would have taken at most the budget."""
+        self._window_spent += seconds
+        now = time.perf_counter()
+        elapsed = now - self._window_start
+        if elapsed < self.WINDOW:
+            return
+        share = self._window_spent / elapsed
+        # Ticks per second scale as 1/stretch, so the share does too: aim
+        # for the budget, relax back towards 1 when well under it.
+        wanted = self.stretch * share / self.budget
+        self.stretch = min(max(1.0, wanted if wanted > 1 else self.stretch * 0.8), 20.0)
+        self.server.metrics.viewer_tick_stretch.set(self.stretch)
+        self._window_start, self._window_spent = now, 0.0
 
     def subscribe(
         self, session: LiveSession, codec: str, ws: WebSocket | None = None
