@@ -94,7 +94,7 @@ def test_migrations_apply_once_and_reopen_is_idempotent(fresh_postgres_url: str)
         storage.close()
     with psycopg.connect(fresh_postgres_url) as conn:
         rows = conn.execute("SELECT version, name FROM schema_migrations").fetchall()
-    assert rows == [(m.version, m.name) for m in migrations()] == [(1, "init")]
+    assert rows == [(m.version, m.name) for m in migrations()] == [(1, "init"), (2, "clock_skew")]
 
 
 def test_instances_starting_at_once_apply_the_schema_once(fresh_postgres_url: str) -> None:
@@ -109,7 +109,7 @@ def test_instances_starting_at_once_apply_the_schema_once(fresh_postgres_url: st
     assert results == [None] * 6
     with psycopg.connect(fresh_postgres_url) as conn:
         versions = conn.execute("SELECT version FROM schema_migrations").fetchall()
-    assert versions == [(1,)]
+    assert versions == [(1,), (2,)]
     today = utc_day(time.time())
     assert partitions(fresh_postgres_url) == {
         partition_name(today + timedelta(days=n)) for n in range(PARTITIONS_AHEAD + 1)

@@ -56,11 +56,16 @@ class SessionRecord:
     event_count: int = 0
     byte_count: int = 0
     status: str = "active"  # "active" | "ended"
+    # How far the tracker's clock is ahead of the server's, ms (negative:
+    # behind); None until a batch with events arrived. See
+    # replaywire.sessions.skew.ClockSkew for how it is measured.
+    clock_skew_ms: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The API shape: camelCase keys, server times as ISO-8601 UTC strings
         (see :func:`iso_utc`), ``clientStartTime`` as the tracker sent it (ms),
-        and ``viewport`` always an object (its fields may be null)."""
+        ``viewport`` always an object (its fields may be null), and
+        ``clockSkewMs`` rounded to the millisecond (null until measured)."""
         return {
             "sessionId": self.session_id,
             "userId": self.user_id,
@@ -80,6 +85,7 @@ class SessionRecord:
             "eventCount": self.event_count,
             "byteCount": self.byte_count,
             "status": self.status,
+            "clockSkewMs": None if self.clock_skew_ms is None else round(self.clock_skew_ms),
         }
 
     def copy(self) -> SessionRecord:
@@ -102,6 +108,9 @@ class Chunk:
     # chunks concatenate into one array without being decompressed.
     codec: str
     payload: bytes
+    # When the server accepted the batch: server clock, epoch seconds. None
+    # only for chunks stored before replaywire recorded it.
+    received_at: float | None = None
 
     @property
     def end_index(self) -> int:
