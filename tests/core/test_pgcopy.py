@@ -218,9 +218,7 @@ def test_times_round_to_the_nearest_microsecond(
         f"{micros('session_started_at')}, {micros('stored_at')}, {micros('received_at')},"
         " session_started_at"
     )
-    [(started_micros, stored_micros, received_micros, started)] = copy_and_read(
-        conn, data, select
-    )
+    [(started_micros, stored_micros, received_micros, started)] = copy_and_read(conn, data, select)
     assert started_micros == stored_micros == received_micros == expected
     assert started == utc(seconds)
 

@@ -98,9 +98,7 @@ async def test_a_tracker_10_minutes_fast(server, codec: str) -> None:
         active = await get_json(server, "/sessions/active")
         [entry] = [s for s in active["sessions"] if s["sessionId"] == sid]
         assert entry["clockSkewMs"] == info["clockSkewMs"]
-        await tracker.send_message(
-            json.dumps({"type": "session_end", "data": {"sessionId": sid}})
-        )
+        await tracker.send_message(json.dumps({"type": "session_end", "data": {"sessionId": sid}}))
         assert (await recv_json(tracker))["type"] == "session_ended"
     after = time.time()
 

@@ -78,9 +78,7 @@ def test_a_version_1_database_is_migrated_and_keeps_its_data(db: Path) -> None:
 
     with sqlite3.connect(db, isolation_level=None) as conn:
         _migrate(conn, migrations()[:1])
-        conn.execute(
-            "INSERT INTO sessions (session_id, started_at) VALUES ('old', 1714564800.0)"
-        )
+        conn.execute("INSERT INTO sessions (session_id, started_at) VALUES ('old', 1714564800.0)")
         conn.execute(
             "INSERT INTO chunks (session_id, seq, first_index, event_count, codec, stored_at,"
             " payload) VALUES ('old', 0, 0, 1, 'none', 1714564801.0, X'5b315d')"

@@ -182,8 +182,9 @@ def _session_from_row(row: Sequence[Any]) -> SessionRecord:
 
 
 def _chunk_from_row(row: Sequence[Any]) -> Chunk:
-    *fields, received_at = row
-    return Chunk(*fields, received_at=None if received_at is None else received_at.timestamp())
+    sid, seq, first_index, count, first_ts, last_ts, codec, payload, received_at = row
+    received = None if received_at is None else received_at.timestamp()
+    return Chunk(sid, seq, first_index, count, first_ts, last_ts, codec, payload, received)
 
 
 def _first_of_each(chunks: Sequence[Chunk]) -> list[Chunk]:
