@@ -42,7 +42,7 @@ from ingest_load import Totals, free_port, pct, tracker
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from rrweb import session_events
 
-HEADER = struct.Struct(">BBBBIQIH")
+HEADER = struct.Struct(">BBBBIQIQH")  # binary frame header, version 2
 
 
 def _connect_viewer(port: int, session_id: str, codec: str) -> tuple[socket.socket, bytes, bytes]:

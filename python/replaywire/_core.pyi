@@ -475,6 +475,8 @@ class _Chunk(Protocol):
     @property
     def codec(self) -> str: ...
     @property
+    def received_at(self) -> float | None: ...
+    @property
     def payload(self) -> bytes: ...
 
 def encode_chunks_copy(
@@ -482,7 +484,7 @@ def encode_chunks_copy(
 ) -> bytes:
     """One complete PostgreSQL binary ``COPY`` stream (header, a tuple per
     chunk, trailer) for ``COPY chunks (...) FROM STDIN (FORMAT BINARY)``,
-    with these 11 columns in this order:
+    with these 12 columns in this order:
 
     ======================  ===============  =================================
     ``session_id``          ``text``
@@ -495,6 +497,7 @@ def encode_chunks_copy(
                                              NULL when None
     ``last_ts``             ``float8``       ``last_timestamp``, NULL when None
     ``codec``               ``text``
+    ``received_at``         ``timestamptz``  ``received_at``, NULL when None
     ``stored_at``           ``timestamptz``  ``stored_at``, on every row
     ``payload``             ``bytea``
     ======================  ===============  =================================

@@ -17,6 +17,13 @@ own Rust core, so it doubles as a check that the format is standard.
 starts where the previous one ended and raises :class:`GapError` if not (a
 client would then re-join with ``fromIndex``), and it starts over on a
 ``resync`` snapshot.
+
+Every events message carries ``serverTime`` (:attr:`EventsMessage.server_time`),
+the server's clock in epoch ms when it was built. Events keep the tracker's
+own timestamps, and trackers' clocks are often off (``clockSkewMs`` in
+``viewer_joined`` and ``GET /sessions/{id}`` says by how much); a client that
+plays live sessions at a fixed delay should measure that delay on the
+server's clock, not assume the tracker's agrees with its own.
 """
 
 from __future__ import annotations
@@ -29,7 +36,10 @@ from typing import Any
 
 __all__ = ["EventsMessage", "GapError", "ViewerStream", "decode_message", "split_events"]
 
-BINARY_HEADER = struct.Struct(">BBBBIQIH")
+# Version 2: version kind codec flags count firstIndex rawLength serverTime idLength.
+BINARY_HEADER = struct.Struct(">BBBBIQIQH")
+# Version 1 (servers before serverTime): the same without serverTime.
+BINARY_HEADER_V1 = struct.Struct(">BBBBIQIH")
 KINDS = {1: "snapshot", 2: "delta", 3: "session_events"}
 CODECS = {0: "none", 1: "deflate", 2: "zstd"}
 FLAG_RESYNC = 0x01
@@ -46,6 +56,7 @@ class EventsMessage:
     codec: str
     events_json: bytes  # the events as one JSON array, decompressed
     resync: bool = False
+    server_time: int | None = None  # server clock when built, epoch ms (None: older server)
 
     @property
     def next_index(self) -> int:
@@ -78,14 +89,22 @@ def decode_message(frame: bytes | str, *, max_size: int = 256 * 1024 * 1024) -> 
                 data.get("codec", "none"),
                 events,
                 bool(data.get("resync", False)),
+                data.get("serverTime"),
             )
         return message
-    version, kind, codec, flags, count, first, raw_length, id_length = BINARY_HEADER.unpack_from(
-        frame
-    )
-    if version != 1:
+    version = frame[0]
+    server_time: int | None
+    if version == 2:
+        header = BINARY_HEADER
+        _, kind, codec, flags, count, first, raw_length, server_time, id_length = (
+            header.unpack_from(frame)
+        )
+    elif version == 1:
+        header, server_time = BINARY_HEADER_V1, None
+        _, kind, codec, flags, count, first, raw_length, id_length = header.unpack_from(frame)
+    else:
         raise ValueError(f"binary frame version {version} is not supported")
-    offset = BINARY_HEADER.size
+    offset = header.size
     session_id = frame[offset : offset + id_length].decode()
     payload = frame[offset + id_length :]
     if raw_length > max_size:
@@ -103,7 +122,14 @@ def decode_message(frame: bytes | str, *, max_size: int = 256 * 1024 * 1024) -> 
     if len(events_json) != raw_length:
         raise ValueError(f"decompressed {len(events_json)} bytes, header says {raw_length}")
     return EventsMessage(
-        KINDS[kind], session_id, first, count, name, events_json, bool(flags & FLAG_RESYNC)
+        KINDS[kind],
+        session_id,
+        first,
+        count,
+        name,
+        events_json,
+        bool(flags & FLAG_RESYNC),
+        server_time,
     )
 
 

@@ -20,6 +20,7 @@
 //! | `first_ts`           | `float8`      | client ms, NULL when absent               |
 //! | `last_ts`            | `float8`      | client ms, NULL when absent               |
 //! | `codec`              | `text`        |                                           |
+//! | `received_at`        | `timestamptz` | when the server accepted the batch, NULL when unknown |
 //! | `stored_at`          | `timestamptz` | the same for every row                    |
 //! | `payload`            | `bytea`       | raw bytes                                 |
 //!
@@ -38,7 +39,7 @@
 use thiserror::Error;
 
 /// The columns of a row, in stream order, with their PostgreSQL types.
-pub const COLUMNS: [(&str, &str); 11] = [
+pub const COLUMNS: [(&str, &str); 12] = [
     ("session_id", "text"),
     ("session_started_at", "timestamptz"),
     ("seq", "int8"),
@@ -48,6 +49,7 @@ pub const COLUMNS: [(&str, &str); 11] = [
     ("first_ts", "float8"),
     ("last_ts", "float8"),
     ("codec", "text"),
+    ("received_at", "timestamptz"),
     ("stored_at", "timestamptz"),
     ("payload", "bytea"),
 ];
@@ -66,7 +68,7 @@ const TRAILER: [u8; 2] = (-1i16).to_be_bytes();
 const FIELD_COUNT: i16 = COLUMNS.len() as i16;
 
 /// Bytes of a tuple besides its text, bytea and nullable fields: the field
-/// count, eleven length words, two timestamps, three `int8` and one `int4`.
+/// count, twelve length words, two timestamps, three `int8` and one `int4`.
 const ROW_FIXED_LEN: usize = 2 + 4 * COLUMNS.len() + 8 + 3 * 8 + 4 + 8;
 
 /// Largest `text` or `bytea` value PostgreSQL stores: a varlena is at most
@@ -179,6 +181,9 @@ pub struct ChunkRow<'a> {
     pub first_ts: Option<f64>,
     pub last_ts: Option<f64>,
     pub codec: &'a str,
+    /// When the server accepted the batch; None for chunks from before it
+    /// recorded that (an old spool record), stored as NULL.
+    pub received_at: Option<Timestamptz>,
     pub payload: &'a [u8],
 }
 
@@ -222,7 +227,12 @@ impl ChunkRow<'_> {
     /// Bytes of this row's tuple. Cannot overflow once [`Self::check`] passed.
     fn encoded_len(&self) -> usize {
         let floats = [self.first_ts, self.last_ts].iter().flatten().count();
-        ROW_FIXED_LEN + self.session_id.len() + self.codec.len() + self.payload.len() + 8 * floats
+        let times = usize::from(self.received_at.is_some());
+        ROW_FIXED_LEN
+            + self.session_id.len()
+            + self.codec.len()
+            + self.payload.len()
+            + 8 * (floats + times)
     }
 }
 
@@ -277,6 +287,7 @@ impl<'a> ChunkCopy<'a> {
             w.nullable(row.first_ts.map(f64::to_be_bytes));
             w.nullable(row.last_ts.map(f64::to_be_bytes));
             w.field(row.codec.as_bytes());
+            w.nullable(row.received_at.map(|t| t.micros().to_be_bytes()));
             w.field(&self.stored_at.micros().to_be_bytes());
             w.field(row.payload);
         }
@@ -340,6 +351,7 @@ mod tests {
             first_ts: Some(1.5),
             last_ts: None,
             codec: "none",
+            received_at: Some(ts(946_684_802.0)),
             payload: b"[1]",
         }
     }
@@ -357,7 +369,7 @@ mod tests {
         expected.extend(b"PGCOPY\n\xff\r\n\0");
         expected.extend(b"\0\0\0\0"); // flags
         expected.extend(b"\0\0\0\0"); // header extension length
-        expected.extend(b"\0\x0b"); // 11 fields
+        expected.extend(b"\0\x0c"); // 12 fields
         expected.extend(b"\0\0\0\x02s1"); // session_id
         expected.extend(b"\0\0\0\x08\0\0\0\0\0\x16\xe3\x60"); // started_at: 1_500_000 µs
         expected.extend(b"\0\0\0\x08\0\0\0\0\0\0\0\x07"); // seq
@@ -367,6 +379,7 @@ mod tests {
         expected.extend(b"\0\0\0\x08\x3f\xf8\0\0\0\0\0\0"); // first_ts: 1.5
         expected.extend(b"\xff\xff\xff\xff"); // last_ts: NULL
         expected.extend(b"\0\0\0\x04none"); // codec
+        expected.extend(b"\0\0\0\x08\0\0\0\0\0\x1e\x84\x80"); // received_at: 2_000_000 µs
         expected.extend(b"\0\0\0\x08\0\0\0\0\0\0\0\0"); // stored_at: the PG epoch
         expected.extend(b"\0\0\0\x03[1]"); // payload
         expected.extend(b"\xff\xff"); // trailer
@@ -377,6 +390,7 @@ mod tests {
     fn sizes_are_exact() {
         let empty = ChunkRow {
             first_ts: None,
+            received_at: None,
             payload: b"",
             ..row()
         };

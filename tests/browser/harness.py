@@ -162,10 +162,11 @@ class Browser:
 
 class PageServer:
     """The test site on 127.0.0.1: files of ``pages/`` with ``{{SERVER}}``
-    (replaywire's base URL) and ``{{COMPRESS}}`` filled in."""
+    (replaywire's base URL), ``{{COMPRESS}}`` and ``{{CLOCK_AHEAD_MS}}`` (how
+    far the page's ``Date.now`` runs ahead) filled in."""
 
     def __init__(self) -> None:
-        self.values = {"SERVER": "", "COMPRESS": "false"}
+        self.values = {"SERVER": "", "COMPRESS": "false", "CLOCK_AHEAD_MS": "0"}
         handler = partial(_PageHandler, self)
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)

@@ -1,6 +1,6 @@
 """``encode_chunks_copy`` against a real PostgreSQL.
 
-Every stream is COPYed into a temporary table with the 11 columns and types
+Every stream is COPYed into a temporary table with the 12 columns and types
 the encoder promises, and the rows are read back (in binary, so floats and
 times come back bit for bit) and compared field by field with the chunks put
 in: hand-picked edge cases, a few-MB payload, timestamp rounding and the
@@ -46,6 +46,7 @@ COLUMNS = (
     ("first_ts", "float8"),
     ("last_ts", "float8"),
     ("codec", "text"),
+    ("received_at", "timestamptz"),
     ("stored_at", "timestamptz"),
     ("payload", "bytea"),
 )
@@ -113,6 +114,7 @@ def expected_row(
         float_bits(chunk.first_timestamp),
         float_bits(chunk.last_timestamp),
         chunk.codec,
+        None if chunk.received_at is None else utc(chunk.received_at),
         utc(stored_at),
         chunk.payload,
     )
@@ -145,6 +147,7 @@ def make_chunk(session_id: str = "s1", **fields: Any) -> Chunk:
         "last_timestamp": 1_714_564_790_500.5,
         "codec": "none",
         "payload": b'[{"type":4,"timestamp":1},{"type":2,"timestamp":2}]',
+        "received_at": NOW - 0.5,
     }
     values.update(fields)
     return Chunk(session_id=session_id, **values)
@@ -158,7 +161,14 @@ def test_rows_round_trip(conn: psycopg.Connection[Any]) -> None:
     sid = "séance-日本-🎬"
     chunks = [
         make_chunk(),
-        make_chunk(seq=1, first_index=2, event_count=1, first_timestamp=None, last_timestamp=None),
+        make_chunk(
+            seq=1,
+            first_index=2,
+            event_count=1,
+            first_timestamp=None,
+            last_timestamp=None,
+            received_at=None,  # stored before replaywire recorded it
+        ),
         make_chunk(seq=2, first_index=3, event_count=0, payload=b"", codec=""),
         make_chunk(sid, seq=-5, first_index=2**40, event_count=2**31 - 1, payload=big),
         make_chunk(sid, seq=2**63 - 1, first_index=-(2**63), event_count=1, codec="zstd"),
@@ -203,10 +213,13 @@ def micros(column: str) -> str:
 def test_times_round_to_the_nearest_microsecond(
     conn: psycopg.Connection[Any], seconds: float, expected: int
 ) -> None:
-    data = encode_chunks_copy([make_chunk()], {"s1": seconds}, seconds)
-    select = f"{micros('session_started_at')}, {micros('stored_at')}, session_started_at"
-    [(started_micros, stored_micros, started)] = copy_and_read(conn, data, select)
-    assert started_micros == stored_micros == expected
+    data = encode_chunks_copy([make_chunk(received_at=seconds)], {"s1": seconds}, seconds)
+    select = (
+        f"{micros('session_started_at')}, {micros('stored_at')}, {micros('received_at')},"
+        " session_started_at"
+    )
+    [(started_micros, stored_micros, received_micros, started)] = copy_and_read(conn, data, select)
+    assert started_micros == stored_micros == received_micros == expected
     assert started == utc(seconds)
 
 
@@ -228,6 +241,8 @@ def test_times_postgres_would_refuse_are_value_errors(seconds: float) -> None:
         encode_chunks_copy([make_chunk()], {"s1": NOW}, seconds)
     with pytest.raises(ValueError, match=r"chunk 0 .*session_started_at: .* outside"):
         encode_chunks_copy([make_chunk()], {"s1": seconds}, NOW)
+    with pytest.raises(ValueError, match=r"chunk 0 .*received_at: .* outside"):
+        encode_chunks_copy([make_chunk(received_at=seconds)], {"s1": NOW}, NOW)
 
 
 # --- hypothesis --------------------------------------------------------------------
@@ -255,6 +270,7 @@ def flushes(draw: st.DrawFn) -> tuple[list[Chunk], dict[str, float], float]:
                 last_timestamp=draw(st.none() | st.floats()),
                 codec=draw(st.sampled_from(["none", "zstd"]) | session_ids),
                 payload=draw(st.binary(max_size=4096)),
+                received_at=draw(st.none() | times),
             )
         )
     return chunks, started_at, draw(times)
@@ -313,6 +329,8 @@ def test_non_finite_times_are_value_errors(seconds: float) -> None:
         encode_chunks_copy([make_chunk()], {"s1": NOW}, seconds)
     with pytest.raises(ValueError, match=r"session_started_at: .* is not a finite"):
         encode_chunks_copy([make_chunk()], {"s1": seconds}, NOW)
+    with pytest.raises(ValueError, match=r"received_at: .* is not a finite"):
+        encode_chunks_copy([make_chunk(received_at=seconds)], {"s1": NOW}, NOW)
 
 
 def test_text_that_is_not_utf8_is_a_value_error() -> None:

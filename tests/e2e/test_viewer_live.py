@@ -47,6 +47,8 @@ async def test_late_viewer_gets_snapshot_then_live_events(server) -> None:
                 json.dumps({"type": "viewer_join_session", "data": {"sessionId": "live"}})
             )
             joined = await recv_json(viewer)
+            # The recorded events are from 2023: the tracker's clock looks far behind.
+            assert joined["data"].pop("clockSkewMs") < -3e10
             # The latest checkout (meta + full snapshot) was at index 1000.
             assert joined == {
                 "type": "viewer_joined",

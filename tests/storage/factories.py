@@ -49,6 +49,7 @@ def make_chunk(
     count: int = 10,
     *,
     payload: bytes | None = None,
+    received_at: float | None = None,
 ) -> Chunk:
     first = seq * count if first_index is None else first_index
     return Chunk(
@@ -60,6 +61,7 @@ def make_chunk(
         last_timestamp=1_714_564_800_000.0 + (first + count - 1) * 16,
         codec="none",
         payload=events_payload(first, count) if payload is None else payload,
+        received_at=received_at,
     )
 
 

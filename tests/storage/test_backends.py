@@ -57,6 +57,7 @@ def full_record(session_id: str = "s1") -> SessionRecord:
         event_count=1234,
         byte_count=283_820,
         status="ended",
+        clock_skew_ms=600_012.5,
     )
 
 
@@ -118,6 +119,15 @@ def test_chunk_payload_round_trip_is_byte_exact(storage: Storage) -> None:
     assert got == [rrweb, odd]
     assert [type(c.payload) for c in got] == [bytes, bytes]
     assert got[1].payload == bytes(range(256)) * 3
+
+
+def test_chunk_received_at_round_trips(storage: Storage) -> None:
+    # Server times: PostgreSQL keeps microseconds, so these are exact there.
+    stamped = make_chunk(seq=0, received_at=T0 + 0.250_001)
+    unknown = make_chunk(seq=1)  # a chunk from before received_at was kept
+    assert unknown.received_at is None
+    storage.write([make_session()], [stamped, unknown], [])
+    assert storage.read_chunks("s1", 0, 1000) == [stamped, unknown]
 
 
 def test_duplicate_seq_is_ignored_and_the_first_stored_wins(storage: Storage) -> None:

@@ -107,6 +107,7 @@ sessions = st.builds(
     event_count=ints,
     byte_count=ints,
     status=texts,
+    clock_skew_ms=st.none() | floats,
 )
 chunks = st.builds(
     Chunk,
@@ -118,6 +119,7 @@ chunks = st.builds(
     last_timestamp=st.none() | floats,
     codec=st.sampled_from(["none", "zstd", "deflate", ""]) | texts,
     payload=payloads,
+    received_at=st.none() | floats,
 )
 errors = st.builds(
     SessionError, session_id=texts, at=floats, code=texts, message=texts, seq=st.none() | ints
@@ -166,6 +168,32 @@ def test_none_zero_and_empty_stay_apart_and_odd_floats_keep_their_bits(spool: Sp
     assert exact(read.chunks) == exact([chunk])
     assert exact(read.errors) == exact([SessionError("", 0.0, "", "", None)])
     assert read.records == 2
+
+
+def test_a_record_written_before_the_clock_fields_reads_them_as_none(
+    spool: Spool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Write as the server did before chunks had received_at and sessions
+    # clock_skew_ms: the record names only the fields it had.
+    from operator import attrgetter
+
+    from replaywire.storage import spool as spool_module
+
+    old_sessions = tuple(f for f in spool_module._SESSION_FIELDS if f != "clock_skew_ms")
+    old_chunks = tuple(f for f in spool_module._CHUNK_FIELDS if f != "received_at")
+    assert len(old_sessions) < len(spool_module._SESSION_FIELDS)
+    assert len(old_chunks) < len(spool_module._CHUNK_FIELDS)
+    monkeypatch.setattr(spool_module, "_SESSION_FIELDS", old_sessions)
+    monkeypatch.setattr(spool_module, "_session_row", attrgetter(*old_sessions))
+    monkeypatch.setattr(spool_module, "_CHUNK_FIELDS", old_chunks)
+    monkeypatch.setattr(spool_module, "_chunk_row", attrgetter(*old_chunks))
+    session = make_session(clock_skew_ms=600_000.0)
+    chunk = dataclasses.replace(make_chunk(), received_at=1_714_564_801.5)
+    spool.append([session], [chunk], [])
+    monkeypatch.undo()
+    read = everything(spool)
+    assert read.sessions == [dataclasses.replace(session, clock_skew_ms=None)]
+    assert read.chunks == [dataclasses.replace(chunk, received_at=None)]
 
 
 def test_a_megabyte_payload_is_stored_raw_not_escaped(spool: Spool) -> None:

@@ -70,8 +70,31 @@ def test_migrations_apply_once_and_reopen_is_idempotent(db: Path) -> None:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     conn.close()
     assert rows == [(m.version, m.name) for m in migrations()]
-    assert rows[0] == (1, "init") and (3, "keyframe_index") in rows
+    assert rows == [(1, "init"), (2, "clock_skew"), (3, "keyframe_index")]
     assert {"sessions", "chunks", "session_errors", "schema_migrations"} <= tables
+
+
+def test_a_version_1_database_is_migrated_and_keeps_its_data(db: Path) -> None:
+    from replaywire.storage.sqlite import _migrate
+
+    with sqlite3.connect(db, isolation_level=None) as conn:
+        _migrate(conn, migrations()[:1])
+        conn.execute("INSERT INTO sessions (session_id, started_at) VALUES ('old', 1714564800.0)")
+        conn.execute(
+            "INSERT INTO chunks (session_id, seq, first_index, event_count, codec, stored_at,"
+            " payload) VALUES ('old', 0, 0, 1, 'none', 1714564801.0, X'5b315d')"
+        )
+    conn.close()
+    backend = SqliteStorage(db)
+    backend.open()
+    try:
+        backend.check()
+        record = backend.get_session("old")
+        assert record is not None and record.clock_skew_ms is None
+        [chunk] = backend.read_chunks("old", 0, 10)
+        assert (chunk.payload, chunk.received_at) == (b"[1]", None)
+    finally:
+        backend.close()
 
 
 def test_a_newer_schema_is_refused(db: Path) -> None:

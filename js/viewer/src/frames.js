@@ -3,21 +3,23 @@
  * frames are JSON messages; binary frames carry a run of events compressed
  * with the codec the viewer asked for. A port of python/replaywire/client.py.
  *
- * Binary header, big-endian: version u8, kind u8 (1 snapshot, 2 delta,
+ * Binary header, big-endian: version u8 (2), kind u8 (1 snapshot, 2 delta,
  * 3 session_events), codec u8 (0 none, 1 deflate, 2 zstd), flags u8 (bit 0
- * resync), count u32, firstIndex u64, raw length u32, id length u16, id,
- * then the compressed events' JSON array.
+ * resync), count u32, firstIndex u64, raw length u32, serverTime u64 (epoch
+ * ms), id length u16, id, then the compressed events' JSON array. Version 1
+ * (older servers) has no serverTime; its messages decode with serverTime
+ * null.
  */
 import { decompress as zstdDecompress } from "fzstd";
 
 const KINDS = { 1: "snapshot", 2: "delta", 3: "session_events" };
 const CODECS = { 0: "none", 1: "deflate", 2: "zstd" };
-const HEADER_BYTES = 22;
+const HEADER_BYTES = { 1: 22, 2: 30 }; // by version
 // Refuse frames announcing more than this before decompressing anything:
 // the server never sends a message over VIEWER_BATCH_BYTES (4 MiB by default).
 export const MAX_FRAME_EVENTS_BYTES = 256 * 1024 * 1024;
 
-/** An events message: {type, sessionId, firstIndex, count, codec, resync, events}. */
+/** An events message: {type, sessionId, firstIndex, count, codec, resync, serverTime, events}. */
 export async function decodeFrame(data) {
   if (typeof data === "string") {
     const message = JSON.parse(data);
@@ -30,6 +32,7 @@ export async function decodeFrame(data) {
         count: d.count,
         codec: d.codec || "none",
         resync: Boolean(d.resync),
+        serverTime: typeof d.serverTime === "number" ? d.serverTime : null,
         events: d.events,
       };
     }
@@ -37,9 +40,11 @@ export async function decodeFrame(data) {
   }
   const bytes = new Uint8Array(data);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (bytes.length < HEADER_BYTES) throw new Error("binary frame shorter than its header");
+  if (bytes.length < 1) throw new Error("empty binary frame");
   const version = view.getUint8(0);
-  if (version !== 1) throw new Error(`binary frame version ${version} is not supported`);
+  const headerBytes = HEADER_BYTES[version];
+  if (!headerBytes) throw new Error(`binary frame version ${version} is not supported`);
+  if (bytes.length < headerBytes) throw new Error("binary frame shorter than its header");
   const kind = KINDS[view.getUint8(1)];
   const codec = CODECS[view.getUint8(2)];
   if (!kind || !codec) throw new Error("binary frame of unknown kind or codec");
@@ -47,10 +52,11 @@ export async function decodeFrame(data) {
   const count = view.getUint32(4);
   const firstIndex = Number(view.getBigUint64(8));
   const rawLength = view.getUint32(16);
-  const idLength = view.getUint16(20);
+  const serverTime = version >= 2 ? Number(view.getBigUint64(20)) : null;
+  const idLength = view.getUint16(headerBytes - 2);
   if (rawLength > MAX_FRAME_EVENTS_BYTES) throw new Error(`frame announces ${rawLength} bytes`);
-  const sessionId = new TextDecoder().decode(bytes.subarray(HEADER_BYTES, HEADER_BYTES + idLength));
-  const payload = bytes.subarray(HEADER_BYTES + idLength);
+  const sessionId = new TextDecoder().decode(bytes.subarray(headerBytes, headerBytes + idLength));
+  const payload = bytes.subarray(headerBytes + idLength);
   let json;
   if (codec === "none") json = payload;
   else if (codec === "deflate") json = await inflateRaw(payload);
@@ -63,6 +69,7 @@ export async function decodeFrame(data) {
     count,
     codec,
     resync: Boolean(flags & 1),
+    serverTime,
     events: JSON.parse(new TextDecoder().decode(json)),
   };
 }

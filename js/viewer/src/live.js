@@ -11,11 +11,16 @@
  * dropped. A `resync` snapshot (the server dropped this viewer's backlog)
  * restarts the replay from the full snapshot it carries.
  *
+ * `clock` follows the tracker's clock from the messages' `serverTime` and
+ * the session's `clockSkewMs` (see clock.js), so the screen can play a
+ * fixed delay behind the tracker whatever its clock says.
+ *
  * Resource handling: one socket at a time; `close()` ends it and stops the
  * reconnect timer. Frames are decoded one after the other (deflate is
  * asynchronous in browsers), so order is kept.
  */
 import { viewerSocketUrl } from "./api.js";
+import { TrackerClock } from "./clock.js";
 import { decodeFrame } from "./frames.js";
 
 export class LiveStream {
@@ -26,6 +31,7 @@ export class LiveStream {
   constructor(options) {
     this.options = options;
     this.sessionId = options.sessionId;
+    this.clock = new TrackerClock();
     this.nextIndex = null; // index of the next event we expect
     this.gaps = 0;
     this.joins = 0;
@@ -92,6 +98,7 @@ export class LiveStream {
     switch (message.type) {
       case "viewer_joined":
         this.retry = 0;
+        this.clock.setSkew(message.data.clockSkewMs);
         this.status(message.data.nextIndex === null ? "replaying a finished session" : "live");
         return;
       case "snapshot":
@@ -114,6 +121,7 @@ export class LiveStream {
 
   receive(message) {
     const { firstIndex, events } = message;
+    this.clock.observe(message.serverTime, events);
     let reset = false;
     if (message.type === "snapshot" && (message.resync || this.nextIndex === null)) {
       reset = true; // a fresh start from a full snapshot

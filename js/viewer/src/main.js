@@ -41,6 +41,10 @@ window.__replaywireViewer = {
   get player() {
     return state.screen?.player ?? null;
   },
+  get clock() {
+    const clock = state.stream?.clock;
+    return clock ? { serverOffset: clock.serverOffset, skew: clock.skew } : null;
+  },
 };
 
 function status(text) {
@@ -109,7 +113,7 @@ async function open(sessionId) {
   api.remember(sessionId);
   history.replaceState(null, "", `?session=${encodeURIComponent(sessionId)}${codec === "zstd" ? "" : `&codec=${codec}`}`);
   $("title").textContent = sessionId;
-  const screen = new Screen($("screen"));
+  const screen = new Screen($("screen"), () => state.stream?.clock.trackerNow() ?? Date.now());
   state.screen = screen;
   let info;
   try {

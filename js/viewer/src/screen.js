@@ -2,11 +2,12 @@
  * The replay on screen: an rrweb-player (rrweb's Replayer with controls).
  *
  * Live sessions play in rrweb's live mode: events are added as they arrive
- * and played `LIVE_DELAY_MS` behind the viewer's clock, which absorbs the
- * tracker's batching and network jitter. (The tracker's and viewer's clocks
- * are assumed to roughly agree; a viewer whose clock is far behind sees
- * events late, one far ahead sees them at once.) The player's timeline
- * controls are hidden in live mode, where the end of the timeline is "now".
+ * and played `LIVE_DELAY_MS` behind `clock()`, "now" on the tracker's
+ * clock (LiveStream's TrackerClock: measured from the server's time and the
+ * session's clock skew, so neither the tracker's nor the viewer's clock
+ * needs to be right), which absorbs the tracker's batching and network
+ * jitter. The player's timeline controls are hidden in live mode, where
+ * the end of the timeline is "now".
  *
  * rrweb can only start from a Meta + FullSnapshot pair; events that come
  * before one (a join in the middle of nowhere) are held, at most
@@ -21,8 +22,9 @@ const META = 4;
 const FULL_SNAPSHOT = 2;
 
 export class Screen {
-  constructor(target) {
+  constructor(target, clock = () => Date.now()) {
     this.target = target;
+    this.clock = clock;
     this.player = null;
     this.waiting = [];
     this.applied = 0;
@@ -71,7 +73,7 @@ export class Screen {
       autoPlay: false,
       useVirtualDom: false,
     });
-    this.player.getReplayer().startLive(Date.now() - LIVE_DELAY_MS);
+    this.player.getReplayer().startLive(this.clock() - LIVE_DELAY_MS);
     this.addLive(initial);
   }
 

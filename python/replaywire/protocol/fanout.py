@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING
@@ -145,9 +145,12 @@ class Feed:
 class Encoder:
     """Encodes runs of events for one codec: text frames for ``none``,
     binary frames with the compressed JSON array otherwise. Keeps one
-    compressor (and so its context) per codec; not shared across threads."""
+    compressor (and so its context) per codec; not shared across threads.
+    Every message is stamped with ``clock()`` (epoch seconds) as it is
+    built: its ``serverTime``."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
         self._levels = {"zstd": config.viewer_zstd_level, "deflate": config.viewer_deflate_level}
         self._compressors: dict[str, _core.Compressor] = {}
 
@@ -162,8 +165,17 @@ class Encoder:
         *,
         resync: bool = False,
     ) -> bytes:
+        server_time_ms = round(self._clock() * 1000)
         if codec == "none":
-            return frames.events(kind, session_id_json, first, count, events_json, resync=resync)
+            return frames.events(
+                kind,
+                session_id_json,
+                first,
+                count,
+                events_json,
+                server_time_ms=server_time_ms,
+                resync=resync,
+            )
         if codec.startswith(PMD_PREFIX):  # codec=none on a permessage-deflate connection
             deflated = partial(
                 frames.events,
@@ -172,6 +184,7 @@ class Encoder:
                 first,
                 count,
                 events_json,
+                server_time_ms=server_time_ms,
                 resync=resync,
                 deflate_window_bits=int(codec.removeprefix(PMD_PREFIX)),
             )
@@ -194,6 +207,7 @@ class Encoder:
             codec,
             compressed,
             len(events_json),
+            server_time_ms=server_time_ms,
             resync=resync,
         )
 
@@ -206,7 +220,7 @@ class Broadcaster:
         self.session = session
         self.position = server.hub.buffers.next_index(session.id)
         self.feeds: set[Feed] = set()
-        self.encoder = Encoder(server.config)
+        self.encoder = Encoder(server.config, server.hub.clock)
         self.ticks = 0
         # Snapshot frames built for a viewer that joined (or resynced) since
         # the last tick, reused by the others: a crowd joining at once, or

@@ -15,13 +15,14 @@ from .. import _core
 
 CODEC_NONE = b'"none"'
 
-# Binary event frames (docs/protocol.md, "Binary event frames"): a fixed
-# big-endian header, the session id, then the events' JSON array compressed
-# with the frame's codec.
-BINARY_VERSION = 1
+# Binary event frames (docs/protocol.md, "Codecs"): a fixed big-endian
+# header, the session id, then the events' JSON array compressed with the
+# frame's codec. Version 2 added serverTime (epoch ms) before the id length.
+BINARY_VERSION = 2
 BINARY_KINDS = {b"snapshot": 1, b"delta": 2, b"session_events": 3}
 BINARY_CODECS = {"none": 0, "deflate": 1, "zstd": 2}
-BINARY_HEADER = struct.Struct(">BBBBIQIH")  # version kind codec flags count first raw idlen
+# version kind codec flags count first raw server_time idlen
+BINARY_HEADER = struct.Struct(">BBBBIQIQH")
 FLAG_RESYNC = 0x01
 
 
@@ -58,19 +59,33 @@ def events(
     count: int,
     events_json: bytes,
     *,
+    server_time_ms: int,
     resync: bool = False,
     deflate_window_bits: int | None = None,
 ) -> bytes:
     """``snapshot``, ``delta`` or ``session_events`` as a text frame: a run of
     events with the index of the first, so a client can tell a gap or a
-    duplicate (the ``codec=none`` form; compressed codecs use
-    :func:`events_binary`). With ``deflate_window_bits``, the frame is
-    compressed for permessage-deflate with that window and no context, so
-    the same bytes suit every client that agreed to at least that window."""
+    duplicate, and ``serverTime``, the server's clock (epoch ms) when the
+    message was built, so a client can play at a fixed delay behind the
+    server whatever the tracker's clock says (the ``codec=none`` form;
+    compressed codecs use :func:`events_binary`). With
+    ``deflate_window_bits``, the frame is compressed for permessage-deflate
+    with that window and no context, so the same bytes suit every client
+    that agreed to at least that window."""
     extra = b',"resync":true' if resync else b""
     message = (
-        b'{"type":"%b","data":{"sessionId":%b,"firstIndex":%d,"count":%d,"codec":%b%b,"events":%b}}'
-        % (type_, session_id_json, first_index, count, CODEC_NONE, extra, events_json)
+        b'{"type":"%b","data":{"sessionId":%b,"firstIndex":%d,"count":%d,"codec":%b,'
+        b'"serverTime":%d%b,"events":%b}}'
+        % (
+            type_,
+            session_id_json,
+            first_index,
+            count,
+            CODEC_NONE,
+            server_time_ms,
+            extra,
+            events_json,
+        )
     )
     if deflate_window_bits is not None:
         return _core.encode_text_deflated(message, window_bits=deflate_window_bits)
@@ -86,6 +101,7 @@ def events_binary(
     compressed: bytes,
     raw_length: int,
     *,
+    server_time_ms: int,
     resync: bool = False,
 ) -> bytes:
     """A run of events as a binary frame: header, session id, then the
@@ -101,6 +117,7 @@ def events_binary(
         count,
         first_index,
         raw_length,
+        server_time_ms,
         len(sid),
     )
     return _core.encode_binary(header + sid + compressed)

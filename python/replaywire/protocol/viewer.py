@@ -90,7 +90,7 @@ async def _handle(
             if await server.hub.get_record(decoded.session_id) is None:
                 raise ProtocolError("unknown_session", f"no session {decoded.session_id!r}")
             page = await server.hub.history(decoded.session_id, decoded.from_index, limit)
-            return await Encoder(server.config).frame(
+            return await Encoder(server.config, server.hub.clock).frame(
                 codec,
                 b"session_events",
                 frames.json_string(decoded.session_id),
@@ -147,7 +147,7 @@ class _Viewer:
         self.session_id = session_id
         self.id_json = frames.json_string(session_id)
         self.codec = codec
-        self.encoder = Encoder(server.config)
+        self.encoder = Encoder(server.config, server.hub.clock)
 
     async def follow(self, live: LiveSession, from_index: int | None) -> None:
         """A live session: snapshot up to the broadcaster's position, then
@@ -157,7 +157,13 @@ class _Viewer:
         try:
             position = broadcaster.position
             start = self._keyframe(live) if from_index is None else from_index
-            joined = {"sessionId": self.session_id, "fromIndex": start, "nextIndex": position}
+            skew = live.record.clock_skew_ms
+            joined = {
+                "sessionId": self.session_id,
+                "fromIndex": start,
+                "nextIndex": position,
+                "clockSkewMs": None if skew is None else round(skew),
+            }
             if not await _send(self.ws, frames.message("viewer_joined", joined)):
                 return
             if not await self.snapshot(broadcaster, start, position, resync=False):

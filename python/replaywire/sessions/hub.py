@@ -1,8 +1,9 @@
 """The hub: every live session, and the rules of their lifecycle.
 
 A batch is accepted in one synchronous step (no checkpoint in between):
-duplicate check, index assignment, queueing of the chunk for storage,
-append to the ring buffer, and waking of viewers. Only when the storage
+duplicate check, index assignment, queueing of the chunk for storage
+(stamped with the server's receive time), append to the ring buffer, the
+session's clock skew estimate, and waking of viewers. Only when the storage
 queue is full does a tracker wait (backpressure), and then before anything
 is changed, so a cancelled wait leaves no half-accepted batch behind.
 """
@@ -142,6 +143,7 @@ class Hub:
                     seq,
                     retry_after_ms=STORAGE_RETRY_AFTER_MS,
                 )
+            received_at = self.clock()
             chunk = Chunk(
                 session_id=session.id,
                 seq=seq,
@@ -151,6 +153,7 @@ class Hub:
                 last_timestamp=batch.max_timestamp,
                 codec="none",
                 payload=batch.payload(),
+                received_at=received_at,
             )
             if self.writer.try_put_chunk(chunk):
                 break
@@ -164,7 +167,8 @@ class Hub:
             record.keyframe_index = chunk.first_index + offset
         record.event_count += batch.count
         record.byte_count += batch.nbytes
-        record.last_event_at = self.clock()
+        record.last_event_at = received_at
+        record.clock_skew_ms = session.skew.add(batch.max_timestamp, received_at)
         session.last_activity = trio.current_time()
         self.writer.put_session(record)
         self.metrics.events_ingested_total.inc(batch.count)

@@ -8,6 +8,7 @@ import trio
 
 from ..storage import SessionRecord
 from .seqs import SeqWindow
+from .skew import ClockSkew
 
 
 class LiveSession:
@@ -29,6 +30,7 @@ class LiveSession:
         "last_activity",
         "record",
         "seqs",
+        "skew",
         "viewers",
     )
 
@@ -37,6 +39,7 @@ class LiveSession:
         self.id_json = json.dumps(record.session_id).encode()
         self.record = record
         self.seqs = seqs
+        self.skew = ClockSkew(record.clock_skew_ms)
         self.changed = trio.Event()
         self.last_activity = now
         self.viewers = 0

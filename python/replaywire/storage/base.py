@@ -59,11 +59,16 @@ class SessionRecord:
     # Index of the meta event before the latest full snapshot (or of that
     # snapshot): where a late viewer starts, even once memory trimmed it.
     keyframe_index: int | None = None
+    # How far the tracker's clock is ahead of the server's, ms (negative:
+    # behind); None until a batch with events arrived. See
+    # replaywire.sessions.skew.ClockSkew for how it is measured.
+    clock_skew_ms: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The API shape: camelCase keys, server times as ISO-8601 UTC strings
         (see :func:`iso_utc`), ``clientStartTime`` as the tracker sent it (ms),
-        and ``viewport`` always an object (its fields may be null)."""
+        ``viewport`` always an object (its fields may be null), and
+        ``clockSkewMs`` rounded to the millisecond (null until measured)."""
         return {
             "sessionId": self.session_id,
             "userId": self.user_id,
@@ -84,6 +89,7 @@ class SessionRecord:
             "byteCount": self.byte_count,
             "keyframeIndex": self.keyframe_index,
             "status": self.status,
+            "clockSkewMs": None if self.clock_skew_ms is None else round(self.clock_skew_ms),
         }
 
     def copy(self) -> SessionRecord:
@@ -106,6 +112,9 @@ class Chunk:
     # chunks concatenate into one array without being decompressed.
     codec: str
     payload: bytes
+    # When the server accepted the batch: server clock, epoch seconds. None
+    # only for chunks stored before replaywire recorded it.
+    received_at: float | None = None
 
     @property
     def end_index(self) -> int:

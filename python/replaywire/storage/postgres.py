@@ -95,7 +95,8 @@ _UPSERT_SESSION = (
     " ON CONFLICT (session_id) DO UPDATE SET "
     + ", ".join(f"{c} = EXCLUDED.{c}" for c in _SESSION_COLUMNS[1:])
 )
-# The order encode_chunks_copy emits (and 0001_init.sql declares).
+# The order encode_chunks_copy emits (0001_init.sql's, with 0002's
+# received_at before stored_at).
 CHUNK_COLUMNS = (
     "session_id",
     "session_started_at",
@@ -106,6 +107,7 @@ CHUNK_COLUMNS = (
     "first_ts",
     "last_ts",
     "codec",
+    "received_at",
     "stored_at",
     "payload",
 )
@@ -126,7 +128,7 @@ _INSERT_ERROR = (
 # never sent. Chunks are not pruned by partition: one without a session row
 # may sit in another day's partition than its session's.
 _READ_CHUNKS = """
-SELECT session_id, seq, first_index, event_count, first_ts, last_ts, codec, payload
+SELECT session_id, seq, first_index, event_count, first_ts, last_ts, codec, payload, received_at
 FROM (
     SELECT *, COALESCE(SUM(last_index + 1 - GREATEST(first_index, %(from)s)) OVER (
         ORDER BY first_index, seq ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before
@@ -177,6 +179,12 @@ def _session_from_row(row: Sequence[Any]) -> SessionRecord:
         if values[i] is not None:
             values[i] = values[i].timestamp()
     return SessionRecord(*values)
+
+
+def _chunk_from_row(row: Sequence[Any]) -> Chunk:
+    sid, seq, first_index, count, first_ts, last_ts, codec, payload, received_at = row
+    received = None if received_at is None else received_at.timestamp()
+    return Chunk(sid, seq, first_index, count, first_ts, last_ts, codec, payload, received)
 
 
 def _first_of_each(chunks: Sequence[Chunk]) -> list[Chunk]:
@@ -544,7 +552,7 @@ class PostgresStorage(Storage):
             rows = conn.execute(_READ_CHUNKS, args, binary=True).fetchall()
         # The query already windowed; window() again costs nothing and keeps
         # the rule in one place.
-        return window((Chunk(*row) for row in rows), from_index, max_events)
+        return window((_chunk_from_row(row) for row in rows), from_index, max_events)
 
     def resume_state(self, session_id: str) -> ResumeState | None:
         with self._connection("resume_state") as conn:

@@ -47,10 +47,13 @@ _UPSERT_SESSION = (
     "ON CONFLICT (session_id) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in _SESSION_COLUMNS[1:])
 )
-_CHUNK_COLUMNS = "session_id, seq, first_index, event_count, first_ts, last_ts, codec, payload"
+# In Chunk's field order, so that a row is Chunk(*row).
+_CHUNK_COLUMNS = (
+    "session_id, seq, first_index, event_count, first_ts, last_ts, codec, payload, received_at"
+)
 _INSERT_CHUNK = (
     "INSERT INTO chunks (session_id, seq, first_index, event_count, first_ts, last_ts, codec,"
-    " stored_at, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " stored_at, payload, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT (session_id, seq) DO NOTHING"
 )
 _INSERT_ERROR = (
@@ -229,6 +232,7 @@ class SqliteStorage(Storage):
                                 c.codec,
                                 now,
                                 c.payload,
+                                c.received_at,
                             )
                             for c in chunks
                         ],

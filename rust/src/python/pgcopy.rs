@@ -40,6 +40,7 @@ struct Fields {
     first_ts: Option<f64>,
     last_ts: Option<f64>,
     codec: PyBackedStr,
+    received_at: Option<Timestamptz>,
     payload: PyBackedBytes,
 }
 
@@ -54,6 +55,7 @@ impl Fields {
             first_ts: self.first_ts,
             last_ts: self.last_ts,
             codec: &self.codec,
+            received_at: self.received_at,
             payload: &self.payload,
         }
     }
@@ -127,6 +129,12 @@ fn read_chunk(
     let event_count = int("event_count", "int4")?;
     let event_count = i32::try_from(event_count)
         .map_err(|_| context(format!("event_count {event_count} does not fit in int4")))?;
+    let received_at = chunk
+        .getattr(intern!(py, "received_at"))?
+        .extract::<Option<f64>>()?
+        .map(Timestamptz::from_epoch_seconds)
+        .transpose()
+        .map_err(|e| context(format!("received_at: {e}")))?;
     Ok(Fields {
         session_started_at,
         seq,
@@ -135,6 +143,7 @@ fn read_chunk(
         first_ts: chunk.getattr(intern!(py, "first_timestamp"))?.extract()?,
         last_ts: chunk.getattr(intern!(py, "last_timestamp"))?.extract()?,
         codec: chunk.getattr(intern!(py, "codec"))?.extract()?,
+        received_at,
         payload: chunk.getattr(intern!(py, "payload"))?.extract()?,
         session_id,
     })
