@@ -308,6 +308,14 @@ export class Tracker {
       }
       this.outbox.empty(seq);
       this.send(batch);
+      // An event over the server's limit is lost: later incremental events
+      // refer to DOM the server never got, so take a fresh full snapshot,
+      // at most once a minute (a page whose snapshot is itself too large
+      // would otherwise loop).
+      if (data.code === "payload_too_large" && Date.now() - (this.lastRetake || 0) > 60_000) {
+        this.lastRetake = Date.now();
+        this.options.record?.takeFullSnapshot?.(true);
+      }
     } else if (this.ws) {
       // A session-level refusal (e.g. the session ended on the server):
       // start over on a new connection after the backoff delay.
