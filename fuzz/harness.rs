@@ -48,8 +48,14 @@ fn decode<'a>(cfg: DecoderConfig, chunks: impl Iterator<Item = &'a [u8]>) -> Out
     // Largest possible holding: a whole message plus a control frame (or a
     // partial header) received between two of its fragments; for a
     // compressed message, its inflated part plus the frame in transit.
+    // A message being skipped keeps its first TOO_LARGE_PREFIX bytes.
     let messages = if cfg.deflate.is_some() { 2 } else { 1 };
-    let bound = messages * cfg.max_message_bytes + MAX_CONTROL_PAYLOAD;
+    let skipped = if cfg.skip_oversized {
+        TOO_LARGE_PREFIX
+    } else {
+        0
+    };
+    let bound = messages * cfg.max_message_bytes + MAX_CONTROL_PAYLOAD + skipped;
     for chunk in chunks {
         if let Err(e) = dec.feed(chunk, &mut events) {
             return (events, Some(e));
