@@ -52,6 +52,7 @@ EXPECTED = {
     "replaywire_inflight_bytes": ("gauge", ()),
     "replaywire_inflight_waits": ("counter", ()),
     "replaywire_rate_limited": ("counter", ("limit",)),
+    "replaywire_relay_messages": ("counter", ("direction",)),
     "replaywire_redis_up": ("gauge", ()),
 }
 # prometheus_client's process, platform and GC collectors, as in its default
