@@ -50,6 +50,7 @@ from .protocol import serve_tracker, serve_viewer
 from .protocol.fanout import Fanout
 from .sessions import Hub
 from .storage import Spool, Storage, StorageError, StorageWriter, iso_utc, open_storage
+from .workers import open_reuseport_listeners
 from .ws import ConnectionClosed, InflightBudget, WebSocket
 
 log = structlog.get_logger("replaywire.server")
@@ -197,6 +198,14 @@ class Server:
 
     async def _accept(self, handlers: trio.Nursery, *, task_status: trio.TaskStatus[Any]) -> None:
         with self._accept_scope:
+            if self.config.reuse_port:  # a --workers worker: the port is shared
+                await trio.serve_listeners(
+                    self._serve_connection,
+                    await open_reuseport_listeners(self.config.host, self.config.port),
+                    handler_nursery=handlers,
+                    task_status=task_status,
+                )
+                return
             await trio.serve_tcp(
                 self._serve_connection,
                 self.config.port,
