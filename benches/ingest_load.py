@@ -172,6 +172,10 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--ack-mode", default="auto", choices=["auto", "durable", "received"], help="ACK_MODE"
     )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="WORKERS (above 1 needs postgres and --redis-url)"
+    )
+    parser.add_argument("--redis-url", default="", help="REDIS_URL (a run prefix of its own)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     return parser
 
@@ -206,6 +210,9 @@ def run_once(args: argparse.Namespace) -> dict[str, object]:
             "SPOOL_DIR": f"{tmp.name}/spool",
             "LOG_LEVEL": "warning",
             "LOG_FORMAT": "json",
+            "WORKERS": str(args.workers),
+            "REDIS_URL": args.redis_url,
+            "REDIS_PREFIX": f"rwbench:{os.getpid()}:",
         }
         server = subprocess.Popen([sys.executable, "-m", "replaywire", "serve"], env=env)
         deadline = time.monotonic() + 20
@@ -247,6 +254,8 @@ def run_once(args: argparse.Namespace) -> dict[str, object]:
         },
         "database": args.database_url,
         "ack_mode": args.ack_mode,
+        "workers": args.workers,
+        "redis": bool(args.redis_url),
     }
 
 

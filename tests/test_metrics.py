@@ -53,6 +53,7 @@ EXPECTED = {
     "replaywire_inflight_waits": ("counter", ()),
     "replaywire_viewer_tick_stretch": ("gauge", ()),
     "replaywire_rate_limited": ("counter", ("limit",)),
+    "replaywire_relay_messages": ("counter", ("direction",)),
     "replaywire_redis_up": ("gauge", ()),
 }
 # prometheus_client's process, platform and GC collectors, as in its default

@@ -50,6 +50,7 @@ from .protocol import serve_tracker, serve_viewer
 from .protocol.fanout import Fanout
 from .sessions import Hub
 from .storage import Spool, Storage, StorageError, StorageWriter, iso_utc, open_storage
+from .workers import open_reuseport_listeners
 from .ws import ConnectionClosed, InflightBudget, WebSocket
 
 log = structlog.get_logger("replaywire.server")
@@ -84,7 +85,7 @@ class Server:
         self.hub = Hub(config, self.storage, self.writer, self.metrics)
         self.fanout = Fanout(self)
         # Rate limits and presence, shared through Redis when REDIS_URL is set.
-        self.cluster = Cluster(config, self.metrics, self.hub, warn=self.warn_client)
+        self.cluster = Cluster(config, self.metrics, self.hub, self.fanout, warn=self.warn_client)
         self.limiter = self.cluster.limiter
         self.protocol = _core.ProtocolDecoder(
             max_events_per_batch=config.max_events_per_batch, max_event_bytes=config.max_event_bytes
@@ -197,6 +198,14 @@ class Server:
 
     async def _accept(self, handlers: trio.Nursery, *, task_status: trio.TaskStatus[Any]) -> None:
         with self._accept_scope:
+            if self.config.reuse_port:  # a --workers worker: the port is shared
+                await trio.serve_listeners(
+                    self._serve_connection,
+                    await open_reuseport_listeners(self.config.host, self.config.port),
+                    handler_nursery=handlers,
+                    task_status=task_status,
+                )
+                return
             await trio.serve_tcp(
                 self._serve_connection,
                 self.config.port,
@@ -368,7 +377,9 @@ class Server:
         ``storage_unreachable`` / ``storage_failing`` with no spool to fall
         back on, ``storage_backlog`` (accepted bytes waiting for storage
         reached ``MAX_PENDING_BYTES``: memory is at its budget and trackers
-        are being slowed). Redis joins the checks once replaywire uses it."""
+        are being slowed). ``degraded`` also, with the reason
+        ``redis_unreachable``, while ``REDIS_URL`` is set and Redis does not
+        answer: ingest, limits and fan-out go on within this instance."""
         storage_ok = True
         try:
             with trio.fail_after(2):
@@ -389,16 +400,17 @@ class Server:
                 reasons.append("storage_failing")
         if writer.pending_bytes >= self.config.max_pending_bytes:
             reasons.append("storage_backlog")
+        degraded = ["redis_unreachable"] if self.cluster.redis_unreachable else []
         if reasons:
             status = "unavailable"
-        elif writer.spooling:
+        elif writer.spooling or self.cluster.redis_unreachable:
             status = "degraded"
         else:
             status = "ok"
         self.metrics.db_up.set(int(storage_ok and writer.healthy))
         return {
             "status": status,
-            "reasons": reasons,
+            "reasons": reasons + degraded,
             "draining": self.draining,
             "memory": {
                 "bufferBytes": buffers.bytes,
@@ -414,6 +426,7 @@ class Server:
                 "spoolBytes": writer.spool_bytes,
                 "spoolFull": writer.spool_full,
             },
+            "redis": None if self.cluster.link is None else {"up": self.cluster.link.up},
         }
 
     def stats(self) -> dict[str, Any]:

@@ -143,6 +143,10 @@ def _serve(config: Config) -> int:
     configure_logging(config)
     install_crash_hooks()
     try:
+        if config.workers > 1:
+            from replaywire.workers import supervise
+
+            return supervise(config)
         # Imported here, not at the top: it pulls in trio and the extension.
         from replaywire.app import serve
 

@@ -2,8 +2,8 @@
 through Redis when ``REDIS_URL`` is set, within this process otherwise.
 
 The server holds one :class:`Cluster` and runs :meth:`Cluster.run` in its
-services nursery. Cross-instance fan-out and ``--workers`` will hang off the
-same object and the same :class:`~replaywire.redis.RedisLink`.
+services nursery. Cross-instance live fan-out (:mod:`.redis.fanout`) hangs
+off the same object and the same :class:`~replaywire.redis.RedisLink`.
 
 Resource handling: :meth:`run` owns the background tasks (counter sync,
 presence heartbeat); cancelling it stops them, and the presence task
@@ -21,11 +21,13 @@ import trio
 from .limits import CounterSync, Limiter
 from .observability.logging import instance_name
 from .redis import RedisLink
+from .redis.fanout import ClusterFanout
 from .redis.presence import Presence
 
 if TYPE_CHECKING:
     from .config import Config
     from .observability.metrics import Metrics
+    from .protocol.fanout import Fanout
     from .sessions import Hub
 
 __all__ = ["Cluster"]
@@ -37,6 +39,7 @@ class Cluster:
         config: Config,
         metrics: Metrics,
         hub: Hub,
+        fanout: Fanout,
         *,
         warn: Callable[..., None] = lambda event, **fields: None,
     ) -> None:
@@ -67,6 +70,7 @@ class Cluster:
             interval=config.presence_interval,
             ttl=config.presence_ttl,
         )
+        self.fanout = ClusterFanout(config, metrics, hub, fanout, self.link, self.presence)
         self._evict_interval = min(1.0, config.rate_limit_window)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -76,6 +80,7 @@ class Cluster:
             else:
                 nursery.start_soon(self._evict_locally)
             await nursery.start(self.presence.run)
+            await nursery.start(self.fanout.run)
             task_status.started()
 
     async def _evict_locally(self) -> None:
@@ -83,6 +88,11 @@ class Cluster:
         while True:
             await trio.sleep(self._evict_interval)
             self.limiter.evict()
+
+    @property
+    def redis_unreachable(self) -> bool:
+        """Redis is configured but does not answer (ingest goes on locally)."""
+        return self.link is not None and not self.link.up
 
     async def close(self) -> None:
         if self.link is not None:

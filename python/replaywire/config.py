@@ -57,6 +57,16 @@ class Config:
     # listener
     host: str = _knob("127.0.0.1", "Address to listen on")
     port: int = _knob(8080, "TCP port for HTTP and WebSocket (0 picks a free one)", lo=0, hi=65535)
+    workers: int = _knob(
+        1,
+        "Server processes sharing the port (SO_REUSEPORT) under a supervising parent;"
+        " above 1 needs REDIS_URL and a PostgreSQL DATABASE_URL",
+        lo=1,
+        hi=256,
+    )
+    reuse_port: bool = _knob(
+        False, "Set SO_REUSEPORT on the listening socket (each --workers worker does)"
+    )
     # storage
     database_url: str = _knob(
         "sqlite:///./data/replaywire.db",
@@ -251,6 +261,16 @@ class Config:
             raise ConfigError(
                 "redis_url",
                 f"REDIS_URL={self.redis_url!r}: expected redis://, rediss:// or unix://",
+            )
+        if self.workers > 1 and not (self.redis_url and scheme.lower().startswith("postgres")):
+            raise ConfigError(
+                "workers",
+                f"WORKERS={self.workers}: several workers need REDIS_URL and a PostgreSQL"
+                " DATABASE_URL. With the embedded default (SQLite, or memory://) the workers"
+                " cannot share storage (SQLite has one writer; memory:// is per process), and"
+                " without Redis live sessions, viewers and rate limits would not be shared"
+                " between them. Set DATABASE_URL=postgresql://... and REDIS_URL=redis://...,"
+                " or run one worker.",
             )
         if self.rate_limit_window <= 0:
             raise ConfigError("rate_limit_window", "RATE_LIMIT_WINDOW must be above 0")

@@ -361,6 +361,14 @@ class Metrics:
             ["limit"],
             registry=r,
         )
+        self.relay_messages_total = Counter(
+            PREFIX + "relay_messages_total",
+            "Cross-instance fan-out messages over Redis pub/sub, by direction: published,"
+            " received, dropped (outbox or inbound queue full, or Redis down; the receivers"
+            " resynchronise).",
+            ["direction"],
+            registry=r,
+        )
         self.redis_up = Gauge(
             PREFIX + "redis_up",
             "1 while Redis (REDIS_URL) answers; 0 while it does not or is not configured.",

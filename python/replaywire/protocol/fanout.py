@@ -37,6 +37,7 @@ import trio
 
 from .. import _core
 from ..config import Config
+from ..redis import wire
 from ..sessions import LiveSession
 from ..ws import WebSocket
 from . import frames
@@ -49,6 +50,7 @@ log = structlog.get_logger("replaywire.fanout")
 THREAD_COMPRESS_BYTES = 256 * 1024  # larger payloads are compressed off the event loop
 TICK_MAX_EVENTS = 1_000_000  # a tick's message is bounded by VIEWER_BATCH_BYTES instead
 PMD_PREFIX = "pmd"  # feed key "pmd15": text frames deflated for a 15-bit window
+RELAY = "relay"  # feed key of another instance's viewers: the tick as relayed over Redis
 
 
 def feed_key(codec: str, ws_deflate_window_bits: int | None) -> str:
@@ -122,6 +124,15 @@ class Feed:
             self.nbytes += size
         self._wake.set()
 
+    def drop(self) -> None:
+        """Drop the backlog and have the viewer resynchronised (its stream
+        has a hole it cannot fill from the ticks: see redis/fanout.py)."""
+        self.backlog.clear()
+        self.nbytes = 0
+        self.overflowed = True
+        self.resyncs += 1
+        self._wake.set()
+
     async def get(self) -> Tick | None:
         """The next tick, or None when the backlog overflowed (resync); the
         end tick comes after everything else."""
@@ -191,9 +202,12 @@ class Encoder:
             if len(events_json) >= THREAD_COMPRESS_BYTES:
                 return await trio.to_thread.run_sync(deflated)
             return deflated()
-        compressor = self._compressors.get(codec)
-        if compressor is None:
-            compressor = self._compressors[codec] = _core.Compressor(codec, self._levels[codec])
+        if codec == RELAY:  # for other instances' viewers (redis/wire.py)
+            relayed = partial(wire.delta_payload, self._compressor("zstd").compress, events_json)
+            if len(events_json) >= THREAD_COMPRESS_BYTES:
+                return await trio.to_thread.run_sync(relayed)
+            return relayed()
+        compressor = self._compressor(codec)
         if len(events_json) >= THREAD_COMPRESS_BYTES:
             # Do not hold the loop: the compressor is used by this task only.
             compressed = await trio.to_thread.run_sync(compressor.compress, events_json)
@@ -210,6 +224,12 @@ class Encoder:
             server_time_ms=server_time_ms,
             resync=resync,
         )
+
+    def _compressor(self, codec: str) -> _core.Compressor:
+        compressor = self._compressors.get(codec)
+        if compressor is None:
+            compressor = self._compressors[codec] = _core.Compressor(codec, self._levels[codec])
+        return compressor
 
 
 class Broadcaster:
@@ -372,20 +392,26 @@ class Fanout:
         self._window_start, self._window_spent = now, 0.0
 
     def subscribe(
-        self, session: LiveSession, codec: str, ws: WebSocket | None = None
+        self,
+        session: LiveSession,
+        codec: str,
+        ws: WebSocket | None = None,
+        *,
+        feed: Feed | None = None,
     ) -> tuple[Broadcaster, Feed]:
         """A feed of the session's ticks from ``broadcaster.position`` on;
-        with ``ws``, ticks are written to it directly while it keeps up."""
+        with ``ws``, ticks are written to it directly while it keeps up.
+        ``feed`` subscribes a feed made by the caller (the Redis relay's)."""
         assert self.nursery is not None, "Fanout.nursery is set by Server.run"
+        if feed is None:
+            feed = Feed(codec, self.server.config.viewer_backlog_bytes, ws)
         broadcaster = self.broadcasters.get(session.id)
         if broadcaster is None or broadcaster.session is not session:
             broadcaster = Broadcaster(self.server, session)
             self.broadcasters[session.id] = broadcaster
-            feed = Feed(codec, self.server.config.viewer_backlog_bytes, ws)
             broadcaster.feeds.add(feed)
             self.nursery.start_soon(broadcaster.run)
             return broadcaster, feed
-        feed = Feed(codec, self.server.config.viewer_backlog_bytes, ws)
         broadcaster.feeds.add(feed)
         return broadcaster, feed
 

@@ -13,6 +13,8 @@ frames or compressed binary frames (docs/protocol.md).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import TYPE_CHECKING
 
 import trio
@@ -26,6 +28,8 @@ from .fanout import Broadcaster, Encoder, feed_key
 
 if TYPE_CHECKING:
     from ..app import Server
+    from ..redis.fanout import RemoteSession
+    from ..sessions.history import EventsPage
 
 
 async def serve_viewer(ws: WebSocket, server: Server, codec: str = "none") -> None:
@@ -121,7 +125,9 @@ async def _watch(
     with trio.CancelScope() as scope:
         task_status.started(scope)
         hub = server.hub
-        live = hub.live.get(session_id)
+        live: LiveSession | RemoteSession | None = hub.live.get(session_id)
+        if live is None:  # held by another instance? (redis/fanout.py)
+            live = await server.cluster.fanout.watch(session_id)
         if live is None and await hub.get_record(session_id) is None:
             await _send(ws, frames.error("unknown_session", f"no session {session_id!r}"))
             return
@@ -148,12 +154,23 @@ class _Viewer:
         self.id_json = frames.json_string(session_id)
         self.codec = codec
         self.encoder = Encoder(server.config, server.hub.clock)
+        self.read: Callable[[int, int], Awaitable[EventsPage]] = partial(
+            server.hub.history, session_id
+        )
 
-    async def follow(self, live: LiveSession, from_index: int | None) -> None:
+    async def follow(self, live: LiveSession | RemoteSession, from_index: int | None) -> None:
         """A live session: snapshot up to the broadcaster's position, then
-        its shared deltas; a fresh snapshot whenever the feed overflowed."""
-        fanout = self.server.fanout
-        broadcaster, feed = fanout.subscribe(live, self.codec, self.ws)
+        its shared deltas; a fresh snapshot whenever the feed overflowed.
+        A session held by another instance has its :class:`RemoteSession`
+        as broadcaster, whose snapshots wait for the shared storage."""
+        broadcaster: Broadcaster | RemoteSession
+        if isinstance(live, LiveSession):
+            broadcaster, feed = self.server.fanout.subscribe(live, self.codec, self.ws)
+            unsubscribe = partial(self.server.fanout.unsubscribe, broadcaster, feed)
+        else:
+            broadcaster, feed = self.server.cluster.fanout.subscribe(live, self.codec, self.ws)
+            unsubscribe = partial(self.server.cluster.fanout.unsubscribe, broadcaster, feed)
+            self.read = live.read
         try:
             position = broadcaster.position
             start = self._keyframe(live) if from_index is None else from_index
@@ -188,10 +205,10 @@ class _Viewer:
                     self.server.metrics.viewer_messages_total.inc()
                     self.server.metrics.viewer_bytes_total.inc(len(frame))
         finally:
-            fanout.unsubscribe(broadcaster, feed)
+            unsubscribe()
 
     async def snapshot(
-        self, broadcaster: Broadcaster, start: int, end: int, *, resync: bool
+        self, broadcaster: Broadcaster | RemoteSession, start: int, end: int, *, resync: bool
     ) -> bool:
         """The snapshot ``start .. end``, shared with other viewers that need
         the same one before the next tick."""
@@ -249,9 +266,7 @@ class _Viewer:
                 )
                 first, count, events = part.first_index, part.count, part.json()
             else:
-                page = await hub.history(
-                    self.session_id, index, min(config.viewer_batch_events, end - index)
-                )
+                page = await self.read(index, min(config.viewer_batch_events, end - index))
                 first, count, events = page.first_index, page.count, page.events
             if not count:
                 break
@@ -281,7 +296,7 @@ class _Viewer:
         self.server.metrics.viewer_bytes_total.inc(len(frame))
         return frame
 
-    def _keyframe(self, live: LiveSession) -> int:
+    def _keyframe(self, live: LiveSession | RemoteSession) -> int:
         """Where a late joiner (or a resync) starts: the meta event and full
         snapshot the session last sent, so that the replay can render at
         once. When memory has trimmed them, the span up to the live edge

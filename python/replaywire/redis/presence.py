@@ -144,6 +144,14 @@ class Presence:
             return None
         return [b for b in beats if b.get("instance") != self.instance]
 
+    async def holder(self, session_id: str) -> str | None:
+        """The other instance holding ``session_id`` live, per the last
+        heartbeats; None if none does (or Redis is unreachable)."""
+        for beat in await self._others() or []:
+            if any(s.get("sessionId") == session_id for s in beat.get("sessions", [])):
+                return str(beat["instance"])
+        return None
+
     async def active_sessions(self, limit: int) -> dict[str, Any]:
         """``GET /sessions/active``: live sessions newest first (at most
         ``limit``), the total count, the instances seen, and whether the

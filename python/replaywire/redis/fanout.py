@@ -1,0 +1,484 @@
+"""Live fan-out across instances, over Redis pub/sub.
+
+A viewer on instance B of a session whose tracker is connected to instance
+A (presence says where a session lives):
+
+1. B subscribes to the session's channel (``fanout:s:{id}``, once per
+   session however many viewers B has), and once Redis confirmed it,
+   publishes the id on ``fanout:want``.
+2. A answers with a ``head`` (its broadcaster's position: where its next
+   delta starts) and adds a :class:`RelayFeed` to the session's local
+   broadcaster. The relay is one more "codec" of that broadcaster: each
+   tick's events are encoded for it **once** (zstd from 512 bytes on,
+   :mod:`.wire`) and published once, whatever the number of instances and
+   viewers behind it.
+3. B's :class:`RemoteSession` plays the local broadcaster's part for B's
+   viewers: each viewer gets a snapshot up to the head's position (read
+   from the shared database; what A has accepted but not yet committed is
+   waited for, see :meth:`RemoteSession.read`), then every relayed delta,
+   re-framed for its codec (a ``codec=zstd`` viewer gets the relayed zstd
+   bytes as they are; others cost B one decompression per tick and codec).
+   A delta starts exactly where the previous one ended, so there is no gap
+   and no duplicate; a message whose index shows a hole (lost during a
+   Redis outage, dropped because B was behind) resynchronises B's viewers
+   with a fresh snapshot, as a slow local viewer is.
+4. B asks again every ``PRESENCE_INTERVAL`` while it has viewers (A answers
+   each with a ``head``, which is also how B notices what it missed); A
+   drops a relay nobody asked for within ``PRESENCE_TTL``. A B that hears
+   nothing for ``PRESENCE_TTL`` (A is gone) ends its viewers' stream with
+   ``session_ended``; they may join again.
+
+Why relay the events once instead of every codec's frame: the holder does
+not know which codecs other instances need, frames per codec would
+multiply what Redis carries, and the compressed events are the
+``codec=zstd`` frame's payload already (the browser viewer's codec), so the
+common case costs the receiver no compression at all. See
+``benches/cluster_fanout.py`` for the measured cost.
+
+Publishing: relayed messages (and wants) collect in a bounded outbox; one
+task sends everything collected in one pipelined call in a worker thread
+(:meth:`RedisLink.call`): one thread hop per burst, never per viewer or
+per message. Receiving: :mod:`.subscriber`.
+
+Bounds: the outbox holds at most ``OUTBOX_BYTES``, a remote session's
+inbound queue ``VIEWER_BACKLOG_BYTES``, the subscriber's hand-over
+``SUBSCRIBER_BYTES``; beyond, messages are dropped and the gap they leave
+resynchronises the viewers concerned.
+
+Resource handling: :meth:`ClusterFanout.run` owns the subscriber thread,
+the publisher and the renewal task; cancelling it stops them all.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import TYPE_CHECKING
+
+import redis
+import structlog
+import trio
+
+from .. import _core
+from ..protocol import frames
+from ..protocol.fanout import RELAY, Encoder, Fanout, Feed, Tick
+from ..storage import SessionRecord
+from . import wire
+from .link import RedisLink, RedisUnavailable
+from .subscriber import Subscriber
+
+if TYPE_CHECKING:
+    from ..config import Config
+    from ..observability.metrics import Metrics
+    from ..sessions import Hub, LiveSession
+    from ..sessions.history import EventsPage
+    from ..ws import WebSocket
+    from .presence import Presence
+
+__all__ = ["ClusterFanout", "RelayFeed", "RemoteSession"]
+
+log = structlog.get_logger("replaywire.fanout")
+
+OUTBOX_BYTES = 64 * 1024 * 1024
+SUBSCRIBER_BYTES = 64 * 1024 * 1024
+JOIN_TIMEOUT = 2.0  # seconds a joining viewer waits for the holder's head
+SNAPSHOT_WAIT = 5.0  # seconds a snapshot waits for the holder's storage to catch up
+SNAPSHOT_POLL = 0.02
+
+
+class RelayFeed(Feed):
+    """On the holder: the other instances' subscription to one session's
+    broadcaster. Never queues: each tick is handed to the outbox."""
+
+    def __init__(self, fanout: ClusterFanout, session: LiveSession) -> None:
+        super().__init__(RELAY, 0)
+        self.fanout = fanout
+        self.session = session
+        self.wanted_at = trio.current_time()
+
+    def push(self, tick: Tick) -> None:
+        keyframe = self.session.record.keyframe_index
+        if tick.end:
+            self.fanout.publish_session(
+                self.session.id, wire.message(wire.END, tick.first_index, 0, keyframe)
+            )
+            if self.fanout.relays.get(self.session.id) is self:
+                del self.fanout.relays[self.session.id]
+            return
+        msg = wire.message(wire.DELTA, tick.first_index, tick.count, keyframe, tick.frames[RELAY])
+        self.fanout.publish_session(self.session.id, msg)
+
+
+class RemoteSession:
+    """On a viewer's instance: a session held by another instance. Stands in
+    for both the :class:`~replaywire.sessions.LiveSession` and its
+    :class:`~replaywire.protocol.fanout.Broadcaster` in the viewer code."""
+
+    def __init__(self, fanout: ClusterFanout, session_id: str) -> None:
+        self.fanout = fanout
+        self.id = session_id
+        self.id_json = frames.json_string(session_id)
+        self.record = SessionRecord(session_id=session_id, started_at=0.0)  # keyframe_index
+        self.viewers = 0
+        self.ended = False
+        self.closed = False
+        self.position = 0  # the index the next relayed delta starts at, once synced
+        self.synced = trio.Event()
+        self.feeds: set[Feed] = set()
+        self.encoder = Encoder(fanout.config)
+        self.inbound: deque[wire.Relayed] = deque()
+        self.inbound_bytes = 0
+        self.last_used = trio.current_time()
+        self.heard_at = trio.current_time()
+        self.ticks = 0
+        self._wake = trio.Event()
+        self._snapshots: dict[tuple[int, int, str, bool], list[bytes]] = {}
+
+    # -- what the viewer code uses (as for a local broadcaster) -------------
+
+    def cached_snapshot(self, key: tuple[int, int, str, bool]) -> list[bytes] | None:
+        return self._snapshots.get(key)
+
+    def cache_snapshot(self, key: tuple[int, int, str, bool], frames_: list[bytes]) -> None:
+        if key[1] == self.position:
+            self._snapshots[key] = frames_
+
+    async def read(self, index: int, limit: int) -> EventsPage:
+        """History from ``index`` for a snapshot. Everything before the
+        head's position was accepted by the holder, but may not be
+        committed yet (one flush, ``BATCH_INTERVAL``): an empty page is
+        read again until it is there, for at most ``SNAPSHOT_WAIT``."""
+        hub = self.fanout.hub
+        deadline = trio.current_time() + SNAPSHOT_WAIT
+        while True:
+            page = await hub.history(self.id, index, limit)
+            if page.count or index >= self.position or trio.current_time() >= deadline:
+                return page
+            await trio.sleep(SNAPSHOT_POLL)
+
+    # -- messages from the holder -------------------------------------------
+
+    def receive(self, msg: wire.Relayed) -> None:
+        size = len(msg.data)
+        if self.inbound and self.inbound_bytes + size > self.fanout.config.viewer_backlog_bytes:
+            self.fanout.metrics.relay_messages_total.labels("dropped").inc()
+            return  # the hole it leaves resynchronises the viewers
+        self.inbound.append(msg)
+        self.inbound_bytes += size
+        self._wake.set()
+
+    async def run(self) -> None:
+        try:
+            while not self.closed:
+                if not self.inbound:
+                    self._wake = trio.Event()
+                    await self._wake.wait()
+                    continue
+                msg = self.inbound.popleft()
+                self.inbound_bytes -= len(msg.data)
+                await self._apply(msg)
+        finally:
+            self.fanout.forget(self)
+
+    async def _apply(self, msg: wire.Relayed) -> None:
+        self.heard_at = trio.current_time()
+        if msg.keyframe is not None:
+            self.record.keyframe_index = msg.keyframe
+        if msg.kind == wire.HEAD:
+            if not self.synced.is_set():
+                self.position = msg.first
+                self.synced.set()
+            elif msg.first > self.position:
+                self._resync(msg.first)  # we missed deltas (an outage, a drop)
+            return
+        if not self.synced.is_set():
+            return  # deltas for another instance's viewers, before our head
+        if msg.kind == wire.END:
+            if msg.first < self.position:
+                return  # a stale holder's end: the session went on elsewhere
+            if msg.first > self.position:
+                self._resync(msg.first)
+            end = Tick(msg.first, 0, end=True)
+            for feed in list(self.feeds):
+                feed.push(end)
+            self.ended = True
+            self.fanout.close(self)
+            return
+        if msg.next_index <= self.position:
+            return  # already had it
+        if msg.first != self.position:
+            self._resync(msg.next_index)
+            return
+        await self._tick(msg)
+
+    async def _tick(self, msg: wire.Relayed) -> None:
+        events: bytes | None = msg.data if msg.codec == wire.CODEC_NONE else None
+        built: dict[str, bytes] = {}
+        while missing := sorted({feed.codec for feed in self.feeds} - built.keys()):
+            for codec in missing:
+                if codec == "zstd" and msg.codec == wire.CODEC_ZSTD:
+                    built[codec] = frames.events_binary(
+                        b"delta", self.id_json, msg.first, msg.count, "zstd", msg.data,
+                        msg.raw_length, server_time_ms=round(time.time() * 1000),
+                    )  # fmt: skip
+                    continue
+                if events is None:
+                    events = _core.decompress("zstd", msg.data, msg.raw_length)
+                built[codec] = await self.encoder.frame(
+                    codec, b"delta", self.id_json, msg.first, msg.count, events
+                )
+        tick = Tick(msg.first, msg.count, built)
+        self.position = msg.next_index
+        self._snapshots.clear()
+        self.ticks += 1
+        metrics = self.fanout.metrics
+        metrics.viewer_ticks_total.inc()
+        for feed in list(self.feeds):
+            before, written = feed.resyncs, feed.written_directly
+            feed.push(tick)
+            if feed.written_directly != written:
+                metrics.viewer_messages_total.inc()
+                metrics.viewer_bytes_total.inc(len(built[feed.codec]))
+            if feed.resyncs != before:
+                metrics.viewer_resyncs_total.inc()
+
+    def _resync(self, position: int) -> None:
+        """A hole in the stream: every viewer gets a fresh snapshot up to
+        ``position``, where the stream continues."""
+        log.info("relay_resync", session_id=self.id, expected=self.position, got=position)
+        self.position = position
+        self._snapshots.clear()
+        for feed in list(self.feeds):
+            feed.drop()
+            self.fanout.metrics.viewer_resyncs_total.inc()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+
+class ClusterFanout:
+    """Both sides of cross-instance fan-out for one server; inert without
+    Redis (then a viewer sees only sessions held by its own instance)."""
+
+    def __init__(
+        self,
+        config: Config,
+        metrics: Metrics,
+        hub: Hub,
+        fanout: Fanout,
+        link: RedisLink | None,
+        presence: Presence,
+    ) -> None:
+        self.config = config
+        self.metrics = metrics
+        self.hub = hub
+        self.local = fanout
+        self.link = link
+        self.presence = presence
+        self.relays: dict[str, RelayFeed] = {}  # sessions held here that others watch
+        self.remotes: dict[str, RemoteSession] = {}  # sessions held elsewhere watched here
+        self.outbox: list[tuple[str, bytes]] = []
+        self.outbox_bytes = 0
+        self.subscribed = False  # whether the subscriber's connection is up
+        self._outbox_ready = trio.Event()
+        self._nursery: trio.Nursery | None = None
+        self.subscriber: Subscriber | None = None
+        if link is not None:
+            self.want_channel = link.key("fanout", "want")
+            self.session_prefix = link.key("fanout", "s", "")
+            self.subscriber = Subscriber(
+                link.url,
+                deliver=self._deliver,
+                on_subscribed=self._on_subscribed,
+                on_state=self._on_state,
+                max_pending=SUBSCRIBER_BYTES,
+            )
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        if self.subscriber is None:
+            task_status.started()
+            return
+        subscriber = self.subscriber
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                subscriber.subscribe(self.want_channel)
+                subscriber.start()
+                nursery.start_soon(self._publish_loop)
+                nursery.start_soon(self._renew_loop)
+                task_status.started()
+        finally:
+            with trio.CancelScope(shield=True):
+                await subscriber.stop()
+
+    # -- the holder's side ----------------------------------------------------
+
+    def _wanted(self, session_id: str) -> None:
+        """Another instance has viewers of ``session_id``: relay it, and say
+        where the relayed deltas start."""
+        session = self.hub.live.get(session_id)
+        if session is None or session.ended:
+            return
+        relay = self.relays.get(session_id)
+        broadcaster = self.local.broadcasters.get(session_id)
+        if relay is None or broadcaster is None or relay not in broadcaster.feeds:
+            relay = RelayFeed(self, session)
+            broadcaster, _ = self.local.subscribe(session, RELAY, feed=relay)
+            self.relays[session_id] = relay
+            log.info("relay_started", session_id=session_id)
+        relay.wanted_at = trio.current_time()
+        head = wire.message(wire.HEAD, broadcaster.position, 0, session.record.keyframe_index)
+        self.publish_session(session_id, head)
+
+    def publish_session(self, session_id: str, msg: bytes) -> None:
+        self._publish(self.session_prefix + session_id, msg)
+
+    def _publish(self, channel: str, msg: bytes) -> None:
+        if self.outbox_bytes + len(msg) > OUTBOX_BYTES:
+            self.metrics.relay_messages_total.labels("dropped").inc()
+            return  # the receivers see the hole and resynchronise
+        self.outbox.append((channel, msg))
+        self.outbox_bytes += len(msg)
+        self._outbox_ready.set()
+
+    async def _publish_loop(self) -> None:
+        link = self.link
+        assert link is not None
+        while True:
+            await self._outbox_ready.wait()
+            self._outbox_ready = trio.Event()
+            batch, self.outbox, self.outbox_bytes = self.outbox, [], 0
+            try:
+                await link.call(_publish_all, link.client, batch)
+                self.metrics.relay_messages_total.labels("published").inc(len(batch))
+            except RedisUnavailable:
+                self.metrics.relay_messages_total.labels("dropped").inc(len(batch))
+
+    # -- the viewer's side ----------------------------------------------------
+
+    async def watch(self, session_id: str) -> RemoteSession | None:
+        """The session as held by another instance, synced (its head
+        arrived), or None when no other instance holds it (or Redis is
+        unreachable: then only local sessions can be watched live)."""
+        link = self.link
+        if link is None or not link.up or not self.subscribed or self._nursery is None:
+            return None
+        remote = self.remotes.get(session_id)
+        if remote is None:
+            if not await self._held_elsewhere(session_id):
+                return None
+            remote = self.remotes.get(session_id)  # another viewer may have been quicker
+        if remote is None:
+            assert self.subscriber is not None
+            remote = RemoteSession(self, session_id)
+            self.remotes[session_id] = remote
+            self._nursery.start_soon(remote.run)
+            self.subscriber.subscribe(self.session_prefix + session_id)  # then a want
+        remote.last_used = trio.current_time()
+        with trio.move_on_after(JOIN_TIMEOUT):
+            await remote.synced.wait()
+        if not remote.synced.is_set() or remote.closed:
+            if not remote.feeds:
+                self.close(remote)
+            return None
+        return remote
+
+    async def _held_elsewhere(self, session_id: str) -> bool:
+        """Presence lists it on another instance, or storage says it has
+        not ended (it started after the holder's last heartbeat)."""
+        if await self.presence.holder(session_id) is not None:
+            return True
+        record = await self.hub.get_record(session_id)
+        return record is not None and record.status != "ended"
+
+    def subscribe(
+        self, remote: RemoteSession, codec: str, ws: WebSocket | None = None
+    ) -> tuple[RemoteSession, Feed]:
+        """A feed of ``remote``'s relayed deltas from its ``position`` on."""
+        feed = Feed(codec, self.config.viewer_backlog_bytes, ws)
+        remote.feeds.add(feed)
+        remote.last_used = trio.current_time()
+        return remote, feed
+
+    def unsubscribe(self, remote: RemoteSession, feed: Feed) -> None:
+        remote.feeds.discard(feed)
+        remote.last_used = trio.current_time()  # kept a renewal interval for a quick re-join
+
+    def close(self, remote: RemoteSession) -> None:
+        """Stop watching ``remote`` (its run task leaves and forgets it)."""
+        if remote.closed:
+            return
+        remote.closed = True
+        remote.wake()
+        if self.remotes.get(remote.id) is remote:
+            del self.remotes[remote.id]
+            if self.subscriber is not None:
+                self.subscriber.unsubscribe(self.session_prefix + remote.id)
+
+    def forget(self, remote: RemoteSession) -> None:
+        self.close(remote)
+
+    def _want(self, session_id: str) -> None:
+        self._publish(self.want_channel, session_id.encode())
+
+    # -- callbacks from the subscriber thread (run in the loop) ---------------
+
+    def _deliver(self, batch: list[tuple[str, bytes]]) -> None:
+        self.metrics.relay_messages_total.labels("received").inc(len(batch))
+        for channel, data in batch:
+            if channel == self.want_channel:
+                self._wanted(data.decode("utf-8", "replace"))
+                continue
+            remote = self.remotes.get(channel.removeprefix(self.session_prefix))
+            if remote is None:
+                continue
+            try:
+                remote.receive(wire.decode(data))
+            except wire.WireError as exc:
+                log.warning("relay_message_invalid", channel=channel, error=str(exc))
+
+    def _on_subscribed(self, channel: str) -> None:
+        if channel == self.want_channel:
+            return
+        session_id = channel.removeprefix(self.session_prefix)
+        if session_id in self.remotes:
+            self._want(session_id)  # first subscription, or again after an outage
+
+    def _on_state(self, up: bool) -> None:
+        self.subscribed = up
+
+    # -- upkeep ---------------------------------------------------------------
+
+    async def _renew_loop(self) -> None:
+        interval, ttl = self.config.presence_interval, self.config.presence_ttl
+        while True:
+            await trio.sleep(interval)
+            now = trio.current_time()
+            for session_id, relay in list(self.relays.items()):
+                if now - relay.wanted_at > ttl:  # nobody asked lately
+                    del self.relays[session_id]
+                    broadcaster = self.local.broadcasters.get(session_id)
+                    if broadcaster is not None:
+                        self.local.unsubscribe(broadcaster, relay)
+                    log.info("relay_stopped", session_id=session_id)
+            for remote in list(self.remotes.values()):
+                if not remote.feeds and now - remote.last_used > interval:
+                    self.close(remote)
+                elif remote.synced.is_set() and now - remote.heard_at > ttl and self.subscribed:
+                    # The holder is gone (its heartbeat's TTL passed too).
+                    log.info("relay_holder_silent", session_id=remote.id)
+                    end = Tick(remote.position, 0, end=True)
+                    for feed in list(remote.feeds):
+                        feed.push(end)
+                    remote.ended = True
+                    self.close(remote)
+                else:
+                    self._want(remote.id)
+
+
+def _publish_all(client: redis.Redis, batch: list[tuple[str, bytes]]) -> None:
+    """In a worker thread: every collected message in one round trip."""
+    pipe = client.pipeline(transaction=False)
+    for channel, data in batch:
+        pipe.publish(channel, data)
+    pipe.execute()
