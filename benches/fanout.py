@@ -2,10 +2,14 @@
 
 For each N (default 0, 1, 10, 100, 1000) a fresh server process gets the
 ingest benchmark's load (C trackers, each streaming as fast as its window of
-W unacked batches of B rrweb-like events allows) and N viewers of the first
-tracker's session (``--codec``, default zstd). Reported per N: the total
-ingest rate and ack latency, the events delivered per second summed over all
-viewers, and ingest relative to N=0 -- what watching costs everyone else.
+W unacked batches of B rrweb-like events allows) and N viewers of one more
+session, paced at ``--watched-rate`` events/s as a busy page would send
+(``--watched-rate 0``: watch the first flat-out tracker's session instead),
+with ``--codec`` (default zstd). Reported per N: the total ingest rate and
+ack latency, the events delivered per second summed over all viewers,
+ingest relative to N=0 -- what watching costs everyone else -- and the
+server's CPU time per ingested event, resyncs, ticks and the fan-out
+budget's stretch factor.
 
     python benches/fanout.py --viewers 0,1,10,100,1000 --duration 8
 
@@ -37,10 +41,10 @@ import trio
 from replaywire import _core
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ingest_load import Totals, free_port, pct, tracker
+from ingest_load import Totals, free_port, open_ws, pct, tracker
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from rrweb import session_events
+from rrweb import batch_message, session_events, start_message
 
 HEADER = struct.Struct(">BBBBIQIQH")  # binary frame header, version 2
 
@@ -125,6 +129,57 @@ def viewers_process(port: int, session_id: str, n: int, codec: str) -> None:
             next_report = now + 0.1
 
 
+def server_metrics(port: int) -> dict[str, float]:
+    """The server's own view of the run: slow-viewer resyncs, ticks built
+    and the fan-out budget's stretch factor when the run ended."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read()
+    wanted = {
+        "replaywire_viewer_resyncs": "resyncs",
+        "replaywire_viewer_ticks": "ticks",
+        "replaywire_viewer_tick_stretch": "tick_stretch",
+    }
+    found: dict[str, float] = {}
+    for family in text_string_to_metric_families(text.decode()):
+        if family.name in wanted:
+            found[wanted[family.name]] = family.samples[0].value
+    return found
+
+
+async def paced_tracker(
+    port: int, session_id: str, events: list[bytes], args: argparse.Namespace
+) -> None:
+    """The watched session, at ``--watched-rate`` events/s in batches of
+    ``--batch``, as a busy real page would send (rrweb pages send tens to
+    hundreds of events a second); runs until cancelled."""
+    stream, rest = await open_ws(port)
+    decoder = _core.FrameDecoder(require_mask=False, max_message_bytes=1 << 20)
+    mask = os.urandom(4)
+    start = _core.encode_client_frame(_core.OP_TEXT, start_message(session_id).encode(), mask)
+    await stream.send_all(start)
+    pending = list(decoder.feed(rest)) if rest else []
+    while not pending:
+        pending = decoder.feed(await stream.receive_some(65536))
+
+    async def drain_acks() -> None:
+        while await stream.receive_some(65536):
+            pass
+
+    period = args.batch / args.watched_rate
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(drain_acks)
+        next_at = trio.current_time()
+        for seq in range(10**9):
+            first = (seq * args.batch) % (len(events) - args.batch)
+            message = batch_message(session_id, seq, events[first : first + args.batch])
+            await stream.send_all(_core.encode_client_frame(_core.OP_TEXT, message, mask))
+            next_at += period
+            await trio.sleep_until(next_at)
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (Linux /proc)."""
     with open(f"/proc/{pid}/stat") as f:
@@ -141,10 +196,15 @@ async def run(
     delivered = [0]
     # Trackers stop at this (far) deadline or, normally, when cancelled below.
     deadline = time.perf_counter() + 600
-    session_id = f"bench-{os.getpid()}-0"
+    if args.watched_rate:
+        session_id = f"bench-{os.getpid()}-watched"
+    else:  # the first flat-out tracker's session
+        session_id = f"bench-{os.getpid()}-0"
     async with trio.open_nursery() as nursery:
         for n in range(args.connections):
             nursery.start_soon(tracker, port, n, events, args, totals, window_open, deadline)
+        if args.watched_rate:
+            nursery.start_soon(paced_tracker, port, session_id, events, args)
         proc = None
         if n_viewers:
             proc = await trio.lowlevel.open_process(
@@ -243,6 +303,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--viewers", default="0,1,10,100,1000")
     parser.add_argument("--codec", default="zstd", choices=["none", "deflate", "zstd"])
+    parser.add_argument(
+        "--watched-rate",
+        type=int,
+        default=1000,
+        help="events/s of the watched session, a tracker of its own beside the C flat-out"
+        " ones (0: watch the first flat-out tracker's session instead)",
+    )
     parser.add_argument("--connections", "-c", type=int, default=32)
     parser.add_argument("--window", "-w", type=int, default=8)
     parser.add_argument("--batch", "-b", type=int, default=50)
@@ -256,6 +323,7 @@ def main() -> int:
             server, port = start_server(tmp)
             try:
                 results.append(trio.run(run, port, server.pid, n, args))
+                results[-1].update(server_metrics(port))
             finally:
                 server.terminate()
                 server.wait(timeout=60)
