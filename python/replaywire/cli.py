@@ -156,18 +156,24 @@ def _serve(config: Config) -> int:
 
 def _print_config(config: Config, output_format: str = "json") -> int:
     values = config.redacted()
+    tenants = values.pop("tenants")
     if output_format == "json":
-        json.dump(values, sys.stdout, indent=2)
+        json.dump({**values, "tenants": tenants}, sys.stdout, indent=2)
         sys.stdout.write("\n")
     elif output_format == "toml":
-        # Flat scalars only: JSON's string, number and boolean spellings are
-        # TOML's too.
+        # Scalars and lists of strings: JSON's spellings are TOML's too.
         for name, value in values.items():
             sys.stdout.write(f"{name} = {json.dumps(value)}\n")
+        for tenant, table in tenants.items():
+            sys.stdout.write(f"\n[tenants.{tenant}]\n")
+            for name, value in table.items():
+                sys.stdout.write(f"{name} = {json.dumps(value)}\n")
     else:
         for name, value in values.items():
             shown = str(value).lower() if isinstance(value, bool) else str(value)
             sys.stdout.write(f"{name.upper()}={shown}\n")
+        if tenants:
+            sys.stdout.write(f"TENANTS={json.dumps(tenants, separators=(',', ':'))}\n")
     return 0
 
 
