@@ -93,3 +93,19 @@ def test_config_prints_tenants_and_masks_the_secret(
     assert lines["JWT_SECRET"] == "***"
     assert json.loads(lines["TENANTS"])["beta-2"]["write_keys"] == ["pk_3"]
     assert tomllib.loads(out)["tenants"]["beta-2"]["write_keys"] == ["pk_3"]
+
+
+def test_token_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "rw.toml"
+    path.write_text(TOML)
+    assert cli.main(["token", "--config", str(path), "--tenant", "acme", "--scope", "admin"]) == 0
+    from replaywire.auth.tokens import TokenVerifier
+
+    token = capsys.readouterr().out.strip()
+    grant = TokenVerifier(SECRET, {"acme"}, {}).verify(token)
+    assert grant.tenant == "acme" and grant.allows("admin")
+    assert cli.main(["token", "--opaque"]) == 0
+    token_line, hash_line = capsys.readouterr().out.splitlines()
+    assert token_hash(token_line.split()[1]) == hash_line.split()[1]
+    with pytest.raises(SystemExit):
+        cli.main(["token", "--config", str(path), "--tenant", "nope"])
