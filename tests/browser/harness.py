@@ -162,10 +162,11 @@ class Browser:
 
 class PageServer:
     """The test site on 127.0.0.1: files of ``pages/`` with ``{{SERVER}}``
-    (replaywire's base URL) and ``{{COMPRESS}}`` filled in."""
+    (replaywire's base URL), ``{{COMPRESS}}`` and ``{{KEY}}`` (the write
+    key) filled in."""
 
     def __init__(self) -> None:
-        self.values = {"SERVER": "", "COMPRESS": "false"}
+        self.values = {"SERVER": "", "COMPRESS": "false", "KEY": WRITE_KEY}
         handler = partial(_PageHandler, self)
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
@@ -173,6 +174,10 @@ class PageServer:
 
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.httpd.server_address[1]}/{name}"
+
+    @property
+    def origin(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
 
     def close(self) -> None:
         self.httpd.shutdown()
@@ -213,6 +218,14 @@ def free_port() -> int:
         return port
 
 
+# The browser tests run replaywire with one tenant, as a deployment would:
+# the test site's pages record with its write key from their own origin
+# (checked), and the viewer and REST reads use its read token.
+WRITE_KEY = "pk_shop_browser_tests"
+READ_TOKEN = "rwt_shop_browser_tests_read"
+
+
 def get_json(url: str, timeout: float = 10.0) -> Any:
-    with urllib.request.urlopen(url, timeout=timeout) as response:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {READ_TOKEN}"})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
         return json.loads(response.read())
