@@ -191,5 +191,5 @@ async def test_a_late_joiner_renders_even_after_memory_trimmed_the_snapshot(serv
     assert messages[0]["type"] == "snapshot" and messages[0]["data"]["firstIndex"] == 0
     assert [json.loads(e)["type"] for e in got[:2]] == [4, 2]  # meta, then full snapshot
     assert got == events
-    record = await server.hub.get_record("late")
+    record = await server.hub.get_record("default:late")
     assert record is not None and record.keyframe_index == 0
