@@ -196,10 +196,8 @@ async def run(
     delivered = [0]
     # Trackers stop at this (far) deadline or, normally, when cancelled below.
     deadline = time.perf_counter() + 600
-    if args.watched_rate:
-        session_id = f"bench-{os.getpid()}-watched"
-    else:  # the first flat-out tracker's session
-        session_id = f"bench-{os.getpid()}-0"
+    # The paced session, or else the first flat-out tracker's.
+    session_id = f"bench-{os.getpid()}-{'watched' if args.watched_rate else 0}"
     async with trio.open_nursery() as nursery:
         for n in range(args.connections):
             nursery.start_soon(tracker, port, n, events, args, totals, window_open, deadline)

@@ -38,6 +38,8 @@ import structlog
 import trio
 
 from . import __version__, _core
+from .auth import Auth
+from .auth.gate import DEV_PRINCIPAL
 from .cluster import Cluster
 from .config import Config
 from .http import handle_connection
@@ -65,6 +67,7 @@ class Server:
 
     def __init__(self, config: Config, *, storage: Storage | None = None) -> None:
         self.config = config
+        self.auth = Auth(config)  # tenants and credentials (replaywire.auth)
         self.metrics = Metrics()
         self.storage = storage or open_storage(config.database_url, pool_size=config.db_pool_size)
         self.spool = (
@@ -142,6 +145,7 @@ class Server:
                         storage=self.storage.name,
                         drain_seconds=self.config.drain_seconds,
                     )
+                    self._log_auth_mode()
                     task_status.started(self)
                     await self._stop.wait()
                     deadline = trio.current_time() + self.config.drain_seconds
@@ -167,6 +171,25 @@ class Server:
                     await trio.to_thread.run_sync(self.spool.close)
             self.stopped.set()
             log.info("server_stopped", exit_code=self.exit_code)
+
+    def _log_auth_mode(self) -> None:
+        """Say at start who may record and read; development mode loudly."""
+        if self.auth.dev_mode:
+            log.warning(
+                "development_mode",
+                host=self.config.host,
+                port=self.port,
+                any_host=self.config.dev_mode_any_host,
+                message="NO TENANTS CONFIGURED: no credentials are checked; whoever reaches"
+                " this port can record, read and end every session. Configure [tenants.NAME]"
+                " before exposing it (README: Security)",
+            )
+        else:
+            log.info(
+                "tenants_configured",
+                tenants=sorted(self.auth.tenants),
+                jwt=bool(self.config.jwt_secret),
+            )
 
     def shutdown(self) -> None:
         """Ask :meth:`run` to stop gracefully (idempotent). Readiness fails
@@ -334,10 +357,11 @@ class Server:
         try:
             async with ws:
                 try:
+                    who = request.principal or DEV_PRINCIPAL
                     if kind == "tracker":
-                        await serve_tracker(ws, self)
+                        await serve_tracker(ws, self, who)
                     else:
-                        await serve_viewer(ws, self, request.query.get("codec", "none"))
+                        await serve_viewer(ws, self, request.query.get("codec", "none"), who)
                 except ConnectionClosed as exc:
                     closed = exc
         finally:

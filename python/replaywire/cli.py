@@ -4,6 +4,7 @@
 
     replaywire serve [--config file.toml] [--port 8080 --batch-size 200 ...]   run a server
     replaywire config [same flags] [--format json|toml|env]   print the effective configuration
+    replaywire token [same flags] --tenant T [--scope read|admin] [--ttl S] | --opaque
 
 The flags of both commands are generated from :func:`replaywire.config.knobs`,
 so a knob declared once in :class:`~replaywire.config.Config` is a field, an
@@ -126,6 +127,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="json (default), toml (fit for --config) or env (NAME=value lines)",
     )
     config.set_defaults(handler=_print_config)
+
+    token = commands.add_parser(
+        "token",
+        help="make a viewer/API credential",
+        description="Print a JWT signed with JWT_SECRET (from the same settings as serve), or"
+        " with --opaque a random opaque token and the sha256 to put in"
+        " tenants.NAME.api_token_hashes (or admin_token_hashes).",
+    )
+    add_knob_flags(token)
+    token.add_argument("--tenant", help="the tenant the JWT is for")
+    token.add_argument("--scope", default="read", help="read (default) or admin")
+    token.add_argument("--ttl", type=float, default=3600.0, help="JWT lifetime in seconds")
+    token.add_argument("--opaque", action="store_true", help="an opaque token and its hash")
+    token.set_defaults(handler=_token)
     return parser
 
 
@@ -160,18 +175,39 @@ def _serve(config: Config) -> int:
 
 def _print_config(config: Config, output_format: str = "json") -> int:
     values = config.redacted()
+    tenants = values.pop("tenants")
     if output_format == "json":
-        json.dump(values, sys.stdout, indent=2)
+        json.dump({**values, "tenants": tenants}, sys.stdout, indent=2)
         sys.stdout.write("\n")
     elif output_format == "toml":
-        # Flat scalars only: JSON's string, number and boolean spellings are
-        # TOML's too.
+        # Scalars and lists of strings: JSON's spellings are TOML's too.
         for name, value in values.items():
             sys.stdout.write(f"{name} = {json.dumps(value)}\n")
+        for tenant, table in tenants.items():
+            sys.stdout.write(f"\n[tenants.{tenant}]\n")
+            for name, value in table.items():
+                sys.stdout.write(f"{name} = {json.dumps(value)}\n")
     else:
         for name, value in values.items():
             shown = str(value).lower() if isinstance(value, bool) else str(value)
             sys.stdout.write(f"{name.upper()}={shown}\n")
+        if tenants:
+            sys.stdout.write(f"TENANTS={json.dumps(tenants, separators=(',', ':'))}\n")
+    return 0
+
+
+def _token(config: Config, args: argparse.Namespace) -> int:
+    from replaywire.auth.tokens import issue_jwt, new_opaque_token
+
+    if args.opaque:
+        token, digest = new_opaque_token()
+        sys.stdout.write(f"token  {token}\nsha256 {digest}\n")
+        return 0
+    if not config.jwt_secret:
+        raise ConfigError("jwt_secret", "JWT_SECRET is not set (or use --opaque)")
+    if args.tenant not in {t.name for t in config.tenants}:
+        raise ConfigError("tenants", f"--tenant {args.tenant!r}: not a configured tenant")
+    sys.stdout.write(issue_jwt(config.jwt_secret, args.tenant, args.scope, args.ttl) + "\n")
     return 0
 
 
@@ -189,6 +225,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = config_from_args(args)
         if handler is _print_config:
             return _print_config(config, args.output_format)
+        if args.command == "token":
+            return _token(config, args)
         return handler(config)
     except ConfigError as exc:
         parser.error(f"invalid configuration: {exc}")

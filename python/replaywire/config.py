@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import ipaddress
+import json
 import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+from .auth.tenants import Tenant, TenantError, parse_tenants
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -246,10 +250,45 @@ class Config:
         lo=0,
     )
     instance_id: str = _knob("", "Name of this instance in logs (default: host-pid)")
+    # tenants and credentials (issue 7; replaywire.auth). The tenants
+    # themselves are a table, not a knob: [tenants.NAME] in the --config
+    # file, or the JSON object TENANTS in the environment.
+    jwt_secret: str = _knob(
+        "",
+        "HS256 secret (at least 32 bytes) that viewer/API JWTs are signed with"
+        " (empty: only opaque tokens)",
+    )
+    dev_mode_any_host: bool = _knob(
+        False,
+        "Allow development mode (no tenants: no credentials at all) on a HOST other than"
+        " loopback, e.g. in a container whose port only you can reach. Anyone reaching the"
+        " port reads and writes every session",
+    )
+    tenants: tuple[Tenant, ...] = field(
+        default=(),
+        metadata={"env": False, "help": "tenants: [tenants.NAME] tables, or TENANTS (JSON)"},
+    )
 
     def __post_init__(self) -> None:
         for f in knobs():
             _check(f, getattr(self, f.name))
+        try:  # a dict of tables (tests, TOML, JSON) becomes Tenant objects
+            object.__setattr__(self, "tenants", parse_tenants(self.tenants))
+        except TenantError as exc:
+            raise ConfigError("tenants", str(exc)) from None
+        if not self.tenants and not self.dev_mode_any_host and not is_loopback(self.host):
+            raise ConfigError(
+                "host",
+                f"HOST={self.host}: no tenants are configured, so replaywire would run in"
+                " development mode (no credentials: whoever reaches the port reads and"
+                " writes every session), which listens on loopback only. Configure"
+                " [tenants.NAME] in the --config file or TENANTS (see the README,"
+                " Security), or set DEV_MODE_ANY_HOST=true to run it anyway",
+            )
+        if self.jwt_secret and len(self.jwt_secret.encode()) < 32:
+            raise ConfigError(
+                "jwt_secret", "JWT_SECRET must be at least 32 bytes (HS256 wants a 256-bit key)"
+            )
         scheme, sep, _ = self.database_url.partition("://")
         if not sep or scheme.lower() not in DATABASE_SCHEMES:
             raise ConfigError(
@@ -301,6 +340,13 @@ class Config:
             name = f.name.upper()
             if name in environ:
                 values[f.name] = parse_value(f, environ[name])
+        if environ.get("TENANTS"):
+            try:
+                values["tenants"] = json.loads(environ["TENANTS"])
+            except ValueError as exc:
+                raise ConfigError("tenants", f"TENANTS: not a JSON object: {exc}") from None
+            if not isinstance(values["tenants"], dict):
+                raise ConfigError("tenants", "TENANTS: expected a JSON object {name: {...}}")
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
@@ -314,10 +360,23 @@ class Config:
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)
 
+    @property
+    def dev_mode(self) -> bool:
+        """No tenants: one ``default`` tenant, no credentials (loopback only)."""
+        return not self.tenants
+
     def redacted(self) -> dict[str, Any]:
         """Every knob and its value, with secrets masked: what may be
-        printed (``replaywire config``) or logged."""
-        return {name: redact(name, value) for name, value in dataclasses.asdict(self).items()}
+        printed (``replaywire config``) or logged. Tenants are shown as
+        their tables: write keys are public and tokens appear only as
+        sha256 digests, so nothing in them is secret."""
+        values = {
+            f.name: redact(f.name, getattr(self, f.name))
+            for f in fields(self)
+            if f.name != "tenants"
+        }
+        values["tenants"] = {t.name: t.to_table() for t in self.tenants}
+        return values
 
 
 def knobs() -> list[dataclasses.Field[Any]]:
@@ -377,6 +436,11 @@ def load_toml(path: Path) -> dict[str, Any]:
     by_name = {f.name: f for f in knobs()}
     values: dict[str, Any] = {}
     for key, value in data.items():
+        if key == "tenants":  # [tenants.NAME] tables, checked by Config
+            if not isinstance(value, dict):
+                raise ConfigError(key, f"{path}: tenants: expected [tenants.NAME] tables")
+            values[key] = value
+            continue
         f = by_name.get(key)
         if f is None:
             near = difflib.get_close_matches(key, list(by_name), n=1)
@@ -425,6 +489,16 @@ def _mask_url(url: str) -> str:
             params.append(f"{key}=***" if eq and secret else param)
         query = "&".join(params)
     return f"{scheme}{sep}{authority}{slash}{path}{qmark}{query}"
+
+
+def is_loopback(host: str) -> bool:
+    """Whether listening on ``host`` reaches this machine only."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _check(f: dataclasses.Field[Any], value: Any) -> None:

@@ -4,14 +4,16 @@ finds it again after a restart)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from e2e.processes import ServerProcess
+from replaywire.auth.tokens import token_hash
 
-from .harness import Browser, PageServer, free_port
+from .harness import READ_TOKEN, WRITE_KEY, Browser, PageServer, free_port
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +45,15 @@ def replaywire(tmp_path: Path, site: PageServer) -> Iterator[ServerProcess]:
         ACK_MODE="durable",
         BATCH_INTERVAL="20",
         LOG_LEVEL="info",
+        TENANTS=json.dumps(
+            {
+                "shop": {
+                    "write_keys": [WRITE_KEY],
+                    "allowed_origins": [site.origin],
+                    "api_token_hashes": [token_hash(READ_TOKEN)],
+                }
+            }
+        ),
     )
     server.start()
     site.values["SERVER"] = f"http://127.0.0.1:{server.port}"

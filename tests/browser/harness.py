@@ -162,11 +162,12 @@ class Browser:
 
 class PageServer:
     """The test site on 127.0.0.1: files of ``pages/`` with ``{{SERVER}}``
-    (replaywire's base URL), ``{{COMPRESS}}`` and ``{{CLOCK_AHEAD_MS}}`` (how
-    far the page's ``Date.now`` runs ahead) filled in."""
+    (replaywire's base URL), ``{{COMPRESS}}``, ``{{KEY}}`` (the write key)
+    and ``{{CLOCK_AHEAD_MS}}`` (how far the page's ``Date.now`` runs ahead)
+    filled in."""
 
     def __init__(self) -> None:
-        self.values = {"SERVER": "", "COMPRESS": "false", "CLOCK_AHEAD_MS": "0"}
+        self.values = {"SERVER": "", "COMPRESS": "false", "KEY": WRITE_KEY, "CLOCK_AHEAD_MS": "0"}
         handler = partial(_PageHandler, self)
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
@@ -174,6 +175,10 @@ class PageServer:
 
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.httpd.server_address[1]}/{name}"
+
+    @property
+    def origin(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
 
     def close(self) -> None:
         self.httpd.shutdown()
@@ -214,6 +219,14 @@ def free_port() -> int:
         return port
 
 
+# The browser tests run replaywire with one tenant, as a deployment would:
+# the test site's pages record with its write key from their own origin
+# (checked), and the viewer and REST reads use its read token.
+WRITE_KEY = "pk_shop_browser_tests"
+READ_TOKEN = "rwt_shop_browser_tests_read"
+
+
 def get_json(url: str, timeout: float = 10.0) -> Any:
-    with urllib.request.urlopen(url, timeout=timeout) as response:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {READ_TOKEN}"})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
         return json.loads(response.read())

@@ -9,7 +9,7 @@ import pytest
 
 from e2e.processes import ServerProcess
 
-from .harness import ARTIFACTS, Browser, PageServer, get_json
+from .harness import ARTIFACTS, READ_TOKEN, Browser, PageServer, get_json
 from .replay_dom import TRACKER_IDLE, TRACKER_STATS, replay_has, replay_value
 
 LIVE_WITHIN_MS = 1000
@@ -41,7 +41,9 @@ def check_live_viewer(
     browser.click("shop", "#add")
 
     viewer = f"viewer-{codec}-{ahead_ms}"
-    browser.goto(viewer, replaywire.url(f"/viewer?token=t&codec={codec}&session={session_id}"))
+    browser.goto(
+        viewer, replaywire.url(f"/viewer?token={READ_TOKEN}&codec={codec}&session={session_id}")
+    )
     browser.wait_for(viewer, "window.__replaywireViewer?.mode === 'live'")
     browser.wait_for(viewer, replay_has("#item-1", "item 1"))  # from the join snapshot
 

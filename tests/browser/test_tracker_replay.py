@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from e2e.processes import ServerProcess
 
-from .harness import Browser, PageServer, get_json
+from .harness import READ_TOKEN, Browser, PageServer, get_json
 from .replay_dom import TRACKER_IDLE, TRACKER_STATS, replay_has, replay_value
 
 META, FULL_SNAPSHOT, INCREMENTAL = 4, 2, 3
@@ -61,7 +61,7 @@ def test_recorded_page_is_stored_and_replays(
     browser.eval("shop", "window.replaywire.tracker.stop().then(() => true)")
     info = get_json(replaywire.url(f"/sessions/{session_id}"))
     assert info["live"] is False
-    browser.goto("history", replaywire.url(f"/viewer?token=t&session={session_id}"))
+    browser.goto("history", replaywire.url(f"/viewer?token={READ_TOKEN}&session={session_id}"))
     browser.wait_for("history", "window.__replaywireViewer?.mode === 'history'")
     browser.wait_for("history", replay_has("#title"))
     # Seek (paused) to just before the navigation: the first page as it was

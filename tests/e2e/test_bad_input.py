@@ -245,7 +245,7 @@ async def test_a_message_over_the_limit_is_answered_and_the_session_goes_on(
     page = await get_json(server, "/sessions/big/events?from_index=0&limit=100")
     assert page["count"] == 20
     await server.writer.flush()
-    [recorded] = server.storage.session_errors("big")
+    [recorded] = server.storage.session_errors("default:big")
     assert (recorded.code, recorded.seq) == ("payload_too_large", 1)
     metrics = (await http(server, "/metrics"))[2].decode()
     assert 'replaywire_protocol_errors_total{code="payload_too_large"} 1.0' in metrics

@@ -106,7 +106,8 @@ async def test_a_tracker_10_minutes_fast(server, codec: str) -> None:
     stored = await get_json(server, f"/sessions/{sid}")
     assert stored["live"] is False
     assert stored["clockSkewMs"] == info["clockSkewMs"]
-    chunks = await trio.to_thread.run_sync(server.hub.storage.read_chunks, sid, 0, 10_000)
+    key = f"default:{sid}"  # storage keys sessions by tenant (development mode: default)
+    chunks = await trio.to_thread.run_sync(server.hub.storage.read_chunks, key, 0, 10_000)
     assert len(chunks) == 1 + BATCHES
     received = [c.received_at for c in chunks]
     assert all(r is not None and before <= r <= after for r in received), received

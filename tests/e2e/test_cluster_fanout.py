@@ -132,8 +132,9 @@ async def test_a_viewer_on_b_gets_every_event_of_a_session_on_a(
             for codec, seen in early.items():
                 nursery.start_soon(watch, b.port, "x", codec, seen)
             remotes = b.cluster.fanout.remotes
-            await until(lambda: "x" in remotes and len(remotes["x"].feeds) == 2)  # joined
-            remote = remotes["x"]
+            key = "default:x"  # sessions are keyed by tenant (development mode: default)
+            await until(lambda: key in remotes and len(remotes[key].feeds) == 2)  # joined
+            remote = remotes[key]
             for seq in range(1, batches // 2):
                 await send(tracker, "x", events, seq)
                 await trio.sleep(0.01)
@@ -184,7 +185,7 @@ async def test_redis_outage_keeps_ingest_and_fan_out_resumes_with_a_resync(
         await send(tracker, "o", events, 0)
         nursery.start_soon(watch, b.port, "o", "zstd", seen)
         remotes = b.cluster.fanout.remotes
-        await until(lambda: "o" in remotes and len(remotes["o"].feeds) == 1)
+        await until(lambda: "default:o" in remotes and len(remotes["default:o"].feeds) == 1)
         for seq in range(1, 10):
             await send(tracker, "o", events, seq)
         await until(lambda: seen.next_index == 10 * BATCH)

@@ -30,11 +30,12 @@ def make_batches(count: int, seed: int) -> list[list[bytes]]:
 
 
 def stored_chunks(url: str, session_id: str) -> list[tuple[int, int, int]]:
-    """(seq, first_index, event_count) of every stored row, by seq."""
+    """(seq, first_index, event_count) of every stored row, by seq. Rows
+    are keyed by tenant and id; these servers run in development mode."""
     with psycopg.connect(url) as conn:
         rows = conn.execute(
             "SELECT seq, first_index, event_count FROM chunks WHERE session_id = %s ORDER BY seq",
-            (session_id,),
+            (f"default:{session_id}",),
         ).fetchall()
     return [(int(a), int(b), int(c)) for a, b, c in rows]
 

@@ -65,7 +65,7 @@ async def test_a_48_mib_full_snapshot_is_acked_stored_read_back_and_delivered_li
     async with trio.open_nursery() as nursery:
         nursery.start_soon(track)
         with trio.fail_after(20):
-            while sid not in server.hub.live:  # noqa: ASYNC110 (the session starts in a thread)
+            while f"default:{sid}" not in server.hub.live:  # noqa: ASYNC110 (the session starts in a thread)
                 await trio.sleep(0.01)
         url = ws_url(server, "viewer")
         async with open_websocket_url(url, max_message_size=128 * MiB) as viewer:

@@ -73,7 +73,7 @@ def test_log_lines_are_documented_json_and_floods_are_bounded(tmp_path: Path) ->
     assert opened.keys() >= CONNECTION_CONTEXT
     assert (opened["request_id"], opened["client_type"]) == ("req-tracker-1", "tracker")
     ended = by_event["session_ended"][0]
-    assert ended["session_id"] == "log-1" and ended["conn_id"] == opened["conn_id"]
+    assert ended["session_id"] == "default:log-1" and ended["conn_id"] == opened["conn_id"]
     closed = by_event["connection_closed"][0]
     assert {"duration_s", "messages", "bytes_in", "bytes_out", "code"} <= closed.keys()
     assert closed["messages"] == 6

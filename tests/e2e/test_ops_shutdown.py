@@ -60,8 +60,10 @@ class Tracker:
 
 
 def stored_seqs(db: Path, session_id: str) -> set[int]:
+    """Rows are keyed by tenant and id; this server runs in development mode."""
     with sqlite3.connect(db) as conn:
-        rows = conn.execute("SELECT seq FROM chunks WHERE session_id = ?", (session_id,))
+        key = f"default:{session_id}"
+        rows = conn.execute("SELECT seq FROM chunks WHERE session_id = ?", (key,))
         return {seq for (seq,) in rows}
 
 

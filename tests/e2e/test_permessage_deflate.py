@@ -27,6 +27,7 @@ from core.test_ws_codec import parse_frames
 from e2e.clients import events_of, http, recv_json, start_session, ws_url
 from e2e.rawws import client_frame, handshake, read_close
 from replaywire import Config, _core
+from replaywire.auth import Auth
 from replaywire.http.server import handle_connection
 from replaywire.limits import Limiter
 from replaywire.observability.metrics import Metrics
@@ -263,6 +264,7 @@ class EchoServer:
         self.metrics = Metrics()
         self.inflight = InflightBudget(config.max_inflight_bytes)
         self.limiter = Limiter(config, self.metrics, shared=False)
+        self.auth = Auth(config)  # development mode: no credentials
         self.draining = False
         self.port = 0
 

@@ -107,8 +107,8 @@ async def test_stored_zstd_chunks_are_served_without_recompressing(server) -> No
         await send_batches(ws, "stored", events, batch=40)
     await http(server, "/sessions/cleanup?idle_seconds=0", "DELETE")
     await server.hub.writer.flush()
-    assert not server.hub.writer.pending_chunks("stored")
-    stored = server.hub.storage.read_chunks("stored", 0, 1000)
+    assert not server.hub.writer.pending_chunks("default:stored")
+    stored = server.hub.storage.read_chunks("default:stored", 0, 1000)
     assert stored and all(chunk.codec == "zstd" for chunk in stored)
     for query in ("from_index=0&limit=1000", "from_index=13&limit=500"):
         path = f"/sessions/stored/events?{query}"

@@ -59,7 +59,7 @@ async def test_full_spool_refuses_with_retry_after_then_recovers(
 
     status, _, body = await http(server, "/health/ready")
     assert (status, json.loads(body)["status"]) == (200, "ok")
-    stored = await server.writer.read(storage.read_chunks, "full", 0, 10_000)
+    stored = await server.writer.read(storage.read_chunks, "default:full", 0, 10_000)
     assert [c.seq for c in stored] == list(range(len(batches)))
     assert server.metrics.protocol_errors_total.labels("storage_unavailable")._value.get() == 1
     server.shutdown()

@@ -138,7 +138,7 @@ async def test_idle_session_ends_and_stays_readable(start_server) -> None:
         await start_session(ws, "idle")
         await send_batches(ws, "idle", events)
         with trio.fail_after(5):
-            while "idle" in server.hub.live:  # noqa: ASYNC110 - observable state, bounded wait
+            while "default:idle" in server.hub.live:  # noqa: ASYNC110 - observable state, bounded wait
                 await trio.sleep(0.05)
         await ws.send_message(batch_message("idle", 2, events[:1]).decode())
         reply = await recv_json(ws)

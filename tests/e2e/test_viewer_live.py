@@ -144,7 +144,7 @@ async def test_viewer_behind_the_ring_buffer_is_served_from_storage(start_server
     async with open_websocket_url(ws_url(server)) as tracker:
         await start_session(tracker, "trimmed")
         await send_batches(tracker, "trimmed", events[:1000])
-        assert server.hub.buffers.first_index("trimmed") >= 900
+        assert server.hub.buffers.first_index("default:trimmed") >= 900
         async with open_websocket_url(ws_url(server, "viewer")) as viewer:
             await viewer.send_message(
                 json.dumps(
@@ -173,7 +173,10 @@ async def test_a_late_joiner_renders_even_after_memory_trimmed_the_snapshot(serv
         await start_session(tracker, "late")
         await send_batches(tracker, "late", events[:50_002], batch=500)
         buffers = server.hub.buffers
-        assert buffers.first_index("late") > 2 and buffers.keyframe_index("late") is None
+        assert (
+            buffers.first_index("default:late") > 2
+            and buffers.keyframe_index("default:late") is None
+        )
         async with open_websocket_url(
             ws_url(server, "viewer"), max_message_size=64 << 20
         ) as viewer:
@@ -190,5 +193,5 @@ async def test_a_late_joiner_renders_even_after_memory_trimmed_the_snapshot(serv
     assert messages[0]["type"] == "snapshot" and messages[0]["data"]["firstIndex"] == 0
     assert [json.loads(e)["type"] for e in got[:2]] == [4, 2]  # meta, then full snapshot
     assert got == events
-    record = await server.hub.get_record("late")
+    record = await server.hub.get_record("default:late")
     assert record is not None and record.keyframe_index == 0

@@ -110,7 +110,8 @@ def test_configmap_and_secret_hold_only_real_settings() -> None:
     config = k8s("ConfigMap")["data"]
     secret = k8s("Secret")["stringData"]
     assert set(config) <= KNOB_ENV, set(config) - KNOB_ENV
-    assert set(secret) <= KNOB_ENV and "DATABASE_URL" in secret
+    assert set(secret) <= KNOB_ENV | {"TENANTS"} and "DATABASE_URL" in secret
+    assert "TENANTS" in secret  # the image listens on 0.0.0.0: no development mode
     assert not set(config) & set(secret)
     Config.from_env({**config, **secret})  # every value valid
 
@@ -144,8 +145,10 @@ def test_compose_gates_the_start_on_healthy_dependencies(service: str, major: st
 def test_compose_runs_the_image_with_valid_settings_and_room_to_drain() -> None:
     app = load(ROOT / "docker-compose.yml")["services"]["replaywire"]
     env = {k: re.sub(r"\$\{(\w+):-([^}]*)\}", r"\2", str(v)) for k, v in app["environment"].items()}
-    config = Config.from_env(env)
+    config = Config.from_env({"HOST": "0.0.0.0", **env})  # HOST from the image
     assert config.database_url.startswith("postgresql://")
-    assert app["ports"] == [f"{Config().port}:{Config().port}"]
+    # Development mode on 0.0.0.0, published on the host's loopback only.
+    assert config.dev_mode and config.dev_mode_any_host
+    assert app["ports"] == [f"127.0.0.1:{Config().port}:{Config().port}"]
     assert app["stop_signal"] == "SIGTERM"
     assert float(app["stop_grace_period"].rstrip("s")) > config.drain_seconds

@@ -7,7 +7,8 @@
  *
  * Every option of DEFAULTS can be set as a data attribute in kebab case
  * (`data-flush-interval-ms="250"`, `data-compress="true"`), plus
- * `data-server` (default: where the script came from), `data-session-id`,
+ * `data-key` (the tenant's write key), `data-server` (default: where the
+ * script came from), `data-session-id`,
  * `data-user-id`, and `data-auto="false"` to start it yourself later.
  */
 import { DEFAULTS, start, Tracker } from "./index.js";
@@ -24,6 +25,7 @@ for (const [name, fallback] of Object.entries(DEFAULTS)) {
   else if (typeof fallback === "boolean") options[name] = raw === "" || raw === "true";
   else options[name] = raw;
 }
+if (data.key) options.key = data.key;
 if (data.sessionId) options.sessionId = data.sessionId;
 if (data.userId) options.userId = data.userId;
 

@@ -49,7 +49,9 @@ const OPEN = 1; // WebSocket.OPEN, also where no WebSocket global exists (tests)
 export class Tracker {
   /**
    * @param {object} options see DEFAULTS; `server` (ws://, wss://, http:// or
-   *   https:// base URL of replaywire) is required. Optional: `sessionId`,
+   *   https:// base URL of replaywire) is required, and so is `key`, the
+   *   tenant's public write key, unless the server runs in development
+   *   mode (no tenants). Optional: `sessionId`,
    *   `userId`, `recordOptions` (passed to rrweb's record), `onError(err)`,
    *   and for tests `record` and `WebSocket` in place of rrweb's and the
    *   browser's.
@@ -57,7 +59,7 @@ export class Tracker {
   constructor(options) {
     if (!options || !options.server) throw new TypeError("replaywire: the `server` option is required");
     this.options = { ...DEFAULTS, ...options };
-    this.url = trackerUrl(this.options.server);
+    this.url = trackerUrl(this.options.server, this.options.key);
     this.batcher = new Batcher({ maxEvents: this.options.maxBatchEvents, maxBytes: this.options.maxBatchBytes });
     this.outbox = new Outbox({ maxBytes: this.options.maxUnackedBytes });
     this.sessionId = null;
@@ -369,13 +371,18 @@ export class Tracker {
   }
 }
 
-/** `ws(s)://host[:port][/prefix]/ws?type=tracker` from a server base URL. */
-export function trackerUrl(server) {
+/**
+ * `ws(s)://host[:port][/prefix]/ws?type=tracker&key=KEY` from a server base
+ * URL and the tenant's write key (browsers cannot set headers on a
+ * WebSocket, so the key travels in the URL; it is public anyway).
+ */
+export function trackerUrl(server, key) {
   const url = new URL(server);
   if (url.protocol === "http:") url.protocol = "ws:";
   else if (url.protocol === "https:") url.protocol = "wss:";
   url.pathname = `${url.pathname.replace(/\/+$/, "")}/ws`;
   url.search = "?type=tracker";
+  if (key) url.searchParams.set("key", key);
   url.hash = "";
   return url.toString();
 }

@@ -62,6 +62,10 @@ const event = (n) => ({ type: 3, data: { n }, timestamp: 1000 + n });
 test("tracker URL from a server base URL", () => {
   assert.equal(trackerUrl("https://r.example.com/base/"), "wss://r.example.com/base/ws?type=tracker");
   assert.equal(trackerUrl("ws://127.0.0.1:8080"), "ws://127.0.0.1:8080/ws?type=tracker");
+  assert.equal(
+    trackerUrl("https://r.example.com", "pk_acme 1&2"),
+    "wss://r.example.com/ws?type=tracker&key=pk_acme+1%262",
+  );
 });
 
 test("session_start, batches with seq, acks free memory", async () => {

@@ -11,6 +11,7 @@ from importlib import resources
 from typing import TYPE_CHECKING
 
 from .. import __version__
+from ..auth import ADMIN, READ, Principal, client_id
 from ..errors import HttpError
 from ..protocol.frames import json_string
 from . import encoding, static
@@ -29,18 +30,29 @@ class Request:
     body: bytes
     request_id: str
     client: str
+    # Who is asking (replaywire.auth): set by dispatch for routes that need
+    # a scope, and by the WebSocket upgrade.
+    principal: Principal | None = None
+
+    @property
+    def who(self) -> Principal:
+        assert self.principal is not None, "route registered without a scope"
+        return self.principal
 
 
 Handler = Callable[["Server", Request, dict[str, str]], Awaitable[Response]]
-_ROUTES: list[tuple[str, re.Pattern[str], str, Handler]] = []
+_ROUTES: list[tuple[str, re.Pattern[str], str, Handler, str | None]] = []
 
 
-def route(method: str, pattern: str) -> Callable[[Handler], Handler]:
-    """Register a handler; ``{name}`` in the pattern matches one path segment."""
+def route(method: str, pattern: str, scope: str | None = None) -> Callable[[Handler], Handler]:
+    """Register a handler; ``{name}`` in the pattern matches one path segment.
+    With a ``scope`` (``read``, ``admin``) the request must carry a bearer
+    token granting it (401/403 otherwise, before the handler runs), and the
+    handler finds its tenant in ``request.who``."""
     regex = re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern) + "$")
 
     def register(handler: Handler) -> Handler:
-        _ROUTES.append((method, regex, pattern, handler))
+        _ROUTES.append((method, regex, pattern, handler, scope))
         return handler
 
     return register
@@ -51,13 +63,15 @@ async def dispatch(server: Server, request: Request) -> tuple[str, Response]:
     label) and the response. Unknown paths 404, known paths with another
     method 405."""
     allowed: list[str] = []
-    for method, regex, pattern, handler in _ROUTES:
+    for method, regex, pattern, handler, scope in _ROUTES:
         match = regex.match(request.path)
         if match is None:
             continue
         if method != request.method and not (method == "GET" and request.method == "HEAD"):
             allowed.append(method)
             continue
+        if scope is not None:
+            request.principal = server.auth.rest(request.headers, scope)
         response = await handler(server, request, match.groupdict())
         if request.method == "HEAD":
             response.body = b""
@@ -110,8 +124,22 @@ async def health(server: Server, request: Request, params: dict[str, str]) -> Re
     return json_response(health, 503 if health["status"] == "unavailable" else 200)
 
 
-@route("GET", "/stats")
+@route("GET", "/stats", READ)
 async def stats(server: Server, request: Request, params: dict[str, str]) -> Response:
+    who = request.who
+    if not who.allows(ADMIN):
+        # The read scope sees its own tenant's live sessions only; the
+        # server's counters (storage, buffers, other instances) are the
+        # operator's business.
+        mine = [s for key, s in server.hub.live.items() if who.owns(key)]
+        return json_response(
+            {
+                "version": __version__,
+                "tenant": who.tenant,
+                "sessions": {"active": len(mine)},
+                "viewers": sum(s.viewers for s in mine),
+            }
+        )
     data = server.stats()
     cluster = await server.cluster.presence.cluster_stats()
     if cluster is not None:
@@ -130,47 +158,64 @@ async def openapi(server: Server, request: Request, params: dict[str, str]) -> R
     return Response(200, _openapi_document())
 
 
-@route("GET", "/sessions/active")
+@route("GET", "/sessions/active", READ)
 async def active_sessions(server: Server, request: Request, params: dict[str, str]) -> Response:
     limit = _int_param(request, "limit", 1000, minimum=1, maximum=10_000)
-    return json_response(await server.cluster.presence.active_sessions(limit))
+    who = request.who
+    # Presence lists every tenant's sessions, by key: keep this tenant's,
+    # under the ids its clients know. (Presence holds each instance's
+    # 5,000 newest sessions; the count is of those seen.)
+    view = await server.cluster.presence.active_sessions(10_000)
+    mine = [
+        {**item, "sessionId": client_id(item["sessionId"])}
+        for item in view["sessions"]
+        if who.owns(str(item.get("sessionId", "")))
+    ]
+    view["sessions"], view["count"] = mine[:limit], len(mine)
+    return json_response(view)
 
 
-@route("DELETE", "/sessions/cleanup")
+@route("DELETE", "/sessions/cleanup", ADMIN)
 async def cleanup(server: Server, request: Request, params: dict[str, str]) -> Response:
     default = int(server.config.session_idle_timeout)
     idle = _int_param(request, "idle_seconds", default, minimum=0)
-    ended = await server.hub.end_idle(idle, "cleanup")
-    return json_response({"ended": ended, "count": len(ended)})
+    # Only the asking tenant's sessions: an admin token is a tenant's too.
+    ended = await server.hub.end_idle(idle, "cleanup", tenant=request.who.tenant)
+    ids = [client_id(key) for key in ended]
+    return json_response({"ended": ids, "count": len(ids)})
 
 
-@route("GET", "/sessions/{session_id}")
+# Another tenant's session answers exactly like one that does not exist:
+# the tenant's key for the id is simply not there (replaywire.auth.tenants).
+@route("GET", "/sessions/{session_id}", READ)
 async def get_session(server: Server, request: Request, params: dict[str, str]) -> Response:
-    record = await server.hub.get_record(params["session_id"])
+    record = await server.hub.get_record(request.who.key(params["session_id"]))
     if record is None:
         raise HttpError(404, "unknown_session", f"no session {params['session_id']!r}")
     data = record.to_json()
+    data["sessionId"] = params["session_id"]
     live = server.hub.live.get(record.session_id)
     data["live"] = live is not None and not live.ended
     data["viewers"] = live.viewers if live is not None else 0
     return json_response(data)
 
 
-@route("GET", "/sessions/{session_id}/events")
+@route("GET", "/sessions/{session_id}/events", READ)
 async def get_events(server: Server, request: Request, params: dict[str, str]) -> Response:
     sid = params["session_id"]
+    key = request.who.key(sid)
     config = server.config
     from_index = _int_param(request, "from_index", 0)
     limit = _int_param(
         request, "limit", config.max_history_limit, minimum=1, maximum=config.max_history_limit
     )
-    if await server.hub.get_record(sid) is None:
+    if await server.hub.get_record(key) is None:
         raise HttpError(404, "unknown_session", f"no session {sid!r}")
     coding = encoding.negotiate(request.headers.get("accept-encoding", ""))
     # Stored zstd chunks are sent as stored when the client reads zstd; a
     # plain page is sent in pieces, never joined (events may be 50 MB).
     wanted = {"zstd": "zstd", None: "parts"}.get(coding, "none")
-    page = await server.hub.history(sid, from_index, limit, wanted)
+    page = await server.hub.history(key, from_index, limit, wanted)
     head = b'{"sessionId":%b,"fromIndex":%d,"count":%d,"nextIndex":%d,"events":' % (
         json_string(sid),
         page.first_index,

@@ -21,6 +21,7 @@ import structlog
 import trio
 
 from .. import _core
+from ..auth import origins
 from ..config import CODECS
 from ..errors import HttpError
 from ..storage import StorageError
@@ -105,8 +106,11 @@ async def _serve_request(
         client=client,
     )
     route = "/ws" if target.path == "/ws" else "?"
+    origin = headers.get("origin")
     try:
-        if target.path == "/ws":
+        if request.method == "OPTIONS" and "access-control-request-method" in headers:
+            route, response = "OPTIONS", _preflight(server, origin)
+        elif target.path == "/ws":
             if wants_upgrade(event):
                 with server.limiter.admit_connection(client):  # 429 over a connection limit
                     return await _upgrade(conn, stream, event, request, server)
@@ -116,8 +120,9 @@ async def _serve_request(
                 "connect with a WebSocket client",
                 [(b"upgrade", b"websocket")],
             )
-        request.body = await _read_body(conn, stream)
-        route, response = await dispatch(server, request)
+        else:
+            request.body = await _read_body(conn, stream)
+            route, response = await dispatch(server, request)
     except HttpError as exc:
         if isinstance(exc, HandshakeError):
             server.metrics.protocol_errors_total.labels(exc.code).inc()
@@ -136,8 +141,19 @@ async def _serve_request(
     server.metrics.http_requests_total.labels(route, str(response.status)).inc()
     server.metrics.http_request_seconds.labels(route).observe(time.perf_counter() - started)
     response.headers.append((b"x-request-id", request_id.encode("latin-1")))
+    if origin is not None and route != "OPTIONS" and server.auth.cors_allowed(origin):
+        response.headers.extend(origins.cors_headers(origin))
+    response.headers.extend(origins.security_headers(target.path, response.headers))
     await _send(conn, stream, response)
     return False
+
+
+def _preflight(server: Server, origin: str | None) -> Response:
+    """A CORS preflight: 204 with the allowed methods and headers for an
+    origin some tenant allows, 403 for any other."""
+    if origin is None or not server.auth.cors_allowed(origin):
+        raise HttpError(403, "origin_not_allowed", "cross-origin requests from here are refused")
+    return Response(204, headers=origins.preflight_headers(origin))
 
 
 async def _upgrade(
@@ -156,6 +172,12 @@ async def _upgrade(
         raise HttpError(400, "bad_request", f"query parameter codec must be one of {CODECS}")
     if server.draining:
         raise HttpError(503, "draining", "server is shutting down")
+    # 401/403 before the upgrade (replaywire.auth.gate).
+    if kind == "tracker":
+        request.principal = server.auth.tracker(request.query, request.headers)
+    else:
+        request.principal = server.auth.viewer(request.query, request.headers)
+    structlog.contextvars.bind_contextvars(tenant=request.principal.tenant)
     deflate: DeflateParams | None = None
     extension_headers: list[tuple[bytes, bytes]] = []
     if server.config.ws_deflate:
@@ -239,9 +261,10 @@ async def _send(conn: h11.Connection, stream: trio.SocketStream, response: Respo
     headers = [
         (b"content-type", response.content_type),
         (b"content-length", str(response.length).encode()),
-        (b"x-content-type-options", b"nosniff"),
         *response.headers,
     ]
+    # Answers that did not go through _serve_request (408, malformed HTTP).
+    headers.extend(origins.security_headers("", headers))
     # API answers are never cached; the static assets set their own policy.
     if not any(name == b"cache-control" for name, _ in response.headers):
         headers.append((b"cache-control", b"no-store"))

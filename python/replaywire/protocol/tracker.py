@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from .. import _core
+from ..auth.gate import DEV_PRINCIPAL, Principal
 from ..errors import ProtocolError
 from ..sessions import LiveSession
 from ..storage import StorageError
@@ -46,9 +47,14 @@ _PREFIX_SEQ = re.compile(rb'"seq"\s*:\s*(\d{1,18})\b')
 _PREFIX_SESSION = re.compile(rb'"sessionId"\s*:\s*("(?:[^"\\]|\\.){1,512}")')
 
 
-async def serve_tracker(ws: WebSocket, server: Server) -> None:
-    """Serve one tracker connection until it closes (raises ConnectionClosed)."""
-    handler = _Tracker(ws, server)
+async def serve_tracker(
+    ws: WebSocket, server: Server, principal: Principal = DEV_PRINCIPAL
+) -> None:
+    """Serve one tracker connection of ``principal``'s tenant until it
+    closes (raises ConnectionClosed). Session ids it sends are that
+    tenant's: a session of another tenant with the same id is another
+    session (replaywire.auth.tenants)."""
+    handler = _Tracker(ws, server, principal)
     try:
         await _serve(handler, ws, server)
     finally:
@@ -143,12 +149,13 @@ class _Replies:
 
 
 class _Tracker:
-    def __init__(self, ws: WebSocket, server: Server) -> None:
+    def __init__(self, ws: WebSocket, server: Server, principal: Principal) -> None:
         self.ws = ws
         self.server = server
+        self.principal = principal
         self.hub = server.hub
         self.metrics = server.metrics
-        self.sessions: dict[str, LiveSession] = {}
+        self.sessions: dict[str, LiveSession] = {}  # by the id the tracker sent
         # Labelled children resolved once: .labels() costs a lock and a dict
         # lookup, too much for once per batch.
         self.count_batch = self.metrics.messages_total.labels("tracker", "events_batch").inc
@@ -188,8 +195,8 @@ class _Tracker:
                 self.metrics.messages_total.labels("tracker", "session_end").inc()
                 session = self._session(decoded.session_id, None)
                 await self.hub.end_session(session, "client")
-                del self.sessions[session.id]
-                return frames.message("session_ended", {"sessionId": session.id}), 0, False
+                del self.sessions[session.client_id]
+                return frames.message("session_ended", {"sessionId": session.client_id}), 0, False
             raise ProtocolError(
                 "not_allowed", "viewer messages are not accepted on a tracker connection"
             )
@@ -238,14 +245,14 @@ class _Tracker:
                 "session_limit",
                 f"at most {self.server.config.max_sessions_per_connection} sessions per connection",
             )
-        session = await self.hub.start_session(start)
+        session = await self.hub.start_session(start, self.principal.key(sid))
         self.sessions[sid] = session
         return frames.message(
             "session_started",
             {
                 "sessionId": sid,
                 "nextSeq": session.seqs.next_seq,
-                "nextIndex": self.hub.buffers.next_index(sid),
+                "nextIndex": self.hub.buffers.next_index(session.id),
             },
         )
 
@@ -268,7 +275,7 @@ class _Tracker:
                 )
             session = found
         if session.ended:
-            del self.sessions[session.id]
+            del self.sessions[session.client_id]
             raise ProtocolError("unknown_session", "session has ended; send session_start", seq)
         return session
 
@@ -304,7 +311,7 @@ class _Tracker:
         self.metrics.protocol_errors_total.labels(code).inc()
         self.server.warn_client("tracker_message_rejected", code=code, message=message)
         if session_id is not None and session_id in self.sessions:
-            self.hub.record_error(session_id, code, message, seq)
+            self.hub.record_error(self.sessions[session_id].id, code, message, seq)
         elif len(self.sessions) == 1:
-            self.hub.record_error(next(iter(self.sessions)), code, message, seq)
+            self.hub.record_error(next(iter(self.sessions.values())).id, code, message, seq)
         return frames.error(code, message, seq, retry_after_ms=retry_after_ms)

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING
 import trio
 
 from .. import _core
+from ..auth.gate import DEV_PRINCIPAL, Principal
+from ..auth.tenants import client_id
 from ..errors import ProtocolError
 from ..sessions import LiveSession
 from ..ws import ConnectionClosed, WebSocket
@@ -32,8 +34,13 @@ if TYPE_CHECKING:
     from ..sessions.history import EventsPage
 
 
-async def serve_viewer(ws: WebSocket, server: Server, codec: str = "none") -> None:
-    """Serve one viewer connection until it closes (raises ConnectionClosed)."""
+async def serve_viewer(
+    ws: WebSocket, server: Server, codec: str = "none", principal: Principal = DEV_PRINCIPAL
+) -> None:
+    """Serve one viewer connection of ``principal``'s tenant until it
+    closes (raises ConnectionClosed). It sees that tenant's sessions only:
+    another tenant's session answers ``unknown_session``, exactly like one
+    that does not exist."""
     watches: dict[str, trio.CancelScope] = {}
     closed: ConnectionClosed | None = None
     deflate = ws.deflate
@@ -44,7 +51,7 @@ async def serve_viewer(ws: WebSocket, server: Server, codec: str = "none") -> No
         try:
             while True:
                 for msg in await ws.receive():
-                    reply = await _handle(ws, server, nursery, watches, msg, codec)
+                    reply = await _handle(ws, server, nursery, watches, msg, codec, principal)
                     if reply:
                         await ws.send(reply)
         except ConnectionClosed as exc:
@@ -61,6 +68,7 @@ async def _handle(
     watches: dict[str, trio.CancelScope],
     msg: _core.WsMessage | _core.WsTooLarge,
     codec: str,
+    principal: Principal,
 ) -> bytes:
     metrics = server.metrics
     try:
@@ -78,7 +86,9 @@ async def _handle(
             sid = decoded.session_id
             if sid in watches:
                 watches.pop(sid).cancel()
-            watches[sid] = await nursery.start(_watch, ws, server, sid, decoded.from_index, codec)
+            watches[sid] = await nursery.start(
+                _watch, ws, server, principal.key(sid), decoded.from_index, codec
+            )
             return b""
         if isinstance(decoded, _core.ViewerLeave):
             metrics.messages_total.labels("viewer", "viewer_leave_session").inc()
@@ -91,9 +101,10 @@ async def _handle(
             limit = min(
                 decoded.limit or server.config.max_history_limit, server.config.max_history_limit
             )
-            if await server.hub.get_record(decoded.session_id) is None:
+            key = principal.key(decoded.session_id)
+            if await server.hub.get_record(key) is None:
                 raise ProtocolError("unknown_session", f"no session {decoded.session_id!r}")
-            page = await server.hub.history(decoded.session_id, decoded.from_index, limit)
+            page = await server.hub.history(key, decoded.from_index, limit)
             return await Encoder(server.config, server.hub.clock).frame(
                 codec,
                 b"session_events",
@@ -121,7 +132,8 @@ async def _watch(
     task_status: trio.TaskStatus[trio.CancelScope] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Send a session's events to one viewer from ``from_index`` (default:
-    the latest full snapshot in memory) until it ends or the viewer leaves."""
+    the latest full snapshot in memory) until it ends or the viewer leaves.
+    ``session_id`` is the session's key (tenant and id)."""
     with trio.CancelScope() as scope:
         task_status.started(scope)
         hub = server.hub
@@ -129,7 +141,8 @@ async def _watch(
         if live is None:  # held by another instance? (redis/fanout.py)
             live = await server.cluster.fanout.watch(session_id)
         if live is None and await hub.get_record(session_id) is None:
-            await _send(ws, frames.error("unknown_session", f"no session {session_id!r}"))
+            unknown = f"no session {client_id(session_id)!r}"
+            await _send(ws, frames.error("unknown_session", unknown))
             return
         viewer = _Viewer(ws, server, session_id, codec)
         if live is None or live.ended:
@@ -150,8 +163,9 @@ class _Viewer:
     def __init__(self, ws: WebSocket, server: Server, session_id: str, codec: str) -> None:
         self.ws = ws
         self.server = server
-        self.session_id = session_id
-        self.id_json = frames.json_string(session_id)
+        self.session_id = session_id  # the key, for the hub and buffers
+        self.client_id = client_id(session_id)  # the id, for the viewer's frames
+        self.id_json = frames.json_string(self.client_id)
         self.codec = codec
         self.encoder = Encoder(server.config, server.hub.clock)
         self.read: Callable[[int, int], Awaitable[EventsPage]] = partial(
@@ -176,7 +190,7 @@ class _Viewer:
             start = self._keyframe(live) if from_index is None else from_index
             skew = live.record.clock_skew_ms
             joined = {
-                "sessionId": self.session_id,
+                "sessionId": self.client_id,
                 "fromIndex": start,
                 "nextIndex": position,
                 "clockSkewMs": None if skew is None else round(skew),
@@ -195,7 +209,7 @@ class _Viewer:
                         return
                     continue
                 if tick.end:
-                    ended = {"sessionId": self.session_id, "nextIndex": tick.first_index}
+                    ended = {"sessionId": self.client_id, "nextIndex": tick.first_index}
                     await _send(self.ws, frames.message("session_ended", ended))
                     return
                 frame = tick.frames[self.codec]
@@ -230,7 +244,7 @@ class _Viewer:
     async def replay(self, index: int) -> None:
         """A session that is no longer live: everything from ``index`` on,
         read from history at this viewer's pace, then ``session_ended``."""
-        joined = {"sessionId": self.session_id, "fromIndex": index, "nextIndex": None}
+        joined = {"sessionId": self.client_id, "fromIndex": index, "nextIndex": None}
         if not await _send(self.ws, frames.message("viewer_joined", joined)):
             return
         kind = b"snapshot"
@@ -243,7 +257,7 @@ class _Viewer:
             if await self._events(kind, page.first_index, page.count, page.events) is None:
                 return
             index, kind = page.next_index, b"delta"
-        ended = {"sessionId": self.session_id, "nextIndex": index}
+        ended = {"sessionId": self.client_id, "nextIndex": index}
         await _send(self.ws, frames.message("session_ended", ended))
 
     async def span(

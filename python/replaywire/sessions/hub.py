@@ -17,6 +17,7 @@ import structlog
 import trio
 
 from .. import _core
+from ..auth.tenants import session_key
 from ..config import Config
 from ..errors import ProtocolError
 from ..observability.metrics import Metrics
@@ -60,13 +61,15 @@ class Hub:
 
     # -- lifecycle --------------------------------------------------------
 
-    async def start_session(self, start: _core.SessionStart) -> LiveSession:
+    async def start_session(self, start: _core.SessionStart, key: str | None = None) -> LiveSession:
         """Open a session, or resume it after a reconnect or a restart.
+        ``key`` is the session's key, its id namespaced by tenant
+        (:func:`replaywire.auth.session_key`); the id itself by default.
 
         A resumed session continues its event indices and seq watermark from
         what storage (and the writer's queue) already holds, so a tracker
         that resends unacked batches gets no duplicates."""
-        sid = start.session_id
+        sid = key if key is not None else start.session_id
         async with self._start_lock:
             session = self.live.get(sid)
             if session is None or session.ended:
@@ -206,10 +209,18 @@ class Hub:
             bytes=record.byte_count,
         )
 
-    async def end_idle(self, max_idle: float, reason: str) -> list[str]:
-        """End every session without events for ``max_idle`` seconds."""
+    async def end_idle(
+        self, max_idle: float, reason: str, *, tenant: str | None = None
+    ) -> list[str]:
+        """End every session (of ``tenant`` only, if given) without events
+        for ``max_idle`` seconds; return their keys."""
         cutoff = trio.current_time() - max_idle
-        idle = [s for s in self.live.values() if s.last_activity <= cutoff and not s.ended]
+        prefix = session_key(tenant, "") if tenant is not None else ""
+        idle = [
+            s
+            for s in self.live.values()
+            if s.last_activity <= cutoff and not s.ended and s.id.startswith(prefix)
+        ]
         for session in idle:
             await self.end_session(session, reason)
         return [s.id for s in idle]

@@ -6,6 +6,7 @@ import json
 
 import trio
 
+from ..auth.tenants import client_id
 from ..storage import SessionRecord
 from .seqs import SeqWindow
 from .skew import ClockSkew
@@ -22,6 +23,7 @@ class LiveSession:
 
     __slots__ = (
         "changed",
+        "client_id",
         "end_index",
         "end_reason",
         "ended",
@@ -35,8 +37,9 @@ class LiveSession:
     )
 
     def __init__(self, record: SessionRecord, seqs: SeqWindow, now: float) -> None:
-        self.id = record.session_id
-        self.id_json = json.dumps(record.session_id).encode()
+        self.id = record.session_id  # the key: tenant and id (replaywire.auth.tenants)
+        self.client_id = client_id(self.id)  # what the tenant's clients call it
+        self.id_json = json.dumps(self.client_id).encode()
         self.record = record
         self.seqs = seqs
         self.skew = ClockSkew(record.clock_skew_ms)
