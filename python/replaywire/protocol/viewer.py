@@ -21,6 +21,7 @@ from .. import _core
 from ..errors import ProtocolError
 from ..sessions import LiveSession
 from ..ws import ConnectionClosed, WebSocket
+from ..ws.messages import TOO_LARGE, DataMessage
 from . import frames
 from .fanout import Broadcaster, Encoder, feed_key
 
@@ -55,12 +56,12 @@ async def _handle(
     server: Server,
     nursery: trio.Nursery,
     watches: dict[str, trio.CancelScope],
-    msg: _core.WsMessage | _core.WsTooLarge,
+    msg: DataMessage,
     codec: str,
 ) -> bytes:
     metrics = server.metrics
     try:
-        if isinstance(msg, _core.WsTooLarge):
+        if isinstance(msg, TOO_LARGE):
             raise ProtocolError(
                 "payload_too_large",
                 f"message of {msg.size} bytes is over the limit of"
