@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from replaywire import __version__
+from replaywire.benchcmd import run_bench
 from replaywire.config import Config, ConfigError, knobs, parse_value
 
 __all__ = ["build_parser", "main"]
@@ -126,6 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="json (default), toml (fit for --config) or env (NAME=value lines)",
     )
     config.set_defaults(handler=_print_config)
+    commands.add_parser(
+        "bench",
+        help="run the benchmark suite (python -m benches) from a source checkout",
+        add_help=False,
+    )
     return parser
 
 
@@ -174,6 +180,9 @@ def _print_config(config: Config, output_format: str = "json") -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``replaywire`` console script; returns the exit code."""
     parser = build_parser()
+    rest = list(sys.argv[1:] if argv is None else argv)
+    if rest[:1] == ["bench"]:  # every other argument is the suite's
+        return run_bench(rest[1:])
     args = parser.parse_args(argv)
     handler: Callable[[Config], int] | None = getattr(args, "handler", None)
     if handler is None:
