@@ -181,7 +181,10 @@ class WsprotoWebSocket(WebSocket):
                     if done is not None:
                         messages.append(done)
                 elif isinstance(event, Ping):
-                    await self.send(conn.send(event.response()))
+                    # Once our close frame is out no pong may follow it
+                    # (wsproto would raise LocalProtocolError): not answered.
+                    if conn.state is ConnectionState.OPEN and not self._close_sent:
+                        await self.send(conn.send(event.response()))
                 elif isinstance(event, CloseConnection):
                     if conn.state in (ConnectionState.REMOTE_CLOSING, ConnectionState.CLOSED):
                         await self._answer_close(_received_code(event), event.reason or "")
