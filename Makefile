@@ -138,6 +138,10 @@ bench: build-dev ## Rust decode throughput, then the end-to-end ingest load (BEN
 	cargo test --release $(CARGO_LOCKED) --test ws_throughput -- --ignored --nocapture
 	$(PY) benches/ingest_load.py $(BENCH_ARGS)
 
+.PHONY: bench-suite
+bench-suite: build-dev ## The benchmark suite: results folder with JSON, tables, plots (BENCH_ARGS=...)
+	$(PY) -m benches $(BENCH_ARGS)
+
 .PHONY: clean
 clean: ## Remove build outputs and caches (keeps .venv)
 	rm -rf target dist python/replaywire/_core.*.so $(STAMP_DEV)

@@ -46,6 +46,7 @@ from ingest_load import Totals, free_port, open_ws, pct, tracker
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from rrweb import batch_message, session_events, start_message
 
+WATCHED_RATE = 1000  # events/s of the watched session, a busy page's rate
 HEADER = struct.Struct(">BBBBIQIQH")  # binary frame header, version 2
 
 
@@ -150,7 +151,7 @@ def server_metrics(port: int) -> dict[str, float]:
 
 
 async def paced_tracker(
-    port: int, session_id: str, events: list[bytes], args: argparse.Namespace
+    port: int, session_id: str, events: list[bytes], batch: int, rate: int
 ) -> None:
     """The watched session, at ``--watched-rate`` events/s in batches of
     ``--batch``, as a busy real page would send (rrweb pages send tens to
@@ -168,13 +169,13 @@ async def paced_tracker(
         while await stream.receive_some(65536):
             pass
 
-    period = args.batch / args.watched_rate
+    period = batch / rate
     async with trio.open_nursery() as nursery:
         nursery.start_soon(drain_acks)
         next_at = trio.current_time()
         for seq in range(10**9):
-            first = (seq * args.batch) % (len(events) - args.batch)
-            message = batch_message(session_id, seq, events[first : first + args.batch])
+            first = (seq * batch) % (len(events) - batch)
+            message = batch_message(session_id, seq, events[first : first + batch])
             await stream.send_all(_core.encode_client_frame(_core.OP_TEXT, message, mask))
             next_at += period
             await trio.sleep_until(next_at)
@@ -197,12 +198,13 @@ async def run(
     # Trackers stop at this (far) deadline or, normally, when cancelled below.
     deadline = time.perf_counter() + 600
     # The paced session, or else the first flat-out tracker's.
-    session_id = f"bench-{os.getpid()}-{'watched' if args.watched_rate else 0}"
+    rate = getattr(args, "watched_rate", WATCHED_RATE)
+    session_id = f"bench-{os.getpid()}-{'watched' if rate else 0}"
     async with trio.open_nursery() as nursery:
         for n in range(args.connections):
             nursery.start_soon(tracker, port, n, events, args, totals, window_open, deadline)
-        if args.watched_rate:
-            nursery.start_soon(paced_tracker, port, session_id, events, args)
+        if rate:
+            nursery.start_soon(paced_tracker, port, session_id, events, args.batch, rate)
         proc = None
         if n_viewers:
             proc = await trio.lowlevel.open_process(
@@ -304,7 +306,7 @@ def main() -> int:
     parser.add_argument(
         "--watched-rate",
         type=int,
-        default=1000,
+        default=WATCHED_RATE,
         help="events/s of the watched session, a tracker of its own beside the C flat-out"
         " ones (0: watch the first flat-out tracker's session instead)",
     )

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
 import os
 import socket
@@ -24,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -176,6 +178,12 @@ def parser() -> argparse.ArgumentParser:
         "--workers", type=int, default=1, help="WORKERS (above 1 needs postgres and --redis-url)"
     )
     parser.add_argument("--redis-url", default="", help="REDIS_URL (a run prefix of its own)")
+    parser.add_argument(
+        "--ws-backend", default="rust", choices=["rust", "wsproto"], help="WS_BACKEND"
+    )
+    parser.add_argument(
+        "--pin", action="store_true", help="server on the last CPU, the generator on the others"
+    )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     return parser
 
@@ -183,38 +191,55 @@ def parser() -> argparse.ArgumentParser:
 PG_ADMIN_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
-def run_once(args: argparse.Namespace) -> dict[str, object]:
-    """Start a server as ``args`` say (unless --port), load it, stop it."""
-    server = None
-    port = args.port
+@contextlib.contextmanager
+def serving(
+    args: argparse.Namespace, extra_env: dict[str, str] | None = None
+) -> Iterator[tuple[int, int | None]]:
+    """A server process as ``args`` say (database, ack mode, WebSocket
+    backend), on a free port: yields (port, pid), stops it on the way out.
+    With ``--port`` it yields that port (pid None) and starts nothing.
+    With ``--pin`` (and two or more CPUs) the server runs on the last CPU and
+    this process, the generator, on the others (``sched_setaffinity``)."""
+    if args.port:
+        yield args.port, None
+        return
     tmp = tempfile.TemporaryDirectory()
     pg_name = None
-    if not port:
-        port = free_port()
-        db = args.database_url
-        if db == "sqlite":
-            db = f"sqlite:///{tmp.name}/bench.db"
-        elif db == "postgres":
-            import psycopg
+    port = free_port()
+    db = args.database_url
+    if db == "sqlite":
+        db = f"sqlite:///{tmp.name}/bench.db"
+    elif db == "postgres":
+        import psycopg
 
-            pg_name = f"replaywire_bench_{os.getpid()}"
-            with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-                conn.execute(f"DROP DATABASE IF EXISTS {pg_name}")
-                conn.execute(f"CREATE DATABASE {pg_name}")
-            db = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + pg_name
-        env = {
-            **os.environ,
-            "PORT": str(port),
-            "DATABASE_URL": db,
-            "ACK_MODE": args.ack_mode,
-            "SPOOL_DIR": f"{tmp.name}/spool",
-            "LOG_LEVEL": "warning",
-            "LOG_FORMAT": "json",
-            "WORKERS": str(args.workers),
-            "REDIS_URL": args.redis_url,
-            "REDIS_PREFIX": f"rwbench:{os.getpid()}:",
-        }
-        server = subprocess.Popen([sys.executable, "-m", "replaywire", "serve"], env=env)
+        pg_name = f"replaywire_bench_{os.getpid()}"
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {pg_name}")
+            conn.execute(f"CREATE DATABASE {pg_name}")
+        db = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + pg_name
+    env = {
+        **os.environ,
+        "PORT": str(port),
+        "DATABASE_URL": db,
+        "ACK_MODE": args.ack_mode,
+        "WS_BACKEND": getattr(args, "ws_backend", "rust"),
+        "SPOOL_DIR": f"{tmp.name}/spool",
+        "LOG_LEVEL": "warning",
+        "LOG_FORMAT": "json",
+        "WORKERS": str(getattr(args, "workers", 1)),
+        "REDIS_URL": getattr(args, "redis_url", ""),
+        "REDIS_PREFIX": f"rwbench:{os.getpid()}:",
+        **(extra_env or {}),
+    }
+    cpus = sorted(os.sched_getaffinity(0))
+    pin = getattr(args, "pin", False) and len(cpus) >= 2
+    server_cpus, generator_cpus = {cpus[-1]}, set(cpus[:-1])
+
+    server = subprocess.Popen([sys.executable, "-m", "replaywire", "serve"], env=env)
+    if pin:
+        os.sched_setaffinity(server.pid, server_cpus)
+        os.sched_setaffinity(0, generator_cpus)
+    try:
         deadline = time.monotonic() + 20
         while True:
             try:
@@ -224,18 +249,24 @@ def run_once(args: argparse.Namespace) -> dict[str, object]:
                 if time.monotonic() > deadline or server.poll() is not None:
                     raise SystemExit("server did not start") from None
                 time.sleep(0.05)
-    try:
-        totals = trio.run(run_load, port, args)
+        yield port, server.pid
     finally:
-        if server is not None:
-            server.terminate()
-            server.wait(timeout=60)
+        if pin:
+            os.sched_setaffinity(0, cpus)
+        server.terminate()
+        server.wait(timeout=60)
         tmp.cleanup()
         if pg_name is not None:
             import psycopg
 
             with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
                 conn.execute(f"DROP DATABASE IF EXISTS {pg_name} WITH (FORCE)")
+
+
+def run_once(args: argparse.Namespace) -> dict[str, object]:
+    """Start a server as ``args`` say (unless --port), load it, stop it."""
+    with serving(args) as (port, _):
+        totals = trio.run(run_load, port, args)
     elapsed = totals.elapsed  # type: ignore[attr-defined]
     return {
         "connections": args.connections,
@@ -254,8 +285,9 @@ def run_once(args: argparse.Namespace) -> dict[str, object]:
         },
         "database": args.database_url,
         "ack_mode": args.ack_mode,
-        "workers": args.workers,
-        "redis": bool(args.redis_url),
+        "workers": getattr(args, "workers", 1),
+        "redis": bool(getattr(args, "redis_url", "")),
+        "ws_backend": getattr(args, "ws_backend", "rust"),
     }
 
 
@@ -271,7 +303,7 @@ def main() -> int:
             f"{result['events_per_s']:,} events/s  {result['mb_per_s']} MB/s  "
             f"{result['acks_per_s']:,} acks/s  ack p50 {lat['p50']} ms  p99 {lat['p99']} ms  "
             f"(C={args.connections} W={args.window} B={args.batch}, {result['seconds']} s, "
-            f"{args.database_url}, ack {args.ack_mode})"
+            f"{args.database_url}, ack {args.ack_mode}, {args.ws_backend})"
         )
     return 0
 

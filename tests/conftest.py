@@ -46,15 +46,23 @@ def database_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture
+def ws_backend() -> str:
+    """The servers' WebSocket codec; a module may override this fixture
+    (see ``tests/e2e/backends.py``) to run its tests on both."""
+    return "rust"
+
+
+@pytest.fixture
 async def start_server(
-    nursery: trio.Nursery, tmp_path: Path, database_url: str
+    nursery: trio.Nursery, tmp_path: Path, database_url: str, ws_backend: str
 ) -> AsyncIterator[Callable[..., object]]:
     """Factory: ``server = await start_server(**config_overrides)``. Every
     server still running at the end of the test is shut down gracefully."""
     servers: list[Server] = []
 
     async def start(**overrides: object) -> Server:
-        server = Server(make_config(tmp_path, **{"database_url": database_url, **overrides}))
+        defaults = {"database_url": database_url, "ws_backend": ws_backend}
+        server = Server(make_config(tmp_path, **{**defaults, **overrides}))
         await nursery.start(server.run)
         servers.append(server)
         return server

@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from replaywire import __version__
+from replaywire.benchcmd import run_bench
 from replaywire.config import Config, ConfigError, knobs, parse_value
 
 __all__ = ["build_parser", "main"]
@@ -141,6 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--ttl", type=float, default=3600.0, help="JWT lifetime in seconds")
     token.add_argument("--opaque", action="store_true", help="an opaque token and its hash")
     token.set_defaults(handler=_token)
+    commands.add_parser(
+        "bench",
+        help="run the benchmark suite (python -m benches) from a source checkout",
+        add_help=False,
+    )
     return parser
 
 
@@ -214,6 +220,9 @@ def _token(config: Config, args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``replaywire`` console script; returns the exit code."""
     parser = build_parser()
+    rest = list(sys.argv[1:] if argv is None else argv)
+    if rest[:1] == ["bench"]:  # every other argument is the suite's
+        return run_bench(rest[1:])
     args = parser.parse_args(argv)
     handler: Callable[[Config], int] | None = getattr(args, "handler", None)
     if handler is None:

@@ -30,6 +30,7 @@ ACK_MODES = ("auto", "durable", "received")
 CODECS = ("none", "deflate", "zstd")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("auto", "json", "console")
+WS_BACKENDS = ("rust", "wsproto")
 DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres", "memory")
 # Knobs whose values are secrets, or may hold one (a password in a URL):
 # redacted wherever the configuration is printed or logged.
@@ -140,6 +141,11 @@ class Config:
         "Bytes of incomplete WebSocket messages held across all connections;"
         " past it, connections with large messages in progress are not read until others finish",
         lo=1,
+    )
+    ws_backend: str = _knob(
+        "rust",
+        "WebSocket frame codec: rust (the Rust core) or wsproto (pure Python, for comparison)",
+        choices=WS_BACKENDS,
     )
     # WebSocket compression
     ws_deflate: bool = _knob(True, "Negotiate permessage-deflate (RFC 7692) when clients offer it")

@@ -11,6 +11,7 @@ import pytest
 import zstandard
 from trio_websocket import open_websocket_url
 
+from e2e.backends import ws_backend  # noqa: F401  (runs every test on both WebSocket codecs)
 from e2e.clients import get_json, http, recv_json, send_batches, start_session, ws_url
 from e2e.rawws import client_frame, handshake, read_close
 from replaywire import _core
@@ -108,10 +109,10 @@ async def test_frame_violations_close_with_the_right_code(
     start_server, frame, close_code, request
 ) -> None:
     server = await start_server(max_frame_bytes=64 * 1024, max_message_bytes=256 * 1024)
-    case = request.node.callspec.id
-    if case == "invalid-utf8":
+    case = request.node.callspec.id  # "<ws backend>-<case>"
+    if case.endswith("invalid-utf8"):
         frame = client_frame(_core.OP_TEXT, b'{"a":"\xff\xfe"}')
-    elif case == "reserved-opcode":
+    elif case.endswith("reserved-opcode"):
         frame = _core.encode_client_frame(3, b"", b"abcd")
     stream, head = await handshake(server.port)
     assert head.startswith(b"HTTP/1.1 101")
@@ -250,3 +251,32 @@ async def test_a_message_over_the_limit_is_answered_and_the_session_goes_on(
     metrics = (await http(server, "/metrics"))[2].decode()
     assert 'replaywire_protocol_errors_total{code="payload_too_large"} 1.0' in metrics
     await assert_still_serving(server)
+
+
+async def test_max_frame_bytes_on_its_own(start_server, ws_backend: str) -> None:
+    """MAX_FRAME_BYTES on its own: a 100 KB frame, under the 256 KiB message
+    limit but over the 64 KiB frame limit, is answered payload_too_large by
+    the Rust codec. The wsproto codec streams a frame's payload without its
+    header, so it enforces MAX_MESSAGE_BYTES only and accepts it (the
+    documented difference, README "WS_BACKEND")."""
+    server = await start_server(max_frame_bytes=64 * 1024, max_message_bytes=256 * 1024)
+    big = b'{"type":3,"timestamp":1,"data":{"blob":"%b"}}' % (b"x" * 100_000)
+    stream, head = await handshake(server.port)
+    assert head.startswith(b"HTTP/1.1 101")
+    decoder = _core.FrameDecoder(require_mask=False)
+
+    async def reply() -> dict:
+        while True:
+            for event in decoder.feed(await stream.receive_some(65536)):
+                if isinstance(event, _core.WsMessage):
+                    return json.loads(event.data)
+
+    await stream.send_all(client_frame(_core.OP_TEXT, start_message("frame").encode()))
+    assert (await reply())["type"] == "session_started"
+    await stream.send_all(client_frame(_core.OP_TEXT, batch_message("frame", 0, [big])))
+    answer = await reply()
+    if ws_backend == "rust":
+        assert answer["data"]["code"] == "payload_too_large" and answer["data"]["seq"] == 0
+    else:
+        assert answer["type"] == "ack" and answer["data"]["seq"] == 0, answer
+    await stream.aclose()

@@ -18,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from trio_websocket import open_websocket_url
 from websockets.sync.client import connect
 
+from e2e.backends import ws_backend  # noqa: F401  (runs every test on both WebSocket codecs)
 from e2e.clients import get_json, http, ws_url
 from e2e.processes import ServerProcess
 from replaywire.app import Server

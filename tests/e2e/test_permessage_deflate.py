@@ -24,6 +24,7 @@ from websockets.sync.client import connect
 from wsproto.extensions import PerMessageDeflate as WsprotoDeflate
 
 from core.test_ws_codec import parse_frames
+from e2e.backends import ws_backend  # noqa: F401  (runs every test on both WebSocket codecs)
 from e2e.clients import events_of, http, recv_json, start_session, ws_url
 from e2e.rawws import client_frame, handshake, read_close
 from replaywire import Config, _core

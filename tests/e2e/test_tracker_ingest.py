@@ -12,6 +12,7 @@ from websockets.exceptions import ConnectionClosedOK
 from websockets.sync.client import connect
 
 from conftest import stop
+from e2e.backends import ws_backend  # noqa: F401  (runs every test on both WebSocket codecs)
 from e2e.clients import events_of, get_json, http, recv_json, send_batches, start_session, ws_url
 from e2e.storages import database_url  # noqa: F401  (runs every test on each backend)
 from rrweb import batch_message, session_events, start_message

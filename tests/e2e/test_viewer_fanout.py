@@ -13,6 +13,7 @@ from trio_websocket import open_websocket_url
 from websockets.sync.client import connect
 
 from conftest import make_config
+from e2e.backends import ws_backend  # noqa: F401  (runs every test on both WebSocket codecs)
 from e2e.clients import send_batches, start_session, ws_url
 from replaywire import Server
 from replaywire.client import ViewerStream, decode_message

@@ -9,6 +9,7 @@ from functools import partial
 import trio
 from trio_websocket import open_websocket_url
 
+from e2e.backends import ws_backend  # noqa: F401  (runs every test on both WebSocket codecs)
 from e2e.clients import recv_json, send_batches, start_session, ws_url
 from replaywire import _core
 from rrweb import session_events

@@ -28,6 +28,7 @@ from ..storage import StorageError
 from ..ws import WebSocket, check_upgrade
 from ..ws.extensions import DeflateParams, negotiate_deflate
 from ..ws.handshake import HandshakeError, wants_upgrade
+from ..ws.wsproto_backend import WsprotoWebSocket
 from .responses import Response, error_response
 from .routes import Request, dispatch
 
@@ -209,6 +210,17 @@ async def _upgrade(
     )
     server.metrics.http_requests_total.labels("/ws", "101").inc()
     trailing, _ = conn.trailing_data
+    if server.config.ws_backend == "wsproto":
+        ws: WebSocket = WsprotoWebSocket(
+            stream,
+            bytes(trailing),
+            max_message_bytes=server.config.max_message_bytes,
+            on_close=server.count_close,
+            deflate=deflate,
+            budget=server.inflight,
+        )
+        await server.run_websocket(ws, kind, request)
+        return True
     decoder = _core.FrameDecoder(
         max_frame_bytes=server.config.max_frame_bytes,
         max_message_bytes=server.config.max_message_bytes,

@@ -32,6 +32,7 @@ from ..errors import ProtocolError
 from ..sessions import LiveSession
 from ..storage import StorageError
 from ..ws import ConnectionClosed, WebSocket
+from ..ws.messages import TOO_LARGE, DataMessage, TooLargeMessage
 from . import frames
 
 if TYPE_CHECKING:
@@ -171,10 +172,10 @@ class _Tracker:
             for when in received:
                 observe(now - when)
 
-    async def handle(self, msg: _core.WsMessage | _core.WsTooLarge) -> tuple[bytes, int, bool]:
+    async def handle(self, msg: DataMessage) -> tuple[bytes, int, bool]:
         """The answer to one message, the writer ticket that must commit
         before it may be sent (0: at once), and whether it is an ack."""
-        if isinstance(msg, _core.WsTooLarge):
+        if isinstance(msg, TOO_LARGE):
             return self._too_large(msg), 0, False
         seq: int | None = None
         try:
@@ -279,7 +280,7 @@ class _Tracker:
             raise ProtocolError("unknown_session", "session has ended; send session_start", seq)
         return session
 
-    def _too_large(self, msg: _core.WsTooLarge) -> bytes:
+    def _too_large(self, msg: TooLargeMessage) -> bytes:
         """``payload_too_large`` for a message the decoder skipped: its seq
         and session are read from its first bytes when they are there."""
         config = self.server.config

@@ -25,6 +25,7 @@ from ..auth.tenants import client_id
 from ..errors import ProtocolError
 from ..sessions import LiveSession
 from ..ws import ConnectionClosed, WebSocket
+from ..ws.messages import TOO_LARGE, DataMessage
 from . import frames
 from .fanout import Broadcaster, Encoder, feed_key
 
@@ -66,13 +67,13 @@ async def _handle(
     server: Server,
     nursery: trio.Nursery,
     watches: dict[str, trio.CancelScope],
-    msg: _core.WsMessage | _core.WsTooLarge,
+    msg: DataMessage,
     codec: str,
     principal: Principal,
 ) -> bytes:
     metrics = server.metrics
     try:
-        if isinstance(msg, _core.WsTooLarge):
+        if isinstance(msg, TOO_LARGE):
             raise ProtocolError(
                 "payload_too_large",
                 f"message of {msg.size} bytes is over the limit of"

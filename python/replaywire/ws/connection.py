@@ -36,6 +36,7 @@ import trio
 from .. import _core
 from .budget import FREE_BYTES, InflightBudget
 from .extensions import MIN_COMPRESS_BYTES, DeflateParams
+from .messages import DataMessage
 
 READ_SIZE = 256 * 1024
 
@@ -58,7 +59,11 @@ class ConnectionClosed(Exception):
 
 
 class WebSocket:
-    """One accepted WebSocket connection (server side)."""
+    """One accepted WebSocket connection (server side).
+
+    The frame codec is the Rust core's; :class:`~.wsproto_backend.WsprotoWebSocket`
+    is the same connection with wsproto's codec (``WS_BACKEND=wsproto``): it
+    overrides :meth:`receive` and the control frames, and shares the rest."""
 
     def __init__(
         self,
@@ -70,10 +75,21 @@ class WebSocket:
         deflate: DeflateParams | None = None,
         budget: InflightBudget | None = None,
     ) -> None:
+        self._decoder = decoder
+        self._setup(stream, initial, on_close, deflate, budget)
+
+    def _setup(
+        self,
+        stream: trio.abc.Stream,
+        initial: bytes,
+        on_close: CloseHook | None,
+        deflate: DeflateParams | None,
+        budget: InflightBudget | None,
+    ) -> None:
+        """State shared by both codecs: the stream, sends, close, counters."""
         self._stream = stream
         self.deflate = deflate
         """permessage-deflate as agreed in the handshake, or None."""
-        self._decoder = decoder
         self._pending = initial
         self._send_lock = trio.Lock()
         sock = getattr(stream, "socket", None)
@@ -91,7 +107,7 @@ class WebSocket:
     def closed(self) -> ConnectionClosed | None:
         return self._closed
 
-    async def receive(self) -> list[_core.WsMessage | _core.WsTooLarge]:
+    async def receive(self) -> list[DataMessage]:
         """Wait for data messages; return all of those completed by one read.
 
         Pings are answered and pongs dropped here. A message over the
@@ -125,14 +141,14 @@ class WebSocket:
             except _core.WebSocketError as exc:
                 await self._fail(exc.close_code, exc.message)
                 raise self._closed from exc  # type: ignore[misc]
-            messages: list[_core.WsMessage | _core.WsTooLarge] = []
+            messages: list[DataMessage] = []
             for event in events:
                 if isinstance(event, (_core.WsMessage, _core.WsTooLarge)):
                     messages.append(event)
                 elif isinstance(event, _core.WsPing):
                     await self.send(_core.encode_pong(event.data))
                 elif isinstance(event, _core.WsClose):
-                    await self._answer_close(event)
+                    await self._answer_close(event.code, event.reason)
                     break
             if messages:
                 self.messages_received += len(messages)
@@ -213,7 +229,7 @@ class WebSocket:
                 return
             self._close_sent = True
             with contextlib.suppress(ConnectionClosed):
-                await self._write(_core.encode_close(code, reason))
+                await self._write(self._close_frame(code, reason))
         if self._on_close is not None:
             self._on_close(code, local=True)
 
@@ -259,8 +275,14 @@ class WebSocket:
             raise self._closed from None  # type: ignore[misc]
         self.bytes_sent += len(data)
 
-    async def _answer_close(self, event: _core.WsClose) -> None:
-        code = event.code if event.code is not None else 1005
+    def _close_frame(self, code: int | None, reason: str = "") -> bytes:
+        """A close frame (``code=None``: empty body)."""
+        return _core.encode_close(code, reason)
+
+    async def _answer_close(self, received: int | None, reason: str) -> None:
+        """The peer's close frame arrived (``received``: its code, None when
+        it had no body): echo it unless we closed first, and finish."""
+        code = received if received is not None else 1005
         if self._on_close is not None:
             self._on_close(code, local=False)
         async with self._send_lock:
@@ -268,8 +290,8 @@ class WebSocket:
                 self._close_sent = True
                 # Echo the status code, as RFC 6455 section 5.5.1 asks.
                 with contextlib.suppress(ConnectionClosed):
-                    await self._write(_core.encode_close(event.code))
-        self._finish(ConnectionClosed(code, event.reason))
+                    await self._write(self._close_frame(received))
+        self._finish(ConnectionClosed(code, reason))
 
     async def _fail(self, code: int, reason: str) -> None:
         await self.close(code, reason)

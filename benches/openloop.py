@@ -1,0 +1,158 @@
+"""Ack latency under a fixed offered load: an open-loop generator.
+
+C tracker connections send batches of B events on a fixed schedule, whatever
+the acks do (open loop), for a total rate of ``rate`` events/s. Latency is
+measured from when each batch was *due*, not from when it was written, so a
+server (or generator) that falls behind is charged for the whole wait: the
+measurement is coordinated-omission-safe (Gil Tene's term; wrk2 does the
+same). Batches due while a connection is still writing go out in the next
+write, late, and their lateness counts.
+
+Every loop is bounded by the deadline: senders stop sending at it, readers
+stop reading a grace period later (acks still due then count as lost).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+
+import trio
+
+from benches.ingest_load import open_ws, pct
+from replaywire import _core
+from rrweb import batch_message, session_events, start_message
+
+GRACE = 2.0  # seconds to wait for the last acks
+
+
+@dataclass
+class Latencies:
+    values: list[float] = field(default_factory=list)
+    lost: int = 0
+
+
+async def _connection(
+    port: int,
+    n: int,
+    connections: int,
+    rate_per_conn: float,
+    batch: int,
+    events: list[bytes],
+    start_at: float,
+    measure_from: float,
+    deadline: float,
+    out: Latencies,
+) -> None:
+    stream, rest = await open_ws(port)
+    decoder = _core.FrameDecoder(require_mask=False, max_message_bytes=1 << 20)
+    sid = f"openloop-{os.getpid()}-{n}"
+    mask = os.urandom(4)
+    await stream.send_all(
+        _core.encode_client_frame(_core.OP_TEXT, start_message(sid).encode(), mask)
+    )
+    pending = list(decoder.feed(rest)) if rest else []
+    while not pending:
+        pending = decoder.feed(await stream.receive_some(65536))
+    interval = batch / rate_per_conn
+    # Stagger the connections over one interval so they do not send at once.
+    first_due = start_at + interval * n / connections
+    due: dict[int, float] = {}
+    frames = [
+        _core.encode_client_frame(
+            _core.OP_TEXT, batch_message(sid, i, events[i * batch : (i + 1) * batch]), mask
+        )
+        for i in range(min(64, len(events) // batch))
+    ]
+
+    async def sender() -> None:
+        seq = 0
+        while True:
+            now = time.perf_counter()
+            next_due = first_due + seq * interval
+            if next_due >= deadline:
+                return
+            if next_due > now:
+                await trio.sleep(next_due - now)
+                now = time.perf_counter()
+            burst = []
+            while seq * interval + first_due <= now and first_due + seq * interval < deadline:
+                due[seq] = first_due + seq * interval
+                frame = frames[seq % len(frames)]
+                # The seq in the frame repeats every len(frames) batches: the
+                # server acks duplicates too, which costs it the same work.
+                burst.append(frame)
+                seq += 1
+            await stream.send_all(b"".join(burst))
+
+    finished = [False]  # the sender is done
+    all_acked = trio.Event()
+
+    async def reader() -> None:
+        acked = 0
+        while True:
+            data = await stream.receive_some(262144)
+            if not data:
+                return
+            now = time.perf_counter()
+            for event in decoder.feed(data):
+                if isinstance(event, _core.WsMessage):
+                    sent_due = due.pop(acked, None)
+                    acked += 1
+                    if sent_due is not None and sent_due >= measure_from:
+                        out.values.append(now - sent_due)
+            if finished[0] and not due:
+                all_acked.set()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(reader)
+        await sender()
+        finished[0] = True
+        if not due:
+            all_acked.set()
+        with trio.move_on_after(GRACE):
+            await all_acked.wait()
+        nursery.cancel_scope.cancel()
+    out.lost += sum(1 for t in due.values() if t >= measure_from)
+    await stream.aclose()
+
+
+async def run_open_loop(
+    port: int, rate: float, connections: int, batch: int, duration: float, warmup: float
+) -> dict[str, object]:
+    """Offer ``rate`` events/s for warmup + duration seconds; latency of
+    batches due after the warm-up."""
+    events = list(session_events(max(batch * 64, 2000), seed=1))[2:]
+    out = Latencies()
+    start_at = time.perf_counter() + 0.2
+    measure_from = start_at + warmup
+    deadline = measure_from + duration
+    async with trio.open_nursery() as nursery:
+        for n in range(connections):
+            nursery.start_soon(
+                _connection,
+                port,
+                n,
+                connections,
+                rate / connections,
+                batch,
+                events,
+                start_at,
+                measure_from,
+                deadline,
+                out,
+            )
+    values = sorted(out.values)
+    return {
+        "offered_events_per_s": round(rate),
+        "acked_events_per_s": round(len(values) * batch / duration),
+        "batches_measured": len(values),
+        "batches_lost": out.lost,
+        "ack_latency_ms": {
+            "p50": round(pct(values, 0.50), 3),
+            "p99": round(pct(values, 0.99), 3),
+            "p999": round(pct(values, 0.999), 3),
+            "max": round(values[-1] * 1000, 3) if values else None,
+        },
+    }
