@@ -253,7 +253,7 @@ async def test_a_message_over_the_limit_is_answered_and_the_session_goes_on(
     await assert_still_serving(server)
 
 
-async def test_max_frame_bytes_on_its_own(start_server, ws_backend: str) -> None:
+async def test_max_frame_bytes_on_its_own(start_server, ws_backend: str) -> None:  # noqa: F811
     """MAX_FRAME_BYTES on its own: a 100 KB frame, under the 256 KiB message
     limit but over the 64 KiB frame limit, is answered payload_too_large by
     the Rust codec. The wsproto codec streams a frame's payload without its
