@@ -41,10 +41,10 @@ import trio
 from replaywire import _core
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ingest_load import Totals, free_port, open_ws, pct, tracker
+from ingest_load import Totals, free_port, pct, start_tracker, tracker
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from rrweb import batch_message, session_events, start_message
+from rrweb import batch_message, session_events
 
 WATCHED_RATE = 1000  # events/s of the watched session, a busy page's rate
 HEADER = struct.Struct(">BBBBIQIQH")  # binary frame header, version 2
@@ -156,14 +156,7 @@ async def paced_tracker(
     """The watched session, at ``--watched-rate`` events/s in batches of
     ``--batch``, as a busy real page would send (rrweb pages send tens to
     hundreds of events a second); runs until cancelled."""
-    stream, rest = await open_ws(port)
-    decoder = _core.FrameDecoder(require_mask=False, max_message_bytes=1 << 20)
-    mask = os.urandom(4)
-    start = _core.encode_client_frame(_core.OP_TEXT, start_message(session_id).encode(), mask)
-    await stream.send_all(start)
-    pending = list(decoder.feed(rest)) if rest else []
-    while not pending:
-        pending = decoder.feed(await stream.receive_some(65536))
+    stream, _, mask = await start_tracker(port, session_id)
 
     async def drain_acks() -> None:
         while await stream.receive_some(65536):

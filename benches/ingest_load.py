@@ -51,6 +51,39 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def wait_listening(
+    port: int, proc: subprocess.Popen[bytes], what: str, timeout: float = 20
+) -> None:
+    """Return once ``proc`` accepts connections on ``port``; exit if it dies
+    or does not within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise SystemExit(f"{what} did not start") from None
+            time.sleep(0.05)
+
+
+async def start_tracker(
+    port: int, session_id: str
+) -> tuple[trio.SocketStream, _core.FrameDecoder, bytes]:
+    """A tracker connection with ``session_id`` started: the stream, its
+    frame decoder and its mask."""
+    stream, rest = await open_ws(port)
+    decoder = _core.FrameDecoder(require_mask=False, max_message_bytes=1 << 20)
+    mask = os.urandom(4)
+    await stream.send_all(
+        _core.encode_client_frame(_core.OP_TEXT, start_message(session_id).encode(), mask)
+    )
+    pending = list(decoder.feed(rest)) if rest else []
+    while not pending:
+        pending = decoder.feed(await stream.receive_some(65536))
+    return stream, decoder, mask
+
+
 async def open_ws(port: int) -> tuple[trio.SocketStream, bytes]:
     stream = await trio.open_tcp_stream("127.0.0.1", port)
     key = base64.b64encode(os.urandom(16))
@@ -78,16 +111,8 @@ async def tracker(
     window_open: list[bool],
     deadline: float,
 ) -> None:
-    stream, rest = await open_ws(port)
-    decoder = _core.FrameDecoder(require_mask=False, max_message_bytes=1 << 20)
     sid = f"bench-{os.getpid()}-{n}"
-    mask = os.urandom(4)
-    await stream.send_all(
-        _core.encode_client_frame(_core.OP_TEXT, start_message(sid).encode(), mask)
-    )
-    pending = list(decoder.feed(rest)) if rest else []
-    while not pending:
-        pending = decoder.feed(await stream.receive_some(65536))
+    stream, decoder, mask = await start_tracker(port, sid)
     batch_bytes = sum(len(e) for e in events[: args.batch])
     sent_at: dict[int, float] = {}
     seq = 0
@@ -240,15 +265,7 @@ def serving(
         os.sched_setaffinity(server.pid, server_cpus)
         os.sched_setaffinity(0, generator_cpus)
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit("server did not start") from None
-                time.sleep(0.05)
+        wait_listening(port, server, "server")
         yield port, server.pid
     finally:
         if pin:

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 
 import trio
 
-from benches.ingest_load import open_ws, pct
+from benches.ingest_load import pct, start_tracker
 from replaywire import _core
-from rrweb import batch_message, session_events, start_message
+from rrweb import batch_message, session_events
 
 GRACE = 2.0  # seconds to wait for the last acks
 
@@ -45,16 +45,8 @@ async def _connection(
     deadline: float,
     out: Latencies,
 ) -> None:
-    stream, rest = await open_ws(port)
-    decoder = _core.FrameDecoder(require_mask=False, max_message_bytes=1 << 20)
     sid = f"openloop-{os.getpid()}-{n}"
-    mask = os.urandom(4)
-    await stream.send_all(
-        _core.encode_client_frame(_core.OP_TEXT, start_message(sid).encode(), mask)
-    )
-    pending = list(decoder.feed(rest)) if rest else []
-    while not pending:
-        pending = decoder.feed(await stream.receive_some(65536))
+    stream, decoder, mask = await start_tracker(port, sid)
     interval = batch / rate_per_conn
     # Stagger the connections over one interval so they do not send at once.
     first_due = start_at + interval * n / connections

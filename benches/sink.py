@@ -22,7 +22,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 
 import trio
@@ -76,6 +75,8 @@ async def serve(port: int) -> None:
 def serving_sink(pin: bool = False) -> Iterator[tuple[int, int]]:
     """A sink process on a free port: yields (port, pid), kills it after.
     With ``pin``, pinned like the server in ingest_load.serving."""
+    from benches.ingest_load import wait_listening  # the parent only: the child runs as a script
+
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
@@ -86,15 +87,7 @@ def serving_sink(pin: bool = False) -> Iterator[tuple[int, int]]:
         os.sched_setaffinity(proc.pid, {cpus[-1]})
         os.sched_setaffinity(0, set(cpus[:-1]))
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise SystemExit("sink did not start") from None
-                time.sleep(0.05)
+        wait_listening(port, proc, "sink")
         yield port, proc.pid
     finally:
         if pin:

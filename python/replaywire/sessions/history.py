@@ -9,6 +9,7 @@ stops at the first gap rather than skipping one.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -62,14 +63,10 @@ async def read_history(
     # the read runs is then still in our copy of the queue.
     pending = hub.writer.pending_chunks(session_id)
     max_size = hub.config.max_message_bytes
-    if codec == "zstd":
-        return await hub.writer.read(
-            _read_zstd, hub.storage, session_id, from_index, limit, max_size, pending
-        )
-    if codec == "parts":
-        return await hub.writer.read(
-            _read_parts, hub.storage, session_id, from_index, limit, max_size, pending
-        )
+    assembler = {"zstd": assemble_zstd, "parts": assemble_parts}.get(codec)
+    if assembler is not None:
+        args = (session_id, from_index, limit, max_size, pending)
+        return await hub.writer.read(_read_assembled, assembler, hub.storage, *args)
     stored = await hub.writer.read(
         read_chunks, hub.storage, session_id, from_index, limit, max_size
     )
@@ -142,7 +139,8 @@ def assemble(stored: list[Chunk], pending: list[Chunk], from_index: int, limit: 
     return EventsPage(from_index, count, _core.join_events(parts))
 
 
-def _read_parts(
+def _read_assembled(
+    assemble_: Callable[[list[Chunk], list[Chunk], int, int, int], EventsPage],
     storage: Storage,
     session_id: str,
     from_index: int,
@@ -150,8 +148,10 @@ def _read_parts(
     max_size: int,
     pending: list[Chunk],
 ) -> EventsPage:
+    """Read stored chunks and assemble them with ``assemble_`` (blocking:
+    runs in the reader thread, decompression included)."""
     stored = storage.read_chunks(session_id, from_index, limit)
-    return assemble_parts(stored, pending, from_index, limit, max_size)
+    return assemble_(stored, pending, from_index, limit, max_size)
 
 
 def assemble_parts(
@@ -183,18 +183,6 @@ def _contents(chunk: Chunk, max_size: int) -> memoryview:
     data = _core.decompress(chunk.codec, chunk.payload, max_size)
     # Only the contents are compressed, except in chunks stored before that rule.
     return memoryview(data)[1:-1] if data[:1] == b"[" else memoryview(data)
-
-
-def _read_zstd(
-    storage: Storage,
-    session_id: str,
-    from_index: int,
-    limit: int,
-    max_size: int,
-    pending: list[Chunk],
-) -> EventsPage:
-    stored = storage.read_chunks(session_id, from_index, limit)
-    return assemble_zstd(stored, pending, from_index, limit, max_size)
 
 
 def assemble_zstd(

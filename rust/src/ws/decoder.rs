@@ -146,6 +146,22 @@ struct Frame {
     skip: bool,
 }
 
+impl Frame {
+    /// A frame of a message being skipped: its payload is only counted down.
+    fn skipped(opcode: OpCode, fin: bool, mask: Option<[u8; 4]>, len: usize) -> Self {
+        Frame {
+            opcode,
+            fin,
+            mask,
+            len,
+            text: false,
+            compressed: false,
+            done: 0,
+            skip: true,
+        }
+    }
+}
+
 /// A data message over the limits, being skipped.
 #[derive(Debug)]
 struct Skip {
@@ -368,16 +384,7 @@ impl FrameDecoder {
             if opcode == OpCode::Continuation {
                 skip.size = skip.size.saturating_add(header.payload_len);
                 self.buf.advance(header_len);
-                return Ok(Some(Frame {
-                    opcode,
-                    fin,
-                    mask: header.mask,
-                    len,
-                    text: false,
-                    compressed: false,
-                    done: 0,
-                    skip: true,
-                }));
+                return Ok(Some(Frame::skipped(opcode, fin, header.mask, len)));
             }
         }
         let (text, compressed) = match opcode {
@@ -396,16 +403,7 @@ impl FrameDecoder {
                         prefix: Vec::new(),
                     });
                     self.buf.advance(header_len);
-                    return Ok(Some(Frame {
-                        opcode,
-                        fin,
-                        mask: header.mask,
-                        len,
-                        text: false,
-                        compressed: false,
-                        done: 0,
-                        skip: true,
-                    }));
+                    return Ok(Some(Frame::skipped(opcode, fin, header.mask, len)));
                 }
                 if text {
                     self.utf8.reset();
@@ -432,16 +430,7 @@ impl FrameDecoder {
                     }
                     self.start_skipping(total);
                     self.buf.advance(header_len);
-                    return Ok(Some(Frame {
-                        opcode,
-                        fin,
-                        mask: header.mask,
-                        len,
-                        text: false,
-                        compressed: false,
-                        done: 0,
-                        skip: true,
-                    }));
+                    return Ok(Some(Frame::skipped(opcode, fin, header.mask, len)));
                 }
                 let Some(partial) = self.partial.as_mut() else {
                     unreachable!("checked on the first byte");
