@@ -168,3 +168,30 @@ async def test_cleanup_ends_only_the_admins_tenants_sessions(start_server: Any) 
         assert meta["live"] is True and meta["status"] == "active"
         status, meta = await get(server, "/sessions/idle", ACME_READ)
         assert meta["live"] is False and meta["status"] == "ended"
+
+
+async def test_the_session_list_shows_only_the_tenants_own(start_server: Any) -> None:
+    """``GET /sessions`` (the viewer's recent list) lists the asking tenant's
+    stored sessions under its own ids, filtered by status."""
+    server = await start(start_server)
+    await record(server, "acme", "a-1", 10, seed=4)
+    await record(server, "acme", "a-2", 10, seed=5)
+    await record(server, "beta", "b-1", 10, seed=6)
+    await http(
+        server,
+        "/sessions/cleanup?idle_seconds=0",
+        "DELETE",
+        {"Authorization": f"Bearer {ACME_ADMIN}"},
+    )
+    await server.writer.flush()
+    status, listed = await get(server, "/sessions", ACME_READ)
+    assert status == 200 and listed["count"] == 2
+    assert [s["sessionId"] for s in listed["sessions"]] == ["a-2", "a-1"]  # newest first
+    status, ended = await get(server, "/sessions?status=ended", ACME_READ)
+    assert {s["sessionId"] for s in ended["sessions"]} == {"a-1", "a-2"}
+    status, beta = await get(server, "/sessions?status=ended", BETA_READ)
+    assert beta == {"count": 0, "sessions": []}  # beta's session is still active
+    status, beta = await get(server, "/sessions?status=active&limit=5", BETA_READ)
+    assert [s["sessionId"] for s in beta["sessions"]] == ["b-1"]
+    assert (await get(server, "/sessions?status=bogus", ACME_READ))[0] == 400
+    assert (await get(server, "/sessions", "not-a-token"))[0] == 401

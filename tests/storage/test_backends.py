@@ -107,6 +107,17 @@ def test_list_sessions_newest_first_with_status_and_limit(storage: Storage) -> N
     assert storage.list_sessions(limit=0) == []
 
 
+def test_list_sessions_by_id_prefix(storage: Storage) -> None:
+    """A tenant's sessions (``tenant:`` keys); a name holding ``_`` or ``%``
+    is matched literally, not as a LIKE pattern."""
+    names = ["a_b:1", "a_b:2", "axb:1", "a_c:1", "a_b;", "a_b", "a%b:1"]
+    storage.write([make_session(n, T0 + i) for i, n in enumerate(names)], [], [])
+    assert [r.session_id for r in storage.list_sessions(prefix="a_b:")] == ["a_b:2", "a_b:1"]
+    assert [r.session_id for r in storage.list_sessions(prefix="a%b:")] == ["a%b:1"]
+    assert storage.list_sessions(prefix="zz:") == []
+    assert len(storage.list_sessions(prefix="")) == len(names)
+
+
 # --- chunks ------------------------------------------------------------------
 
 

@@ -7,6 +7,7 @@ import json
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from importlib import resources
 from typing import TYPE_CHECKING
 
@@ -156,6 +157,23 @@ async def metrics(server: Server, request: Request, params: dict[str, str]) -> R
 @route("GET", "/openapi.json")
 async def openapi(server: Server, request: Request, params: dict[str, str]) -> Response:
     return Response(200, _openapi_document())
+
+
+@route("GET", "/sessions", READ)
+async def list_sessions(server: Server, request: Request, params: dict[str, str]) -> Response:
+    """The tenant's stored sessions, newest first (``status=active|ended``
+    to filter): what the viewer lists as recent. Live sessions not flushed
+    yet show up within a flush (``BATCH_INTERVAL``)."""
+    limit = _int_param(request, "limit", 50, minimum=1, maximum=1000)
+    status = request.query.get("status") or None
+    if status not in (None, "active", "ended"):
+        raise HttpError(400, "bad_request", "query parameter status must be 'active' or 'ended'")
+    prefix = request.who.key("")
+    records = await server.hub.writer.read(
+        partial(server.storage.list_sessions, status=status, limit=limit, prefix=prefix)
+    )
+    sessions = [{**r.to_json(), "sessionId": client_id(r.session_id)} for r in records]
+    return json_response({"count": len(sessions), "sessions": sessions})
 
 
 @route("GET", "/sessions/active", READ)

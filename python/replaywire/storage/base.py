@@ -212,8 +212,11 @@ class Storage(abc.ABC):
     def get_session(self, session_id: str) -> SessionRecord | None: ...
 
     @abc.abstractmethod
-    def list_sessions(self, *, status: str | None = None, limit: int = 100) -> list[SessionRecord]:
-        """Sessions, newest ``started_at`` first (ties by session_id)."""
+    def list_sessions(
+        self, *, status: str | None = None, limit: int = 100, prefix: str = ""
+    ) -> list[SessionRecord]:
+        """Sessions, newest ``started_at`` first (ties by session_id); with
+        ``prefix``, only ids that start with it (a tenant's ``tenant:``)."""
 
     @abc.abstractmethod
     def read_chunks(self, session_id: str, from_index: int, max_events: int) -> list[Chunk]:
@@ -296,3 +299,21 @@ def check_status(sessions: Iterable[SessionRecord]) -> None:
             raise StorageError(
                 f"session {record.session_id!r}: status {record.status!r} is not one of {STATUSES}"
             )
+
+
+def prefix_end(prefix: str) -> str:
+    """The smallest string above every string that starts with ``prefix``
+    (its last character bumped by one): ``prefix <= id < prefix_end`` is a
+    prefix match an index can serve."""
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+def id_range(prefix: str, placeholder: str) -> tuple[list[str], list[Any]]:
+    """SQL conditions and arguments for ``session_id`` starting with
+    ``prefix`` (none for an empty prefix)."""
+    if not prefix:
+        return [], []
+    return (
+        [f"session_id >= {placeholder}", f"session_id < {placeholder}"],
+        [prefix, prefix_end(prefix)],
+    )

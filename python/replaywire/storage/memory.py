@@ -89,12 +89,18 @@ class MemoryStorage(Storage):
             record = self._sessions.get(session_id)
             return None if record is None else record.copy()
 
-    def list_sessions(self, *, status: str | None = None, limit: int = 100) -> list[SessionRecord]:
+    def list_sessions(
+        self, *, status: str | None = None, limit: int = 100, prefix: str = ""
+    ) -> list[SessionRecord]:
         if limit <= 0:
             return []
         with self._lock:
             self._require_open()
-            found = [r for r in self._sessions.values() if status is None or r.status == status]
+            found = [
+                r
+                for r in self._sessions.values()
+                if (status is None or r.status == status) and r.session_id.startswith(prefix)
+            ]
         found.sort(key=lambda r: (r.started_at, r.session_id), reverse=True)
         return [r.copy() for r in found[:limit]]
 

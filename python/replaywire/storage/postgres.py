@@ -527,10 +527,17 @@ class PostgresStorage(Storage):
             ).fetchone()
         return None if row is None else _session_from_row(row)
 
-    def list_sessions(self, *, status: str | None = None, limit: int = 100) -> list[SessionRecord]:
+    def list_sessions(
+        self, *, status: str | None = None, limit: int = 100, prefix: str = ""
+    ) -> list[SessionRecord]:
         if limit <= 0:
             return []
         where, args = "tenant = %(tenant)s", {"tenant": DEFAULT_TENANT, "limit": limit}
+        if prefix:
+            # starts_with, not LIKE (whose _ and % a tenant name could hold)
+            # nor a range (text order follows the database's collation).
+            where += " AND starts_with(session_id, %(prefix)s)"
+            args["prefix"] = prefix
         if status == "active":
             where += " AND status = 'active'"  # a literal, so the partial index matches
         elif status is not None:

@@ -31,6 +31,7 @@ from .base import (
     Storage,
     StorageError,
     check_status,
+    id_range,
     resume_from,
     window,
 )
@@ -254,15 +255,19 @@ class SqliteStorage(Storage):
             row = conn.execute(f"{_SELECT_SESSION} WHERE session_id = ?", (session_id,)).fetchone()
         return None if row is None else SessionRecord(*row)
 
-    def list_sessions(self, *, status: str | None = None, limit: int = 100) -> list[SessionRecord]:
+    def list_sessions(
+        self, *, status: str | None = None, limit: int = 100, prefix: str = ""
+    ) -> list[SessionRecord]:
         if limit <= 0:  # SQLite reads LIMIT -1 as "no limit"
             return []
-        where, args = (
-            ("WHERE status = ?", (status, limit)) if status is not None else ("", (limit,))
-        )
+        conditions, args = id_range(prefix, "?")
+        if status is not None:
+            conditions.append("status = ?")
+            args.append(status)
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
         sql = f"{_SELECT_SESSION} {where} ORDER BY started_at DESC, session_id DESC LIMIT ?"
         with self._reader("list_sessions") as conn:
-            rows = conn.execute(sql, args).fetchall()
+            rows = conn.execute(sql, [*args, limit]).fetchall()
         return [SessionRecord(*row) for row in rows]
 
     def read_chunks(self, session_id: str, from_index: int, max_events: int) -> list[Chunk]:
