@@ -165,6 +165,11 @@ class Config:
         lo=1,
     )
     max_sessions_per_connection: int = _knob(16, "Sessions one tracker connection may open", lo=1)
+    max_viewers_per_session: int = _knob(
+        1000,
+        "Live viewers one session may have on this instance; more are refused with viewer_limit",
+        lo=1,
+    )
     max_seq_window: int = _knob(
         4096, "How far ahead of the next expected seq a tracker batch may be", lo=1
     )

@@ -196,3 +196,32 @@ async def test_a_late_joiner_renders_even_after_memory_trimmed_the_snapshot(serv
     assert got == events
     record = await server.hub.get_record("default:late")
     assert record is not None and record.keyframe_index == 0
+
+
+async def test_viewers_beyond_the_limit_are_refused_until_one_leaves(start_server) -> None:
+    """MAX_VIEWERS_PER_SESSION: one viewer too many gets ``viewer_limit`` and
+    keeps its connection; once a viewer leaves, it may join."""
+    server = await start_server(max_viewers_per_session=2)
+    events = list(session_events(20, seed=30))
+    join = json.dumps({"type": "viewer_join_session", "data": {"sessionId": "busy"}})
+    async with open_websocket_url(ws_url(server)) as tracker:
+        await start_session(tracker, "busy")
+        await send_batches(tracker, "busy", events)
+        async with (
+            open_websocket_url(ws_url(server, "viewer")) as first,
+            open_websocket_url(ws_url(server, "viewer")) as second,
+            open_websocket_url(ws_url(server, "viewer")) as third,
+        ):
+            for viewer in (first, second):
+                await viewer.send_message(join)
+                assert (await recv_json(viewer))["type"] == "viewer_joined"
+            await third.send_message(join)
+            refused = await recv_json(third)
+            assert refused["type"] == "error" and refused["data"]["code"] == "viewer_limit"
+            leave = {"type": "viewer_leave_session", "data": {"sessionId": "busy"}}
+            await first.send_message(json.dumps(leave))
+            with trio.fail_after(5):
+                while server.hub.live["default:busy"].viewers > 1:  # noqa: ASYNC110
+                    await trio.sleep(0.01)
+            await third.send_message(join)
+            assert (await recv_json(third))["type"] == "viewer_joined"

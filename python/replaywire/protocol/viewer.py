@@ -149,6 +149,13 @@ async def _watch(
         if live is None or live.ended:
             await viewer.replay(0 if from_index is None else from_index)
             return
+        limit = server.config.max_viewers_per_session
+        if live.viewers >= limit:
+            server.metrics.protocol_errors_total.labels("viewer_limit").inc()
+            server.warn_client("viewer_message_rejected", code="viewer_limit", limit=limit)
+            refused = f"session {client_id(session_id)!r} has {limit} viewers, the most allowed"
+            await _send(ws, frames.error("viewer_limit", refused))
+            return
         live.viewers += 1
         server.metrics.viewers_active.inc()
         try:
