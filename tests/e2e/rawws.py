@@ -5,6 +5,7 @@ invalid UTF-8, oversized frames, broken handshakes)."""
 from __future__ import annotations
 
 import base64
+import json
 import os
 
 import trio
@@ -49,3 +50,11 @@ async def read_close(stream: trio.SocketStream) -> tuple[int | None, list]:
                 if isinstance(event, _core.WsClose):
                     return event.code, seen
                 seen.append(event)
+
+
+async def next_json(stream: trio.SocketStream, decoder: _core.FrameDecoder) -> dict:
+    """The next data message from the server, parsed as JSON."""
+    while True:
+        for event in decoder.feed(await stream.receive_some(65536)):
+            if isinstance(event, _core.WsMessage):
+                return json.loads(event.data)  # type: ignore[no-any-return]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import struct
 import zlib
+from functools import partial
 
 import pytest
 import zstandard
@@ -13,7 +14,7 @@ from trio_websocket import open_websocket_url
 
 from e2e.backends import ws_backend  # noqa: F401  (runs every test on both WebSocket codecs)
 from e2e.clients import get_json, http, recv_json, send_batches, start_session, ws_url
-from e2e.rawws import client_frame, handshake, read_close
+from e2e.rawws import client_frame, handshake, next_json, read_close
 from replaywire import _core
 from rrweb import batch_message, session_events, start_message
 
@@ -217,13 +218,7 @@ async def test_a_message_over_the_limit_is_answered_and_the_session_goes_on(
     oversized = batch_message("big", 1, [huge])
     stream, head = await handshake(server.port)
     assert head.startswith(b"HTTP/1.1 101")
-    decoder = _core.FrameDecoder(require_mask=False)
-
-    async def reply() -> dict:
-        while True:
-            for event in decoder.feed(await stream.receive_some(65536)):
-                if isinstance(event, _core.WsMessage):
-                    return json.loads(event.data)
+    reply = partial(next_json, stream, _core.FrameDecoder(require_mask=False))
 
     await stream.send_all(client_frame(_core.OP_TEXT, start_message("big").encode()))
     assert (await reply())["type"] == "session_started"
@@ -263,13 +258,7 @@ async def test_max_frame_bytes_on_its_own(start_server, ws_backend: str) -> None
     big = b'{"type":3,"timestamp":1,"data":{"blob":"%b"}}' % (b"x" * 100_000)
     stream, head = await handshake(server.port)
     assert head.startswith(b"HTTP/1.1 101")
-    decoder = _core.FrameDecoder(require_mask=False)
-
-    async def reply() -> dict:
-        while True:
-            for event in decoder.feed(await stream.receive_some(65536)):
-                if isinstance(event, _core.WsMessage):
-                    return json.loads(event.data)
+    reply = partial(next_json, stream, _core.FrameDecoder(require_mask=False))
 
     await stream.send_all(client_frame(_core.OP_TEXT, start_message("frame").encode()))
     assert (await reply())["type"] == "session_started"

@@ -118,24 +118,8 @@ class WebSocket:
         in progress takes its share of the in-flight budget, waiting
         (unread) while the budget is busy."""
         while True:
-            if self._closed is not None:
-                raise self._closed
-            if self._pending:
-                data: bytes = self._pending
-                self._pending = b""
-            else:
-                if self._budget is not None:
-                    need = self._decoder.buffered_bytes + self._decoder.frame_remaining
-                    if need > FREE_BYTES or self._budget.held(self):
-                        await self._budget.hold(self, need if need > FREE_BYTES else 0)
-                try:
-                    data = bytes(await self._stream.receive_some(READ_SIZE))
-                except (trio.BrokenResourceError, trio.ClosedResourceError):
-                    data = b""
-                if not data:
-                    self._finish(ConnectionClosed(1006, "connection lost"))
-                    raise self._closed  # type: ignore[misc]
-            self.bytes_received += len(data)
+            decoder = self._decoder
+            data = await self._read(decoder.buffered_bytes + decoder.frame_remaining)
             try:
                 events = self._decoder.feed(data)
             except _core.WebSocketError as exc:
@@ -153,6 +137,29 @@ class WebSocket:
             if messages:
                 self.messages_received += len(messages)
                 return messages
+
+    async def _read(self, need: int) -> bytes:
+        """The next bytes from the peer (what the handshake read past the
+        request first). ``need`` is what the codec holds for a message in
+        progress: its share of the in-flight budget is taken before reading,
+        waiting (unread) while the budget is busy. Raises the connection's
+        :class:`ConnectionClosed` once it is over or the peer is gone."""
+        if self._closed is not None:
+            raise self._closed
+        if self._pending:
+            data, self._pending = self._pending, b""
+        else:
+            if self._budget is not None and (need > FREE_BYTES or self._budget.held(self)):
+                await self._budget.hold(self, need if need > FREE_BYTES else 0)
+            try:
+                data = bytes(await self._stream.receive_some(READ_SIZE))
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                data = b""
+            if not data:
+                self._finish(ConnectionClosed(1006, "connection lost"))
+                raise self._closed  # type: ignore[misc]
+        self.bytes_received += len(data)
+        return data
 
     def encode_message(
         self, data: bytes | str, *, binary: bool = False, compress: bool = True

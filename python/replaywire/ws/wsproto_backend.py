@@ -52,8 +52,8 @@ from wsproto.events import BytesMessage, CloseConnection, Ping, TextMessage
 from wsproto.extensions import Extension, PerMessageDeflate
 from wsproto.frame_protocol import CloseReason, FrameDecoder, FrameProtocol
 
-from .budget import FREE_BYTES, InflightBudget
-from .connection import READ_SIZE, CloseHook, ConnectionClosed, WebSocket
+from .budget import InflightBudget
+from .connection import CloseHook, WebSocket
 from .extensions import MIN_COMPRESS_BYTES, DeflateParams
 from .messages import PREFIX_BYTES, DataMessage, TooLarge
 from .messages import Message as DataMessageText
@@ -155,25 +155,7 @@ class WsprotoWebSocket(WebSocket):
         """As :meth:`WebSocket.receive`, with wsproto's codec."""
         conn = self._conn
         while True:
-            if self._closed is not None:
-                raise self._closed
-            if self._pending:
-                data: bytes = self._pending
-                self._pending = b""
-            else:
-                if self._budget is not None:
-                    need = self._size if self._prefix is None else 0
-                    if need > FREE_BYTES or self._budget.held(self):
-                        await self._budget.hold(self, need if need > FREE_BYTES else 0)
-                try:
-                    data = bytes(await self._stream.receive_some(READ_SIZE))
-                except (trio.BrokenResourceError, trio.ClosedResourceError):
-                    data = b""
-                if not data:
-                    self._finish(ConnectionClosed(1006, "connection lost"))
-                    raise self._closed  # type: ignore[misc]
-            self.bytes_received += len(data)
-            conn.receive_data(data)
+            conn.receive_data(await self._read(self._size if self._prefix is None else 0))
             messages: list[DataMessage] = []
             for event in conn.events():
                 if isinstance(event, (TextMessage, BytesMessage)):
