@@ -264,7 +264,7 @@ def flushes(draw: st.DrawFn) -> tuple[list[Chunk], dict[str, float], float]:
             Chunk(
                 session_id=draw(st.sampled_from(sorted(started_at))),
                 seq=draw(st.integers(-INT8, INT8 - 1) | st.just(seq)),
-                first_index=draw(st.integers(-INT8 + 1, INT8 - event_count)),
+                first_index=draw(st.integers(-INT8 + 1, min(INT8 - 1, INT8 - event_count))),
                 event_count=event_count,
                 first_timestamp=draw(st.none() | st.floats()),
                 last_timestamp=draw(st.none() | st.floats()),
