@@ -40,6 +40,7 @@ EXPECTED = {
     "replaywire_storage_spooling": ("gauge", ()),
     "replaywire_storage_spool_bytes": ("gauge", ()),
     "replaywire_storage_spooled_chunks": ("counter", ()),
+    "replaywire_memory_storage_evicted_chunks": ("counter", ()),
     "replaywire_storage_drained_chunks": ("counter", ()),
     "replaywire_buffer_bytes": ("gauge", ()),
     "replaywire_buffer_events": ("gauge", ()),

@@ -69,7 +69,11 @@ class Server:
         self.config = config
         self.auth = Auth(config)  # tenants and credentials (replaywire.auth)
         self.metrics = Metrics()
-        self.storage = storage or open_storage(config.database_url, pool_size=config.db_pool_size)
+        self.storage = storage or open_storage(
+            config.database_url,
+            pool_size=config.db_pool_size,
+            memory_bytes=config.memory_storage_bytes,
+        )
         self.spool = (
             Spool(Path(config.spool_dir), max_bytes=config.spool_max_bytes)
             if config.spool_dir
@@ -82,7 +86,7 @@ class Server:
             max_pending_bytes=config.max_pending_bytes,
             spool=self.spool,
             on_flush=self._on_flush,
-            codec=config.storage_codec,
+            codec=config.stored_codec,
             level=config.storage_level,
         )
         self.hub = Hub(config, self.storage, self.writer, self.metrics)
@@ -511,9 +515,12 @@ class Server:
         m.storage_spooling.set(int(writer.spooling))
         m.storage_spool_bytes.set(writer.spool_bytes)
         m.inflight_bytes.set(self.inflight.used)
+        evicted = getattr(self.storage, "evicted_chunks", 0)
+        m.memory_storage_evicted_chunks_total.inc(evicted - seen.get("evicted", 0))
         m.inflight_waits_total.inc(self.inflight.waits - seen.get("inflight_waits", 0))
         self._writer_seen = {
             "inflight_waits": self.inflight.waits,
+            "evicted": evicted,
             "flushes": writer.flushes,
             "chunks": writer.chunks_written,
             "failures": writer.write_failures,

@@ -84,10 +84,19 @@ class Config:
         choices=ACK_MODES,
     )
     storage_codec: str = _knob(
-        "zstd", "How stored chunks are compressed: zstd, deflate or none", choices=CODECS
+        "auto",
+        "How stored chunks are compressed: zstd, deflate, none, or auto (zstd; none for"
+        " memory://, where compressing costs a core's share and buys only retention)",
+        choices=("auto", *CODECS),
     )
     storage_level: int = _knob(
         3, "Compression level of stored chunks (zstd 1-19, deflate 0-9)", lo=0, hi=22
+    )
+    memory_storage_bytes: int = _knob(
+        1024 * MiB,
+        "memory:// keeps chunks up to this many payload bytes; past it the oldest"
+        " are evicted (history reads of them come back shorter, as after retention)",
+        lo=1,
     )
     batch_size: int = _knob(200, "Flush to storage after this many accepted batches", lo=1)
     batch_interval: int = _knob(100, "...or after this many milliseconds, whichever first", lo=0)
@@ -367,6 +376,13 @@ class Config:
         if self.ack_mode == "auto":
             return not self.database_url.lower().startswith("memory:")
         return self.ack_mode == "durable"
+
+    @property
+    def stored_codec(self) -> str:
+        """The codec stored chunks are written with (see ``storage_codec``)."""
+        if self.storage_codec == "auto":
+            return "none" if self.database_url.lower().startswith("memory:") else "zstd"
+        return self.storage_codec
 
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)

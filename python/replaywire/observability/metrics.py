@@ -293,6 +293,12 @@ class Metrics:
             "Chunks written to the local spool because storage was failing.",
             registry=r,
         )
+        self.memory_storage_evicted_chunks_total = Counter(
+            PREFIX + "memory_storage_evicted_chunks_total",
+            "memory:// only: stored chunks evicted, oldest first, to stay within "
+            "MEMORY_STORAGE_BYTES.",
+            registry=r,
+        )
         self.storage_drained_chunks_total = Counter(
             PREFIX + "storage_drained_chunks_total",
             "Chunks moved from the local spool into storage.",

@@ -52,7 +52,7 @@ _EXPECTED = (
 )
 
 
-def open_storage(url: str, *, pool_size: int = 4) -> Storage:
+def open_storage(url: str, *, pool_size: int = 4, memory_bytes: int | None = None) -> Storage:
     """The backend a database URL names, not yet opened: no I/O, so it is
     safe to call on the event loop. The caller runs ``open()`` (in a worker
     thread; for SQLite it creates the file's parent folders, switches to WAL
@@ -63,10 +63,11 @@ def open_storage(url: str, *, pool_size: int = 4) -> Storage:
     ``sqlite:////var/lib/x.db`` absolute (SQLAlchemy's convention);
     ``postgresql://`` (or ``postgres://``) URLs are libpq's, query options
     included, and ``pool_size`` is the most connections PostgreSQL storage
-    holds (the other backends ignore it); ``memory://`` keeps everything in
-    this process. Anything else raises :class:`StorageError`, whose message
-    names only the scheme: URLs may carry passwords and this message ends up
-    in logs."""
+    holds (the other backends ignore it); ``memory://`` keeps chunks in this
+    process, evicting the oldest past ``memory_bytes`` (``None``: keeps
+    all). Anything else raises :class:`StorageError`, whose message names
+    only the scheme: URLs may carry passwords and this message ends up in
+    logs."""
     scheme, sep, rest = url.partition("://")
     scheme = scheme.lower()
     if not sep:
@@ -74,7 +75,7 @@ def open_storage(url: str, *, pool_size: int = 4) -> Storage:
     if scheme == "memory":
         if rest:
             raise StorageError(f"memory:// takes no path; {_EXPECTED}")
-        return MemoryStorage()
+        return MemoryStorage(max_bytes=memory_bytes)
     if scheme == "sqlite":
         if not rest.startswith("/") or rest in ("/", "//"):
             raise StorageError(f"sqlite URL needs a path after three slashes; {_EXPECTED}")

@@ -1,14 +1,20 @@
-"""``memory://``: the storage contract kept in dicts, for tests and benchmarks.
+"""``memory://``: the storage contract kept in dicts, for tests, benchmarks
+and deployments that want live viewing only.
 
-Everything is lost when the process exits (and nothing is bounded: it grows
-with every chunk written). One lock serialises all calls, which makes each
-``write`` atomic for readers.
+Everything is lost when the process exits. Chunk payloads are bounded by
+``max_bytes`` (``MEMORY_STORAGE_BYTES``): past it, the chunks written first
+are evicted, whichever session they belong to, and counted in
+:attr:`MemoryStorage.evicted_chunks`. A session keeps its row, its seqs and
+its end index, so resuming and deduplicating stay exact; only history reads
+of evicted ranges come back shorter, as after retention. One lock
+serialises all calls, which makes each ``write`` atomic for readers.
 """
 
 from __future__ import annotations
 
 import threading
 from bisect import bisect_left, bisect_right, insort
+from collections import deque
 from collections.abc import Sequence
 
 from .base import (
@@ -36,20 +42,25 @@ def _order(chunk: Chunk) -> tuple[int, int]:
 class MemoryStorage(Storage):
     """In-memory storage. ``open`` and ``close`` only flip a flag: data
     written before ``close`` is still there after the same object is
-    opened again."""
+    opened again. ``max_bytes=None`` keeps every chunk (tests)."""
 
     name = "memory"
 
-    def __init__(self) -> None:
+    def __init__(self, max_bytes: int | None = None) -> None:
         self._lock = threading.Lock()
         self._open = False
         self._sessions: dict[str, SessionRecord] = {}
         self._seqs: dict[str, set[int]] = {}
         self._chunks: dict[str, list[Chunk]] = {}  # ordered by (first_index, seq)
+        self._ends: dict[str, int] = {}  # past the last event ever stored
         self._errors: dict[str, list[SessionError]] = {}  # oldest first
+        self._written: deque[Chunk] = deque()  # stored chunks, oldest write first
+        self.max_bytes = max_bytes
+        self.stored_bytes = 0
+        self.evicted_chunks = 0
 
     def __repr__(self) -> str:
-        return "MemoryStorage()"
+        return f"MemoryStorage(max_bytes={self.max_bytes})"
 
     def open(self) -> None:
         with self._lock:
@@ -80,8 +91,34 @@ class MemoryStorage(Storage):
                     continue
                 seqs.add(chunk.seq)
                 insort(self._chunks.setdefault(chunk.session_id, []), chunk, key=_order)
+                end = self._ends.get(chunk.session_id, 0)
+                self._ends[chunk.session_id] = max(end, chunk.end_index)
+                self._written.append(chunk)
+                self.stored_bytes += len(chunk.payload)
             for error in errors:
                 self._errors.setdefault(error.session_id, []).append(error)
+            if self.max_bytes is not None:
+                self._evict(self.max_bytes)
+
+    def _evict(self, max_bytes: int) -> None:
+        """Drop the oldest written chunks until the payloads fit."""
+        while self.stored_bytes > max_bytes and self._written:
+            chunk = self._written.popleft()
+            if self._remove(chunk):
+                self.evicted_chunks += 1
+
+    def _remove(self, chunk: Chunk) -> bool:
+        """Take ``chunk`` out of its session's list; False if it is gone
+        already (expired with its session)."""
+        chunks = self._chunks.get(chunk.session_id)
+        if not chunks:
+            return False
+        i = bisect_left(chunks, _order(chunk), key=_order)
+        if i == len(chunks) or chunks[i] is not chunk:
+            return False
+        del chunks[i]
+        self.stored_bytes -= len(chunk.payload)
+        return True
 
     def get_session(self, session_id: str) -> SessionRecord | None:
         with self._lock:
@@ -120,8 +157,7 @@ class MemoryStorage(Storage):
             self._require_open()
             if session_id not in self._sessions:
                 return None
-            chunks = self._chunks.get(session_id, [])
-            end = max((c.end_index for c in chunks), default=0)
+            end = self._ends.get(session_id, 0)
             return resume_from(end, sorted(self._seqs.get(session_id, ())))
 
     def session_errors(self, session_id: str, limit: int = 100) -> list[SessionError]:
@@ -142,9 +178,15 @@ class MemoryStorage(Storage):
             chunks = errors = 0
             for sid in gone:
                 del self._sessions[sid]
-                chunks += len(self._chunks.pop(sid, ()))
+                dropped = self._chunks.pop(sid, [])
+                chunks += len(dropped)
+                self.stored_bytes -= sum(len(c.payload) for c in dropped)
                 self._seqs.pop(sid, None)
+                self._ends.pop(sid, None)
                 errors += len(self._errors.pop(sid, ()))
+            if gone:
+                expired = set(gone)
+                self._written = deque(c for c in self._written if c.session_id not in expired)
             for sid, kept in list(self._errors.items()):
                 recent = [e for e in kept if e.at >= cutoff]
                 errors += len(kept) - len(recent)

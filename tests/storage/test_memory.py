@@ -1,0 +1,72 @@
+"""``memory://`` keeps chunk payloads within ``MEMORY_STORAGE_BYTES``: the
+oldest writes are evicted first, while each session's resume state (end
+index, seqs) stays exact."""
+
+from __future__ import annotations
+
+from replaywire.config import Config
+from replaywire.storage import MemoryStorage, open_storage
+
+from .factories import T0, make_chunk, make_session
+
+
+def _opened(max_bytes: int | None) -> MemoryStorage:
+    storage = MemoryStorage(max_bytes=max_bytes)
+    storage.open()
+    return storage
+
+
+def test_the_oldest_writes_are_evicted_first_across_sessions() -> None:
+    size = len(make_chunk().payload)
+    storage = _opened(max_bytes=3 * size)
+    sessions = [make_session("a"), make_session("b")]
+    storage.write(sessions, [make_chunk("a", 0), make_chunk("b", 0)], [])
+    storage.write(sessions, [make_chunk("a", 1), make_chunk("b", 1)], [])
+
+    assert storage.evicted_chunks == 1
+    assert storage.stored_bytes == 3 * size
+    assert [c.seq for c in storage.read_chunks("a", 0, 100)] == [1]  # a's seq 0 went first
+    assert [c.seq for c in storage.read_chunks("b", 0, 100)] == [0, 1]
+
+
+def test_eviction_keeps_resume_state_and_deduplication() -> None:
+    size = len(make_chunk().payload)
+    storage = _opened(max_bytes=size)
+    storage.write([make_session("a")], [make_chunk("a", seq) for seq in range(4)], [])
+
+    assert [c.seq for c in storage.read_chunks("a", 0, 100)] == [3]
+    state = storage.resume_state("a")
+    assert state is not None
+    assert (state.next_index, state.next_seq) == (40, 4)
+    storage.write([], [make_chunk("a", 1)], [])  # an evicted seq is still a duplicate
+    assert [c.seq for c in storage.read_chunks("a", 0, 100)] == [3]
+
+
+def test_expired_sessions_give_their_bytes_back() -> None:
+    size = len(make_chunk().payload)
+    storage = _opened(max_bytes=10 * size)
+    storage.write([make_session("old", started_at=T0 - 100)], [make_chunk("old", 0)], [])
+    storage.write([make_session("new")], [make_chunk("new", 0)], [])
+
+    assert storage.expire(T0 - 50).chunks == 1
+    assert storage.stored_bytes == size
+    storage.write([], [make_chunk("new", s) for s in range(1, 10)], [])
+    assert storage.evicted_chunks == 0
+
+
+def test_unbounded_when_no_limit_is_given() -> None:
+    storage = _opened(max_bytes=None)
+    storage.write([make_session("a")], [make_chunk("a", s) for s in range(50)], [])
+    assert storage.evicted_chunks == 0
+    assert len(storage.read_chunks("a", 0, 10_000)) == 50
+
+
+def test_memory_url_is_bounded_and_stores_uncompressed_by_default() -> None:
+    config = Config.from_env({"DATABASE_URL": "memory://", "MEMORY_STORAGE_BYTES": "4096"})
+    storage = open_storage(config.database_url, memory_bytes=config.memory_storage_bytes)
+    assert isinstance(storage, MemoryStorage)
+    assert storage.max_bytes == 4096
+    assert config.stored_codec == "none"
+    assert Config.from_env({}).stored_codec == "zstd"
+    explicit = {"DATABASE_URL": "memory://", "STORAGE_CODEC": "zstd"}
+    assert Config.from_env(explicit).stored_codec == "zstd"
