@@ -4,7 +4,8 @@
 
     replaywire serve [--config file.toml] [--port 8080 --batch-size 200 ...]   run a server
     replaywire config [same flags] [--format json|toml|env]   print the effective configuration
-    replaywire token [same flags] --tenant T [--scope read|admin] [--ttl S] | --opaque
+    replaywire token [same flags] --tenant T [--scope read|admin] [--ttl S] [--private-key K]
+    replaywire token --opaque | --keypair
 
 The flags of both commands are generated from :func:`replaywire.config.knobs`,
 so a knob declared once in :class:`~replaywire.config.Config` is a field, an
@@ -24,6 +25,7 @@ import dataclasses
 import json
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from replaywire import __version__
@@ -132,15 +134,23 @@ def build_parser() -> argparse.ArgumentParser:
     token = commands.add_parser(
         "token",
         help="make a viewer/API credential",
-        description="Print a JWT signed with JWT_SECRET (from the same settings as serve), or"
-        " with --opaque a random opaque token and the sha256 to put in"
-        " tenants.NAME.api_token_hashes (or admin_token_hashes).",
+        description="Print a JWT signed with JWT_SECRET (from the same settings as serve);"
+        " with --private-key an EdDSA JWT signed by a tenant's own Ed25519 key;"
+        " with --keypair a fresh Ed25519 key pair (the public key goes in"
+        " tenants.NAME.jwt_public_keys); with --opaque a random opaque token and the"
+        " sha256 to put in tenants.NAME.api_token_hashes (or admin_token_hashes).",
     )
     add_knob_flags(token)
     token.add_argument("--tenant", help="the tenant the JWT is for")
     token.add_argument("--scope", default="read", help="read (default) or admin")
     token.add_argument("--ttl", type=float, default=3600.0, help="JWT lifetime in seconds")
     token.add_argument("--opaque", action="store_true", help="an opaque token and its hash")
+    token.add_argument(
+        "--private-key", type=Path, help="sign with this Ed25519 private key (PEM): EdDSA"
+    )
+    token.add_argument(
+        "--keypair", action="store_true", help="a fresh Ed25519 private and public key (PEM)"
+    )
     token.set_defaults(handler=_token)
     commands.add_parser(
         "bench",
@@ -203,17 +213,29 @@ def _print_config(config: Config, output_format: str = "json") -> int:
 
 
 def _token(config: Config, args: argparse.Namespace) -> int:
-    from replaywire.auth.tokens import issue_jwt, new_opaque_token
+    from replaywire.auth import tokens
 
     if args.opaque:
-        token, digest = new_opaque_token()
+        token, digest = tokens.new_opaque_token()
         sys.stdout.write(f"token  {token}\nsha256 {digest}\n")
         return 0
-    if not config.jwt_secret:
-        raise ConfigError("jwt_secret", "JWT_SECRET is not set (or use --opaque)")
+    if args.keypair:
+        private, public = tokens.new_ed25519_keypair()
+        sys.stdout.write(private + public)
+        return 0
     if args.tenant not in {t.name for t in config.tenants}:
         raise ConfigError("tenants", f"--tenant {args.tenant!r}: not a configured tenant")
-    sys.stdout.write(issue_jwt(config.jwt_secret, args.tenant, args.scope, args.ttl) + "\n")
+    if args.private_key is not None:
+        try:
+            pem = args.private_key.read_text()
+            token = tokens.issue_eddsa_jwt(pem, args.tenant, args.scope, args.ttl)
+        except (OSError, ValueError, TypeError) as exc:
+            raise ConfigError("tenants", f"--private-key {args.private_key}: {exc}") from None
+        sys.stdout.write(token + "\n")
+        return 0
+    if not config.jwt_secret:
+        raise ConfigError("jwt_secret", "JWT_SECRET is not set (or use --private-key, --opaque)")
+    sys.stdout.write(tokens.issue_jwt(config.jwt_secret, args.tenant, args.scope, args.ttl) + "\n")
     return 0
 
 

@@ -276,7 +276,7 @@ class Config:
     jwt_secret: str = _knob(
         "",
         "HS256 secret (at least 32 bytes) that viewer/API JWTs are signed with"
-        " (empty: only opaque tokens)",
+        " (empty: only opaque tokens and tenants' EdDSA keys)",
     )
     dev_mode_any_host: bool = _knob(
         False,

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import HttpError
 from .origins import origin_allowed
-from .tenants import DEFAULT_TENANT, SEPARATOR, Tenant, session_key
+from .tenants import DEFAULT_TENANT, SEPARATOR, Tenant, ed25519_public_key, session_key
 from .tokens import Grant, TokenError, TokenVerifier, find_digest, token_hash
 
 if TYPE_CHECKING:
@@ -78,7 +78,8 @@ class Auth:
                 hashes[digest] = Grant(t.name, frozenset({READ}))
             for digest in t.admin_token_hashes:
                 hashes[digest] = Grant(t.name, frozenset({READ, ADMIN}))
-        self._tokens = TokenVerifier(config.jwt_secret, set(self.tenants), hashes)
+        public_keys = {t.name: [ed25519_public_key(k) for k in t.jwt_public_keys] for t in tenants}
+        self._tokens = TokenVerifier(config.jwt_secret, set(self.tenants), hashes, public_keys)
         self.cors_origins = tuple(o for t in tenants for o in t.allowed_origins)
 
     # -- sockets ------------------------------------------------------------

@@ -2,8 +2,9 @@
 
 A tenant is one project: its tracker write keys (public, like a PostHog
 project key: they only let a page record into this tenant), the origins
-its pages run on, and the hashes of its opaque API tokens. Viewer JWTs name
-their tenant in a claim (see :mod:`.tokens`).
+its pages run on, the hashes of its opaque API tokens, and the Ed25519
+public keys of its own token issuer. Viewer JWTs name their tenant in a
+claim (see :mod:`.tokens`).
 
 **Session keys.** Clients name sessions by their own ids; the server keys
 every session by ``tenant:id`` (:func:`session_key`) everywhere behind the
@@ -26,7 +27,13 @@ SEPARATOR = ":"
 DEFAULT_TENANT = "default"  # the one tenant of development mode
 _NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 _HASH = re.compile(r"[0-9a-f]{64}")
-_FIELDS = ("write_keys", "allowed_origins", "api_token_hashes", "admin_token_hashes")
+_FIELDS = (
+    "write_keys",
+    "allowed_origins",
+    "api_token_hashes",
+    "admin_token_hashes",
+    "jwt_public_keys",
+)
 
 
 class TenantError(ValueError):
@@ -44,6 +51,9 @@ class Tenant:
     allowed_origins: tuple[str, ...] = ()
     api_token_hashes: tuple[str, ...] = ()  # sha256 hex of opaque tokens with scope read
     admin_token_hashes: tuple[str, ...] = ()  # ... with scope admin
+    # Ed25519 public keys (PEM) of the tenant's own token issuer: JWTs with
+    # alg EdDSA naming this tenant must be signed by one of them.
+    jwt_public_keys: tuple[str, ...] = ()
 
     def to_table(self) -> dict[str, list[str]]:
         """The TOML/JSON shape it was read from (``replaywire config``)."""
@@ -100,6 +110,9 @@ def _tenant(name: str, table: Any) -> Tenant:
     values: dict[str, tuple[str, ...]] = {}
     for field_name in _FIELDS:
         items = table.get(field_name, [])
+        if field_name == "jwt_public_keys" and isinstance(items, list | tuple):
+            # PEM blocks from TOML multi-line strings end with a newline.
+            items = [i.strip() if isinstance(i, str) else i for i in items]
         if not isinstance(items, list | tuple) or not all(
             isinstance(item, str) and item and item.strip() == item for item in items
         ):
@@ -118,4 +131,25 @@ def _tenant(name: str, table: Any) -> Tenant:
                 f"{where}.allowed_origins: {origin!r}: expected scheme://host[:port]"
                 " (no path, no trailing slash), https://*.example.com, or *"
             )
+    for pem in values["jwt_public_keys"]:
+        try:
+            ed25519_public_key(pem)
+        except ValueError as exc:
+            raise TenantError(f"{where}.jwt_public_keys: {exc}") from None
     return Tenant(name, **values)
+
+
+def ed25519_public_key(pem: str) -> Any:
+    """The Ed25519 public key a PEM string holds; ``ValueError`` otherwise.
+    (``cryptography`` is imported here, on first use: only deployments with
+    EdDSA keys pay for loading it.)"""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    try:
+        key = load_pem_public_key(pem.encode())
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"not a PEM public key ({exc})") from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise ValueError("an Ed25519 public key is expected (EdDSA)")
+    return key
