@@ -12,6 +12,8 @@ EXPECTED = {
     "replaywire_connections": ("counter", ("kind",)),
     "replaywire_connections_active": ("gauge", ("kind",)),
     "replaywire_ws_closes": ("counter", ("code",)),
+    "replaywire_tcp_connections_open": ("gauge", ()),
+    "replaywire_connections_refused": ("counter", ()),
     "replaywire_messages": ("counter", ("kind", "type")),
     "replaywire_events_ingested": ("counter", ()),
     "replaywire_bytes_ingested": ("counter", ()),

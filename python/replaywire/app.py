@@ -43,6 +43,7 @@ from .auth.gate import DEV_PRINCIPAL
 from .cluster import Cluster
 from .config import Config
 from .http import handle_connection
+from .http.listener import ConnectionGate, ensure_fd_limit
 from .http.routes import Request
 from .observability.logfiles import dropped_records
 from .observability.logging import shutdown_logging
@@ -90,6 +91,10 @@ class Server:
         # Rate limits and presence, shared through Redis when REDIS_URL is set.
         self.cluster = Cluster(config, self.metrics, self.hub, self.fanout, warn=self.warn_client)
         self.limiter = self.cluster.limiter
+        # MAX_CONNECTIONS and LIMIT_CONCURRENT_PER_IP, counted from accept.
+        self.gate = ConnectionGate(
+            config.max_connections, self.limiter, self.metrics, warn=self.warn_client
+        )
         self.protocol = _core.ProtocolDecoder(
             max_events_per_batch=config.max_events_per_batch, max_event_bytes=config.max_event_bytes
         )
@@ -135,6 +140,7 @@ class Server:
                     services.start_soon(self._run_upkeep)
                 if self.config.log_sample_seconds > 0:
                     services.start_soon(self._run_sampler_flush)
+                ensure_fd_limit(self.config.max_connections)
                 async with trio.open_nursery() as handlers:
                     listeners = await handlers.start(partial(self._accept, handlers))
                     self.port = listeners[0].socket.getsockname()[1]
@@ -243,7 +249,7 @@ class Server:
         it is logged with its traceback and the bound context (conn_id,
         client, session) and counted."""
         try:
-            await handle_connection(stream, server=self)
+            await self.gate.serve(stream, partial(handle_connection, server=self))
         except Exception as exc:
             self.metrics.task_crashes_total.labels("connection").inc()
             log.error("connection_crashed", exc_info=exc)
@@ -460,7 +466,7 @@ class Server:
             "version": __version__,
             "uptimeSeconds": round(time.time() - self.started_at, 3),
             "sessions": {"active": len(self.hub.live)},
-            "connections": {"websockets": len(self._websockets)},
+            "connections": {"open": self.gate.open, "websockets": len(self._websockets)},
             "viewers": sum(s.viewers for s in self.hub.live.values()),
             "buffers": {
                 "sessions": buffers.sessions,
@@ -510,6 +516,7 @@ class Server:
         m.storage_drained_chunks_total.inc(writer.drained_chunks - seen.get("drained", 0))
         m.storage_spooling.set(int(writer.spooling))
         m.storage_spool_bytes.set(writer.spool_bytes)
+        m.tcp_connections_open.set(self.gate.open)
         m.inflight_bytes.set(self.inflight.used)
         m.inflight_waits_total.inc(self.inflight.waits - seen.get("inflight_waits", 0))
         self._writer_seen = {

@@ -2,7 +2,8 @@
 upgrade at ``/ws`` handed to the tracker or viewer protocol.
 
 Resource handling: each accepted TCP stream is owned by one task running
-:func:`handle_connection`, which closes it on every way out. Error handling:
+:func:`handle_connection` (once ``http.listener`` admitted it), which closes
+it on every way out. Error handling:
 a malformed request gets h11's suggested status (400, 413, 431) and the
 connection is closed; a client that does not finish its request head within
 ``handshake_timeout`` is dropped (slowloris), with 408 when it had started one.
@@ -29,6 +30,7 @@ from ..ws import WebSocket, check_upgrade
 from ..ws.extensions import DeflateParams, negotiate_deflate
 from ..ws.handshake import HandshakeError, wants_upgrade
 from ..ws.wsproto_backend import WsprotoWebSocket
+from .listener import peer_name
 from .responses import Response, error_response
 from .routes import Request, dispatch
 
@@ -41,15 +43,14 @@ READ_SIZE = 64 * 1024
 MAX_BODY = 1024 * 1024
 
 
-async def handle_connection(stream: trio.SocketStream, server: Server) -> None:
-    """Serve one TCP connection: keep-alive HTTP requests, or one upgrade."""
+async def handle_connection(
+    stream: trio.SocketStream, client: str | None = None, *, server: Server
+) -> None:
+    """Serve one TCP connection from ``client`` (``ip:port``, by default the
+    stream's peer): keep-alive HTTP requests, or one upgrade."""
+    client = client or peer_name(stream)
     config = server.config
     conn = h11.Connection(h11.SERVER, max_incomplete_event_size=config.max_request_bytes)
-    try:
-        peer = stream.socket.getpeername()
-        client = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
-    except OSError:
-        client = "?"
     structlog.contextvars.bind_contextvars(client=client)
     try:
         while True:
@@ -113,8 +114,8 @@ async def _serve_request(
             route, response = "OPTIONS", _preflight(server, origin)
         elif target.path == "/ws":
             if wants_upgrade(event):
-                with server.limiter.admit_connection(client):  # 429 over a connection limit
-                    return await _upgrade(conn, stream, event, request, server)
+                server.limiter.admit_connection(client)  # 429 over LIMIT_CONNECTIONS_PER_IP
+                return await _upgrade(conn, stream, event, request, server)
             raise HttpError(
                 426,
                 "upgrade_required",
