@@ -14,6 +14,7 @@ EXPECTED = {
     "replaywire_ws_closes": ("counter", ("code",)),
     "replaywire_tcp_connections_open": ("gauge", ()),
     "replaywire_connections_refused": ("counter", ()),
+    "replaywire_handshake_timeouts": ("counter", ()),
     "replaywire_messages": ("counter", ("kind", "type")),
     "replaywire_events_ingested": ("counter", ()),
     "replaywire_bytes_ingested": ("counter", ()),

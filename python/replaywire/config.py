@@ -199,8 +199,17 @@ class Config:
     )
     max_history_limit: int = _knob(10_000, "Most events one history read returns", lo=1)
     # HTTP
-    max_request_bytes: int = _knob(64 * 1024, "Largest HTTP request head", lo=1)
-    handshake_timeout: float = _knob(10.0, "Seconds a client has to send its request head", lo=0)
+    max_request_bytes: int = _knob(
+        64 * 1024,
+        "Largest HTTP request head (request line, headers and the blank line); 431 beyond",
+        lo=1,
+    )
+    handshake_timeout: float = _knob(
+        10.0,
+        "Seconds a client has to send its whole request once connected, or once its previous"
+        " answer was sent (408, then close): slowloris clients are dropped after it",
+        lo=0,
+    )
     # connections
     max_connections: int = _knob(
         10_000,

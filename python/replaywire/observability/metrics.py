@@ -60,6 +60,7 @@ SAMPLED_EVENTS = (
     "viewer_message_rejected",
     "viewer_resync",
     "connection_refused",
+    "handshake_timeout",
 )
 
 # Latency buckets from 1 ms to 10 s: an HTTP answer or a SQLite flush is
@@ -134,6 +135,12 @@ class Metrics:
             PREFIX + "connections_refused_total",
             "TCP connections refused (503) because MAX_CONNECTIONS were open; refusals "
             'over LIMIT_CONCURRENT_PER_IP are in rate_limited_total{limit="concurrent"}.',
+            registry=r,
+        )
+        self.handshake_timeouts_total = Counter(
+            PREFIX + "handshake_timeouts_total",
+            "Connections closed (408) because their request was not complete within "
+            "HANDSHAKE_TIMEOUT: slowloris clients (idle kept-alive connections are not counted).",
             registry=r,
         )
 
