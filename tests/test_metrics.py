@@ -15,6 +15,7 @@ EXPECTED = {
     "replaywire_tcp_connections_open": ("gauge", ()),
     "replaywire_connections_refused": ("counter", ()),
     "replaywire_handshake_timeouts": ("counter", ()),
+    "replaywire_ws_ping_timeouts": ("counter", ()),
     "replaywire_messages": ("counter", ("kind", "type")),
     "replaywire_events_ingested": ("counter", ()),
     "replaywire_bytes_ingested": ("counter", ()),

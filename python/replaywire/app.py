@@ -55,6 +55,7 @@ from .sessions import Hub
 from .storage import Spool, Storage, StorageError, StorageWriter, iso_utc, open_storage
 from .workers import open_reuseport_listeners
 from .ws import ConnectionClosed, InflightBudget, WebSocket
+from .ws.heartbeat import Heartbeat
 
 log = structlog.get_logger("replaywire.server")
 
@@ -140,6 +141,8 @@ class Server:
                     services.start_soon(self._run_upkeep)
                 if self.config.log_sample_seconds > 0:
                     services.start_soon(self._run_sampler_flush)
+                if self.config.ws_ping_interval > 0:
+                    services.start_soon(self._run_heartbeat)
                 ensure_fd_limit(self.config.max_connections)
                 async with trio.open_nursery() as handlers:
                     listeners = await handlers.start(partial(self._accept, handlers))
@@ -317,6 +320,19 @@ class Server:
                     hint="trackers resend unacked batches; acked ones are in storage or the spool",
                 )
         services.cancel_scope.cancel()
+
+    async def _run_heartbeat(self) -> None:
+        """Ping silent WebSockets, drop dead ones (``WS_PING_INTERVAL``,
+        ``WS_PING_TIMEOUT``; see :mod:`replaywire.ws.heartbeat`)."""
+        beat = Heartbeat(self.config.ws_ping_interval, self.config.ws_ping_timeout)
+        next_sweep = trio.current_time()
+        while True:
+            next_sweep = max(next_sweep + beat.step, trio.current_time())
+            await trio.sleep_until(next_sweep)
+            for ws in beat.sweep(self._websockets, trio.current_time()):
+                self.metrics.ws_ping_timeouts_total.inc()
+                self.warn_client("ws_ping_timeout", timeout_s=beat.timeout)
+                await ws.abort(1011, "ping timeout")
 
     async def _run_sampler_flush(self) -> None:
         """Report the counts of sampled warnings whose burst is over."""

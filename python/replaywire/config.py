@@ -218,6 +218,17 @@ class Config:
         " The server raises its open-file limit (RLIMIT_NOFILE) to fit at start",
         lo=0,
     )
+    ws_ping_interval: float = _knob(
+        20.0,
+        "Seconds a WebSocket may send nothing before the server pings it (0: no heartbeat)",
+        lo=0,
+    )
+    ws_ping_timeout: float = _knob(
+        20.0,
+        "Seconds a pinged WebSocket has to send anything (its pong) before it is dropped"
+        " with 1011; a dead peer is gone within 1.25 x (WS_PING_INTERVAL + WS_PING_TIMEOUT)",
+        lo=0.01,
+    )
     # shutdown
     drain_seconds: float = _knob(
         15.0,

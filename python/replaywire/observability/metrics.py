@@ -61,6 +61,7 @@ SAMPLED_EVENTS = (
     "viewer_resync",
     "connection_refused",
     "handshake_timeout",
+    "ws_ping_timeout",
 )
 
 # Latency buckets from 1 ms to 10 s: an HTTP answer or a SQLite flush is
@@ -141,6 +142,12 @@ class Metrics:
             PREFIX + "handshake_timeouts_total",
             "Connections closed (408) because their request was not complete within "
             "HANDSHAKE_TIMEOUT: slowloris clients (idle kept-alive connections are not counted).",
+            registry=r,
+        )
+        self.ws_ping_timeouts_total = Counter(
+            PREFIX + "ws_ping_timeouts_total",
+            "WebSockets dropped (1011) because they sent nothing within WS_PING_TIMEOUT "
+            "of a ping: dead or unresponsive peers.",
             registry=r,
         )
 
