@@ -43,6 +43,7 @@ from .auth.gate import DEV_PRINCIPAL
 from .cluster import Cluster
 from .config import Config
 from .http import handle_connection
+from .http.listener import ConnectionGate, ensure_fd_limit
 from .http.routes import Request
 from .observability.logfiles import dropped_records
 from .observability.logging import shutdown_logging
@@ -54,6 +55,7 @@ from .sessions import Hub
 from .storage import Spool, Storage, StorageError, StorageWriter, iso_utc, open_storage
 from .workers import open_reuseport_listeners
 from .ws import ConnectionClosed, InflightBudget, WebSocket
+from .ws.heartbeat import Heartbeat
 
 log = structlog.get_logger("replaywire.server")
 
@@ -94,6 +96,10 @@ class Server:
         # Rate limits and presence, shared through Redis when REDIS_URL is set.
         self.cluster = Cluster(config, self.metrics, self.hub, self.fanout, warn=self.warn_client)
         self.limiter = self.cluster.limiter
+        # MAX_CONNECTIONS and LIMIT_CONCURRENT_PER_IP, counted from accept.
+        self.gate = ConnectionGate(
+            config.max_connections, self.limiter, self.metrics, warn=self.warn_client
+        )
         self.protocol = _core.ProtocolDecoder(
             max_events_per_batch=config.max_events_per_batch, max_event_bytes=config.max_event_bytes
         )
@@ -139,6 +145,9 @@ class Server:
                     services.start_soon(self._run_upkeep)
                 if self.config.log_sample_seconds > 0:
                     services.start_soon(self._run_sampler_flush)
+                if self.config.ws_ping_interval > 0:
+                    services.start_soon(self._run_heartbeat)
+                ensure_fd_limit(self.config.max_connections)
                 async with trio.open_nursery() as handlers:
                     listeners = await handlers.start(partial(self._accept, handlers))
                     self.port = listeners[0].socket.getsockname()[1]
@@ -247,7 +256,7 @@ class Server:
         it is logged with its traceback and the bound context (conn_id,
         client, session) and counted."""
         try:
-            await handle_connection(stream, server=self)
+            await self.gate.serve(stream, partial(handle_connection, server=self))
         except Exception as exc:
             self.metrics.task_crashes_total.labels("connection").inc()
             log.error("connection_crashed", exc_info=exc)
@@ -315,6 +324,19 @@ class Server:
                     hint="trackers resend unacked batches; acked ones are in storage or the spool",
                 )
         services.cancel_scope.cancel()
+
+    async def _run_heartbeat(self) -> None:
+        """Ping silent WebSockets, drop dead ones (``WS_PING_INTERVAL``,
+        ``WS_PING_TIMEOUT``; see :mod:`replaywire.ws.heartbeat`)."""
+        beat = Heartbeat(self.config.ws_ping_interval, self.config.ws_ping_timeout)
+        next_sweep = trio.current_time()
+        while True:
+            next_sweep = max(next_sweep + beat.step, trio.current_time())
+            await trio.sleep_until(next_sweep)
+            for ws in beat.sweep(self._websockets, trio.current_time()):
+                self.metrics.ws_ping_timeouts_total.inc()
+                self.warn_client("ws_ping_timeout", timeout_s=beat.timeout)
+                await ws.abort(1011, "ping timeout")
 
     async def _run_sampler_flush(self) -> None:
         """Report the counts of sampled warnings whose burst is over."""
@@ -464,7 +486,7 @@ class Server:
             "version": __version__,
             "uptimeSeconds": round(time.time() - self.started_at, 3),
             "sessions": {"active": len(self.hub.live)},
-            "connections": {"websockets": len(self._websockets)},
+            "connections": {"open": self.gate.open, "websockets": len(self._websockets)},
             "viewers": sum(s.viewers for s in self.hub.live.values()),
             "buffers": {
                 "sessions": buffers.sessions,
@@ -514,6 +536,7 @@ class Server:
         m.storage_drained_chunks_total.inc(writer.drained_chunks - seen.get("drained", 0))
         m.storage_spooling.set(int(writer.spooling))
         m.storage_spool_bytes.set(writer.spool_bytes)
+        m.tcp_connections_open.set(self.gate.open)
         m.inflight_bytes.set(self.inflight.used)
         evicted = getattr(self.storage, "evicted_chunks", 0)
         m.memory_storage_evicted_chunks_total.inc(evicted - seen.get("evicted", 0))

@@ -208,8 +208,36 @@ class Config:
     )
     max_history_limit: int = _knob(10_000, "Most events one history read returns", lo=1)
     # HTTP
-    max_request_bytes: int = _knob(64 * 1024, "Largest HTTP request head", lo=1)
-    handshake_timeout: float = _knob(10.0, "Seconds a client has to send its request head", lo=0)
+    max_request_bytes: int = _knob(
+        64 * 1024,
+        "Largest HTTP request head (request line, headers and the blank line); 431 beyond",
+        lo=1,
+    )
+    handshake_timeout: float = _knob(
+        10.0,
+        "Seconds a client has to send its whole request once connected, or once its previous"
+        " answer was sent (408, then close): slowloris clients are dropped after it",
+        lo=0,
+    )
+    # connections
+    max_connections: int = _knob(
+        10_000,
+        "TCP connections open at once: HTTP, WebSocket, and those still sending their request."
+        " A new one beyond is answered 503 with Retry-After without being read (0: no limit)."
+        " The server raises its open-file limit (RLIMIT_NOFILE) to fit at start",
+        lo=0,
+    )
+    ws_ping_interval: float = _knob(
+        20.0,
+        "Seconds a WebSocket may send nothing before the server pings it (0: no heartbeat)",
+        lo=0,
+    )
+    ws_ping_timeout: float = _knob(
+        20.0,
+        "Seconds a pinged WebSocket has to send anything (its pong) before it is dropped"
+        " with 1011; a dead peer is gone within 1.25 x (WS_PING_INTERVAL + WS_PING_TIMEOUT)",
+        lo=0.01,
+    )
     # shutdown
     drain_seconds: float = _knob(
         15.0,
@@ -224,7 +252,9 @@ class Config:
         2000, "New WebSocket connections one client IP may open per window (429 above)"
     )
     limit_concurrent_per_ip: int = _knob(
-        4096, "WebSocket connections one client IP may hold open at once (429 above)"
+        4096,
+        "TCP connections (HTTP or WebSocket, counting those still sending their request)"
+        " one client IP may hold open at once (429 above, without reading the request)",
     )
     limit_messages_per_tracker: int = _knob(
         5000, "Messages one tracker connection may send per window (rate_limited above)"

@@ -2,14 +2,18 @@
 upgrade at ``/ws`` handed to the tracker or viewer protocol.
 
 Resource handling: each accepted TCP stream is owned by one task running
-:func:`handle_connection`, which closes it on every way out. Error handling:
-a malformed request gets h11's suggested status (400, 413, 431) and the
-connection is closed; a client that does not finish its request head within
-``handshake_timeout`` is dropped (slowloris), with 408 when it had started one.
+:func:`handle_connection` (once ``http.listener`` admitted it), which closes
+it on every way out. Error handling: a malformed request gets h11's
+suggested status (400, 413) and the connection is closed; a request head
+over ``max_request_bytes`` gets 431 (checked exactly: see
+:func:`_next_request`); a client that does not send its whole request within
+``handshake_timeout`` of connecting (or of its previous answer) gets 408 and
+is dropped (slowloris), counted in ``replaywire_handshake_timeouts_total``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from http import HTTPStatus
@@ -29,6 +33,7 @@ from ..ws import WebSocket, check_upgrade
 from ..ws.extensions import DeflateParams, negotiate_deflate
 from ..ws.handshake import HandshakeError, wants_upgrade
 from ..ws.wsproto_backend import WsprotoWebSocket
+from .listener import linger_close, peer_name
 from .responses import Response, error_response
 from .routes import Request, dispatch
 
@@ -41,31 +46,34 @@ READ_SIZE = 64 * 1024
 MAX_BODY = 1024 * 1024
 
 
-async def handle_connection(stream: trio.SocketStream, server: Server) -> None:
-    """Serve one TCP connection: keep-alive HTTP requests, or one upgrade."""
+async def handle_connection(
+    stream: trio.SocketStream, client: str | None = None, *, server: Server
+) -> None:
+    """Serve one TCP connection from ``client`` (``ip:port``, by default the
+    stream's peer): keep-alive HTTP requests, or one upgrade."""
+    client = client or peer_name(stream)
     config = server.config
     conn = h11.Connection(h11.SERVER, max_incomplete_event_size=config.max_request_bytes)
-    try:
-        peer = stream.socket.getpeername()
-        client = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
-    except OSError:
-        client = "?"
     structlog.contextvars.bind_contextvars(client=client)
+    served = False
     try:
         while True:
+            # The whole request (head, and body if any) must arrive by then.
+            deadline = trio.current_time() + config.handshake_timeout
             try:
-                with trio.fail_after(config.handshake_timeout):
-                    event = await _next_event(conn, stream)
+                with trio.fail_at(deadline):
+                    event = await _next_request(conn, stream, config.max_request_bytes)
             except trio.TooSlowError:
-                if conn.our_state is h11.IDLE:
-                    await _send(
-                        conn, stream, error_response(408, "timeout", "request not received in time")
-                    )
+                # A kept-alive connection with nothing of a next request is
+                # not a slow client: closed all the same, but not counted.
+                idle = served and not conn.trailing_data[0]
+                await _timed_out(conn, stream, server, count=not idle)
                 return
             if not isinstance(event, h11.Request):
                 return  # ConnectionClosed or anything but a request
-            if await _serve_request(conn, stream, event, server, client):
+            if await _serve_request(conn, stream, event, server, client, deadline):
                 return
+            served = True
             if conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE:
                 return
             try:
@@ -76,9 +84,16 @@ async def handle_connection(stream: trio.SocketStream, server: Server) -> None:
         server.metrics.protocol_errors_total.labels("bad_http").inc()
         if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
             status = exc.error_status_hint
-            await _send(
-                conn, stream, error_response(status, "bad_request", str(exc) or "malformed request")
-            )
+            # The peer may be gone already (it closed mid-request): then
+            # there is no one to answer, which is not a crash.
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                await _send(
+                    conn,
+                    stream,
+                    error_response(status, "bad_request", str(exc) or "malformed request"),
+                )
+            # The rest of the request may still be coming, or unread (431).
+            await linger_close(stream)
     except (trio.BrokenResourceError, trio.ClosedResourceError):
         pass
     finally:
@@ -86,11 +101,30 @@ async def handle_connection(stream: trio.SocketStream, server: Server) -> None:
             await stream.aclose()
 
 
+async def _timed_out(
+    conn: h11.Connection, stream: trio.SocketStream, server: Server, *, count: bool = True
+) -> None:
+    """The request did not arrive by its deadline: 408 (when no answer was
+    started), counted as a handshake timeout unless ``count`` is false; the
+    caller closes the connection."""
+    if count:
+        server.metrics.handshake_timeouts_total.inc()
+        server.warn_client("handshake_timeout", timeout_s=server.config.handshake_timeout)
+    if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+        await _send(conn, stream, error_response(408, "timeout", "request not received in time"))
+
+
 async def _serve_request(
-    conn: h11.Connection, stream: trio.SocketStream, event: h11.Request, server: Server, client: str
+    conn: h11.Connection,
+    stream: trio.SocketStream,
+    event: h11.Request,
+    server: Server,
+    client: str,
+    deadline: float,
 ) -> bool:
-    """Answer one request. Returns True when the connection was taken over
-    (WebSocket) or must close."""
+    """Answer one request; the rest of it (a body, the end of an upgrade
+    request) must arrive by ``deadline``. Returns True when the connection
+    was taken over (WebSocket) or must close."""
     started = time.perf_counter()
     headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in event.headers}
     request_id = headers.get("x-request-id", "")[:128] or uuid.uuid4().hex
@@ -113,8 +147,8 @@ async def _serve_request(
             route, response = "OPTIONS", _preflight(server, origin)
         elif target.path == "/ws":
             if wants_upgrade(event):
-                with server.limiter.admit_connection(client):  # 429 over a connection limit
-                    return await _upgrade(conn, stream, event, request, server)
+                server.limiter.admit_connection(client)  # 429 over LIMIT_CONNECTIONS_PER_IP
+                return await _upgrade(conn, stream, event, request, server, deadline)
             raise HttpError(
                 426,
                 "upgrade_required",
@@ -122,7 +156,12 @@ async def _serve_request(
                 [(b"upgrade", b"websocket")],
             )
         else:
-            request.body = await _read_body(conn, stream)
+            try:
+                with trio.fail_at(deadline):
+                    request.body = await _read_body(conn, stream)
+            except trio.TooSlowError:
+                await _timed_out(conn, stream, server)
+                return True
             route, response = await dispatch(server, request)
     except HttpError as exc:
         if isinstance(exc, HandshakeError):
@@ -163,6 +202,7 @@ async def _upgrade(
     event: h11.Request,
     request: Request,
     server: Server,
+    deadline: float,
 ) -> bool:
     accept = check_upgrade(event)
     kind = request.query.get("type", "")
@@ -190,9 +230,14 @@ async def _upgrade(
             response_value, deflate = agreed
             extension_headers.append((b"sec-websocket-extensions", response_value))
     # Let h11 see the end of the (empty) request so it allows the switch.
-    while (ev := await _next_event(conn, stream)) is not h11.PAUSED:
-        if isinstance(ev, h11.ConnectionClosed):
-            return True
+    try:
+        with trio.fail_at(deadline):
+            while (ev := await _next_event(conn, stream)) is not h11.PAUSED:
+                if isinstance(ev, h11.ConnectionClosed):
+                    return True
+    except trio.TooSlowError:  # an upgrade request with a body that never ends
+        await _timed_out(conn, stream, server)
+        return True
     await _send_event(
         conn,
         stream,
@@ -240,6 +285,29 @@ async def _upgrade(
     )
     await server.run_websocket(ws, kind, request)
     return True
+
+
+async def _next_request(conn: h11.Connection, stream: trio.SocketStream, limit: int) -> h11.Event:
+    """The next request head (or ``ConnectionClosed``), of at most ``limit``
+    bytes; raises RemoteProtocolError with the status hint 431 beyond.
+
+    h11's own bound (``max_incomplete_event_size``) is only checked while a
+    head is incomplete, so a longer head arriving in one read would pass.
+    Here the reads are cut so that no more than ``limit`` bytes of a head are
+    ever fed: a head that is not complete by then is longer than ``limit``.
+    What the client sent past the head (a body, a WebSocket frame) stays in
+    the socket for the next reads."""
+    fed = len(conn.trailing_data[0])  # a pipelined request's first bytes
+    while True:
+        event = conn.next_event()
+        if event is not h11.NEED_DATA:
+            return event  # type: ignore[return-value]
+        room = limit - fed
+        if room <= 0:
+            raise h11.RemoteProtocolError(f"request head over {limit} bytes", error_status_hint=431)
+        data = await stream.receive_some(min(READ_SIZE, room))
+        fed += len(data)
+        conn.receive_data(data)
 
 
 async def _next_event(

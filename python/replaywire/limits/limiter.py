@@ -1,9 +1,14 @@
 """The rate limits a server applies, and the two checks on its hot paths.
 
+- :meth:`Limiter.hold_connection`, when a TCP connection is accepted:
+  concurrent connections per IP, counting connections still sending their
+  request (slowloris ones) and REST ones, until each closes.
 - :meth:`Limiter.admit_connection`, before a WebSocket upgrade: new
-  connections per IP per window and concurrent connections per IP. Over a
-  limit it raises :class:`~replaywire.errors.HttpError` 429 with
-  ``Retry-After``, so the client is refused before the 101.
+  WebSocket connections per IP per window.
+
+  Over a limit, both raise :class:`~replaywire.errors.HttpError` 429 with
+  ``Retry-After``, so the client is refused before the 101 (at accept, the
+  listener answers it without reading the request: ``http.listener``).
 - :meth:`Limiter.check_batch`, per tracker message: messages and events per
   tracker, events per session. Over a limit it raises
   :class:`~replaywire.errors.ProtocolError` ``rate_limited`` with
@@ -141,22 +146,30 @@ class Limiter:
 
     # -- connections ------------------------------------------------------
 
-    def admit_connection(self, client: str) -> ConnectionLease:
-        """Count a new connection from ``client`` (``ip:port``) or raise
-        HttpError 429 (``rate_limited``, ``Retry-After`` in seconds)."""
+    def admit_connection(self, client: str) -> None:
+        """Count a new WebSocket connection from ``client`` (``ip:port``)
+        in its window, or raise HttpError 429 (``rate_limited``,
+        ``Retry-After`` in seconds)."""
+        if self.connections is None:
+            return
         ip = client_ip(client)
-        if self.connections is not None:
-            now = _now_ms()
-            window = self.connections.get(ip, now)
-            if window is None:
-                self._refuse_connection("keys_full", CONCURRENT_RETRY_MS)
-            else:
-                retry = window.retry_after(1, now)
-                if retry:
-                    self._refuse_connection("connections", retry)
-                window.take(1)
+        now = _now_ms()
+        window = self.connections.get(ip, now)
+        if window is None:
+            self._refuse_connection("keys_full", CONCURRENT_RETRY_MS)
+        else:
+            retry = window.retry_after(1, now)
+            if retry:
+                self._refuse_connection("connections", retry)
+            window.take(1)
+
+    def hold_connection(self, client: str) -> ConnectionLease:
+        """Count an open TCP connection from ``client`` (``ip:port``) until
+        the lease is released, or raise HttpError 429 (``rate_limited``,
+        ``Retry-After: 1``) when its IP holds ``LIMIT_CONCURRENT_PER_IP``."""
         if self.concurrent is None:
             return ConnectionLease(None)
+        ip = client_ip(client)
         if not self.concurrent.acquire(ip):
             self._refuse_connection("concurrent", CONCURRENT_RETRY_MS)
         concurrent = self.concurrent

@@ -55,7 +55,14 @@ CONNECTION_KINDS = ("tracker", "viewer")
 SESSION_END_REASONS = ("client", "idle", "cleanup", "shutdown")
 # The warnings the server samples (Server.warn_client); their suppressed
 # counters start at zero.
-SAMPLED_EVENTS = ("tracker_message_rejected", "viewer_message_rejected", "viewer_resync")
+SAMPLED_EVENTS = (
+    "tracker_message_rejected",
+    "viewer_message_rejected",
+    "viewer_resync",
+    "connection_refused",
+    "handshake_timeout",
+    "ws_ping_timeout",
+)
 
 # Latency buckets from 1 ms to 10 s: an HTTP answer or a SQLite flush is
 # usually a few milliseconds, and the interesting part is the tail.
@@ -117,6 +124,30 @@ class Metrics:
             PREFIX + "ws_closes_total",
             "WebSocket close frames sent or received, by close code (e.g. 1000, 1002, 1009).",
             ["code"],
+            registry=r,
+        )
+        self.tcp_connections_open = Gauge(
+            PREFIX + "tcp_connections_open",
+            "TCP connections being served now: HTTP, WebSocket, and those still sending "
+            "their request (bounded by MAX_CONNECTIONS).",
+            registry=r,
+        )
+        self.connections_refused_total = Counter(
+            PREFIX + "connections_refused_total",
+            "TCP connections refused (503) because MAX_CONNECTIONS were open; refusals "
+            'over LIMIT_CONCURRENT_PER_IP are in rate_limited_total{limit="concurrent"}.',
+            registry=r,
+        )
+        self.handshake_timeouts_total = Counter(
+            PREFIX + "handshake_timeouts_total",
+            "Connections closed (408) because their request was not complete within "
+            "HANDSHAKE_TIMEOUT: slowloris clients (idle kept-alive connections are not counted).",
+            registry=r,
+        )
+        self.ws_ping_timeouts_total = Counter(
+            PREFIX + "ws_ping_timeouts_total",
+            "WebSockets dropped (1011) because they sent nothing within WS_PING_TIMEOUT "
+            "of a ping: dead or unresponsive peers.",
             registry=r,
         )
 

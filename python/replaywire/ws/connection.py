@@ -17,6 +17,11 @@ message on its own (no context is kept between messages), and leave short
 messages plain. :meth:`WebSocket.send` writes frames as given, compressed or
 not, so a frame encoded once can go to many connections.
 
+Heartbeat: the connection notes since when it has been waiting for the peer
+(``idle_since``) and when it was pinged (``pinged_at``); the server's one
+sweeper (:class:`~.heartbeat.Heartbeat`) reads them, pings with
+:meth:`WebSocket.ping_now` and drops dead peers with :meth:`WebSocket.abort`.
+
 Error handling: when the peer breaks RFC 6455 the codec raises
 ``WebSocketError`` with the close code to send; ``receive`` sends that close
 frame, counts it, and raises :class:`ConnectionClosed`. A peer that goes
@@ -39,6 +44,7 @@ from .extensions import MIN_COMPRESS_BYTES, DeflateParams
 from .messages import DataMessage
 
 READ_SIZE = 256 * 1024
+PING = _core.encode_ping(b"")
 
 
 class CloseHook(Protocol):
@@ -99,6 +105,10 @@ class WebSocket:
         self._closed: ConnectionClosed | None = None
         self._on_close = on_close
         self._budget = budget
+        self.idle_since: float | None = None
+        """While waiting for the peer's next bytes: since when (trio clock)."""
+        self.pinged_at: float | None = None
+        """When the heartbeat pinged the peer, until it next sends anything."""
         self.messages_received = 0
         self.bytes_received = 0
         self.bytes_sent = 0
@@ -151,10 +161,12 @@ class WebSocket:
         else:
             if self._budget is not None and (need > FREE_BYTES or self._budget.held(self)):
                 await self._budget.hold(self, need if need > FREE_BYTES else 0)
+            self.idle_since = trio.current_time()
             try:
                 data = bytes(await self._stream.receive_some(READ_SIZE))
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 data = b""
+            self.idle_since = self.pinged_at = None
             if not data:
                 self._finish(ConnectionClosed(1006, "connection lost"))
                 raise self._closed  # type: ignore[misc]
@@ -219,6 +231,32 @@ class WebSocket:
             self.bytes_sent -= len(self._tail)
         return written
 
+    def ping_now(self) -> None:
+        """Heartbeat: write a ping without waiting. What the socket does not
+        take now stays queued (with any rest of a ``write_now``) and goes
+        before the next frame sent. No ping while another task is sending
+        (it would land mid-frame) or once a close frame is out."""
+        if self._close_sent or self._send_lock.locked():
+            return
+        self._write_nowait(self._ping_frame())
+
+    async def abort(self, code: int, reason: str) -> None:
+        """Fail the connection (RFC 6455 section 7.1.7): a close frame with
+        ``code`` if the socket takes it without waiting, then the TCP
+        connection is closed at once, without waiting for the peer's close
+        frame. The task reading the connection gets
+        :class:`ConnectionClosed` (``code``, ``local=True``)."""
+        if not self._close_sent:
+            self._close_sent = True
+            if not self._send_lock.locked():
+                self._write_nowait(self._close_frame(code, reason))
+            if self._on_close is not None:
+                self._on_close(code, local=True)
+        self._finish(ConnectionClosed(code, reason, local=True))
+        self._fileno = -1
+        with trio.CancelScope(shield=True):
+            await self._stream.aclose()
+
     async def send(self, frames: bytes) -> None:
         """Write already encoded frames. Sends are serialised, so frames of
         different tasks never interleave. Raises :class:`ConnectionClosed`
@@ -282,9 +320,28 @@ class WebSocket:
             raise self._closed from None  # type: ignore[misc]
         self.bytes_sent += len(data)
 
+    def _write_nowait(self, frame: bytes) -> None:
+        """Write the unwritten rest of an earlier frame and ``frame`` as far
+        as the socket takes them now; keep what it does not (see ``_write``).
+        For the caller: nobody else is sending."""
+        data = self._tail + frame
+        written = 0
+        if self._fileno >= 0:
+            try:
+                written = os.write(self._fileno, data)
+            except BlockingIOError:
+                pass
+            except OSError:
+                return  # the peer is gone; the reading task will see it
+        self._tail = data[written:]
+        self.bytes_sent += written
+
     def _close_frame(self, code: int | None, reason: str = "") -> bytes:
         """A close frame (``code=None``: empty body)."""
         return _core.encode_close(code, reason)
+
+    def _ping_frame(self) -> bytes:
+        return PING
 
     async def _answer_close(self, received: int | None, reason: str) -> None:
         """The peer's close frame arrived (``received``: its code, None when

@@ -9,11 +9,11 @@ server (trio-websocket is built on wsproto) pays per byte it reads.
 What wsproto does here: frame parsing, unmasking, fragment reassembly, UTF-8
 validation of text (wsproto decodes text to ``str``; it is encoded back to
 UTF-8 bytes for the protocol layer, a cost a wsproto server pays anyway),
-close and ping handling, and permessage-deflate inflation through wsproto's
-own ``PerMessageDeflate`` extension (:class:`BoundedDeflate`, which bounds the
-output). The opening handshake and the extension negotiation stay the
-server's own (``ws.handshake``, ``ws.extensions``), so both backends answer
-the same offers the same way.
+close and ping handling (and the heartbeat's pings), and permessage-deflate
+inflation through wsproto's own ``PerMessageDeflate`` extension
+(:class:`BoundedDeflate`, which bounds the output). The opening handshake
+and the extension negotiation stay the server's own (``ws.handshake``,
+``ws.extensions``), so both backends answer the same offers the same way.
 
 What it does not do: the server's messages reach :meth:`send` already framed
 (``protocol/frames.py`` frames a delta once for every viewer), and a server
@@ -209,6 +209,12 @@ class WsprotoWebSocket(WebSocket):
         if code is None:  # wsproto sends an empty body for this very member
             return self._conn.send(CloseConnection(code=CloseReason.NO_STATUS_RCVD))
         return self._conn.send(CloseConnection(code=code, reason=reason))
+
+    def _ping_frame(self) -> bytes:
+        # wsproto refuses a ping unless the connection is open both ways.
+        if self._conn.state is not ConnectionState.OPEN:
+            return b""
+        return self._conn.send(Ping())
 
     def _collect(self, event: TextMessage | BytesMessage) -> DataMessage | None:
         """Add one part of a data message; the message once it is complete."""
