@@ -10,6 +10,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from matplotlib.patches import Patch
 
 Run = dict[str, Any]
 
@@ -207,10 +208,13 @@ def plots(folder: Path, meta: dict[str, Any], runs: list[Run]) -> list[Path]:
             color=["#dd8452" if _is_peer(r) else "#4c72b0" for r in rows],
         )
         ax.bar_label(bars, labels=[_k(v) for v in rates], fontsize=7)
+        handles: list[Any] = []
         if any(_is_peer(r) for r in rows):
             # Proxy artists, so the legend names the two bar colours.
-            ax.bar([], [], color="#4c72b0", label="replaywire")
-            ax.bar([], [], color="#dd8452", label="peer, same workload")
+            handles += [
+                Patch(color="#4c72b0", label="replaywire"),
+                Patch(color="#dd8452", label="peer, same workload"),
+            ]
             versus = meta.get("peers")
             ratios = [v for v in versus["replaywire_over_best"].values() if v] if versus else []
             if ratios:
@@ -218,8 +222,9 @@ def plots(folder: Path, meta: dict[str, Any], runs: list[Run]) -> list[Path]:
         if ceiling:
             ax.axhline(ceiling, color="grey", linestyle="--", label="generator ceiling")
             ax.axhline(0.7 * ceiling, color="orange", linestyle=":", label="70% of ceiling")
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+        handles += ax.get_legend_handles_labels()[0]
+        if handles:
+            ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
         ax.set_title(title)
         ax.set_ylabel("events/s")
         ax.tick_params(axis="x", labelrotation=20)
