@@ -10,6 +10,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from matplotlib.patches import Patch
 
 Run = dict[str, Any]
 
@@ -28,7 +29,70 @@ def _flag(run: Run) -> str:
 
 
 def _of(runs: list[Run], scenario: str) -> list[Run]:
-    return [r for r in runs if r["scenario"] == scenario]
+    """The measured runs of ``scenario`` (skipped ones are listed apart)."""
+    return [r for r in runs if r["scenario"] == scenario and "skipped" not in r]
+
+
+def _is_peer(run: Run) -> bool:
+    return bool(run["result"].get("server", "replaywire") != "replaywire")
+
+
+def _over_peer(run: Run, versus: dict[str, Any] | None) -> str:
+    if not versus or _is_peer(run):
+        return ""
+    ratio = versus["replaywire_over_best"].get(run["label"])
+    return "-" if ratio is None else f"{ratio:.2f}x"
+
+
+def _ingest_table(meta: dict[str, Any], rows: list[Run]) -> list[str]:
+    """Replaywire's ingest runs and the peers', side by side."""
+    versus = meta.get("peers")
+    out = [
+        "| server | ws backend | workers | redis | storage | ack | events/s | MB/s"
+        " | ack p50 ms | ack p99 ms | vs ceiling | ÷ best peer |",
+        "|---|---|---:|---|---|---|---:|---:|---:|---:|---|---:|",
+    ]
+    for r in rows:
+        x = r["result"]
+        server = x.get("server", "replaywire")
+        out.append(
+            f"| {server} | {x['ws_backend'] or '-'} | {x.get('workers', 1)}"
+            f" | {'on' if x.get('redis') else 'off'} | {x['database']} | {x['ack_mode']}"
+            f" | {_k(x['events_per_s'])} | {x['mb_per_s']} | {x['ack_latency_ms']['p50']}"
+            f" | {x['ack_latency_ms']['p99']} | {_flag(r)} | {_over_peer(r, versus)} |"
+        )
+    out.append("")
+    if versus:
+        out += [
+            f"*÷ best peer*: each replaywire run's events/s over the best peer's"
+            f" ({versus['best']}, {_k(versus['best_events_per_s'])} events/s), same workload,"
+            " same run.",
+            "",
+        ]
+    peers = []
+    for r in (r for r in rows if _is_peer(r)):
+        versions = ", ".join(f"{k} {v}" for k, v in r["result"].get("versions", {}).items() if v)
+        npm = r["result"].get("npm_ci_seconds")
+        peers.append(f"{r['label']} ({versions}{f'; npm ci took {npm} s first' if npm else ''})")
+    if peers:
+        out += ["Peers (benches/peers/): " + "; ".join(peers) + ".", ""]
+    if meta.get("pinned") and any(r["result"].get("workers", 1) > 1 for r in rows):
+        out += [
+            "Pinned, every worker shares the server's CPU (the generator has the others):"
+            " with as many CPUs as workers plus one this shows their gain; on fewer, it shows"
+            " what the extra processes cost.",
+            "",
+        ]
+    return out
+
+
+def _skipped(runs: list[Run]) -> list[str]:
+    rows = [r for r in runs if "skipped" in r]
+    if not rows:
+        return []
+    out = ["## Skipped runs", ""]
+    out += [f"- {r['scenario']} {r['label']}: skipped: {r['skipped']}" for r in rows]
+    return [*out, ""]
 
 
 def markdown(meta: dict[str, Any], runs: list[Run]) -> str:
@@ -52,18 +116,7 @@ def markdown(meta: dict[str, Any], runs: list[Run]) -> str:
             "",
         ]
     if rows := _of(runs, "ingest"):
-        out += ["## Ingest throughput", ""]
-        out += ["| ws backend | storage | ack | events/s | MB/s | ack p50 ms | ack p99 ms |"]
-        out[-1] += " vs ceiling |"
-        out += ["|---|---|---|---:|---:|---:|---:|---|"]
-        for r in rows:
-            x = r["result"]
-            out.append(
-                f"| {x['ws_backend']} | {x['database']} | {x['ack_mode']} | {_k(x['events_per_s'])}"
-                f" | {x['mb_per_s']} | {x['ack_latency_ms']['p50']} | {x['ack_latency_ms']['p99']}"
-                f" | {_flag(r)} |"
-            )
-        out.append("")
+        out += ["## Ingest throughput", "", *_ingest_table(meta, rows)]
     if rows := _of(runs, "latency"):
         out += ["## Ack latency under fixed offered load (open loop)", ""]
         out += ["| ws backend | load | offered events/s | acked events/s | p50 ms | p99 ms |"]
@@ -124,6 +177,7 @@ def markdown(meta: dict[str, Any], runs: list[Run]) -> str:
                     f" | {row['compress_mbps']:.0f} | {row['decompress_mbps']:.0f} |"
                 )
         out.append("")
+    out += _skipped(runs)
     return "\n".join(out)
 
 
@@ -147,11 +201,30 @@ def plots(folder: Path, meta: dict[str, Any], runs: list[Run]) -> list[Path]:
             continue
         path = folder / f"{scenario}_throughput.png"
         fig, ax = plt.subplots(figsize=(max(4.0, 1.3 * len(rows) + 2), 3.8))
-        ax.bar([r["label"] for r in rows], [r["result"]["events_per_s"] for r in rows])
+        rates = [r["result"]["events_per_s"] for r in rows]
+        bars = ax.bar(
+            [r["label"] for r in rows],
+            rates,
+            color=["#dd8452" if _is_peer(r) else "#4c72b0" for r in rows],
+        )
+        ax.bar_label(bars, labels=[_k(v) for v in rates], fontsize=7)
+        handles: list[Any] = []
+        if any(_is_peer(r) for r in rows):
+            # Proxy artists, so the legend names the two bar colours.
+            handles += [
+                Patch(color="#4c72b0", label="replaywire"),
+                Patch(color="#dd8452", label="peer, same workload"),
+            ]
+            versus = meta.get("peers")
+            ratios = [v for v in versus["replaywire_over_best"].values() if v] if versus else []
+            if ratios:
+                title = f"{title}: replaywire up to {max(ratios):.1f}x the best peer"
         if ceiling:
             ax.axhline(ceiling, color="grey", linestyle="--", label="generator ceiling")
             ax.axhline(0.7 * ceiling, color="orange", linestyle=":", label="70% of ceiling")
-            ax.legend(loc="lower right", fontsize=8)
+        handles += ax.get_legend_handles_labels()[0]
+        if handles:
+            ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
         ax.set_title(title)
         ax.set_ylabel("events/s")
         ax.tick_params(axis="x", labelrotation=20)

@@ -11,7 +11,16 @@ load at fractions of the measured maximum, open loop, see
 connection, accept rate, :mod:`benches.idle`), ``storage`` (ingest per
 storage backend and ack mode) and ``codec`` (ratio and MB/s per codec and
 level, :mod:`benches.codecs`). Every server scenario runs once per
-``--ws-backend``.
+``--ws-backend``; ingest also once per ``--workers`` and ``--redis`` value
+(replaywire refuses several workers without PostgreSQL and Redis: such runs
+are recorded as skipped, saying so).
+
+Peers (:mod:`benches.peers`): right after replaywire's ingest runs, the same
+workload (generator, C/W/B, duration) runs against each ``--peers`` server,
+a Node.js ``ws`` and a Python ``websockets`` implementation of the tracker
+protocol; the table gives replaywire's rate over the best peer's. A peer
+that cannot be started (its tool missing, ``npm ci`` failing) is recorded as
+``skipped`` with the reason, and the suite goes on.
 
 First, unless ``--no-calibrate``, the ingest generator is run against a
 discard sink (:mod:`benches.sink`) with the same C/W/B: its rate is the
@@ -28,6 +37,7 @@ rich. Every run is bounded by its duration; the suite stops by itself.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -48,7 +58,7 @@ BENCHES = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCHES.parent / "tests"))
 sys.path.insert(0, str(BENCHES.parent / "tests" / "data"))
 
-from benches import codecs, idle, ingest_load, openloop, sink  # noqa: E402
+from benches import codecs, idle, ingest_load, openloop, peers, sink  # noqa: E402
 from benches import fanout as fanout_bench  # noqa: E402
 
 SCENARIOS = ("ingest", "latency", "fanout", "connections", "storage", "codec")
@@ -61,6 +71,13 @@ LOAD_ENV = {
     "LIMIT_EVENTS_PER_TRACKER": "0",
     "LIMIT_EVENTS_PER_SESSION": "0",
 }
+# A Redis database of the suite's own; each run writes under a key prefix of
+# its own (REDIS_PREFIX), deleted after the run.
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+class Skipped(Exception):
+    """A planned run that cannot happen here; recorded with the reason."""
 
 
 def _list(value: str) -> list[str]:
@@ -81,6 +98,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--connections", "-c", type=int, default=32)
     p.add_argument("--window", "-w", type=int, default=8)
     p.add_argument("--batch", "-b", type=int, default=50)
+    p.add_argument(
+        "--peers",
+        default=",".join(peers.NAMES),
+        help="ingest: peer servers run after replaywire (none: no peer); a peer"
+        " that cannot start is recorded as skipped",
+    )
+    p.add_argument("--workers", default="1", help="ingest: replaywire worker counts, e.g. 1,2")
+    p.add_argument("--redis", default="off", help="ingest: off,on (REDIS_URL of --redis-url)")
+    p.add_argument("--redis-url", default=REDIS_URL, help="Redis for --redis on (BENCH_REDIS_URL)")
     p.add_argument("--loads", default="0.25,0.5,0.75", help="latency: fractions of max")
     p.add_argument("--viewers", default="0,10,100", help="fanout: viewer counts")
     p.add_argument("--viewer-codec", default="zstd", choices=["none", "deflate", "zstd"])
@@ -116,13 +142,35 @@ class Suite:
         backends = _list(a.ws_backend)
         storages = _list(a.storage)
         acks = _list(a.ack_mode)
+        workers = [int(n) for n in _list(a.workers)]
+        redis = _list(a.redis)
+        if set(redis) - {"off", "on"}:
+            raise SystemExit(f"--redis takes off,on; got {a.redis!r}")
+        peer_names = [] if a.peers.strip() == "none" else _list(a.peers)
+        if unknown := set(peer_names) - set(peers.NAMES):
+            raise SystemExit(f"unknown peers: {', '.join(sorted(unknown))}")
         per_run = a.warmup + a.duration + 1.5
         runs: list[tuple[str, str, float, Callable[[], dict[str, Any]]]] = []
         if not a.no_calibrate and set(scenarios) & {"ingest", "latency", "storage", "fanout"}:
             runs.append(("calibration", "sink", per_run, self.calibrate))
         for ws in backends:
             if "ingest" in scenarios:
-                runs.append(("ingest", ws, per_run, lambda ws=ws: self.ingest(ws)))
+                for n in workers:
+                    for r in redis:
+                        label = " ".join(
+                            [ws, *([f"w{n}"] if n != 1 else []), *(["redis"] if r == "on" else [])]
+                        )
+                        runs.append(
+                            (
+                                "ingest",
+                                label,
+                                per_run + (3 if n > 1 else 0),
+                                lambda ws=ws, n=n, r=r: self.ingest(ws, n, r == "on"),
+                            )
+                        )
+                if ws == backends[-1]:  # the peers right after replaywire
+                    for name in peer_names:
+                        runs.append(("ingest", name, per_run, lambda name=name: self.peer(name)))
             if "latency" in scenarios:
                 for load in (float(x) for x in _list(a.loads)):
                     runs.append(
@@ -161,7 +209,14 @@ class Suite:
 
     # -- runs ----------------------------------------------------------------
 
-    def _ingest_args(self, ws: str, storage: str = "memory", ack: str = "received") -> Any:
+    def _ingest_args(
+        self,
+        ws: str,
+        storage: str = "memory",
+        ack: str = "received",
+        workers: int = 1,
+        redis: bool = False,
+    ) -> Any:
         a = self.args
         if storage not in STORAGES:
             raise SystemExit(f"unknown storage {storage!r}: expected {', '.join(STORAGES)}")
@@ -177,13 +232,38 @@ class Suite:
             ws_backend=ws,
             pin=not a.no_pin,
             codec=a.viewer_codec,
+            workers=workers,
+            redis_url=a.redis_url if redis else "",
         )
 
-    def _load(self, ws: str, storage: str = "memory", ack: str = "received") -> dict[str, Any]:
-        args = self._ingest_args(ws, storage, ack)
-        with ingest_load.serving(args, LOAD_ENV) as (port, _):
-            totals = trio.run(ingest_load.run_load, port, args)
-        return _summary(totals, args)
+    def _load(
+        self,
+        ws: str,
+        storage: str = "memory",
+        ack: str = "received",
+        *,
+        workers: int = 1,
+        redis: bool = False,
+        server: contextlib.AbstractContextManager[tuple[int, int | None]] | None = None,
+    ) -> dict[str, Any]:
+        """Run the ingest generator against replaywire as the arguments
+        say, or against ``server`` (a peer) when given."""
+        args = self._ingest_args(ws, storage, ack, workers, redis)
+        env = dict(LOAD_ENV)
+        if redis:
+            env["REDIS_PREFIX"] = prefix = f"rwbench:{os.getpid()}:{len(self.results)}:"
+        if server is None:
+            server = ingest_load.serving(args, env)
+        try:
+            with server as (port, _):
+                totals = trio.run(ingest_load.run_load, port, args)
+        finally:
+            if redis:
+                _delete_redis_prefix(args.redis_url, prefix)
+        result = {"server": "replaywire", **_summary(totals, args)}
+        if redis:
+            result["redis_prefix"] = prefix  # deleted after the run
+        return result
 
     def calibrate(self) -> dict[str, Any]:
         args = self._ingest_args("sink")
@@ -193,9 +273,37 @@ class Suite:
         self.ceiling = float(result["events_per_s"])
         return result
 
-    def ingest(self, ws: str) -> dict[str, Any]:
-        result = self._load(ws, _list(self.args.storage)[0], _list(self.args.ack_mode)[0])
-        self.max_rate[ws] = float(result["events_per_s"])
+    def ingest(self, ws: str, workers: int = 1, redis: bool = False) -> dict[str, Any]:
+        storage = _list(self.args.storage)[0]
+        if workers > 1 and not (storage == "postgres" and redis):
+            raise Skipped(
+                f"replaywire refuses WORKERS={workers} without PostgreSQL and Redis"
+                f" (this run: storage {storage}, redis {'on' if redis else 'off'});"
+                " add --storage postgres --redis on"
+            )
+        if redis and (error := _redis_unreachable(self.args.redis_url)):
+            raise Skipped(f"Redis at {self.args.redis_url} is unreachable: {error}")
+        result = self._load(ws, storage, _list(self.args.ack_mode)[0], workers=workers, redis=redis)
+        if workers == 1 and not redis:
+            self.max_rate[ws] = float(result["events_per_s"])
+        return result
+
+    def peer(self, name: str) -> dict[str, Any]:
+        """The ingest workload against the peer ``name`` (benches.peers)."""
+        try:
+            peer = peers.prepare(name)
+        except peers.Unavailable as exc:
+            raise Skipped(str(exc)) from None
+        server = peers.serving(peer, pin=not self.args.no_pin)
+        result = self._load("-", server=server)
+        result.update(
+            server=name,
+            ws_backend=None,
+            database=peers.STORAGE,
+            versions=peer.versions,
+        )
+        if peer.npm_ci_seconds is not None:
+            result["npm_ci_seconds"] = round(peer.npm_ci_seconds, 1)
         return result
 
     def latency(self, ws: str, load: float) -> dict[str, Any]:
@@ -245,7 +353,14 @@ class Suite:
 
     # -- driving -------------------------------------------------------------
 
-    def record(self, scenario: str, label: str, started: float, result: dict[str, Any]) -> None:
+    def record(
+        self,
+        scenario: str,
+        label: str,
+        started: float,
+        result: dict[str, Any],
+        skipped: str | None = None,
+    ) -> None:
         entry: dict[str, Any] = {
             "scenario": scenario,
             "label": label,
@@ -253,6 +368,8 @@ class Suite:
             "wall_seconds": round(time.time() - started, 2),
             "result": result,
         }
+        if skipped is not None:
+            entry["skipped"] = skipped
         rate = result.get("events_per_s")
         if self.ceiling and isinstance(rate, (int, float)) and scenario != "calibration":
             entry["generator_ceiling_events_per_s"] = round(self.ceiling)
@@ -270,8 +387,13 @@ class Suite:
             for scenario, label, expected, fn in plan:
                 progress.start(f"{scenario}: {label}", expected)
                 started = time.time()
-                result = fn()
-                self.record(scenario, label, started, result)
+                try:
+                    result = fn()
+                except Skipped as exc:
+                    print(f"skipped {scenario}: {label}: {exc}", file=sys.stderr, flush=True)
+                    self.record(scenario, label, started, {}, skipped=str(exc))
+                else:
+                    self.record(scenario, label, started, result)
                 progress.finish()
         meta = {
             "command": "python -m benches " + shlex.join(self.argv),
@@ -284,6 +406,7 @@ class Suite:
             },
             "pinned": not self.args.no_pin and len(os.sched_getaffinity(0)) >= 2,
             "generator_ceiling_events_per_s": round(self.ceiling) if self.ceiling else None,
+            "peers": _versus_peers(self.results),
         }
         (self.folder / "results.json").write_text(
             json.dumps({"meta": meta, "runs": self.results}, indent=2) + "\n"
@@ -292,6 +415,53 @@ class Suite:
 
         report.write(self.folder, meta, self.results)
         return self.folder
+
+
+def _versus_peers(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The best peer's ingest rate and each replaywire ingest run's rate
+    over it (None when no peer ran)."""
+    ingest = [r for r in runs if r["scenario"] == "ingest" and "skipped" not in r]
+    measured = [r for r in ingest if r["result"]["server"] != "replaywire"]
+    if not measured:
+        return None
+    best = max(measured, key=lambda r: r["result"]["events_per_s"])
+    rate = best["result"]["events_per_s"]
+    return {
+        "best": best["label"],
+        "best_events_per_s": rate,
+        "replaywire_over_best": {
+            r["label"]: round(r["result"]["events_per_s"] / rate, 2) if rate else None
+            for r in ingest
+            if r["result"]["server"] == "replaywire"
+        },
+    }
+
+
+def _redis_unreachable(url: str) -> str | None:
+    """None if Redis at ``url`` answers a PING, else why not."""
+    import redis
+
+    client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except (redis.RedisError, OSError) as exc:
+        return str(exc) or type(exc).__name__
+    finally:
+        client.close()
+    return None
+
+
+def _delete_redis_prefix(url: str, prefix: str) -> None:
+    """Delete every key a run wrote under its ``prefix``."""
+    import redis
+
+    client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
+    try:
+        keys = list(client.scan_iter(match=prefix + "*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
 
 
 def _summary(totals: ingest_load.Totals, args: Any) -> dict[str, Any]:
@@ -311,6 +481,8 @@ def _summary(totals: ingest_load.Totals, args: Any) -> dict[str, Any]:
         "database": args.database_url,
         "ack_mode": args.ack_mode,
         "ws_backend": args.ws_backend,
+        "workers": getattr(args, "workers", 1),
+        "redis": bool(getattr(args, "redis_url", "")),
     }
 
 
