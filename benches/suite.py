@@ -64,7 +64,11 @@ from benches import fanout as fanout_bench  # noqa: E402
 SCENARIOS = ("ingest", "latency", "fanout", "connections", "storage", "codec")
 STORAGES = {"memory": "memory://", "sqlite": "sqlite", "postgres": "postgres"}
 GENERATOR_BOUND = 0.7
-UNLIMITED = {"LIMIT_CONCURRENT_PER_IP": "0", "LIMIT_CONNECTIONS_PER_IP": "0"}
+UNLIMITED = {
+    "LIMIT_CONCURRENT_PER_IP": "0",
+    "LIMIT_CONNECTIONS_PER_IP": "0",
+    "MAX_CONNECTIONS": "0",
+}
 # Rate limits are per deployment; a load test sends far more than a browser.
 LOAD_ENV = {
     "LIMIT_MESSAGES_PER_TRACKER": "0",
