@@ -154,10 +154,14 @@ async def tracker(
     await stream.aclose()
 
 
+def corpus(batch: int) -> list[bytes]:
+    """The events batches are cut from: steady-state events only (no
+    repeated full snapshots), ~230 bytes each."""
+    return list(session_events(max(batch * 40, 2000), seed=1))[2:]
+
+
 async def run_load(port: int, args: argparse.Namespace) -> Totals:
-    events = list(session_events(max(args.batch * 40, 2000), seed=1))
-    # Steady-state events only (no repeated full snapshots): ~230 bytes each.
-    events = events[2:]
+    events = corpus(args.batch)
     totals = Totals()
     window_open = [False]
     start = time.perf_counter()

@@ -10,6 +10,10 @@ write, late, and their lateness counts.
 
 Every loop is bounded by the deadline: senders stop sending at it, readers
 stop reading a grace period later (acks still due then count as lost).
+
+Batch ``seq`` = 0, 1, 2, ... is cut from ``ingest_load.corpus`` as the
+closed loop does: a repeated seq would be acked without being stored, less
+work than a real batch.
 """
 
 from __future__ import annotations
@@ -20,9 +24,9 @@ from dataclasses import dataclass, field
 
 import trio
 
-from benches.ingest_load import pct, start_tracker
+from benches.ingest_load import corpus, pct, start_tracker
 from replaywire import _core
-from rrweb import batch_message, session_events
+from rrweb import batch_message
 
 GRACE = 2.0  # seconds to wait for the last acks
 
@@ -51,12 +55,12 @@ async def _connection(
     # Stagger the connections over one interval so they do not send at once.
     first_due = start_at + interval * n / connections
     due: dict[int, float] = {}
-    frames = [
-        _core.encode_client_frame(
-            _core.OP_TEXT, batch_message(sid, i, events[i * batch : (i + 1) * batch]), mask
+
+    def frame(seq: int) -> bytes:
+        start = (seq * batch) % (len(events) - batch)
+        return _core.encode_client_frame(
+            _core.OP_TEXT, batch_message(sid, seq, events[start : start + batch]), mask
         )
-        for i in range(min(64, len(events) // batch))
-    ]
 
     async def sender() -> None:
         seq = 0
@@ -71,10 +75,7 @@ async def _connection(
             burst = []
             while seq * interval + first_due <= now and first_due + seq * interval < deadline:
                 due[seq] = first_due + seq * interval
-                frame = frames[seq % len(frames)]
-                # The seq in the frame repeats every len(frames) batches: the
-                # server acks duplicates too, which costs it the same work.
-                burst.append(frame)
+                burst.append(frame(seq))
                 seq += 1
             await stream.send_all(b"".join(burst))
 
@@ -115,7 +116,7 @@ async def run_open_loop(
 ) -> dict[str, object]:
     """Offer ``rate`` events/s for warmup + duration seconds; latency of
     batches due after the warm-up."""
-    events = list(session_events(max(batch * 64, 2000), seed=1))[2:]
+    events = corpus(batch)
     out = Latencies()
     start_at = time.perf_counter() + 0.2
     measure_from = start_at + warmup
