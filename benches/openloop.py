@@ -11,19 +11,33 @@ write, late, and their lateness counts.
 Every loop is bounded by the deadline: senders stop sending at it, readers
 stop reading a grace period later (acks still due then count as lost).
 
-Batch ``seq`` = 0, 1, 2, ... is cut from ``ingest_load.corpus`` as the
-closed loop does: a repeated seq would be acked without being stored, less
-work than a real batch.
+:func:`measure` runs either generator: ``rust`` (the default, the binary in
+``benches/loadgen/``: a timerfd ticks the schedule, one epoll loop sends
+and reads, and it reports how late it itself sent, ``schedule_lag_ms``) or
+``python`` (the trio tasks below). Both send batch ``seq`` = 0, 1, 2, ...
+cut from ``ingest_load.corpus`` as the closed loop does: a repeated seq
+would be acked without being stored, less work than a real batch.
+
+    python benches/openloop.py --rate 200000 -d 5 --database-url memory://
 """
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import trio
 
+# Run as a script: `benches` importable.
+if str(Path(__file__).resolve().parent.parent) not in sys.path:
+    sys.path.append(str(Path(__file__).resolve().parent.parent))
+
+from benches import ingest_load
 from benches.ingest_load import corpus, pct, start_tracker
 from replaywire import _core
 from rrweb import batch_message
@@ -49,7 +63,7 @@ async def _connection(
     deadline: float,
     out: Latencies,
 ) -> None:
-    sid = f"openloop-{os.getpid()}-{n}"
+    sid = session_id(n)
     stream, decoder, mask = await start_tracker(port, sid)
     interval = batch / rate_per_conn
     # Stagger the connections over one interval so they do not send at once.
@@ -111,6 +125,10 @@ async def _connection(
     await stream.aclose()
 
 
+def session_id(n: int) -> str:
+    return f"openloop-{os.getpid()}-{n}"
+
+
 async def run_open_loop(
     port: int, rate: float, connections: int, batch: int, duration: float, warmup: float
 ) -> dict[str, object]:
@@ -149,3 +167,80 @@ async def run_open_loop(
             "max": round(values[-1] * 1000, 3) if values else None,
         },
     }
+
+
+def measure(
+    port: int,
+    rate: float,
+    connections: int,
+    batch: int,
+    duration: float,
+    warmup: float,
+    *,
+    generator: str = "rust",
+    pin: bool = False,
+) -> dict[str, Any]:
+    """Offer ``rate`` events/s to the server on ``port`` with ``generator``
+    (``rust`` or ``python``); the same fields from either."""
+    if generator == "rust":
+        from benches import loadgen
+
+        result = loadgen.run(
+            port,
+            [session_id(n) for n in range(connections)],
+            corpus(batch),
+            batch=batch,
+            warmup=warmup,
+            duration=duration,
+            rate=rate,
+            grace=GRACE,
+            pin=pin,
+        )
+        keep = (
+            "offered_events_per_s",
+            "acked_events_per_s",
+            "batches_measured",
+            "batches_lost",
+            "ack_latency_ms",
+            "schedule_lag_ms",
+            "generator_cpu_share",
+        )
+        return {"generator": "rust", **{k: result[k] for k in keep}}
+    if generator != "python":
+        raise ValueError(f"unknown generator {generator!r}")
+    result = trio.run(run_open_loop, port, rate, connections, batch, duration, warmup)
+    return {"generator": "python", **result}
+
+
+def main() -> int:
+    parser = ingest_load.parser()
+    parser.description = __doc__.split("\n\n")[0]
+    parser.add_argument("--rate", type=float, required=True, help="offered events/s, in total")
+    args = parser.parse_args()
+    with ingest_load.serving(args, ingest_load.LOAD_ENV) as (port, _):
+        result = measure(
+            port,
+            args.rate,
+            args.connections,
+            args.batch,
+            args.duration,
+            args.warmup,
+            generator=args.generator,
+            pin=args.pin,
+        )
+    result = {**result, "database": args.database_url, "ws_backend": args.ws_backend}
+    if args.json:
+        print(json.dumps(result))
+    else:
+        lat = result["ack_latency_ms"]
+        print(
+            f"offered {result['offered_events_per_s']:,} events/s, acked"
+            f" {result['acked_events_per_s']:,}: ack p50 {lat['p50']} ms  p99 {lat['p99']} ms"
+            f"  p999 {lat['p999']} ms, {result['batches_lost']} batches lost"
+            f" ({args.generator} generator, {args.database_url}, {args.ws_backend})"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
