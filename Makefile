@@ -25,6 +25,8 @@ PIP_QUIET := $(if $(filter true 1,$(CI)),--progress-bar off,--quiet)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 RUST_SOURCES := $(shell find rust -type f 2>/dev/null) Cargo.toml $(wildcard Cargo.lock)
+# The benchmarks' load generator: a crate of its own, outside the extension's build.
+LOADGEN := --manifest-path benches/loadgen/Cargo.toml
 # The extension is built into python/replaywire/; if it is gone (git clean,
 # make clean) the build stamp no longer counts.
 CORE_SO := $(wildcard python/replaywire/_core.*.so)
@@ -117,6 +119,7 @@ run: build-dev ## Run a server with the default configuration (make run ARGS="--
 .PHONY: test
 test: build-dev ## Run the Rust, JavaScript and Python tests (PYTEST_ARGS=...)
 	cargo test $(CARGO_LOCKED)
+	cargo test $(CARGO_LOCKED) $(LOADGEN)
 	cd js && npm test --silent
 	@rc=0; $(PY) -m pytest $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then \
@@ -128,10 +131,16 @@ test: build-dev ## Run the Rust, JavaScript and Python tests (PYTEST_ARGS=...)
 lint: build-dev ## cargo fmt and clippy, ruff, mypy, and the _core.pyi stubs against the build
 	cargo fmt --all --check $(if $(filter true 1,$(CI)),-- --color=never,)
 	PYO3_PYTHON=$(abspath $(PY)) cargo clippy --all-targets --all-features $(CARGO_LOCKED) -- -D warnings
+	cargo fmt $(LOADGEN) --check $(if $(filter true 1,$(CI)),-- --color=never,)
+	cargo clippy $(LOADGEN) --all-targets $(CARGO_LOCKED) -- -D warnings
 	$(VENV)/bin/ruff check
 	$(VENV)/bin/ruff format --check
 	$(VENV)/bin/mypy
 	$(PY) -m mypy.stubtest replaywire._core
+
+.PHONY: loadgen
+loadgen: ## Build the Rust load generator and discard sink (benches/loadgen/, release)
+	cargo build --release $(CARGO_LOCKED) $(LOADGEN)
 
 .PHONY: bench
 bench: build-dev ## Rust decode throughput, then the end-to-end ingest load (BENCH_ARGS=...)
@@ -144,7 +153,7 @@ bench-suite: build-dev ## The benchmark suite: results folder with JSON, tables,
 
 .PHONY: clean
 clean: ## Remove build outputs and caches (keeps .venv)
-	rm -rf target dist python/replaywire/_core.*.so $(STAMP_DEV)
+	rm -rf target benches/loadgen/target dist python/replaywire/_core.*.so $(STAMP_DEV)
 	rm -rf python/replaywire/static js/tracker/dist tests/artifacts
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis
 	find $(wildcard python tests benches) -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,11 +1,16 @@
 """Ingest load: C tracker connections, each keeping W unacked batches of B
 rrweb-like events (~230 bytes) in flight, for a fixed time after a warm-up.
 
-The generator is built to stay out of the way: batch frames are masked and
-encoded by the Rust core once per batch, acks are decoded by the Rust frame
-decoder once per read, and no JSON is parsed on the hot path (acks are
-counted by their frames). By default it starts its own server process
-(``replaywire serve``) on a free loopback port and stops it at the end.
+Two generators offer the same messages. ``--generator rust`` (the default)
+runs the binary in ``benches/loadgen/`` (see :mod:`benches.loadgen`): one
+epoll loop that copies and masks each batch frame in one pass and no
+Python on the hot path. ``--generator python`` is the trio generator below:
+batch frames are masked and encoded by the Rust core once per batch, acks
+are decoded by the Rust frame decoder once per read, and no JSON is parsed
+(acks are counted by their frames); it costs about three times the CPU
+per batch that the binary does (README, "The load generator"). By default
+the script starts its own server process (``replaywire serve``) on a free
+loopback port and stops it at the end.
 
     python benches/ingest_load.py --connections 32 --window 8 --batch 50 --duration 10
 
@@ -19,6 +24,7 @@ import base64
 import contextlib
 import json
 import os
+import resource
 import socket
 import statistics
 import subprocess
@@ -28,6 +34,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import trio
 
@@ -36,12 +43,25 @@ from replaywire import _core
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from rrweb import batch_message, session_events, start_message
 
+# Run as a script (or imported as `ingest_load` by one): `benches` importable.
+if str(Path(__file__).resolve().parent.parent) not in sys.path:
+    sys.path.append(str(Path(__file__).resolve().parent.parent))
+
+GENERATORS = ("rust", "python")
+# Rate limits are per deployment; a load test sends far more than a browser.
+LOAD_ENV = {
+    "LIMIT_MESSAGES_PER_TRACKER": "0",
+    "LIMIT_EVENTS_PER_TRACKER": "0",
+    "LIMIT_EVENTS_PER_SESSION": "0",
+}
+
 
 @dataclass
 class Totals:
     events: int = 0
     bytes: int = 0
     acks: int = 0
+    sent: int = 0  # batches written, warm-up included
     latencies: list[float] = field(default_factory=list)
 
 
@@ -111,7 +131,7 @@ async def tracker(
     window_open: list[bool],
     deadline: float,
 ) -> None:
-    sid = f"bench-{os.getpid()}-{n}"
+    sid = session_id(n)
     stream, decoder, mask = await start_tracker(port, sid)
     batch_bytes = sum(len(e) for e in events[: args.batch])
     sent_at: dict[int, float] = {}
@@ -130,6 +150,7 @@ async def tracker(
         sent_at[s] = now
     seq = args.window
     await stream.send_all(burst)
+    totals.sent += args.window
     while time.perf_counter() < deadline:
         data = await stream.receive_some(262144)
         if not data:
@@ -151,13 +172,22 @@ async def tracker(
             seq += 1
         if out:
             await stream.send_all(b"".join(out))
+            totals.sent += len(out)
     await stream.aclose()
 
 
+def corpus(batch: int) -> list[bytes]:
+    """The events batches are cut from: steady-state events only (no
+    repeated full snapshots), ~230 bytes each."""
+    return list(session_events(max(batch * 40, 2000), seed=1))[2:]
+
+
+def session_id(n: int) -> str:
+    return f"bench-{os.getpid()}-{n}"
+
+
 async def run_load(port: int, args: argparse.Namespace) -> Totals:
-    events = list(session_events(max(args.batch * 40, 2000), seed=1))
-    # Steady-state events only (no repeated full snapshots): ~230 bytes each.
-    events = events[2:]
+    events = corpus(args.batch)
     totals = Totals()
     window_open = [False]
     start = time.perf_counter()
@@ -180,6 +210,61 @@ def pct(values: list[float], p: float) -> float:
     if not values:
         return float("nan")
     return values[min(len(values) - 1, int(len(values) * p))] * 1000
+
+
+def measure(port: int, args: Any) -> dict[str, Any]:
+    """The closed-loop load ``args`` describe against the server on
+    ``port``, with ``args.generator`` (rust unless said): throughput and ack
+    latency, the same fields from either generator."""
+    if getattr(args, "generator", "rust") == "rust":
+        from benches import loadgen
+
+        result = loadgen.run(
+            port,
+            [session_id(n) for n in range(args.connections)],
+            corpus(args.batch),
+            batch=args.batch,
+            window=args.window,
+            warmup=args.warmup,
+            duration=args.duration,
+            pin=getattr(args, "pin", False),
+        )
+        keep = (
+            "seconds",
+            "events_per_s",
+            "mb_per_s",
+            "acks_per_s",
+            "ack_latency_ms",
+            "generator_cpu_share",
+            "generator_cpu_us_per_batch",
+        )
+        return {"generator": "rust", **{k: result[k] for k in keep}}
+    # This process is the generator while trio.run runs: its CPU time is
+    # the generator's (the server is another process).
+    cpu_before, started = _cpu_seconds(), time.perf_counter()
+    totals = trio.run(run_load, port, args)
+    cpu, wall = _cpu_seconds() - cpu_before, time.perf_counter() - started
+    elapsed = totals.elapsed  # type: ignore[attr-defined]
+    lat = totals.latencies
+    return {
+        "generator": "python",
+        "seconds": round(elapsed, 2),
+        "events_per_s": round(totals.events / elapsed),
+        "mb_per_s": round(totals.bytes / elapsed / 1e6, 2),
+        "acks_per_s": round(totals.acks / elapsed),
+        "ack_latency_ms": {
+            "p50": round(pct(lat, 0.50), 2),
+            "p99": round(pct(lat, 0.99), 2),
+            "mean": round(statistics.fmean(lat) * 1000, 2) if lat else None,
+        },
+        "generator_cpu_share": round(cpu / wall, 2),
+        "generator_cpu_us_per_batch": round(cpu * 1e6 / max(1, totals.sent), 1),
+    }
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def parser() -> argparse.ArgumentParser:
@@ -205,6 +290,12 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--redis-url", default="", help="REDIS_URL (a run prefix of its own)")
     parser.add_argument(
         "--ws-backend", default="rust", choices=["rust", "wsproto"], help="WS_BACKEND"
+    )
+    parser.add_argument(
+        "--generator",
+        default="rust",
+        choices=GENERATORS,
+        help="rust: the binary in benches/loadgen/ (built on demand); python: trio",
     )
     parser.add_argument(
         "--pin", action="store_true", help="server on the last CPU, the generator on the others"
@@ -282,24 +373,13 @@ def serving(
 
 def run_once(args: argparse.Namespace) -> dict[str, object]:
     """Start a server as ``args`` say (unless --port), load it, stop it."""
-    with serving(args) as (port, _):
-        totals = trio.run(run_load, port, args)
-    elapsed = totals.elapsed  # type: ignore[attr-defined]
+    with serving(args, LOAD_ENV) as (port, _):
+        figures = measure(port, args)
     return {
         "connections": args.connections,
         "window": args.window,
         "batch": args.batch,
-        "seconds": round(elapsed, 2),
-        "events_per_s": round(totals.events / elapsed),
-        "mb_per_s": round(totals.bytes / elapsed / 1e6, 2),
-        "acks_per_s": round(totals.acks / elapsed),
-        "ack_latency_ms": {
-            "p50": round(pct(totals.latencies, 0.50), 2),
-            "p99": round(pct(totals.latencies, 0.99), 2),
-            "mean": round(statistics.fmean(totals.latencies) * 1000, 2)
-            if totals.latencies
-            else None,
-        },
+        **figures,
         "database": args.database_url,
         "ack_mode": args.ack_mode,
         "workers": getattr(args, "workers", 1),
@@ -320,7 +400,8 @@ def main() -> int:
             f"{result['events_per_s']:,} events/s  {result['mb_per_s']} MB/s  "
             f"{result['acks_per_s']:,} acks/s  ack p50 {lat['p50']} ms  p99 {lat['p99']} ms  "
             f"(C={args.connections} W={args.window} B={args.batch}, {result['seconds']} s, "
-            f"{args.database_url}, ack {args.ack_mode}, {args.ws_backend})"
+            f"{args.database_url}, ack {args.ack_mode}, {args.ws_backend},"
+            f" {args.generator} generator)"
         )
     return 0
 

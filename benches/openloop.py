@@ -10,19 +10,37 @@ write, late, and their lateness counts.
 
 Every loop is bounded by the deadline: senders stop sending at it, readers
 stop reading a grace period later (acks still due then count as lost).
+
+:func:`measure` runs either generator: ``rust`` (the default, the binary in
+``benches/loadgen/``: a timerfd ticks the schedule, one epoll loop sends
+and reads, and it reports how late it itself sent, ``schedule_lag_ms``) or
+``python`` (the trio tasks below). Both send batch ``seq`` = 0, 1, 2, ...
+cut from ``ingest_load.corpus`` as the closed loop does: a repeated seq
+would be acked without being stored, less work than a real batch.
+
+    python benches/openloop.py --rate 200000 -d 5 --database-url memory://
 """
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import trio
 
-from benches.ingest_load import pct, start_tracker
+# Run as a script: `benches` importable.
+if str(Path(__file__).resolve().parent.parent) not in sys.path:
+    sys.path.append(str(Path(__file__).resolve().parent.parent))
+
+from benches import ingest_load
+from benches.ingest_load import corpus, pct, start_tracker
 from replaywire import _core
-from rrweb import batch_message, session_events
+from rrweb import batch_message
 
 GRACE = 2.0  # seconds to wait for the last acks
 
@@ -45,18 +63,18 @@ async def _connection(
     deadline: float,
     out: Latencies,
 ) -> None:
-    sid = f"openloop-{os.getpid()}-{n}"
+    sid = session_id(n)
     stream, decoder, mask = await start_tracker(port, sid)
     interval = batch / rate_per_conn
     # Stagger the connections over one interval so they do not send at once.
     first_due = start_at + interval * n / connections
     due: dict[int, float] = {}
-    frames = [
-        _core.encode_client_frame(
-            _core.OP_TEXT, batch_message(sid, i, events[i * batch : (i + 1) * batch]), mask
+
+    def frame(seq: int) -> bytes:
+        start = (seq * batch) % (len(events) - batch)
+        return _core.encode_client_frame(
+            _core.OP_TEXT, batch_message(sid, seq, events[start : start + batch]), mask
         )
-        for i in range(min(64, len(events) // batch))
-    ]
 
     async def sender() -> None:
         seq = 0
@@ -71,10 +89,7 @@ async def _connection(
             burst = []
             while seq * interval + first_due <= now and first_due + seq * interval < deadline:
                 due[seq] = first_due + seq * interval
-                frame = frames[seq % len(frames)]
-                # The seq in the frame repeats every len(frames) batches: the
-                # server acks duplicates too, which costs it the same work.
-                burst.append(frame)
+                burst.append(frame(seq))
                 seq += 1
             await stream.send_all(b"".join(burst))
 
@@ -110,12 +125,16 @@ async def _connection(
     await stream.aclose()
 
 
+def session_id(n: int) -> str:
+    return f"openloop-{os.getpid()}-{n}"
+
+
 async def run_open_loop(
     port: int, rate: float, connections: int, batch: int, duration: float, warmup: float
 ) -> dict[str, object]:
     """Offer ``rate`` events/s for warmup + duration seconds; latency of
     batches due after the warm-up."""
-    events = list(session_events(max(batch * 64, 2000), seed=1))[2:]
+    events = corpus(batch)
     out = Latencies()
     start_at = time.perf_counter() + 0.2
     measure_from = start_at + warmup
@@ -148,3 +167,80 @@ async def run_open_loop(
             "max": round(values[-1] * 1000, 3) if values else None,
         },
     }
+
+
+def measure(
+    port: int,
+    rate: float,
+    connections: int,
+    batch: int,
+    duration: float,
+    warmup: float,
+    *,
+    generator: str = "rust",
+    pin: bool = False,
+) -> dict[str, Any]:
+    """Offer ``rate`` events/s to the server on ``port`` with ``generator``
+    (``rust`` or ``python``); the same fields from either."""
+    if generator == "rust":
+        from benches import loadgen
+
+        result = loadgen.run(
+            port,
+            [session_id(n) for n in range(connections)],
+            corpus(batch),
+            batch=batch,
+            warmup=warmup,
+            duration=duration,
+            rate=rate,
+            grace=GRACE,
+            pin=pin,
+        )
+        keep = (
+            "offered_events_per_s",
+            "acked_events_per_s",
+            "batches_measured",
+            "batches_lost",
+            "ack_latency_ms",
+            "schedule_lag_ms",
+            "generator_cpu_share",
+        )
+        return {"generator": "rust", **{k: result[k] for k in keep}}
+    if generator != "python":
+        raise ValueError(f"unknown generator {generator!r}")
+    result = trio.run(run_open_loop, port, rate, connections, batch, duration, warmup)
+    return {"generator": "python", **result}
+
+
+def main() -> int:
+    parser = ingest_load.parser()
+    parser.description = __doc__.split("\n\n")[0]
+    parser.add_argument("--rate", type=float, required=True, help="offered events/s, in total")
+    args = parser.parse_args()
+    with ingest_load.serving(args, ingest_load.LOAD_ENV) as (port, _):
+        result = measure(
+            port,
+            args.rate,
+            args.connections,
+            args.batch,
+            args.duration,
+            args.warmup,
+            generator=args.generator,
+            pin=args.pin,
+        )
+    result = {**result, "database": args.database_url, "ws_backend": args.ws_backend}
+    if args.json:
+        print(json.dumps(result))
+    else:
+        lat = result["ack_latency_ms"]
+        print(
+            f"offered {result['offered_events_per_s']:,} events/s, acked"
+            f" {result['acked_events_per_s']:,}: ack p50 {lat['p50']} ms  p99 {lat['p99']} ms"
+            f"  p999 {lat['p999']} ms, {result['batches_lost']} batches lost"
+            f" ({args.generator} generator, {args.database_url}, {args.ws_backend})"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -107,12 +107,19 @@ def markdown(meta: dict[str, Any], runs: list[Run]) -> str:
         f" server and generator {'pinned to different CPUs' if meta['pinned'] else 'not pinned'}.",
         "",
     ]
+    generator = meta.get("generator", "python")
+    out += [
+        f"Load generator: **{generator}**"
+        + (" (`benches/loadgen/`, one epoll loop on one core)" if generator == "rust" else "")
+        + "; the fan-out scenario drives its trackers from Python.",
+        "",
+    ]
     ceiling = meta.get("generator_ceiling_events_per_s")
     if ceiling:
         out += [
-            f"Generator ceiling (the same load against a discard sink): **{_k(ceiling)}"
-            " events/s**. *vs ceiling* is each result's share of it; at 70% or more a"
-            " result is flagged generator-bound.",
+            f"Generator ceiling (the same load against the {meta.get('calibration_sink')}"
+            f" discard sink): **{_k(ceiling)} events/s**. *vs ceiling* is each result's share"
+            " of it; at 70% or more a result is flagged generator-bound.",
             "",
         ]
     if rows := _of(runs, "ingest"):

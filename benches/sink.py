@@ -7,6 +7,12 @@ The suite drives it with the ingest generator first: the rate reached is the
 generator's ceiling on this machine (strictly, the ceiling of generator and
 sink together), reported next to every result.
 
+This Python sink caps out below the Rust generator, so there is a second
+one built into the binary (``loadgen sink``, ``benches/loadgen/src/sink.rs``):
+it reads frame headers only, skips payloads, and sends the same ack bytes.
+:func:`serving_sink` starts either (``kind``); the suite calibrates the
+Rust generator against the Rust sink and the Python one against this one.
+
     python benches/sink.py --port 9000      # serves until killed
 
 Resource handling: one trio task per connection, closed when the client
@@ -71,23 +77,39 @@ async def serve(port: int) -> None:
     await trio.serve_tcp(serve_one, port, host="127.0.0.1")
 
 
+SINKS = ("python", "rust")
+# The Rust sink stops by itself after this long if nothing terminates it.
+RUST_SINK_MAX_SECONDS = 900
+
+
 @contextlib.contextmanager
-def serving_sink(pin: bool = False) -> Iterator[tuple[int, int]]:
-    """A sink process on a free port: yields (port, pid), kills it after.
-    With ``pin``, pinned like the server in ingest_load.serving."""
-    from benches.ingest_load import wait_listening  # the parent only: the child runs as a script
+def serving_sink(pin: bool = False, kind: str = "python") -> Iterator[tuple[int, int]]:
+    """A sink process on a free port, this one (``kind="python"``) or the
+    Rust one (``"rust"``): yields (port, pid), kills it after. With
+    ``pin``, pinned like the server in ingest_load.serving."""
+    # The parent only: the child runs as a script.
+    from benches.ingest_load import wait_listening
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
-    proc = subprocess.Popen([sys.executable, __file__, "--port", str(port)])
+    if kind == "rust":
+        from benches import loadgen
+
+        command = [str(loadgen.binary()), "sink", "--port", str(port)]
+        command += ["--max-seconds", str(RUST_SINK_MAX_SECONDS)]
+    elif kind == "python":
+        command = [sys.executable, __file__, "--port", str(port)]
+    else:
+        raise ValueError(f"unknown sink {kind!r}: expected one of {', '.join(SINKS)}")
+    proc = subprocess.Popen(command)
     cpus = sorted(os.sched_getaffinity(0))
     pin = pin and len(cpus) >= 2
     if pin:
         os.sched_setaffinity(proc.pid, {cpus[-1]})
         os.sched_setaffinity(0, set(cpus[:-1]))
     try:
-        wait_listening(port, proc, "sink")
+        wait_listening(port, proc, f"{kind} sink")
         yield port, proc.pid
     finally:
         if pin:

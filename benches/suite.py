@@ -22,11 +22,19 @@ protocol; the table gives replaywire's rate over the best peer's. A peer
 that cannot be started (its tool missing, ``npm ci`` failing) is recorded as
 ``skipped`` with the reason, and the suite goes on.
 
+The load generator is ``--generator rust`` (the default: the binary in
+``benches/loadgen/``, built on demand, see :mod:`benches.loadgen`) or
+``python`` (trio); the ingest, latency and storage scenarios use it, the
+fan-out scenario always drives its trackers from Python.
+
 First, unless ``--no-calibrate``, the ingest generator is run against a
-discard sink (:mod:`benches.sink`) with the same C/W/B: its rate is the
-generator's ceiling, written next to every throughput result; a result at
-70% of it or more is flagged ``generator_bound`` (the figure then says more
-about the generator than about the server).
+discard sink with the same C/W/B: its rate is the generator's ceiling,
+written next to every throughput result; a result at 70% of it or more is
+flagged ``generator_bound`` (the figure then says more about the generator
+than about the server). The sink (``--sink``) is by default the one in the
+generator's language: the Python sink (:mod:`benches.sink`) caps out below
+the Rust generator, so calibrating that against it would report the sink's
+ceiling, not the generator's.
 
 Output, in ``--out``/``<timestamp>/``: ``runs/*.json`` (one raw result per
 run), ``results.json`` (all of them, with the command and the machine),
@@ -69,12 +77,7 @@ UNLIMITED = {
     "LIMIT_CONNECTIONS_PER_IP": "0",
     "MAX_CONNECTIONS": "0",
 }
-# Rate limits are per deployment; a load test sends far more than a browser.
-LOAD_ENV = {
-    "LIMIT_MESSAGES_PER_TRACKER": "0",
-    "LIMIT_EVENTS_PER_TRACKER": "0",
-    "LIMIT_EVENTS_PER_SESSION": "0",
-}
+LOAD_ENV = ingest_load.LOAD_ENV
 # A Redis database of the suite's own; each run writes under a key prefix of
 # its own (REDIS_PREFIX), deleted after the run.
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -115,6 +118,18 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--viewers", default="0,10,100", help="fanout: viewer counts")
     p.add_argument("--viewer-codec", default="zstd", choices=["none", "deflate", "zstd"])
     p.add_argument("--idle-connections", type=int, default=1000, help="connections: K")
+    p.add_argument(
+        "--generator",
+        default="rust",
+        choices=ingest_load.GENERATORS,
+        help="load generator: rust (benches/loadgen/, built on demand) or python",
+    )
+    p.add_argument(
+        "--sink",
+        default="auto",
+        choices=("auto", *sink.SINKS),
+        help="discard sink of the calibration (auto: the generator's language)",
+    )
     p.add_argument("--no-calibrate", action="store_true", help="skip the discard-sink run")
     p.add_argument("--no-pin", action="store_true", help="do not pin server and generator")
     p.add_argument("--out", type=Path, default=Path("bench-results"))
@@ -238,6 +253,7 @@ class Suite:
             codec=a.viewer_codec,
             workers=workers,
             redis_url=a.redis_url if redis else "",
+            generator=a.generator,
         )
 
     def _load(
@@ -260,20 +276,23 @@ class Suite:
             server = ingest_load.serving(args, env)
         try:
             with server as (port, _):
-                totals = trio.run(ingest_load.run_load, port, args)
+                figures = ingest_load.measure(port, args)
         finally:
             if redis:
                 _delete_redis_prefix(args.redis_url, prefix)
-        result = {"server": "replaywire", **_summary(totals, args)}
+        result = {"server": "replaywire", **_summary(figures, args)}
         if redis:
             result["redis_prefix"] = prefix  # deleted after the run
         return result
 
+    def sink_kind(self) -> str:
+        return self.args.generator if self.args.sink == "auto" else self.args.sink
+
     def calibrate(self) -> dict[str, Any]:
         args = self._ingest_args("sink")
-        with sink.serving_sink(pin=args.pin) as (port, _):
-            totals = trio.run(ingest_load.run_load, port, args)
-        result = _summary(totals, args)
+        with sink.serving_sink(pin=args.pin, kind=self.sink_kind()) as (port, _):
+            result = _summary(ingest_load.measure(port, args), args)
+        result["sink"] = self.sink_kind()
         self.ceiling = float(result["events_per_s"])
         return result
 
@@ -317,8 +336,15 @@ class Suite:
         args = self._ingest_args(ws)
         rate = max(1.0, self.max_rate[ws] * load)
         with ingest_load.serving(args, LOAD_ENV) as (port, _):
-            result = trio.run(
-                openloop.run_open_loop, port, rate, a.connections, a.batch, a.duration, a.warmup
+            result = openloop.measure(
+                port,
+                rate,
+                a.connections,
+                a.batch,
+                a.duration,
+                a.warmup,
+                generator=a.generator,
+                pin=args.pin,
             )
         return {**result, "load": load, "max_events_per_s": round(self.max_rate[ws])}
 
@@ -328,6 +354,7 @@ class Suite:
             assert pid is not None
             result: dict[str, Any] = trio.run(fanout_bench.run, port, pid, viewers, args)
         result["events_per_s"] = result["ingest_events_per_s"]
+        result["generator"] = "python"  # fanout.py's own trackers
         return result
 
     def connections(self, ws: str, count: int) -> dict[str, Any]:
@@ -375,7 +402,14 @@ class Suite:
         if skipped is not None:
             entry["skipped"] = skipped
         rate = result.get("events_per_s")
-        if self.ceiling and isinstance(rate, (int, float)) and scenario != "calibration":
+        # A ceiling says something only about the generator it was measured with.
+        same_generator = result.get("generator") == self.args.generator
+        if (
+            self.ceiling
+            and isinstance(rate, (int, float))
+            and scenario != "calibration"
+            and same_generator
+        ):
             entry["generator_ceiling_events_per_s"] = round(self.ceiling)
             entry["generator_bound"] = rate >= GENERATOR_BOUND * self.ceiling
         self.results.append(entry)
@@ -409,6 +443,8 @@ class Suite:
                 "load_average_at_end": os.getloadavg(),
             },
             "pinned": not self.args.no_pin and len(os.sched_getaffinity(0)) >= 2,
+            "generator": self.args.generator,
+            "calibration_sink": None if self.ceiling is None else self.sink_kind(),
             "generator_ceiling_events_per_s": round(self.ceiling) if self.ceiling else None,
             "peers": _versus_peers(self.results),
         }
@@ -468,20 +504,12 @@ def _delete_redis_prefix(url: str, prefix: str) -> None:
         client.close()
 
 
-def _summary(totals: ingest_load.Totals, args: Any) -> dict[str, Any]:
-    elapsed = totals.elapsed  # type: ignore[attr-defined]
-    lat = totals.latencies
+def _summary(figures: dict[str, Any], args: Any) -> dict[str, Any]:
     return {
         "connections": args.connections,
         "window": args.window,
         "batch": args.batch,
-        "seconds": round(elapsed, 2),
-        "events_per_s": round(totals.events / elapsed),
-        "mb_per_s": round(totals.bytes / elapsed / 1e6, 2),
-        "ack_latency_ms": {
-            "p50": round(ingest_load.pct(lat, 0.5), 2),
-            "p99": round(ingest_load.pct(lat, 0.99), 2),
-        },
+        **figures,
         "database": args.database_url,
         "ack_mode": args.ack_mode,
         "ws_backend": args.ws_backend,
