@@ -13,35 +13,49 @@ budget's stretch factor.
 
     python benches/fanout.py --viewers 0,1,10,100,1000 --duration 8
 
-Viewers are raw sockets whose frames are decoded by the Rust frame decoder;
-per binary frame only the 22-byte header is read (the event count). They run
-in a process of their own, so their work does not slow the trackers' process
-(all three processes still share the machine's cores). Every loop is bounded.
+The flat-out trackers are the Rust load generator (``--generator rust``,
+:mod:`benches.loadgen`, started once the viewers have joined, measured over
+the same window) or the trio trackers of :mod:`ingest_load`. Viewers are raw
+sockets whose frames are decoded by the Rust frame decoder; per binary frame
+only the 22-byte header is read (the event count). They run in a process of
+their own. Unless ``--no-pin``, the server runs on the last CPU and every
+client (generator, watched session, viewers) on the others, so the server's
+figures are its own core's. Every loop is bounded.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import functools
 import json
 import os
 import selectors
 import socket
-import statistics
 import struct
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import trio
 
 from replaywire import _core
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ingest_load import Totals, free_port, pct, start_tracker, tracker
+from ingest_load import (
+    GENERATORS,
+    LOAD_ENV,
+    Totals,
+    corpus,
+    pct,
+    serving,
+    session_id,
+    start_tracker,
+    tracker,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from rrweb import batch_message, session_events
@@ -185,19 +199,20 @@ async def run(
     port: int, server_pid: int, n_viewers: int, args: argparse.Namespace
 ) -> dict[str, object]:
     events = list(session_events(max(args.batch * 40, 2000), seed=1))[2:]
-    totals = Totals()
-    window_open = [False]
-    delivered = [0]
-    # Trackers stop at this (far) deadline or, normally, when cancelled below.
-    deadline = time.perf_counter() + 600
     # The paced session, or else the first flat-out tracker's.
     rate = getattr(args, "watched_rate", WATCHED_RATE)
     session_id = f"bench-{os.getpid()}-{'watched' if rate else 0}"
+    if getattr(args, "generator", "rust") == "rust":
+        if not rate:
+            raise SystemExit("--watched-rate 0 watches a flat-out tracker: use --generator python")
+        load: _Load = _RustLoad(port, args)
+    else:
+        load = _PythonLoad(port, events, args)
+    delivered = [0]
     async with trio.open_nursery() as nursery:
-        for n in range(args.connections):
-            nursery.start_soon(tracker, port, n, events, args, totals, window_open, deadline)
         if rate:
             nursery.start_soon(paced_tracker, port, session_id, events, args.batch, rate)
+        await load.start(nursery)  # flat-out trackers (the watched one if rate is 0)
         proc = None
         if n_viewers:
             proc = await trio.lowlevel.open_process(
@@ -223,38 +238,141 @@ async def run(
                     delivered[0] = int(line)
 
             nursery.start_soon(follow)
+        await load.started(nursery)
         await trio.sleep(args.warmup)
-        window_open[0] = True
+        load.window_open(True)
         before = delivered[0]
         measured_from = time.perf_counter()
         cpu_from = cpu_seconds(server_pid)
         await trio.sleep(args.duration)
-        window_open[0] = False
+        load.window_open(False)
         elapsed = time.perf_counter() - measured_from
         server_cpu = cpu_seconds(server_pid) - cpu_from
         delivered_in_window = delivered[0] - before
+        figures = await load.finish()
         if proc is not None:
             proc.kill()
             await proc.wait()
         nursery.cancel_scope.cancel()
-    totals.latencies.sort()
+    events_in_window = figures["events_per_s"] * elapsed
     return {
         "viewers": n_viewers,
         "codec": args.codec,
-        "ingest_events_per_s": round(totals.events / elapsed),
+        "generator": load.name,
+        "ingest_events_per_s": figures["events_per_s"],
         "delivered_events_per_s": round(delivered_in_window / elapsed),
         # The server's CPU time per ingested event: what watching costs the
         # server itself, whatever the clients sharing the cores cost.
         "server_cpu_share": round(server_cpu / elapsed, 3),
-        "server_cpu_us_per_event": round(server_cpu * 1e6 / totals.events, 3)
-        if totals.events
+        "server_cpu_us_per_event": round(server_cpu * 1e6 / events_in_window, 3)
+        if events_in_window
         else None,
-        "ack_p50_ms": round(pct(totals.latencies, 0.5), 2),
-        "ack_p99_ms": round(pct(totals.latencies, 0.99), 2),
-        "ack_mean_ms": round(statistics.fmean(totals.latencies) * 1000, 2)
-        if totals.latencies
-        else None,
+        "ack_p50_ms": figures["ack_p50_ms"],
+        "ack_p99_ms": figures["ack_p99_ms"],
     }
+
+
+class _Load:
+    """The flat-out trackers of a fan-out run. ``start`` runs before the
+    viewers join, ``started`` after; ``window_open`` brackets the measured
+    window; ``finish`` returns events/s and ack p50/p99 over it."""
+
+    name = ""
+
+    async def start(self, nursery: trio.Nursery) -> None:
+        pass
+
+    async def started(self, nursery: trio.Nursery) -> None:
+        pass
+
+    def window_open(self, is_open: bool) -> None:
+        pass
+
+    async def finish(self) -> dict[str, float]:
+        raise NotImplementedError
+
+
+class _PythonLoad(_Load):
+    """The trio trackers of :mod:`ingest_load`, in this process."""
+
+    name = "python"
+
+    def __init__(self, port: int, events: list[bytes], args: argparse.Namespace) -> None:
+        self.port, self.events, self.args = port, events, args
+        self.totals = Totals()
+        self.open = [False]
+        self.elapsed = 0.0
+
+    async def start(self, nursery: trio.Nursery) -> None:
+        # Trackers stop at this (far) deadline or, normally, when cancelled.
+        deadline = time.perf_counter() + 600
+        for n in range(self.args.connections):
+            nursery.start_soon(
+                tracker, self.port, n, self.events, self.args, self.totals, self.open, deadline
+            )
+
+    def window_open(self, is_open: bool) -> None:
+        self.open[0] = is_open
+        now = time.perf_counter()
+        if is_open:
+            self.elapsed = -now
+        else:
+            self.elapsed += now
+
+    async def finish(self) -> dict[str, float]:
+        lat = sorted(self.totals.latencies)
+        return {
+            "events_per_s": round(self.totals.events / self.elapsed),
+            "ack_p50_ms": round(pct(lat, 0.5), 2),
+            "ack_p99_ms": round(pct(lat, 0.99), 2),
+        }
+
+
+class _RustLoad(_Load):
+    """``benches/loadgen`` in a worker thread, started once the viewers have
+    joined, with the same warm-up and duration as the measured window (its
+    own window starts after its handshakes, a few ms later). Pinned to the
+    first CPU this process may use when ``args.pin``."""
+
+    name = "rust"
+
+    def __init__(self, port: int, args: argparse.Namespace) -> None:
+        from benches import loadgen
+
+        self.loadgen, self.port, self.args = loadgen, port, args
+        self.done = trio.Event()
+        self.result: dict[str, Any] = {}
+        loadgen.binary()  # build it now, not inside the measured window
+
+    async def started(self, nursery: trio.Nursery) -> None:
+        a = self.args
+
+        async def load() -> None:
+            self.result = await trio.to_thread.run_sync(
+                functools.partial(
+                    self.loadgen.run,
+                    self.port,
+                    [session_id(n) for n in range(a.connections)],
+                    corpus(a.batch),
+                    batch=a.batch,
+                    window=a.window,
+                    warmup=a.warmup,
+                    duration=a.duration,
+                    pin=getattr(a, "pin", False),
+                )
+            )
+            self.done.set()
+
+        nursery.start_soon(load)
+
+    async def finish(self) -> dict[str, float]:
+        await self.done.wait()
+        lat = self.result["ack_latency_ms"]
+        return {
+            "events_per_s": self.result["events_per_s"],
+            "ack_p50_ms": lat["p50"],
+            "ack_p99_ms": lat["p99"],
+        }
 
 
 async def _lines(stream: trio.abc.ReceiveStream) -> AsyncIterator[str]:
@@ -264,28 +382,6 @@ async def _lines(stream: trio.abc.ReceiveStream) -> AsyncIterator[str]:
         *complete, buffer = buffer.split(b"\n")
         for line in complete:
             yield line.decode().strip()
-
-
-def start_server(tmp: str) -> tuple[subprocess.Popen[bytes], int]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "PORT": str(port),
-        "DATABASE_URL": "memory://",
-        "SPOOL_DIR": "",
-        "LOG_LEVEL": "warning",
-        "LOG_FORMAT": "json",
-    }
-    server = subprocess.Popen([sys.executable, "-m", "replaywire", "serve"], env=env, cwd=tmp)
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return server, port
-        except OSError:
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise SystemExit("server did not start") from None
-            time.sleep(0.05)
 
 
 def main() -> int:
@@ -308,18 +404,29 @@ def main() -> int:
     parser.add_argument("--batch", "-b", type=int, default=50)
     parser.add_argument("--duration", "-d", type=float, default=8.0)
     parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument(
+        "--generator",
+        default="rust",
+        choices=GENERATORS,
+        help="the flat-out trackers: rust (benches/loadgen/) or python (trio, in this process)",
+    )
+    parser.add_argument(
+        "--no-pin",
+        dest="pin",
+        action="store_false",
+        help="do not pin the server to the last CPU and the clients to the others",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    server_args = argparse.Namespace(
+        port=0, database_url="memory://", ack_mode="received", ws_backend="rust", pin=args.pin
+    )
     results = []
     for n in (int(v) for v in args.viewers.split(",")):
-        with tempfile.TemporaryDirectory() as tmp:
-            server, port = start_server(tmp)
-            try:
-                results.append(trio.run(run, port, server.pid, n, args))
-                results[-1].update(server_metrics(port))
-            finally:
-                server.terminate()
-                server.wait(timeout=60)
+        with serving(server_args, {**LOAD_ENV, "SPOOL_DIR": ""}) as (port, pid):
+            assert pid is not None
+            results.append(trio.run(run, port, pid, n, args))
+            results[-1].update(server_metrics(port))
         print(json.dumps(results[-1]), file=sys.stderr, flush=True)
     if args.json:
         print(json.dumps(results))
@@ -328,7 +435,7 @@ def main() -> int:
     assert isinstance(base, int)
     print(
         f"C={args.connections} W={args.window} B={args.batch}, viewers of one session,"
-        f" codec {args.codec}, {args.duration} s each"
+        f" codec {args.codec}, {args.duration} s each, {args.generator} generator"
     )
     base_cpu = results[0]["server_cpu_us_per_event"]
     assert isinstance(base_cpu, float)

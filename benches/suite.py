@@ -24,8 +24,8 @@ that cannot be started (its tool missing, ``npm ci`` failing) is recorded as
 
 The load generator is ``--generator rust`` (the default: the binary in
 ``benches/loadgen/``, built on demand, see :mod:`benches.loadgen`) or
-``python`` (trio); the ingest, latency and storage scenarios use it, the
-fan-out scenario always drives its trackers from Python.
+``python`` (trio); every scenario with trackers uses it (the fan-out
+scenario's watched session and viewers are Python's, in their own pace).
 
 First, unless ``--no-calibrate``, the ingest generator is run against a
 discard sink with the same C/W/B: its rate is the generator's ceiling,
@@ -354,7 +354,6 @@ class Suite:
             assert pid is not None
             result: dict[str, Any] = trio.run(fanout_bench.run, port, pid, viewers, args)
         result["events_per_s"] = result["ingest_events_per_s"]
-        result["generator"] = "python"  # fanout.py's own trackers
         return result
 
     def connections(self, ws: str, count: int) -> dict[str, Any]:
