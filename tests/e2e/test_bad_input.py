@@ -192,10 +192,13 @@ async def test_compressed_tracker_batches_are_acked_and_stored(server, codec: in
         too_big = compressed_message(codec, b"{}", raw_length=server.config.max_message_bytes + 1)
         lying = compressed_message(codec, message, raw_length=len(message) + 5)
         garbage = struct.pack(">BBHI", 1, codec, 0, 100) + b"\x00not compressed at all"
+        # A zip bomb: 8 MiB of zeros announced as 1,000 bytes.
+        bomb = compressed_message(codec, bytes(8 << 20), raw_length=1000)
         for frame, code in (
             (too_big, "payload_too_large"),
             (lying, "invalid_compression"),
             (garbage, "invalid_compression"),
+            (bomb, "invalid_compression"),
         ):
             await ws.send_message(frame)
             reply = await recv_json(ws)
