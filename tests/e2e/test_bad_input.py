@@ -9,11 +9,12 @@ import zlib
 from functools import partial
 
 import pytest
+import trio
 import zstandard
 from trio_websocket import open_websocket_url
 
 from e2e.backends import ws_backend  # noqa: F401  (runs every test on both WebSocket codecs)
-from e2e.clients import get_json, http, recv_json, send_batches, start_session, ws_url
+from e2e.clients import get_json, http, metric, recv_json, send_batches, start_session, ws_url
 from e2e.rawws import client_frame, handshake, next_json, read_close
 from replaywire import _core
 from rrweb import batch_message, session_events, start_message
@@ -272,3 +273,19 @@ async def test_max_frame_bytes_on_its_own(start_server, ws_backend: str) -> None
     else:
         assert answer["type"] == "ack" and answer["data"]["seq"] == 0, answer
     await stream.aclose()
+
+
+async def test_a_client_that_leaves_mid_request_crashes_nothing(server) -> None:
+    """A request head cut short by the client closing its socket: the server
+    counts it as malformed HTTP and has no one to answer; trying to must not
+    end in a crashed connection task (it once did: the 400 hit a broken
+    pipe)."""
+    for _ in range(5):
+        stream = await trio.open_tcp_stream("127.0.0.1", server.port)
+        await stream.send_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Cut-Sh")
+        await stream.aclose()
+    with trio.fail_after(10):
+        # The count lives in the server's connection tasks: a bounded wait.
+        while await metric(server, "replaywire_protocol_errors_total", code="bad_http") < 5:  # noqa: ASYNC110
+            await trio.sleep(0.01)
+    assert await metric(server, "replaywire_task_crashes_total", task="connection") == 0

@@ -10,6 +10,7 @@ connection is closed; a client that does not finish its request head within
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from http import HTTPStatus
@@ -76,9 +77,14 @@ async def handle_connection(stream: trio.SocketStream, server: Server) -> None:
         server.metrics.protocol_errors_total.labels("bad_http").inc()
         if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
             status = exc.error_status_hint
-            await _send(
-                conn, stream, error_response(status, "bad_request", str(exc) or "malformed request")
-            )
+            # The peer may be gone already (it closed mid-request): then
+            # there is no one to answer, which is not a crash.
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                await _send(
+                    conn,
+                    stream,
+                    error_response(status, "bad_request", str(exc) or "malformed request"),
+                )
     except (trio.BrokenResourceError, trio.ClosedResourceError):
         pass
     finally:
