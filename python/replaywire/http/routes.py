@@ -16,7 +16,7 @@ from ..auth import ADMIN, READ, Principal, client_id
 from ..errors import HttpError
 from ..protocol.frames import json_string
 from . import encoding, static
-from .responses import Response, json_response
+from .responses import Response, error_response, json_response
 
 if TYPE_CHECKING:
     from ..app import Server
@@ -71,9 +71,13 @@ async def dispatch(server: Server, request: Request) -> tuple[str, Response]:
         if method != request.method and not (method == "GET" and request.method == "HEAD"):
             allowed.append(method)
             continue
-        if scope is not None:
-            request.principal = server.auth.rest(request.headers, scope)
-        response = await handler(server, request, match.groupdict())
+        try:
+            if scope is not None:
+                request.principal = server.auth.rest(request.headers, scope)
+            response = await handler(server, request, match.groupdict())
+        except HttpError as exc:
+            # Answered here, so that it is counted under its route, not "?".
+            response = error_response(exc.status, exc.code, exc.message, exc.headers)
         if request.method == "HEAD":
             response.body = b""
         return pattern, response
