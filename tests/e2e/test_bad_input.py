@@ -12,6 +12,7 @@ from drifting apart."""
 
 from __future__ import annotations
 
+import json
 import re
 from functools import partial
 from pathlib import Path
@@ -20,10 +21,10 @@ import pytest
 import trio
 from trio_websocket import open_websocket_url
 
-from auth.tenants import open_tracker, start
+from auth.tenants import ACME_READ, open_tracker, open_viewer, start
 from e2e.backends import ws_backend  # noqa: F401  (runs every test on both WebSocket codecs)
 from e2e.bad_inputs import CASES, LIMITS, BadInput, Probe, packed
-from e2e.clients import get_json, metric, recv_json, send_batches, start_session, ws_url
+from e2e.clients import get_json, http, metric, recv_json, send_batches, start_session, ws_url
 from e2e.control import ControlTracker, read_events
 from e2e.rawws import client_frame, handshake, next_json, read_close
 from replaywire import _core
@@ -159,4 +160,37 @@ async def test_a_client_that_leaves_mid_request_crashes_nothing(server) -> None:
         # The count lives in the server's connection tasks: a bounded wait.
         while await metric(server, "replaywire_protocol_errors_total", code="bad_http") < 5:  # noqa: ASYNC110
             await trio.sleep(0.01)
+    assert await metric(server, "replaywire_task_crashes_total", task="connection") == 0
+
+
+async def test_an_index_past_int64_reads_as_nothing(start_server) -> None:
+    """Event indexes are int64 in storage and u64 in the ring buffer, but
+    clients may ask for any: a fromIndex or from_index past them is an empty
+    page, over WebSocket and REST, never a crashed connection (found by
+    schemathesis: it was an OverflowError in the SQLite driver)."""
+    server = await start(start_server)
+    async with open_tracker(server, "acme") as ws:
+        await start_session(ws, "ended")
+        await send_batches(ws, "ended", list(session_events(20)), batch=10)
+        await ws.send_message(json.dumps({"type": "session_end", "data": {"sessionId": "ended"}}))
+        assert (await recv_json(ws))["type"] == "session_ended"
+    async with open_viewer(server, ACME_READ) as viewer:
+        for index in (2**63, 2**64 - 1):
+            request = {"sessionId": "ended", "fromIndex": index}
+            await viewer.send_message(json.dumps({"type": "get_session_events", "data": request}))
+            page = await recv_json(viewer)
+            assert (page["type"], page["data"]["count"]) == ("session_events", 0), page
+        await viewer.send_message(json.dumps({"type": "viewer_join_session", "data": request}))
+        # Nothing from there on: joined, then ended, as past the end of any session.
+        assert [(await recv_json(viewer))["type"] for _ in range(2)] == [
+            "viewer_joined",
+            "session_ended",
+        ]
+    for index in (2**63, 10**30):
+        status, _, body = await http(
+            server,
+            f"/sessions/ended/events?from_index={index}",
+            headers={"Authorization": f"Bearer {ACME_READ}"},
+        )
+        assert status == 200 and json.loads(body)["count"] == 0, body
     assert await metric(server, "replaywire_task_crashes_total", task="connection") == 0
