@@ -10,6 +10,7 @@ import urllib.request
 from typing import Any
 
 import trio
+from prometheus_client.parser import text_string_to_metric_families
 from trio_websocket import WebSocketConnection, open_websocket_url
 
 from replaywire import Server
@@ -100,3 +101,19 @@ def events_of(body: bytes) -> list[bytes]:
 
     start = body.index(b'"events":') + len(b'"events":')
     return _core.split_events(body[start:-1])
+
+
+async def metric_samples(server: Server) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Every sample of ``GET /metrics``, by name and labels."""
+    status, _, body = await http(server, "/metrics")
+    assert status == 200, status
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(body.decode())
+        for sample in family.samples
+    }
+
+
+async def metric(server: Server, name: str, **labels: str) -> float:
+    """One sample of ``GET /metrics`` (0 when it is not there yet)."""
+    return (await metric_samples(server)).get((name, frozenset(labels.items())), 0.0)

@@ -38,6 +38,9 @@ async def test_errors_are_json_with_codes(server) -> None:
         ("/sessions/missing", "GET", 404, "unknown_session"),
         ("/sessions/missing/events", "GET", 404, "unknown_session"),
         ("/sessions/active", "POST", 405, "method_not_allowed"),
+        # A path named literally is its route's only, as in OpenAPI: not
+        # also /sessions/{session_id} (Allow names DELETE alone).
+        ("/sessions/cleanup", "GET", 405, "method_not_allowed"),
         ("/sessions/active?limit=zero", "GET", 400, "bad_parameter"),
         ("/sessions/cleanup?idle_seconds=-1", "DELETE", 400, "bad_parameter"),
         ("/ws", "GET", 426, "upgrade_required"),
@@ -46,6 +49,8 @@ async def test_errors_are_json_with_codes(server) -> None:
         assert got == status, (path, got, body)
         assert json.loads(body)["error"]["code"] == code
         assert headers["content-type"] == "application/json"
+        if status == 405:
+            assert headers["allow"] == {"POST": "GET", "GET": "DELETE"}[method]
 
 
 async def test_request_id_is_echoed_or_made(server) -> None:

@@ -75,18 +75,6 @@ async def test_websockets_client_streams_and_ends_a_session(server) -> None:
     assert "s-sync" not in [s["sessionId"] for s in active["sessions"]]
 
 
-async def test_duplicate_seq_is_acked_again_but_stored_once(server) -> None:
-    events = list(session_events(100, seed=5))
-    async with open_websocket_url(ws_url(server)) as ws:
-        await start_session(ws, "dup")
-        await send_batches(ws, "dup", events[:50])
-        # Resend seq 0 with the same events: acked, not stored twice.
-        await ws.send_message(batch_message("dup", 0, events[:50]).decode())
-        assert (await recv_json(ws))["data"]["seq"] == 0
-        await send_batches(ws, "dup", events[50:], first_seq=1)
-    assert await read_all_events(server, "dup") == events
-
-
 async def test_restart_keeps_events_and_resumes_seqs(start_server) -> None:
     events = list(session_events(600, seed=11))
     first = await start_server()

@@ -16,7 +16,7 @@ from ..auth import ADMIN, READ, Principal, client_id
 from ..errors import HttpError
 from ..protocol.frames import json_string
 from . import encoding, static
-from .responses import Response, json_response
+from .responses import Response, error_response, json_response
 
 if TYPE_CHECKING:
     from ..app import Server
@@ -62,18 +62,24 @@ def route(method: str, pattern: str, scope: str | None = None) -> Callable[[Hand
 async def dispatch(server: Server, request: Request) -> tuple[str, Response]:
     """Find and run the handler; returns the route pattern (a bounded metric
     label) and the response. Unknown paths 404, known paths with another
-    method 405."""
+    method 405. A path that a route names literally is that route's only, as
+    in OpenAPI: ``/sessions/cleanup`` is not also ``/sessions/{session_id}``
+    (so GET there is 405, not the metadata of a session named "cleanup")."""
     allowed: list[str] = []
-    for method, regex, pattern, handler, scope in _ROUTES:
-        match = regex.match(request.path)
-        if match is None:
-            continue
+    matches = [(route, m) for route in _ROUTES if (m := route[1].match(request.path))]
+    if any("{" not in route[2] for route, _ in matches):
+        matches = [(route, m) for route, m in matches if "{" not in route[2]]
+    for (method, _, pattern, handler, scope), match in matches:
         if method != request.method and not (method == "GET" and request.method == "HEAD"):
             allowed.append(method)
             continue
-        if scope is not None:
-            request.principal = server.auth.rest(request.headers, scope)
-        response = await handler(server, request, match.groupdict())
+        try:
+            if scope is not None:
+                request.principal = server.auth.rest(request.headers, scope)
+            response = await handler(server, request, match.groupdict())
+        except HttpError as exc:
+            # Answered here, so that it is counted under its route, not "?".
+            response = error_response(exc.status, exc.code, exc.message, exc.headers)
         if request.method == "HEAD":
             response.body = b""
         return pattern, response

@@ -225,6 +225,16 @@ class _Tracker:
         try:
             data = _core.decompress(name, frame[COMPRESSED_HEADER.size :], raw_length)
         except _core.CodecError as exc:
+            # The codec's payload_too_large means "more than max_size", which
+            # here is the announced length, already checked against the
+            # limit: data that inflates past it (a zip bomb) does not match
+            # its header, and payload_too_large would tell the tracker to drop
+            # an event and resend, which cannot help.
+            if exc.code == "payload_too_large":
+                raise ProtocolError(
+                    "invalid_compression",
+                    f"data decompresses to more than the announced {raw_length} bytes",
+                ) from None
             raise ProtocolError(exc.code, exc.message) from None
         if len(data) != raw_length:
             raise ProtocolError("invalid_compression", "length differs from the header's")

@@ -143,6 +143,8 @@ async def _watch(
             live = await server.cluster.fanout.watch(session_id)
         if live is None and await hub.get_record(session_id) is None:
             unknown = f"no session {client_id(session_id)!r}"
+            server.metrics.protocol_errors_total.labels("unknown_session").inc()
+            server.warn_client("viewer_message_rejected", code="unknown_session", message=unknown)
             await _send(ws, frames.error("unknown_session", unknown))
             return
         viewer = _Viewer(ws, server, session_id, codec)

@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     from .hub import Hub
 
 
+MAX_INDEX = 2**63 - 1  # event indexes are BIGINT in storage; clients may send any u64 or more
+
+
 @dataclass(frozen=True, slots=True)
 class EventsPage:
     """Events ``first_index .. first_index + count`` as one JSON array:
@@ -46,7 +49,11 @@ async def read_history(
     from storage is built from the stored zstd chunks as they are (see
     :func:`assemble_zstd`); with ``codec="parts"``, as pieces that are never
     joined (see :func:`assemble_parts`); a page still in the ring buffer is
-    raw whatever ``codec`` asks for."""
+    raw whatever ``codec`` asks for. An index past ``MAX_INDEX`` holds no
+    event: it is answered empty before it reaches the ring buffer (u64) or
+    storage (int64), which cannot take it."""
+    if from_index > MAX_INDEX:
+        return EventsPage(from_index, 0, b"[]")
     buffers = hub.buffers
     if session_id in buffers and from_index >= buffers.first_index(session_id):
         part = buffers.read(session_id, from_index, limit, hub.config.viewer_batch_bytes * 16)

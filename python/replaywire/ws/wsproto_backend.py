@@ -100,7 +100,7 @@ class BoundedDeflate(PerMessageDeflate):
         try:
             out = self._decompressor.decompress(data, self.limit - self.inflated + 1)
         except zlib.error:
-            return CloseReason.INVALID_FRAME_PAYLOAD_DATA
+            return CloseReason.PROTOCOL_ERROR  # 1002, as Rust (docs/protocol.md); wsproto: 1007
         return self._count(out, more=bool(self._decompressor.unconsumed_tail))
 
     def frame_inbound_complete(
@@ -112,6 +112,8 @@ class BoundedDeflate(PerMessageDeflate):
             return b""
         # The flush of the sync marker yields at most what zlib still holds.
         result = super().frame_inbound_complete(proto, fin)
+        if result is CloseReason.INVALID_FRAME_PAYLOAD_DATA:  # only zlib failing on the tail
+            return CloseReason.PROTOCOL_ERROR
         if isinstance(result, bytes):
             return self._count(result, more=False)
         return result
