@@ -69,7 +69,7 @@ COUNTED |= set(re.findall(r"code=\"(\w+)\"", _section("Bad input")))
 def test_the_documented_answers_were_found() -> None:
     """The oracle reads the doc: make sure it read something."""
     assert {"invalid_message", "payload_too_large", "unknown_session"} <= ERROR_CODES
-    assert {1001, 1002, 1007, 1009} == FAILURE_CLOSES
+    assert {1001, 1002, 1007, 1009, 1011} == FAILURE_CLOSES  # 1011: the heartbeat
     assert {101, 400, 401, 403, 426, 429, 431, 503} <= STATUSES
 
 
