@@ -9,7 +9,7 @@ with ``--codec`` (default zstd). Reported per N: the total ingest rate and
 ack latency, the events delivered per second summed over all viewers,
 ingest relative to N=0 -- what watching costs everyone else -- and the
 server's CPU time per ingested event, resyncs, ticks and the fan-out
-budget's stretch factor.
+budget's stretch factor, and the cores the viewers' process took.
 
     python benches/fanout.py --viewers 0,1,10,100,1000 --duration 8
 
@@ -261,10 +261,12 @@ async def run(
         before = delivered[0]
         measured_from = time.perf_counter()
         cpu_from = cpu_seconds(server_pid)
+        viewers_cpu_from = cpu_seconds(proc.pid) if proc is not None else 0.0
         await trio.sleep(args.duration)
         load.window_open(False)
         elapsed = time.perf_counter() - measured_from
         server_cpu = cpu_seconds(server_pid) - cpu_from
+        viewers_cpu = cpu_seconds(proc.pid) - viewers_cpu_from if proc is not None else 0.0
         delivered_in_window = delivered[0] - before
         figures = await load.finish()
         if proc is not None:
@@ -287,6 +289,8 @@ async def run(
         "server_cpu_us_per_event": round(server_cpu * 1e6 / events_in_window, 3)
         if events_in_window
         else None,
+        # What the viewers' process took of the client cores meanwhile.
+        "viewers_cpu_share": round(viewers_cpu / elapsed, 3),
         "ack_p50_ms": figures["ack_p50_ms"],
         "ack_p99_ms": figures["ack_p99_ms"],
     }
@@ -469,6 +473,7 @@ def main() -> int:
     assert isinstance(base_cpu, float)
     columns = ["viewers", "ingest events/s", "vs no viewers", "delivered events/s"]
     columns += ["server CPU µs/event", "vs no viewers", "ack p50 ms", "ack p99 ms"]
+    columns += ["viewers' CPU (cores)"]
     print("| " + " | ".join(columns) + " |")
     print("|" + "---:|" * len(columns))
     for r in results:
@@ -477,7 +482,7 @@ def main() -> int:
         print(
             f"| {r['viewers']} | {ingest:,} | {ingest / base:.0%} |"
             f" {r['delivered_events_per_s']:,} | {cpu} | {cpu / base_cpu:.0%} |"
-            f" {r['ack_p50_ms']} | {r['ack_p99_ms']} |"
+            f" {r['ack_p50_ms']} | {r['ack_p99_ms']} | {r['viewers_cpu_share']} |"
         )
     return 0
 
