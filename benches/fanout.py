@@ -9,18 +9,21 @@ with ``--codec`` (default zstd). Reported per N: the total ingest rate and
 ack latency, the events delivered per second summed over all viewers,
 ingest relative to N=0 -- what watching costs everyone else -- and the
 server's CPU time per ingested event, resyncs, ticks and the fan-out
-budget's stretch factor.
+budget's stretch factor, and the cores the viewers' process took.
 
     python benches/fanout.py --viewers 0,1,10,100,1000 --duration 8
 
 The flat-out trackers are the Rust load generator (``--generator rust``,
 :mod:`benches.loadgen`, started once the viewers have joined, measured over
-the same window) or the trio trackers of :mod:`ingest_load`. Viewers are raw
-sockets whose frames are decoded by the Rust frame decoder; per binary frame
-only the 22-byte header is read (the event count). They run in a process of
-their own. Unless ``--no-pin``, the server runs on the last CPU and every
-client (generator, watched session, viewers) on the others, so the server's
-figures are its own core's. Every loop is bounded.
+the same window) or the trio trackers of :mod:`ingest_load`. The viewers run
+in a process of their own: ``loadgen viewers`` (``--viewer-client rust``, the
+default: one epoll loop, of each binary frame only the header's event count
+read) or :func:`viewers_process` (``--viewer-client python``: raw sockets
+whose frames are decoded by the Rust frame decoder, a few microseconds of
+Python per frame per viewer: at 1000 viewers about five times the Rust
+loop's CPU, taken from the generator's core). Unless ``--no-pin``, the server runs on the last CPU
+and every client (generator, watched session, viewers) on the others, so
+the server's figures are its own core's. Every loop is bounded.
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from rrweb import batch_message, session_events
 
 WATCHED_RATE = 1000  # events/s of the watched session, a busy page's rate
+VIEWER_CLIENTS = ("rust", "python")
 HEADER = struct.Struct(">BBBBIQIQH")  # binary frame header, version 2
 
 
@@ -208,6 +212,11 @@ async def run(
         load: _Load = _RustLoad(port, args)
     else:
         load = _PythonLoad(port, events, args)
+    from benches import loadgen
+
+    viewer_client = getattr(args, "viewer_client", "rust")
+    if n_viewers and viewer_client == "rust":
+        loadgen.binary()  # build it now, not while the viewers join
     delivered = [0]
     async with trio.open_nursery() as nursery:
         if rate:
@@ -215,23 +224,31 @@ async def run(
         await load.start(nursery)  # flat-out trackers (the watched one if rate is 0)
         proc = None
         if n_viewers:
-            proc = await trio.lowlevel.open_process(
-                [
-                    sys.executable,
-                    __file__,
-                    "--viewer-process",
-                    str(port),
-                    session_id,
-                    str(n_viewers),
-                    args.codec,
-                ],
-                stdout=subprocess.PIPE,
-            )
+            # Spawned after serving() pinned this process: the viewers
+            # inherit the client CPUs.
+            if viewer_client == "rust":
+                proc = await loadgen.start_viewers(port, session_id, n_viewers, args.codec)
+            else:
+                proc = await trio.lowlevel.open_process(
+                    [
+                        sys.executable,
+                        __file__,
+                        "--viewer-process",
+                        str(port),
+                        session_id,
+                        str(n_viewers),
+                        args.codec,
+                    ],
+                    stdout=subprocess.PIPE,
+                )
             assert proc.stdout is not None
             lines = _lines(proc.stdout)
             with trio.fail_after(120):
-                while await anext(lines) != "joined":
-                    pass
+                try:
+                    while await anext(lines) != "joined":
+                        pass
+                except StopAsyncIteration:
+                    raise SystemExit("the viewers stopped before all joined") from None
 
             async def follow() -> None:
                 async for line in lines:
@@ -244,13 +261,17 @@ async def run(
         before = delivered[0]
         measured_from = time.perf_counter()
         cpu_from = cpu_seconds(server_pid)
+        viewers_cpu_from = cpu_seconds(proc.pid) if proc is not None else 0.0
         await trio.sleep(args.duration)
         load.window_open(False)
         elapsed = time.perf_counter() - measured_from
         server_cpu = cpu_seconds(server_pid) - cpu_from
+        viewers_cpu = cpu_seconds(proc.pid) - viewers_cpu_from if proc is not None else 0.0
         delivered_in_window = delivered[0] - before
         figures = await load.finish()
         if proc is not None:
+            if proc.poll() is not None:
+                raise SystemExit(f"the viewers stopped during the run (status {proc.returncode})")
             proc.kill()
             await proc.wait()
         nursery.cancel_scope.cancel()
@@ -259,6 +280,7 @@ async def run(
         "viewers": n_viewers,
         "codec": args.codec,
         "generator": load.name,
+        "viewer_client": viewer_client,
         "ingest_events_per_s": figures["events_per_s"],
         "delivered_events_per_s": round(delivered_in_window / elapsed),
         # The server's CPU time per ingested event: what watching costs the
@@ -267,6 +289,8 @@ async def run(
         "server_cpu_us_per_event": round(server_cpu * 1e6 / events_in_window, 3)
         if events_in_window
         else None,
+        # What the viewers' process took of the client cores meanwhile.
+        "viewers_cpu_share": round(viewers_cpu / elapsed, 3),
         "ack_p50_ms": figures["ack_p50_ms"],
         "ack_p99_ms": figures["ack_p99_ms"],
     }
@@ -411,6 +435,13 @@ def main() -> int:
         help="the flat-out trackers: rust (benches/loadgen/) or python (trio, in this process)",
     )
     parser.add_argument(
+        "--viewer-client",
+        default="rust",
+        choices=VIEWER_CLIENTS,
+        help="the viewers: rust (loadgen viewers) or python (a selectors loop), each a process"
+        " of its own",
+    )
+    parser.add_argument(
         "--no-pin",
         dest="pin",
         action="store_false",
@@ -435,12 +466,14 @@ def main() -> int:
     assert isinstance(base, int)
     print(
         f"C={args.connections} W={args.window} B={args.batch}, viewers of one session,"
-        f" codec {args.codec}, {args.duration} s each, {args.generator} generator"
+        f" codec {args.codec}, {args.duration} s each, {args.generator} generator,"
+        f" {args.viewer_client} viewers"
     )
     base_cpu = results[0]["server_cpu_us_per_event"]
     assert isinstance(base_cpu, float)
     columns = ["viewers", "ingest events/s", "vs no viewers", "delivered events/s"]
     columns += ["server CPU µs/event", "vs no viewers", "ack p50 ms", "ack p99 ms"]
+    columns += ["viewers' CPU (cores)"]
     print("| " + " | ".join(columns) + " |")
     print("|" + "---:|" * len(columns))
     for r in results:
@@ -449,7 +482,7 @@ def main() -> int:
         print(
             f"| {r['viewers']} | {ingest:,} | {ingest / base:.0%} |"
             f" {r['delivered_events_per_s']:,} | {cpu} | {cpu / base_cpu:.0%} |"
-            f" {r['ack_p50_ms']} | {r['ack_p99_ms']} |"
+            f" {r['ack_p50_ms']} | {r['ack_p99_ms']} | {r['viewers_cpu_share']} |"
         )
     return 0
 

@@ -16,6 +16,10 @@ histogram. It writes exactly the messages ``tests/rrweb.py`` builds
 (``loadgen dump`` prints them; ``tests/test_loadgen.py`` compares), so
 results of both generators are comparable.
 
+``loadgen viewers`` runs the live viewers of ``benches/fanout.py`` on one
+epoll loop: :func:`start_viewers` starts it with its stdout piped (``joined``,
+then the events delivered so far every 100 ms).
+
 Resource handling: the payload file lives in a temporary directory removed
 after the run; the binary is a child process run with a timeout (warm-up +
 duration + grace + a margin) and killed if it overruns it. A failed build,
@@ -34,6 +38,8 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from rrweb import start_message
@@ -137,3 +143,46 @@ def run(
             f" connections; first: {result['first_error']}"
         )
     return result
+
+
+def viewers_command(
+    port: int,
+    session_id: str,
+    count: int,
+    codec: str,
+    *,
+    max_seconds: float = 600.0,
+    cpu: int | None = None,
+) -> list[str]:
+    """The command line of ``loadgen viewers``: ``count`` viewers of
+    ``session_id`` with ``codec``, stopping by themselves after
+    ``max_seconds``, pinned to ``cpu`` if given (else on the CPUs this
+    process may use)."""
+    command = [
+        str(binary()), "viewers", "--port", str(port), "--session", session_id,
+        "--count", str(count), "--codec", codec, "--max-seconds", str(max_seconds),
+    ]  # fmt: skip
+    if cpu is not None:
+        command += ["--cpu", str(cpu)]
+    return command
+
+
+async def start_viewers(
+    port: int,
+    session_id: str,
+    count: int,
+    codec: str,
+    *,
+    max_seconds: float = 600.0,
+    cpu: int | None = None,
+) -> trio.Process:
+    """``loadgen viewers`` as a child process, its stdout piped: ``joined``
+    once every viewer has joined, then the cumulative count of delivered
+    events every 100 ms, one per line (what ``fanout.py --viewer-process``
+    prints). Its stderr is this process's: a refused upgrade, a closed
+    connection or a bad frame ends it early with a message there, exit
+    status 1. The caller owns the process: it stops by itself after
+    ``max_seconds`` or once its stdout is closed; kill and wait for it
+    sooner."""
+    command = viewers_command(port, session_id, count, codec, max_seconds=max_seconds, cpu=cpu)
+    return await trio.lowlevel.open_process(command, stdout=subprocess.PIPE)

@@ -1,15 +1,21 @@
 """The Rust load generator (benches/loadgen/) sends byte for byte what the
 Python generator builds, reads its acks, and reports well-formed results
-against its own discard sink. Speed is never asserted."""
+against its own discard sink; its live viewers join a real server's session
+and count every event it fans out to them. Speed is never asserted."""
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+import trio
+
+from replaywire import Server, _core
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -84,3 +90,76 @@ def test_a_failed_run_raises_with_the_binarys_message(binary: Path) -> None:
     port = ingest_load.free_port()  # nothing listens there
     with pytest.raises(loadgen.LoadgenError, match=r"connection 0: .*refused"):
         _run(port, window=1)
+
+
+VIEWERS = 5
+BATCHES = 40
+PING = {"ws_ping_interval": 0.1, "ws_ping_timeout": 0.2}
+
+
+async def _lines(stream: trio.abc.ReceiveStream) -> AsyncIterator[str]:
+    buffer = b""
+    while chunk := await stream.receive_some(65536):
+        buffer += chunk
+        *complete, buffer = buffer.split(b"\n")
+        for line in complete:
+            yield line.decode()
+
+
+def _joins(server: Server) -> float:
+    """``viewer_join_session`` messages the server has decoded so far."""
+    value = server.metrics.registry.get_sample_value(
+        "replaywire_messages_total", {"kind": "viewer", "type": "viewer_join_session"}
+    )
+    return value or 0.0
+
+
+async def _paced_tracker(
+    stream: trio.SocketStream, decoder: _core.FrameDecoder, mask: bytes, sid: str
+) -> int:
+    """Sends BATCHES batches to a started session, each after the last
+    one's ack and a pause (longer in all than the heartbeat's timeout);
+    returns the events sent."""
+    events = ingest_load.corpus(BATCH)
+    for seq in range(BATCHES):
+        first = (seq * BATCH) % (len(events) - BATCH)
+        message = batch_message(sid, seq, events[first : first + BATCH])
+        await stream.send_all(_core.encode_client_frame(_core.OP_TEXT, message, mask))
+        replies: list[Any] = []
+        while not replies:  # the heartbeat may ping the tracker too: not answered
+            data = await stream.receive_some(65536)
+            replies = [r for r in decoder.feed(data) if isinstance(r, _core.WsMessage)]
+        assert replies[0].data.startswith(b'{"type":"ack"'), replies[0].data
+        await trio.sleep(0.015)
+    return BATCHES * BATCH
+
+
+@pytest.mark.parametrize("codec", ["zstd", "none"])
+async def test_rust_viewers_join_and_count_every_event_sent(
+    binary: Path, start_server: Callable[..., Any], codec: str
+) -> None:
+    # A viewer sends nothing once joined: the server's heartbeat pings it,
+    # and drops it within 0.4 s unless it answers with pongs.
+    server: Server = await start_server(database_url="memory://", **PING)
+    sid = f"watched-{codec}"
+    # Started before the session exists: each viewer is refused with an
+    # error and joins again every 100 ms until the tracker has started it
+    # (twice as many joins as viewers: the retries have begun).
+    viewers = await loadgen.start_viewers(server.port, sid, VIEWERS, codec, max_seconds=60)
+    try:
+        assert viewers.stdout is not None
+        async with contextlib.aclosing(_lines(viewers.stdout)) as lines:
+            with trio.fail_after(30):
+                while _joins(server) < 2 * VIEWERS:  # noqa: ASYNC110 - another process, bounded wait
+                    await trio.sleep(0.01)
+                stream, decoder, mask = await ingest_load.start_tracker(server.port, sid)
+                async with stream:
+                    assert await anext(lines) == "joined"
+                    sent = await _paced_tracker(stream, decoder, mask, sid)
+                    counts = [0]
+                    while counts[-1] < VIEWERS * sent:
+                        counts.append(int(await anext(lines)))
+    finally:
+        viewers.kill()
+        await viewers.wait()
+    assert counts == sorted(counts) and counts[-1] == VIEWERS * sent

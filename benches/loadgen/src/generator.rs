@@ -132,7 +132,7 @@ fn percentiles(hist: &Histogram<u64>) -> Value {
 }
 
 /// Random bytes for WebSocket keys and masks.
-fn random_bytes(n: usize) -> io::Result<Vec<u8>> {
+pub fn random_bytes(n: usize) -> io::Result<Vec<u8>> {
     let mut buf = vec![0; n];
     std::fs::File::open("/dev/urandom")?.read_exact(&mut buf)?;
     Ok(buf)

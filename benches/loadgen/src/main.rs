@@ -4,18 +4,24 @@
 //! loadgen load --port P --payload FILE [--batch B] [--window W | --rate EV_PER_S]
 //!              [--warmup S] [--duration S] [--grace S] [--cpu N]
 //! loadgen sink --port P [--max-seconds S] [--cpu N]
+//! loadgen viewers --port P --session ID --count N [--codec none|deflate|zstd]
+//!                 [--max-seconds S] [--cpu N]
 //! loadgen dump --payload FILE [--batch B] [--session N] [--count K]
 //! ```
 //!
 //! `load` prints one JSON line (the result); `dump` prints the first K
 //! `events_batch` messages of session N, one per line, unmasked, so a test
-//! can check them against `tests/rrweb.py`. `benches/loadgen.py` writes the
+//! can check them against `tests/rrweb.py`. `viewers` watches session ID
+//! with N live viewers and prints `joined` once all joined, then the
+//! events delivered so far every 100 ms (`benches/fanout.py` reads them). `benches/loadgen.py` writes the
 //! payload file and runs this binary; see there and README "Benchmarks".
 
 mod frame;
 mod generator;
 mod handshake;
 mod sink;
+mod viewer;
+mod viewers;
 mod workload;
 
 use std::collections::HashMap;
@@ -33,7 +39,8 @@ use workload::Workload;
 const USAGE: &str =
     "usage: loadgen load --port P --payload FILE [--batch B] [--window W | --rate R] \
 [--warmup S] [--duration S] [--grace S] [--cpu N]\n       loadgen sink --port P [--max-seconds S] \
-[--cpu N]\n       loadgen dump --payload FILE [--batch B] [--session N] [--count K]";
+[--cpu N]\n       loadgen viewers --port P --session ID --count N \
+[--codec none|deflate|zstd] [--max-seconds S] [--cpu N]\n       loadgen dump --payload FILE [--batch B] [--session N] [--count K]";
 
 /// `--name value` pairs after the command.
 struct Args(HashMap<String, String>);
@@ -130,6 +137,27 @@ fn serve_sink(mut args: Args) -> Result<(), String> {
     sink::serve(port, max_seconds).map_err(|e| format!("sink: {e}"))
 }
 
+fn watch(mut args: Args) -> Result<(), String> {
+    let port: u16 = args.need("port")?;
+    let session: String = args.need("session")?;
+    let count: usize = args.need("count")?;
+    let codec: String = args.take("codec")?.unwrap_or_else(|| "zstd".to_owned());
+    let max_seconds = seconds(args.take("max-seconds")?.unwrap_or(600.0), "max-seconds")?;
+    pin(args.take("cpu")?)?;
+    args.done()?;
+    if !["none", "deflate", "zstd"].contains(&codec.as_str()) {
+        return Err(format!("--codec: bad codec {codec:?}"));
+    }
+    let opts = viewers::Options {
+        port,
+        session,
+        count,
+        codec,
+        max_seconds,
+    };
+    viewers::run(&opts).map_err(|e| format!("viewers: {e}"))
+}
+
 fn dump(mut args: Args) -> Result<(), String> {
     let payload: PathBuf = args.need("payload")?;
     let batch: usize = args.take("batch")?.unwrap_or(50);
@@ -160,6 +188,7 @@ fn main() -> ExitCode {
     let outcome = Args::parse(rest).and_then(|args| match command.as_str() {
         "load" => load(args),
         "sink" => serve_sink(args),
+        "viewers" => watch(args),
         "dump" => dump(args),
         _ => Err(format!("unknown command {command:?}\n{USAGE}")),
     });
