@@ -4,7 +4,10 @@
 
 mod ws_common;
 
-use _core::ws::{DecoderConfig, FrameDecoder, WsEvent, TOO_LARGE_PREFIX};
+use _core::ws::{
+    encode_client_frame, DecoderConfig, FrameDecoder, InflateConfig, WsEvent, TOO_LARGE_PREFIX,
+};
+use _core::Error;
 use ws_common::*;
 
 fn skipping(frame: usize, message: usize) -> DecoderConfig {
@@ -118,4 +121,54 @@ fn a_new_message_while_skipping_is_a_protocol_error() {
     let data = concat(&[client(1, &[b'a'; 300], false), client(1, b"x", true)]);
     let (_, err) = feed_all(skipping(1000, 100), &data);
     assert_eq!(close_code(err), 1002);
+}
+
+/// A frame with RSV1 set: the first of a compressed message.
+fn compressed(opcode: u8, payload: &[u8], fin: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_client_frame(opcode, payload, KEY, fin, 0b100, &mut out);
+    out
+}
+
+#[test]
+fn a_compressed_frame_over_the_frame_limit_that_cannot_be_skipped_names_the_frame_limit() {
+    // With context takeover a compressed message cannot be skipped: 1009,
+    // and the reason names the limit that was passed (found by fuzzing: it
+    // used to say "message of 300 bytes is over the 1000 byte limit").
+    let cfg = DecoderConfig {
+        deflate: Some(InflateConfig::default()),
+        ..skipping(100, 1000)
+    };
+    for data in [
+        compressed(1, &[0; 300], true),
+        concat(&[compressed(1, &[], false), client(0, &[0; 300], true)]),
+    ] {
+        let (_, err) = decode_every_way(cfg, &data);
+        match err {
+            Some(Error::WebSocket {
+                close_code: 1009,
+                message,
+            }) => assert_eq!(message, "frame of 300 bytes is over the 100 byte limit"),
+            other => panic!("{other:?}"),
+        }
+    }
+    // Over the message limit only, it still names the message. The first
+    // fragment is inflated when it completes: a stored block of 85 bytes.
+    let stored = [&[0x00, 85, 0, !85, 0xff][..], &[b'a'; 85]].concat();
+    let data = concat(&[compressed(1, &stored, false), client(0, &[0; 95], true)]);
+    let (_, err) = decode_every_way(cfg_with_message_limit(cfg, 150), &data);
+    match err {
+        Some(Error::WebSocket {
+            close_code: 1009,
+            message,
+        }) => assert_eq!(message, "message of 185 bytes is over the 150 byte limit"),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn cfg_with_message_limit(cfg: DecoderConfig, max_message_bytes: usize) -> DecoderConfig {
+    DecoderConfig {
+        max_message_bytes,
+        ..cfg
+    }
 }

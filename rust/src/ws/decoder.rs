@@ -368,10 +368,7 @@ impl FrameDecoder {
         };
         let oversized = header.payload_len > self.cfg.max_frame_bytes as u64;
         if oversized && (opcode.is_control() || !self.cfg.skip_oversized) {
-            return Err(too_big(format!(
-                "frame of {} bytes is over the {} byte limit",
-                header.payload_len, self.cfg.max_frame_bytes
-            )));
+            return Err(self.frame_too_big(header.payload_len));
         }
         // A frame that is not skipped is at most max_frame_bytes; one that
         // is skipped is only counted down, and so may be as large as the
@@ -394,7 +391,11 @@ impl FrameDecoder {
                 let compressed = b0 & 0x40 != 0;
                 if oversized || len > self.cfg.max_message_bytes {
                     if !self.can_skip(compressed) {
-                        return Err(self.message_too_big(len as u64));
+                        return Err(if oversized {
+                            self.frame_too_big(header.payload_len)
+                        } else {
+                            self.message_too_big(len as u64)
+                        });
                     }
                     self.skip = Some(Skip {
                         text,
@@ -426,7 +427,11 @@ impl FrameDecoder {
                 let total = partial.len as u64 + len as u64;
                 if oversized || total > max as u64 {
                     if !self.can_skip(partial.compressed) {
-                        return Err(self.message_too_big(total));
+                        return Err(if oversized {
+                            self.frame_too_big(header.payload_len)
+                        } else {
+                            self.message_too_big(total)
+                        });
                     }
                     self.start_skipping(total);
                     self.buf.advance(header_len);
@@ -560,6 +565,17 @@ impl FrameDecoder {
             // Text, binary, or a reserved opcode refused just after.
             _ => Ok(()),
         }
+    }
+
+    /// A frame over `max_frame_bytes` that is not skipped. Named apart
+    /// from a message over its limit: "message of 91 bytes is over the
+    /// 200 byte limit" for a 91-byte frame over a 64-byte frame limit
+    /// would send a peer (and a log reader) looking at the wrong limit.
+    fn frame_too_big(&self, len: u64) -> Error {
+        too_big(format!(
+            "frame of {len} bytes is over the {} byte limit",
+            self.cfg.max_frame_bytes
+        ))
     }
 
     fn message_too_big(&self, len: u64) -> Error {
