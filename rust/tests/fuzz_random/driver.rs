@@ -16,6 +16,9 @@
 //!   unless `FUZZ_SECONDS` is set too).
 //! - `FUZZ_SECONDS`: time budget per target; the default keeps the
 //!   additions to `cargo test` to a few seconds each.
+//! - `FUZZ_DUMP`: a folder to write every input to (`DIR/TARGET/N`), to
+//!   measure what they cover with a cargo-fuzz build
+//!   (`fuzz/target/…/release/TARGET -runs=0 DIR/TARGET`).
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -264,10 +267,17 @@ where
     );
     let start = Instant::now();
     let pool = prepare(&mut Rng::new(iteration_seed(budget.seed, target, u64::MAX)));
+    let dump = std::env::var_os("FUZZ_DUMP").map(|dir| PathBuf::from(dir).join(target));
+    if let Some(dir) = &dump {
+        std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    }
     let mut outcomes = BTreeMap::new();
     let mut i = 0u64;
     while budget.iters.is_none_or(|n| i < n) && budget.time.is_none_or(|t| start.elapsed() < t) {
         let input = generate(&pool, &mut Rng::new(iteration_seed(budget.seed, target, i)));
+        if let Some(dir) = &dump {
+            let _ = std::fs::write(dir.join(i.to_string()), &input);
+        }
         match check(&property, &input) {
             Ok(label) => *outcomes.entry(label).or_insert(0) += 1,
             Err(failure) => report(target, &budget, i, &input, &failure, &property),
