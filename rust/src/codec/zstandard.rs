@@ -15,8 +15,9 @@
 //!   the headers first; over `max_size` is refused at once, otherwise the
 //!   output is allocated exactly and decoded in one pass;
 //! - otherwise (frames from streaming encoders) the frames are decoded as a
-//!   stream into an output grown up to `max_size + 1` bytes, and refused as
-//!   soon as that last byte is written. Such a frame also needs a window
+//!   stream, one by one, into an output grown up to `max_size + 1` bytes,
+//!   and refused as soon as that last byte is written; a frame that
+//!   declares its content size must hold exactly that. Such a frame also needs a window
 //!   buffer as large as its declared window; [`window_log_limit`] caps it.
 
 use std::cell::Cell;
@@ -124,6 +125,9 @@ struct Frames {
     content_size: Option<u64>,
     /// Largest window a frame without a content size asks for.
     max_unsized_window: u64,
+    /// Each frame's length in the input and the content size it declares
+    /// (0 for a skippable frame), in order.
+    each: Vec<(usize, Option<u64>)>,
 }
 
 /// Walks the frames of `data` by their headers and block headers, without
@@ -135,6 +139,7 @@ fn scan(data: &[u8]) -> Result<Frames, CodecError> {
     let mut frames = Frames {
         content_size: Some(0),
         max_unsized_window: 0,
+        each: Vec::new(),
     };
     let mut rest = data;
     while !rest.is_empty() {
@@ -156,6 +161,7 @@ fn scan(data: &[u8]) -> Result<Frames, CodecError> {
             Some(tail) if len > 0 => tail,
             _ => return Err(CodecError::corrupt(NAME, "frame size out of bounds")),
         };
+        frames.each.push((len, size));
     }
     Ok(frames)
 }
@@ -276,26 +282,64 @@ fn decompress_frames(
             }
             dctx.set_parameter(DParameter::WindowLogMax(log))
                 .map_err(corrupt)?;
-            decompress_stream(dctx, data, max_size)
+            decompress_stream(dctx, data, &frames.each, max_size)
         }
     }
 }
 
+/// Decodes the frames of `data` one by one as a stream (`frames` as
+/// [`scan`] found them), checking each frame that declares a content size
+/// against what it held.
+///
+/// libzstd's streaming decoder does not make that check when a frame ends
+/// with an empty last block (its one-pass decoder does, and the streaming
+/// one takes that path when the output has room for the whole frame), so
+/// without it such a frame was refused or not depending on `max_size`.
+/// Found by the `decompress` fuzz target: a frame declaring 255 bytes and
+/// holding none, before a frame without a size.
 fn decompress_stream(
     dctx: &mut DCtx<'_>,
     data: &[u8],
+    frames: &[(usize, Option<u64>)],
     max_size: usize,
 ) -> Result<Vec<u8>, CodecError> {
     let cap_limit = max_size.saturating_add(1);
     let mut out = Vec::with_capacity(initial_output_capacity(data.len(), cap_limit));
+    let mut rest = data;
+    for &(len, declared) in frames {
+        let (frame, tail) = rest.split_at_checked(len).ok_or_else(|| {
+            CodecError::corrupt(NAME, "frame size out of bounds") // `scan` checked it
+        })?;
+        rest = tail;
+        let start = out.len();
+        decompress_frame(dctx, frame, &mut out, max_size)?;
+        let held = (out.len() - start) as u64;
+        if declared.is_some_and(|size| size != held) {
+            return Err(CodecError::corrupt(
+                NAME,
+                "a frame holds another size than its header declares",
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// Streams one frame onto `out`, which never grows past `max_size + 1`.
+fn decompress_frame(
+    dctx: &mut DCtx<'_>,
+    data: &[u8],
+    out: &mut Vec<u8>,
+    max_size: usize,
+) -> Result<(), CodecError> {
+    let cap_limit = max_size.saturating_add(1);
     let mut input = InBuffer::around(data);
     loop {
         if out.len() == out.capacity() {
-            grow_output(&mut out, cap_limit);
+            grow_output(out, cap_limit);
         }
         let (in_before, out_before) = (input.pos(), out.len());
         let hint = {
-            let mut output = OutBuffer::around_pos(&mut out, out_before);
+            let mut output = OutBuffer::around_pos(out, out_before);
             dctx.decompress_stream(&mut output, &mut input)
                 .map_err(corrupt)?
         };
@@ -308,8 +352,8 @@ fn decompress_stream(
         }
         let done_with_input = input.pos() == data.len();
         if done_with_input && hint == 0 {
-            // The last frame is complete and flushed.
-            return Ok(out);
+            // The frame is complete and flushed.
+            return Ok(());
         }
         let progress = input.pos() != in_before || out.len() != out_before;
         if !progress && out.len() < out.capacity() {
@@ -368,9 +412,36 @@ mod tests {
             scan(&out).unwrap(),
             Frames {
                 content_size: Some(1000),
-                max_unsized_window: 0
+                max_unsized_window: 0,
+                each: vec![(out.len(), Some(1000))],
             }
         );
+    }
+
+    #[test]
+    fn a_frame_holding_another_size_than_declared_is_corrupt_whatever_the_limit() {
+        // fuzz/corpus/decompress/seed-regress-zstd-empty-last-block-wrong-size:
+        // a frame declaring 255 bytes (single segment, checksum) whose only
+        // block is an empty last one, then a frame without a size holding
+        // "[]". The stream decoder only noticed the lie when the output had
+        // room for 255 bytes, so a small limit accepted it.
+        let data = [
+            0x28, 0xb5, 0x2f, 0xfd, 0x24, 0xff, 0x01, 0x00, 0x00, 0x99, 0xe9, 0xd8, 0x51, //
+            0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x58, 0x11, 0x00, 0x00, b'[', b']',
+        ];
+        assert_eq!(scan(&data).unwrap().content_size, None);
+        for max_size in [0, 2, 100, 254, 255, 4096, 1 << 20] {
+            match decompress(&data, max_size, None) {
+                Err(CodecError::Corrupt { .. }) => {}
+                Err(CodecError::TooLarge { .. }) if max_size < 2 => {}
+                other => panic!("under {max_size}: {other:?}"),
+            }
+        }
+        // The same frame alone declares its size: the one-pass path.
+        assert!(matches!(
+            decompress(&data[..13], 4096, None),
+            Err(CodecError::Corrupt { .. })
+        ));
     }
 
     #[test]
