@@ -68,6 +68,7 @@ sys.path.insert(0, str(BENCHES.parent / "tests" / "data"))
 
 from benches import codecs, idle, ingest_load, openloop, peers, sink  # noqa: E402
 from benches import fanout as fanout_bench  # noqa: E402
+from services import redis_reachable  # noqa: E402  (tests/services.py)
 
 SCENARIOS = ("ingest", "latency", "fanout", "connections", "storage", "codec")
 STORAGES = {"memory": "memory://", "sqlite": "sqlite", "postgres": "postgres"}
@@ -304,7 +305,7 @@ class Suite:
                 f" (this run: storage {storage}, redis {'on' if redis else 'off'});"
                 " add --storage postgres --redis on"
             )
-        if redis and (error := _redis_unreachable(self.args.redis_url)):
+        if redis and (error := redis_reachable(self.args.redis_url)):
             raise Skipped(f"Redis at {self.args.redis_url} is unreachable: {error}")
         result = self._load(ws, storage, _list(self.args.ack_mode)[0], workers=workers, redis=redis)
         if workers == 1 and not redis:
@@ -474,20 +475,6 @@ def _versus_peers(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
             if r["result"]["server"] == "replaywire"
         },
     }
-
-
-def _redis_unreachable(url: str) -> str | None:
-    """None if Redis at ``url`` answers a PING, else why not."""
-    import redis
-
-    client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
-    try:
-        client.ping()
-    except (redis.RedisError, OSError) as exc:
-        return str(exc) or type(exc).__name__
-    finally:
-        client.close()
-    return None
 
 
 def _delete_redis_prefix(url: str, prefix: str) -> None:

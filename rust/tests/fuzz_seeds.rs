@@ -19,33 +19,16 @@ mod decompress_harness;
 mod harness;
 #[path = "../../fuzz/protocol_harness.rs"]
 mod protocol_harness;
+#[path = "../../fuzz/seeds.rs"]
+mod seeds;
 
 use _core::codec::{decompress, Codec, CodecError};
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// The committed `seed-*` files of a fuzz target, sorted; at least `min`.
 fn seeds(target: &str, min: usize) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fuzz/corpus")
-        .join(target);
-    let mut seeds: Vec<_> = fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|entry| entry.unwrap().path())
-        .filter(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("seed-")
-        })
-        .collect();
-    seeds.sort();
-    assert!(
-        seeds.len() >= min,
-        "expected the committed seeds in {}",
-        dir.display()
-    );
-    seeds
+    seeds::seed_paths(target, min)
 }
 
 #[test]

@@ -22,6 +22,8 @@ mod decompress_harness;
 mod harness;
 #[path = "../../../fuzz/protocol_harness.rs"]
 mod protocol_harness;
+#[path = "../../../fuzz/seeds.rs"]
+mod seeds;
 
 mod bytes;
 mod compressed;
@@ -31,35 +33,20 @@ mod json;
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::Path;
 
 use _core::codec::{decompress, Codec, CodecError};
 use _core::ws::WsEvent;
 use _core::{Error, MessageCode};
 use driver::{fuzz, Rng};
+use seeds::seed_paths;
 
 /// Seconds per target unless `FUZZ_SECONDS` or `FUZZ_ITERS` says otherwise.
 const DEFAULT_SECONDS: f64 = 4.0;
 
 /// The committed `seed-*` inputs of a fuzz target.
 fn seeds(target: &str) -> Vec<Vec<u8>> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fuzz/corpus")
-        .join(target);
-    let mut paths: Vec<_> = fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|entry| entry.unwrap().path())
-        .filter(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("seed-")
-        })
-        .collect();
-    paths.sort();
-    let seeds: Vec<Vec<u8>> = paths.iter().map(|p| fs::read(p).unwrap()).collect();
-    assert!(seeds.len() >= 3, "expected the seeds in {}", dir.display());
-    seeds
+    let paths = seed_paths(target, 3);
+    paths.iter().map(|p| fs::read(p).unwrap()).collect()
 }
 
 /// A run long enough to say something also reached each of `expected`
