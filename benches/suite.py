@@ -68,7 +68,7 @@ sys.path.insert(0, str(BENCHES.parent / "tests" / "data"))
 
 from benches import codecs, idle, ingest_load, openloop, peers, sink  # noqa: E402
 from benches import fanout as fanout_bench  # noqa: E402
-from services import redis_reachable  # noqa: E402  (tests/services.py)
+from services import delete_prefix, redis_reachable  # noqa: E402  (tests/services.py)
 
 SCENARIOS = ("ingest", "latency", "fanout", "connections", "storage", "codec")
 STORAGES = {"memory": "memory://", "sqlite": "sqlite", "postgres": "postgres"}
@@ -280,7 +280,7 @@ class Suite:
                 figures = ingest_load.measure(port, args)
         finally:
             if redis:
-                _delete_redis_prefix(args.redis_url, prefix)
+                delete_prefix(args.redis_url, prefix)
         result = {"server": "replaywire", **_summary(figures, args)}
         if redis:
             result["redis_prefix"] = prefix  # deleted after the run
@@ -475,19 +475,6 @@ def _versus_peers(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
             if r["result"]["server"] == "replaywire"
         },
     }
-
-
-def _delete_redis_prefix(url: str, prefix: str) -> None:
-    """Delete every key a run wrote under its ``prefix``."""
-    import redis
-
-    client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
-    try:
-        keys = list(client.scan_iter(match=prefix + "*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
 
 
 def _summary(figures: dict[str, Any], args: Any) -> dict[str, Any]:
