@@ -84,6 +84,7 @@ async def test_200_viewers_get_identical_complete_streams(server: Server) -> Non
     zstd_frames = first_of_codec["zstd"]
     assert all(decode_message(f).codec == "zstd" for f in zstd_frames[:-1])
     assert server.metrics.viewer_ticks_total._value.get() < len(events) / 50 * 2
+    assert server.metrics.viewer_fanout_seconds_total._value.get() > 0  # the loop's share is seen
     raw_bytes = sum(len(f) for f in first_of_codec["none"])
     assert sum(len(f) for f in zstd_frames) * 3 < raw_bytes  # compressed: a fraction
 

@@ -254,6 +254,12 @@ class Metrics:
             "Viewers whose backlog overflowed VIEWER_BACKLOG_BYTES and were sent a fresh snapshot.",
             registry=r,
         )
+        self.viewer_fanout_seconds_total = Counter(
+            PREFIX + "viewer_fanout_seconds_total",
+            "Event-loop time live fan-out took: building ticks and writing them to "
+            "viewers' sockets (what it grows by per second is the share of the loop).",
+            registry=r,
+        )
         self.viewer_tick_stretch = Gauge(
             PREFIX + "viewer_tick_stretch",
             "Factor on VIEWER_FLUSH_INTERVAL while live fan-out takes more than "
