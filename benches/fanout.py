@@ -13,6 +13,16 @@ budget's stretch factor, and the cores the viewers' process took.
 
     python benches/fanout.py --viewers 0,1,10,100,1000 --duration 8
 
+Separate runs compare badly on a VM whose speed drifts by tens of percent
+over minutes, so two more measures come from within one run: the share of
+the server's loop that fan-out took (its own ``replaywire_viewer_fanout_
+seconds_total``), and with ``--alternate S`` a phase before the window in
+which the watched session sends only in every other slice of S seconds:
+ingest in the slices with live fan-out against the paused ones between
+them, at one machine speed. Order counts A B B A (``--viewers
+0,1000,1000,0``) to cancel a steady drift between runs; each run is
+compared with its neighbouring no-viewer runs.
+
 The flat-out trackers are the Rust load generator (``--generator rust``,
 :mod:`benches.loadgen`, started once the viewers have joined, measured over
 the same window) or the trio trackers of :mod:`ingest_load`. The viewers run
@@ -160,6 +170,8 @@ def server_metrics(port: int) -> dict[str, float]:
         "replaywire_viewer_resyncs": "resyncs",
         "replaywire_viewer_ticks": "ticks",
         "replaywire_viewer_tick_stretch": "tick_stretch",
+        "replaywire_viewer_fanout_seconds": "fanout_seconds",
+        "replaywire_events_ingested": "ingested",
     }
     found: dict[str, float] = {}
     for family in text_string_to_metric_families(text.decode()):
@@ -169,11 +181,17 @@ def server_metrics(port: int) -> dict[str, float]:
 
 
 async def paced_tracker(
-    port: int, session_id: str, events: list[bytes], batch: int, rate: int
+    port: int,
+    session_id: str,
+    events: list[bytes],
+    batch: int,
+    rate: int,
+    live: list[bool] | None = None,
 ) -> None:
     """The watched session, at ``--watched-rate`` events/s in batches of
     ``--batch``, as a busy real page would send (rrweb pages send tens to
-    hundreds of events a second); runs until cancelled."""
+    hundreds of events a second); runs until cancelled. While ``live[0]``
+    is false it sends nothing (the viewers then get no ticks)."""
     stream, _, mask = await start_tracker(port, session_id)
 
     async def drain_acks() -> None:
@@ -185,11 +203,51 @@ async def paced_tracker(
         nursery.start_soon(drain_acks)
         next_at = trio.current_time()
         for seq in range(10**9):
+            while live is not None and not live[0]:
+                await trio.sleep(period / 4)
+                next_at = trio.current_time()
             first = (seq * batch) % (len(events) - batch)
             message = batch_message(session_id, seq, events[first : first + batch])
             await stream.send_all(_core.encode_client_frame(_core.OP_TEXT, message, mask))
             next_at += period
             await trio.sleep_until(next_at)
+
+
+def cpu_busy() -> list[tuple[int, int]]:
+    """Per CPU, (busy, total) jiffies so far (Linux /proc/stat): the share
+    of each core in use over a window tells whether the clients' core, not
+    the server's, ran out. Time the hypervisor stole counts as busy; see
+    :func:`cpu_steal`."""
+    out = []
+    with open("/proc/stat") as f:
+        for line in f:
+            name, *values = line.split()
+            if name.startswith("cpu") and name != "cpu":
+                ticks = [int(v) for v in values]
+                idle = ticks[3] + ticks[4]  # idle + iowait
+                out.append((sum(ticks) - idle, sum(ticks)))
+    return out
+
+
+def cpu_steal() -> list[tuple[int, int]]:
+    """Per CPU, (stolen, total) jiffies so far: time a VM's core was ready
+    to run but the host ran something else, one cause of figures that
+    drift between runs."""
+    out = []
+    with open("/proc/stat") as f:
+        for line in f:
+            name, *values = line.split()
+            if name.startswith("cpu") and name != "cpu":
+                ticks = [int(v) for v in values]
+                out.append((ticks[7], sum(ticks)))
+    return out
+
+
+def busy_shares(before: list[tuple[int, int]], after: list[tuple[int, int]]) -> list[float]:
+    return [
+        round((b1 - b0) / (t1 - t0), 3) if t1 > t0 else 0.0
+        for (b0, t0), (b1, t1) in zip(before, after, strict=True)
+    ]
 
 
 def cpu_seconds(pid: int) -> float:
@@ -206,10 +264,14 @@ async def run(
     # The paced session, or else the first flat-out tracker's.
     rate = getattr(args, "watched_rate", WATCHED_RATE)
     session_id = f"bench-{os.getpid()}-{'watched' if rate else 0}"
+    # A phase before the measured window, of the same length, in which the
+    # watched session sends in every other slice (see _alternate).
+    alternate = getattr(args, "alternate", 0.0) if n_viewers and rate else 0.0
+    phase = args.duration if alternate else 0.0
     if getattr(args, "generator", "rust") == "rust":
         if not rate:
             raise SystemExit("--watched-rate 0 watches a flat-out tracker: use --generator python")
-        load: _Load = _RustLoad(port, args)
+        load: _Load = _RustLoad(port, args, extra_warmup=phase)
     else:
         load = _PythonLoad(port, events, args)
     from benches import loadgen
@@ -218,9 +280,11 @@ async def run(
     if n_viewers and viewer_client == "rust":
         loadgen.binary()  # build it now, not while the viewers join
     delivered = [0]
+    live = [True]
+    slices: dict[bool, list[float]] = {True: [0, 0.0], False: [0, 0.0]}
     async with trio.open_nursery() as nursery:
         if rate:
-            nursery.start_soon(paced_tracker, port, session_id, events, args.batch, rate)
+            nursery.start_soon(paced_tracker, port, session_id, events, args.batch, rate, live)
         await load.start(nursery)  # flat-out trackers (the watched one if rate is 0)
         proc = None
         if n_viewers:
@@ -257,15 +321,22 @@ async def run(
             nursery.start_soon(follow)
         await load.started(nursery)
         await trio.sleep(args.warmup)
+        if alternate:
+            alternate = await _alternate(port, alternate, phase, live, slices, rate)
         load.window_open(True)
         before = delivered[0]
         measured_from = time.perf_counter()
+        fanout_from = (await trio.to_thread.run_sync(server_metrics, port)).get("fanout_seconds", 0)
         cpu_from = cpu_seconds(server_pid)
+        cores_from, steal_from = cpu_busy(), cpu_steal()
         viewers_cpu_from = cpu_seconds(proc.pid) if proc is not None else 0.0
         await trio.sleep(args.duration)
         load.window_open(False)
         elapsed = time.perf_counter() - measured_from
         server_cpu = cpu_seconds(server_pid) - cpu_from
+        cores_busy = busy_shares(cores_from, cpu_busy())
+        cores_steal = busy_shares(steal_from, cpu_steal())
+        fanout_to = (await trio.to_thread.run_sync(server_metrics, port)).get("fanout_seconds", 0)
         viewers_cpu = cpu_seconds(proc.pid) - viewers_cpu_from if proc is not None else 0.0
         delivered_in_window = delivered[0] - before
         figures = await load.finish()
@@ -276,7 +347,18 @@ async def run(
             await proc.wait()
         nursery.cancel_scope.cancel()
     events_in_window = figures["events_per_s"] * elapsed
-    return {
+    alternated = {}
+    if alternate:
+        live_rate, paused_rate = (slices[k][0] / slices[k][1] for k in (True, False))
+        if not paused_rate:
+            raise SystemExit("no ingest in the paused slices: the load stopped early")
+        alternated = {
+            "alternate_s": alternate,
+            "live_events_per_s": round(live_rate),
+            "paused_events_per_s": round(paused_rate),
+            "kept_while_live": round(live_rate / paused_rate, 3),
+        }
+    return alternated | {
         "viewers": n_viewers,
         "codec": args.codec,
         "generator": load.name,
@@ -291,9 +373,52 @@ async def run(
         else None,
         # What the viewers' process took of the client cores meanwhile.
         "viewers_cpu_share": round(viewers_cpu / elapsed, 3),
+        # The server's own measure of what fan-out took from its loop:
+        # time it spent building ticks and writing them to viewers, per second.
+        "fanout_share": round((fanout_to - fanout_from) / elapsed, 4),
+        # Each core's busy share over the window (the server's is the last
+        # when pinned): a client core at 1.0 means the load, not the
+        # server, set the pace.
+        "cores_busy": cores_busy,
+        "cores_steal": cores_steal,
         "ack_p50_ms": figures["ack_p50_ms"],
         "ack_p99_ms": figures["ack_p99_ms"],
     }
+
+
+async def _alternate(
+    port: int,
+    slice_s: float,
+    duration: float,
+    live: list[bool],
+    slices: dict[bool, list[float]],
+    watched_rate: int,
+) -> float:
+    """Measure the window in slices of ``slice_s``, the watched session
+    sending in every other one: ingest (the server's own event counter,
+    the watched session's events taken out) in slices with live fan-out
+    against the paused ones just around them. Neighbouring seconds run at
+    the same machine speed, which separate runs do not on a VM. Returns
+    the slice length used (at most half of ``duration``)."""
+
+    def ingested() -> float:
+        return server_metrics(port).get("ingested", 0.0)
+
+    slice_s = min(slice_s, duration / 2)  # at least one slice of each
+    count = await trio.to_thread.run_sync(ingested)
+    at = time.perf_counter()
+    for k in range(max(2, round(duration / slice_s))):
+        live[0] = k % 2 == 0
+        await trio.sleep(slice_s)
+        now_count = await trio.to_thread.run_sync(ingested)
+        now = time.perf_counter()
+        slices[live[0]][0] += now_count - count
+        slices[live[0]][1] += now - at
+        count, at = now_count, now
+    if slices[True][1]:  # the watched session's own events are not ingest load
+        slices[True][0] -= watched_rate * slices[True][1]
+    live[0] = True
+    return slice_s
 
 
 class _Load:
@@ -360,10 +485,11 @@ class _RustLoad(_Load):
 
     name = "rust"
 
-    def __init__(self, port: int, args: argparse.Namespace) -> None:
+    def __init__(self, port: int, args: argparse.Namespace, extra_warmup: float = 0.0) -> None:
         from benches import loadgen
 
         self.loadgen, self.port, self.args = loadgen, port, args
+        self.extra_warmup = extra_warmup  # the alternating phase, before the window
         self.done = trio.Event()
         self.result: dict[str, Any] = {}
         loadgen.binary()  # build it now, not inside the measured window
@@ -380,7 +506,7 @@ class _RustLoad(_Load):
                     corpus(a.batch),
                     batch=a.batch,
                     window=a.window,
-                    warmup=a.warmup,
+                    warmup=a.warmup + self.extra_warmup,
                     duration=a.duration,
                     pin=getattr(a, "pin", False),
                 )
@@ -406,6 +532,66 @@ async def _lines(stream: trio.abc.ReceiveStream) -> AsyncIterator[str]:
         *complete, buffer = buffer.split(b"\n")
         for line in complete:
             yield line.decode().strip()
+
+
+def neighbours(results: list[dict[str, Any]], i: int, key: str) -> float | None:
+    """The mean of ``key`` over the no-viewer runs just before and just after
+    run ``i``: the machine's speed drifts over minutes (a VM), so a run
+    compares best with its neighbours; order the counts A B B A
+    (``--viewers 0,1000,1000,0,0,1000,1000,0``) to cancel a steady drift."""
+    near = []
+    for step in (-1, 1):
+        j = i + step
+        while 0 <= j < len(results) and results[j]["viewers"] != 0:
+            j += step
+        if 0 <= j < len(results) and results[j][key]:
+            near.append(results[j][key])
+    return sum(near) / len(near) if near else None
+
+
+def markdown(results: list[dict[str, Any]]) -> str:
+    """The runs as a Markdown table, each compared with its neighbouring
+    no-viewer runs, and per viewer count the median of those ratios."""
+    columns = ["viewers", "ingest events/s", "vs no viewers", "delivered events/s"]
+    columns += ["server CPU µs/event", "vs no viewers", "fan-out share of loop"]
+    columns += ["ack p50 ms", "ack p99 ms", "viewers' CPU (cores)", "cores busy"]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---:|" * len(columns)]
+    kept: dict[int, list[float]] = {}
+    for i, r in enumerate(results):
+        ingest, cpu = r["ingest_events_per_s"], r["server_cpu_us_per_event"]
+        base, base_cpu = (
+            neighbours(results, i, "ingest_events_per_s"),
+            neighbours(results, i, "server_cpu_us_per_event"),
+        )
+        ratio = f"{ingest / base:.0%}" if base and r["viewers"] else ""
+        cpu_ratio = f"{cpu / base_cpu:.0%}" if base_cpu and cpu and r["viewers"] else ""
+        if base and r["viewers"]:
+            kept.setdefault(r["viewers"], []).append(ingest / base)
+        lines.append(
+            f"| {r['viewers']} | {ingest:,} | {ratio} | {r['delivered_events_per_s']:,} |"
+            f" {cpu} | {cpu_ratio} | {r.get('fanout_share', 0):.1%} |"
+            f" {r['ack_p50_ms']} | {r['ack_p99_ms']} | {r['viewers_cpu_share']} |"
+            f" {' / '.join(f'{b:.0%}' for b in r['cores_busy'])} |"
+        )
+    for n, ratios in sorted(kept.items()):
+        ratios.sort()
+        median = (
+            ratios[len(ratios) // 2]
+            if len(ratios) % 2
+            else sum(ratios[len(ratios) // 2 - 1 : len(ratios) // 2 + 1]) / 2
+        )
+        lines.append(
+            f"\n{n} viewers kept {median:.0%} of ingest (median of {len(ratios)} runs,"
+            f" range {ratios[0]:.0%} to {ratios[-1]:.0%})"
+        )
+    for r in results:
+        if "kept_while_live" in r:
+            lines.append(
+                f"\n{r['viewers']} viewers, alternating {r['alternate_s']} s slices: ingest"
+                f" {r['live_events_per_s']:,} events/s with fan-out live,"
+                f" {r['paused_events_per_s']:,} paused: kept {r['kept_while_live']:.0%}"
+            )
+    return "\n".join(lines)
 
 
 def main() -> int:
@@ -447,6 +633,14 @@ def main() -> int:
         action="store_false",
         help="do not pin the server to the last CPU and the clients to the others",
     )
+    parser.add_argument(
+        "--alternate",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="with viewers, first a phase as long as the window, in slices of SECONDS with the"
+        " watched session sending in every other one: ingest in live against paused slices",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     server_args = argparse.Namespace(
@@ -462,28 +656,12 @@ def main() -> int:
     if args.json:
         print(json.dumps(results))
         return 0
-    base = results[0]["ingest_events_per_s"]
-    assert isinstance(base, int)
     print(
         f"C={args.connections} W={args.window} B={args.batch}, viewers of one session,"
         f" codec {args.codec}, {args.duration} s each, {args.generator} generator,"
         f" {args.viewer_client} viewers"
     )
-    base_cpu = results[0]["server_cpu_us_per_event"]
-    assert isinstance(base_cpu, float)
-    columns = ["viewers", "ingest events/s", "vs no viewers", "delivered events/s"]
-    columns += ["server CPU µs/event", "vs no viewers", "ack p50 ms", "ack p99 ms"]
-    columns += ["viewers' CPU (cores)"]
-    print("| " + " | ".join(columns) + " |")
-    print("|" + "---:|" * len(columns))
-    for r in results:
-        ingest, cpu = r["ingest_events_per_s"], r["server_cpu_us_per_event"]
-        assert isinstance(ingest, int) and isinstance(cpu, float)
-        print(
-            f"| {r['viewers']} | {ingest:,} | {ingest / base:.0%} |"
-            f" {r['delivered_events_per_s']:,} | {cpu} | {cpu / base_cpu:.0%} |"
-            f" {r['ack_p50_ms']} | {r['ack_p99_ms']} | {r['viewers_cpu_share']} |"
-        )
+    print(markdown(results))
     return 0
 
 

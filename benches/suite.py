@@ -118,6 +118,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--loads", default="0.25,0.5,0.75", help="latency: fractions of max")
     p.add_argument("--viewers", default="0,10,100", help="fanout: viewer counts")
     p.add_argument("--viewer-codec", default="zstd", choices=["none", "deflate", "zstd"])
+    p.add_argument(
+        "--fanout-alternate",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="fanout: also compare ingest in slices with the watched session sending and"
+        " paused, alternating every SECONDS (0: off; see benches/fanout.py)",
+    )
     p.add_argument("--idle-connections", type=int, default=1000, help="connections: K")
     p.add_argument(
         "--generator",
@@ -252,6 +260,7 @@ class Suite:
             ws_backend=ws,
             pin=not a.no_pin,
             codec=a.viewer_codec,
+            alternate=a.fanout_alternate,
             workers=workers,
             redis_url=a.redis_url if redis else "",
             generator=a.generator,
