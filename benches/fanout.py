@@ -549,14 +549,24 @@ def neighbours(results: list[dict[str, Any]], i: int, key: str) -> float | None:
     return sum(near) / len(near) if near else None
 
 
+def _median(values: list[float]) -> float:
+    values = sorted(values)
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+
+
 def markdown(results: list[dict[str, Any]]) -> str:
     """The runs as a Markdown table, each compared with its neighbouring
-    no-viewer runs, and per viewer count the median of those ratios."""
+    no-viewer runs; then per viewer count the ingest kept, from the
+    alternating slices when the runs have them (one machine speed), else
+    the median of the ratios to neighbouring runs."""
     columns = ["viewers", "ingest events/s", "vs no viewers", "delivered events/s"]
     columns += ["server CPU µs/event", "vs no viewers", "fan-out share of loop"]
-    columns += ["ack p50 ms", "ack p99 ms", "viewers' CPU (cores)", "cores busy"]
+    columns += ["kept, live vs paused", "ack p50 ms", "ack p99 ms", "viewers' CPU (cores)"]
+    columns += ["cores busy", "stolen"]
     lines = ["| " + " | ".join(columns) + " |", "|" + "---:|" * len(columns)]
     kept: dict[int, list[float]] = {}
+    alternated: dict[int, list[float]] = {}
     for i, r in enumerate(results):
         ingest, cpu = r["ingest_events_per_s"], r["server_cpu_us_per_event"]
         base, base_cpu = (
@@ -567,30 +577,27 @@ def markdown(results: list[dict[str, Any]]) -> str:
         cpu_ratio = f"{cpu / base_cpu:.0%}" if base_cpu and cpu and r["viewers"] else ""
         if base and r["viewers"]:
             kept.setdefault(r["viewers"], []).append(ingest / base)
+        live = ""
+        if "kept_while_live" in r:
+            alternated.setdefault(r["viewers"], []).append(r["kept_while_live"])
+            live = f"{r['kept_while_live']:.0%}"
         lines.append(
             f"| {r['viewers']} | {ingest:,} | {ratio} | {r['delivered_events_per_s']:,} |"
-            f" {cpu} | {cpu_ratio} | {r.get('fanout_share', 0):.1%} |"
+            f" {cpu} | {cpu_ratio} | {r.get('fanout_share', 0):.1%} | {live} |"
             f" {r['ack_p50_ms']} | {r['ack_p99_ms']} | {r['viewers_cpu_share']} |"
             f" {' / '.join(f'{b:.0%}' for b in r['cores_busy'])} |"
+            f" {' / '.join(f'{b:.0%}' for b in r.get('cores_steal', []))} |"
         )
-    for n, ratios in sorted(kept.items()):
-        ratios.sort()
-        median = (
-            ratios[len(ratios) // 2]
-            if len(ratios) % 2
-            else sum(ratios[len(ratios) // 2 - 1 : len(ratios) // 2 + 1]) / 2
-        )
+    lines.append("")
+    for n in sorted(kept.keys() | alternated.keys()):
+        if n in alternated:
+            ratios, how = alternated[n], "runs, slices with fan-out live against paused"
+        else:
+            ratios, how = kept[n], "runs, each against its no-viewer neighbours"
         lines.append(
-            f"\n{n} viewers kept {median:.0%} of ingest (median of {len(ratios)} runs,"
-            f" range {ratios[0]:.0%} to {ratios[-1]:.0%})"
+            f"- {n} viewers: ingest kept {_median(ratios):.0%} (median of {len(ratios)}"
+            f" {how}; {min(ratios):.0%} to {max(ratios):.0%})"
         )
-    for r in results:
-        if "kept_while_live" in r:
-            lines.append(
-                f"\n{r['viewers']} viewers, alternating {r['alternate_s']} s slices: ingest"
-                f" {r['live_events_per_s']:,} events/s with fan-out live,"
-                f" {r['paused_events_per_s']:,} paused: kept {r['kept_while_live']:.0%}"
-            )
     return "\n".join(lines)
 
 
