@@ -93,8 +93,10 @@ def test_a_failed_run_raises_with_the_binarys_message(binary: Path) -> None:
 
 
 VIEWERS = 5
-BATCHES = 40
-PING = {"ws_ping_interval": 0.1, "ws_ping_timeout": 0.2}
+BATCHES = 80  # with the pauses, at least 1.2 s: twice the heartbeat's limit
+# Half a second to answer a ping: room for a loaded machine to schedule the
+# viewers' process (0.2 s was missed when both cores were busy).
+PING = {"ws_ping_interval": 0.1, "ws_ping_timeout": 0.5}
 
 
 async def _lines(stream: trio.abc.ReceiveStream) -> AsyncIterator[str]:
@@ -139,7 +141,7 @@ async def test_rust_viewers_join_and_count_every_event_sent(
     binary: Path, start_server: Callable[..., Any], codec: str
 ) -> None:
     # A viewer sends nothing once joined: the server's heartbeat pings it,
-    # and drops it within 0.4 s unless it answers with pongs.
+    # and drops it within 0.6 s unless it answers with pongs.
     server: Server = await start_server(database_url="memory://", **PING)
     sid = f"watched-{codec}"
     # Started before the session exists: each viewer is refused with an
