@@ -42,7 +42,7 @@ from . import __version__, _core
 from .auth import Auth
 from .auth.gate import DEV_PRINCIPAL
 from .cluster import Cluster
-from .config import Config
+from .config import Config, ConfigError
 from .http import handle_connection
 from .http.listener import ConnectionGate, ensure_fd_limit
 from .http.routes import Request
@@ -50,7 +50,7 @@ from .observability.logfiles import dropped_records
 from .observability.logging import shutdown_logging
 from .observability.metrics import Metrics
 from .observability.sampling import LogSampler
-from .protocol import serve_tracker, serve_viewer
+from .protocol import dictionary, serve_tracker, serve_viewer
 from .protocol.fanout import Fanout
 from .sessions import Hub
 from .storage import Spool, Storage, StorageError, StorageWriter, iso_utc, open_storage
@@ -71,6 +71,10 @@ class Server:
     def __init__(self, config: Config, *, storage: Storage | None = None) -> None:
         self.config = config
         self.auth = Auth(config)  # tenants and credentials (replaywire.auth)
+        try:  # codec=zstd-dict's dictionary, read once (protocol/dictionary.py)
+            self.dictionary = dictionary.load(config.viewer_dictionary)
+        except dictionary.DictionaryError as exc:
+            raise ConfigError("viewer_dictionary", f"VIEWER_DICTIONARY={exc}") from None
         self.metrics = Metrics()
         self.storage = storage or open_storage(
             config.database_url,

@@ -152,6 +152,26 @@ def build_parser() -> argparse.ArgumentParser:
         "--keypair", action="store_true", help="a fresh Ed25519 private and public key (PEM)"
     )
     token.set_defaults(handler=_token)
+    train = commands.add_parser(
+        "train-dictionary",
+        help="train the zstd dictionary of codec=zstd-dict viewers on stored sessions",
+        description="Read the newest stored sessions (DATABASE_URL, from the same settings"
+        " as serve), cut their events into viewer-sized deltas, train a zstd dictionary on"
+        " them and write it to --out; then give it to the server as VIEWER_DICTIONARY."
+        " Every fifth session is held out and the ratio with and without the dictionary"
+        " on its deltas is printed. The dictionary holds fragments of what it was trained"
+        " on, and every reader of the server may fetch it: train it on one tenant's"
+        " sessions (--tenant) that every reader may see.",
+    )
+    add_knob_flags(train)
+    train.add_argument("--out", type=Path, required=True, help="the dictionary file to write")
+    train.add_argument("--sessions", type=int, default=200, help="newest N sessions (200)")
+    train.add_argument("--tenant", help="only this tenant's sessions")
+    train.add_argument("--size", type=int, default=16 * 1024, help="bytes at most (16384)")
+    train.add_argument(
+        "--events-per-session", type=int, default=2000, help="events read per session (2000)"
+    )
+    train.set_defaults(handler=_train_dictionary)
     commands.add_parser(
         "bench",
         help="run the benchmark suite (python -m benches) from a source checkout",
@@ -239,6 +259,39 @@ def _token(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_dictionary(config: Config, args: argparse.Namespace) -> int:
+    from replaywire.auth.tenants import SEPARATOR
+    from replaywire.protocol import dictionary
+    from replaywire.storage import open_storage
+
+    storage = open_storage(config.database_url, pool_size=1)
+    storage.open()
+    try:
+        training = dictionary.train_from_storage(
+            storage,
+            size=args.size,
+            sessions=args.sessions,
+            prefix=f"{args.tenant}{SEPARATOR}" if args.tenant else "",
+            events_per_session=args.events_per_session,
+            level=config.viewer_zstd_level,
+        )
+    except ValueError as exc:
+        sys.stderr.write(f"replaywire train-dictionary: {exc}\n")
+        return 1
+    finally:
+        storage.close()
+    args.out.write_bytes(training.dictionary.data)
+    t = training
+    sys.stdout.write(
+        f"wrote {args.out}: dictionary id {t.dictionary.id}, {len(t.dictionary.data):,} bytes,"
+        f" trained on {t.samples:,} deltas ({t.sample_bytes:,} bytes) of {t.sessions} sessions\n"
+        f"held-out deltas ({t.held_out_deltas:,}): zstd {t.ratio_plain:.2f}x,"
+        f" with the dictionary {t.ratio_dictionary:.2f}x\n"
+        f"serve it with VIEWER_DICTIONARY={args.out}\n"
+    )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``replaywire`` console script; returns the exit code."""
     parser = build_parser()
@@ -258,6 +311,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _print_config(config, args.output_format)
         if args.command == "token":
             return _token(config, args)
+        if args.command == "train-dictionary":
+            return _train_dictionary(config, args)
         return handler(config)
     except ConfigError as exc:
         parser.error(f"invalid configuration: {exc}")

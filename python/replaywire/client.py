@@ -3,7 +3,8 @@
 It shows, in plain Python, everything a client needs to follow a live
 session: text frames are JSON messages; binary frames carry a run of events
 compressed with the codec the viewer asked for (``?codec=zstd|deflate|none``
-on the WebSocket URL). The layout is in docs/protocol.md ("Binary event
+on the WebSocket URL, or ``zstd-dict``: zstd with the server's dictionary,
+whose bytes :class:`ViewerStream` is given). The layout is in docs/protocol.md ("Binary event
 frames"). It uses the standard library's ``zlib`` for deflate and the
 ``zstandard`` package for zstd (``pip install zstandard``), not replaywire's
 own Rust core, so it doubles as a check that the format is standard.
@@ -41,7 +42,7 @@ BINARY_HEADER = struct.Struct(">BBBBIQIQH")
 # Version 1 (servers before serverTime): the same without serverTime.
 BINARY_HEADER_V1 = struct.Struct(">BBBBIQIH")
 KINDS = {1: "snapshot", 2: "delta", 3: "session_events"}
-CODECS = {0: "none", 1: "deflate", 2: "zstd"}
+CODECS = {0: "none", 1: "deflate", 2: "zstd", 3: "zstd-dict"}
 FLAG_RESYNC = 0x01
 
 
@@ -72,10 +73,14 @@ class GapError(Exception):
     """A message did not start where the previous one ended."""
 
 
-def decode_message(frame: bytes | str, *, max_size: int = 256 * 1024 * 1024) -> Any:
+def decode_message(
+    frame: bytes | str, *, max_size: int = 256 * 1024 * 1024, dictionary: bytes | None = None
+) -> Any:
     """A received frame as an :class:`EventsMessage` (binary frames, and text
     frames of type snapshot/delta/session_events) or, for every other text
-    message, the parsed JSON object. ``max_size`` bounds decompression."""
+    message, the parsed JSON object. ``max_size`` bounds decompression.
+    ``dictionary``: for ``codec=zstd-dict``, the bytes of
+    ``GET /dictionaries/{dictionaryId}`` (the id ``viewer_joined`` names)."""
     if isinstance(frame, str):
         message = json.loads(frame)
         if message.get("type") in ("snapshot", "delta", "session_events"):
@@ -118,7 +123,15 @@ def decode_message(frame: bytes | str, *, max_size: int = 256 * 1024 * 1024) -> 
     else:
         import zstandard  # optional: only viewers that ask for zstd need it
 
-        events_json = zstandard.ZstdDecompressor().decompress(payload, max_output_size=max_size)
+        if name == "zstd-dict":
+            if dictionary is None:
+                raise ValueError("a zstd-dict frame needs the dictionary (GET /dictionaries/ID)")
+            decompressor = zstandard.ZstdDecompressor(
+                dict_data=zstandard.ZstdCompressionDict(dictionary)
+            )
+        else:
+            decompressor = zstandard.ZstdDecompressor()
+        events_json = decompressor.decompress(payload, max_output_size=max_size)
     if len(events_json) != raw_length:
         raise ValueError(f"decompressed {len(events_json)} bytes, header says {raw_length}")
     return EventsMessage(
@@ -141,14 +154,15 @@ def split_events(events_json: bytes) -> list[bytes]:
 class ViewerStream:
     """Follows one session's messages and yields its events in order."""
 
-    def __init__(self) -> None:
+    def __init__(self, dictionary: bytes | None = None) -> None:
         self.next_index: int | None = None
         self.ended = False
         self.resyncs = 0
+        self.dictionary = dictionary  # codec=zstd-dict: GET /dictionaries/{dictionaryId}
 
     def feed(self, frame: bytes | str) -> list[Any]:
         """The events a frame carries (parsed), after checking continuity."""
-        message = decode_message(frame)
+        message = decode_message(frame, dictionary=self.dictionary)
         if not isinstance(message, EventsMessage):
             if message.get("type") == "session_ended":
                 self.ended = True

@@ -28,6 +28,7 @@ KiB = 1024
 MiB = 1024 * KiB
 ACK_MODES = ("auto", "durable", "received")
 CODECS = ("none", "deflate", "zstd")
+VIEWER_CODECS = (*CODECS, "zstd-dict")  # zstd-dict: with VIEWER_DICTIONARY
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("auto", "json", "console")
 WS_BACKENDS = ("rust", "wsproto")
@@ -202,7 +203,14 @@ class Config:
     viewer_backlog_bytes: int = _knob(
         8 * MiB, "Delta bytes queued for one viewer before it is resynchronised", lo=1
     )
-    viewer_zstd_level: int = _knob(3, "zstd level of viewer deltas (codec=zstd)", lo=1, hi=22)
+    viewer_zstd_level: int = _knob(
+        3, "zstd level of viewer deltas (codec=zstd and codec=zstd-dict)", lo=1, hi=22
+    )
+    viewer_dictionary: str = _knob(
+        "",
+        "zstd dictionary file for codec=zstd-dict viewers (replaywire train-dictionary makes"
+        " one from stored sessions); empty: codec=zstd-dict is refused",
+    )
     viewer_deflate_level: int = _knob(
         6, "deflate level of viewer deltas (codec=deflate)", lo=0, hi=9
     )

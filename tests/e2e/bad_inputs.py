@@ -500,6 +500,20 @@ CASES: list[BadInput] = [
         requests("/ws", 400),
     ),
     http_case(
+        "upgrade-codec",
+        upgrade_request("/ws?type=viewer&codec=brotli"),
+        400,
+        "bad_request",
+        requests("/ws", 400),
+    ),
+    http_case(
+        "upgrade-codec-no-dictionary",
+        upgrade_request("/ws?type=viewer&codec=zstd-dict"),
+        400,
+        "bad_request",
+        requests("/ws", 400),
+    ),
+    http_case(
         "upgrade-missing",
         b"GET /ws?type=tracker HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
         426,

@@ -257,6 +257,19 @@ async def get_events(server: Server, request: Request, params: dict[str, str]) -
     return Response(200, body, headers=headers)
 
 
+@route("GET", "/dictionaries/{dictionary_id}", READ)
+async def get_dictionary(server: Server, request: Request, params: dict[str, str]) -> Response:
+    """The zstd dictionary of ``codec=zstd-dict`` frames, by the id that
+    ``viewer_joined`` and every frame name. It never changes under its id,
+    so it may be cached for good; read access, as it holds fragments of the
+    sessions it was trained on."""
+    used = server.dictionary
+    if used is None or params["dictionary_id"] != str(used.id):
+        raise HttpError(404, "unknown_dictionary", f"no dictionary {params['dictionary_id']!r}")
+    headers = [(b"cache-control", b"private, max-age=31536000, immutable")]
+    return Response(200, used.data, b"application/octet-stream", headers)
+
+
 _OPENAPI: bytes | None = None
 
 

@@ -26,7 +26,7 @@ import trio
 
 from .. import _core
 from ..auth import origins
-from ..config import CODECS
+from ..config import VIEWER_CODECS
 from ..errors import HttpError
 from ..storage import StorageError
 from ..ws import WebSocket, check_upgrade
@@ -209,8 +209,10 @@ async def _upgrade(
     if kind not in ("tracker", "viewer"):
         raise HttpError(400, "bad_request", "query parameter type must be 'tracker' or 'viewer'")
     codec = request.query.get("codec", "none")
-    if codec not in CODECS:
-        raise HttpError(400, "bad_request", f"query parameter codec must be one of {CODECS}")
+    if codec not in VIEWER_CODECS:
+        raise HttpError(400, "bad_request", f"query parameter codec must be one of {VIEWER_CODECS}")
+    if codec == "zstd-dict" and not server.config.viewer_dictionary:
+        raise HttpError(400, "bad_request", "codec=zstd-dict: this server has no VIEWER_DICTIONARY")
     if server.draining:
         raise HttpError(503, "draining", "server is shutting down")
     # 401/403 before the upgrade (replaywire.auth.gate).

@@ -40,7 +40,7 @@ from ..config import Config
 from ..redis import wire
 from ..sessions import LiveSession
 from ..ws import WebSocket
-from . import frames
+from . import dictionary, frames
 
 if TYPE_CHECKING:
     from ..app import Server
@@ -155,7 +155,8 @@ class Feed:
 
 class Encoder:
     """Encodes runs of events for one codec: text frames for ``none``,
-    binary frames with the compressed JSON array otherwise. Keeps one
+    binary frames with the compressed JSON array otherwise (``zstd-dict``:
+    zstd with ``VIEWER_DICTIONARY``). Keeps one
     compressor (and so its context) per codec; not shared across threads.
     Every message is stamped with ``clock()`` (epoch seconds) as it is
     built: its ``serverTime``."""
@@ -163,6 +164,8 @@ class Encoder:
     def __init__(self, config: Config, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
         self._levels = {"zstd": config.viewer_zstd_level, "deflate": config.viewer_deflate_level}
+        self._levels[dictionary.CODEC] = config.viewer_zstd_level
+        self._dictionary = dictionary.load(config.viewer_dictionary)
         self._compressors: dict[str, _core.Compressor] = {}
 
     async def frame(
@@ -228,7 +231,12 @@ class Encoder:
     def _compressor(self, codec: str) -> _core.Compressor:
         compressor = self._compressors.get(codec)
         if compressor is None:
-            compressor = self._compressors[codec] = _core.Compressor(codec, self._levels[codec])
+            if codec == dictionary.CODEC:  # refused at the upgrade without one
+                assert self._dictionary is not None
+                compressor = _core.Compressor("zstd", self._levels[codec], self._dictionary.data)
+            else:
+                compressor = _core.Compressor(codec, self._levels[codec])
+            self._compressors[codec] = compressor
         return compressor
 
 

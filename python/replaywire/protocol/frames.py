@@ -20,7 +20,7 @@ CODEC_NONE = b'"none"'
 # frame's codec. Version 2 added serverTime (epoch ms) before the id length.
 BINARY_VERSION = 2
 BINARY_KINDS = {b"snapshot": 1, b"delta": 2, b"session_events": 3}
-BINARY_CODECS = {"none": 0, "deflate": 1, "zstd": 2}
+BINARY_CODECS = {"none": 0, "deflate": 1, "zstd": 2, "zstd-dict": 3}
 # version kind codec flags count first raw server_time idlen
 BINARY_HEADER = struct.Struct(">BBBBIQIQH")
 FLAG_RESYNC = 0x01

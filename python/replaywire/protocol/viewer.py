@@ -26,7 +26,7 @@ from ..errors import ProtocolError
 from ..sessions import LiveSession
 from ..ws import ConnectionClosed, WebSocket
 from ..ws.messages import TOO_LARGE, DataMessage
-from . import frames
+from . import dictionary, frames
 from .fanout import Broadcaster, Encoder, feed_key
 
 if TYPE_CHECKING:
@@ -205,6 +205,7 @@ class _Viewer:
                 "nextIndex": position,
                 "clockSkewMs": None if skew is None else round(skew),
             }
+            self._name_dictionary(joined)
             if not await _send(self.ws, frames.message("viewer_joined", joined)):
                 return
             if not await self.snapshot(broadcaster, start, position, resync=False):
@@ -231,6 +232,13 @@ class _Viewer:
         finally:
             unsubscribe()
 
+    def _name_dictionary(self, joined: dict[str, object]) -> None:
+        """``dictionaryId`` for a ``codec=zstd-dict`` viewer: the bytes are
+        at ``GET /dictionaries/{id}``."""
+        if self.codec == dictionary.CODEC:
+            assert self.server.dictionary is not None  # refused at the upgrade without one
+            joined["dictionaryId"] = self.server.dictionary.id
+
     async def snapshot(
         self, broadcaster: Broadcaster | RemoteSession, start: int, end: int, *, resync: bool
     ) -> bool:
@@ -255,6 +263,7 @@ class _Viewer:
         """A session that is no longer live: everything from ``index`` on,
         read from history at this viewer's pace, then ``session_ended``."""
         joined = {"sessionId": self.client_id, "fromIndex": index, "nextIndex": None}
+        self._name_dictionary(joined)
         if not await _send(self.ws, frames.message("viewer_joined", joined)):
             return
         kind = b"snapshot"
