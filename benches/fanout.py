@@ -136,7 +136,7 @@ def viewers_process(port: int, session_id: str, n: int, codec: str) -> None:
                     continue
                 if not msg.is_text:
                     delivered += HEADER.unpack_from(msg.data)[4]
-                elif msg.data.startswith(b'{"type":"delta"'):
+                elif msg.data.startswith((b'{"type":"delta"', b'{"type":"snapshot"')):
                     delivered += json.loads(msg.data)["data"]["count"]
                 elif msg.data.startswith(b'{"type":"viewer_joined"'):
                     joined += 1

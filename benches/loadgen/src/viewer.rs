@@ -5,8 +5,8 @@
 //! Payloads are skipped as they arrive, never buffered whole: of a binary
 //! event frame only the first 8 bytes are kept (the event count, bytes 4..8
 //! of the header `>BBBBIQIQH`, docs/protocol.md "Codecs"), of a text
-//! message only its first bytes, until its type and, for a `delta`, its
-//! `count` are known. Control frames (at most 125 bytes) are kept whole.
+//! message only its first bytes, until its type and, for a `snapshot` or
+//! `delta`, its `count` are known. Control frames (at most 125 bytes) are kept whole.
 //! Fragmented messages are handled (the server does not send them), with
 //! control frames between the fragments.
 
@@ -31,6 +31,7 @@ const TEXT_PREFIX: usize = 2048;
 const TEXT_STEP: usize = 128;
 
 const DELTA: &[u8] = br#"{"type":"delta""#;
+const SNAPSHOT: &[u8] = br#"{"type":"snapshot""#;
 const JOINED: &[u8] = br#"{"type":"viewer_joined""#;
 const ERROR: &[u8] = br#"{"type":"error""#;
 /// Inside a JSON string a quote is escaped, so this is the key `count` of
@@ -47,8 +48,7 @@ pub enum Event {
     /// An `error` answer (the session may not be started yet).
     Error,
     /// Events delivered by one message: a binary event frame's count, or a
-    /// text `delta`'s `data.count` (what `fanout.py` counts; text
-    /// snapshots are not counted there, so not here either).
+    /// text `snapshot`'s or `delta`'s `data.count` (as `fanout.py` counts).
     Delivered(u64),
     /// A ping, to be answered with a pong carrying this payload.
     Ping(Vec<u8>),
@@ -66,7 +66,7 @@ pub enum ReadError {
     Protocol(&'static str),
     /// A binary message shorter than the header's event count.
     ShortBinary(usize),
-    /// A `delta` whose `count` was not found in its first bytes.
+    /// A `snapshot` or `delta` whose `count` was not found in its first bytes.
     NoCount(String),
 }
 
@@ -77,7 +77,7 @@ impl fmt::Display for ReadError {
             ReadError::Frame(e) => write!(f, "bad frame: {e}"),
             ReadError::Protocol(what) => write!(f, "protocol error: {what}"),
             ReadError::ShortBinary(len) => write!(f, "binary message of only {len} bytes"),
-            ReadError::NoCount(prefix) => write!(f, "delta without a count: {prefix}"),
+            ReadError::NoCount(prefix) => write!(f, "events message without a count: {prefix}"),
         }
     }
 }
@@ -161,7 +161,7 @@ impl Message {
         if p.len() < JOINED.len() && !complete {
             return Ok(None); // too short to tell the types apart
         }
-        if p.starts_with(DELTA) {
+        if p.starts_with(DELTA) || p.starts_with(SNAPSHOT) {
             return match delta_count(p) {
                 Some(count) => Ok(Some(Verdict::Count(count))),
                 None if complete => Err(ReadError::NoCount(
@@ -384,8 +384,13 @@ Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\
 
     /// A text `delta` as `frames.events` builds it (`codec=none`).
     fn text_delta(sid_json: &str, count: u64, events: usize) -> Vec<u8> {
+        text_events("delta", sid_json, count, events)
+    }
+
+    /// A text `snapshot` or `delta` as `frames.events` builds it.
+    fn text_events(kind: &str, sid_json: &str, count: u64, events: usize) -> Vec<u8> {
         let message = format!(
-            r#"{{"type":"delta","data":{{"sessionId":{sid_json},"firstIndex":12,"count":{count},"codec":"none","serverTime":1700000000000,"events":[{}]}}}}"#,
+            r#"{{"type":"{kind}","data":{{"sessionId":{sid_json},"firstIndex":12,"count":{count},"codec":"none","serverTime":1700000000000,"events":[{}]}}}}"#,
             vec![r#"{"type":3,"data":{"source":1,"x":10}}"#; events].join(",")
         );
         server_frame(OP_TEXT, message.as_bytes())
@@ -417,7 +422,7 @@ Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\
         stream.extend(text_delta(r#""s""#, 3, 3));
         stream.extend(text_delta(r#""s""#, 1234, 400)); // 16-bit length
         stream.extend(server_frame(OP_PING, b"hb"));
-        stream.extend(text(r#"{"type":"snapshot","data":{"count":9}}"#)); // not counted
+        stream.extend(text_events("snapshot", r#""s""#, 9, 9));
         stream.extend(text(r#"{"type":"session_ended","data":{}}"#));
         stream.extend(server_frame(OP_PONG, b""));
         stream.extend(text("{}")); // shorter than any type it looks for
@@ -432,6 +437,7 @@ Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\
             Event::Delivered(3),
             Event::Delivered(1234),
             Event::Ping(b"hb".to_vec()),
+            Event::Delivered(9),
             Event::Close(1001u16.to_be_bytes().to_vec()),
         ];
         for step in [1, 2, 3, 7, 13, 100, 1000, 65536, stream.len()] {
