@@ -371,20 +371,39 @@ def serving(
                 conn.execute(f"DROP DATABASE IF EXISTS {pg_name} WITH (FORCE)")
 
 
+def running_storage(port: int) -> str:
+    """The storage backend a running server reports (``GET /health``): with
+    ``--port`` the server's settings are its own, not this script's."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as resp:
+            body = resp.read()
+    except urllib.error.HTTPError as exc:  # 503 still says which backend
+        body = exc.read()
+    return f"{json.loads(body)['storage']['backend']} (running server)"
+
+
 def run_once(args: argparse.Namespace) -> dict[str, object]:
-    """Start a server as ``args`` say (unless --port), load it, stop it."""
+    """Start a server as ``args`` say (unless --port), load it, stop it.
+    With ``--port``, the storage is the running server's own (asked for)
+    and its ack mode, backend and workers are not known here."""
     with serving(args, LOAD_ENV) as (port, _):
         figures = measure(port, args)
+        given = args.port != 0
+        database = running_storage(port) if given else args.database_url
+    unknown = "(running server)"
     return {
         "connections": args.connections,
         "window": args.window,
         "batch": args.batch,
         **figures,
-        "database": args.database_url,
-        "ack_mode": args.ack_mode,
-        "workers": getattr(args, "workers", 1),
-        "redis": bool(getattr(args, "redis_url", "")),
-        "ws_backend": getattr(args, "ws_backend", "rust"),
+        "database": database,
+        "ack_mode": unknown if given else args.ack_mode,
+        "workers": unknown if given else getattr(args, "workers", 1),
+        "redis": unknown if given else bool(getattr(args, "redis_url", "")),
+        "ws_backend": unknown if given else getattr(args, "ws_backend", "rust"),
     }
 
 
@@ -400,7 +419,7 @@ def main() -> int:
             f"{result['events_per_s']:,} events/s  {result['mb_per_s']} MB/s  "
             f"{result['acks_per_s']:,} acks/s  ack p50 {lat['p50']} ms  p99 {lat['p99']} ms  "
             f"(C={args.connections} W={args.window} B={args.batch}, {result['seconds']} s, "
-            f"{args.database_url}, ack {args.ack_mode}, {args.ws_backend},"
+            f"{result['database']}, ack {result['ack_mode']}, {result['ws_backend']},"
             f" {args.generator} generator)"
         )
     return 0
