@@ -1,6 +1,6 @@
-//! All three payload-length forms decode, at and around their boundaries,
-//! including non-minimal encodings; a 64-bit length with its top bit set is
-//! a protocol error.
+//! All three payload-length forms decode, at and around their boundaries; a
+//! length not in its shortest form, and a 64-bit length with its top bit
+//! set, are protocol errors (1002).
 
 mod ws_common;
 
@@ -41,22 +41,26 @@ fn boundary_lengths_in_shortest_form() {
 }
 
 #[test]
-fn non_minimal_length_forms_are_accepted() {
-    let payload = b"tiny";
-    for form in [7, 16, 64] {
-        let (events, err) = feed_all(cfg(), &frame_with_length_form(payload, form));
-        assert_eq!(err, None, "form {form}");
-        assert_eq!(events, [binary(payload)]);
+fn non_minimal_length_forms_are_protocol_errors() {
+    for (len, form) in [
+        (0usize, 16u8),
+        (5, 16),
+        (125, 16),
+        (0, 64),
+        (5, 64),
+        (300, 64),
+    ] {
+        let payload = vec![9u8; len];
+        let (events, err) = decode_every_way(cfg(), &frame_with_length_form(&payload, form));
+        assert_eq!(close_code(err), 1002, "{len} bytes in the {form}-bit form");
+        assert_eq!(events, [], "{len} bytes in the {form}-bit form");
     }
-    let payload = vec![9u8; 300];
-    let (events, err) = feed_all(cfg(), &frame_with_length_form(&payload, 64));
-    assert_eq!(err, None);
-    assert_eq!(events, [binary(&payload)]);
 }
 
 #[test]
 fn every_split_of_each_length_form_gives_the_same_result() {
-    for (len, form) in [(5usize, 7u8), (200, 16), (5, 64), (300, 64)] {
+    // (The 64-bit form starts at 64 KiB: boundary_lengths_in_shortest_form.)
+    for (len, form) in [(5usize, 7u8), (125, 7), (126, 16), (200, 16)] {
         let payload: Vec<u8> = (0..len).map(|i| i as u8).collect();
         let (events, err) = decode_every_way(cfg(), &frame_with_length_form(&payload, form));
         assert_eq!(err, None);

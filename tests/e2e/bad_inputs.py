@@ -528,6 +528,9 @@ CASES: list[BadInput] = [
     close_case("frame-control-too-long", 1002, client_frame(PING, b"x" * 126)),
     close_case("frame-close-code", 1002, client_frame(CLOSE, struct.pack(">H", 1004))),
     close_case("frame-close-body", 1002, client_frame(CLOSE, b"\x03")),
+    # '{}' with its length in the 16-bit form (RFC 6455 5.2: the shortest
+    # form MUST be used), zero mask.
+    close_case("frame-length-form", 1002, b"\x81\xfe\x00\x02\x00\x00\x00\x00{}"),
     # reserved bits and opcodes
     close_case("reserved-opcode-data", 1002, _core.encode_client_frame(3, b"", b"abcd")),
     close_case("reserved-opcode-control", 1002, _core.encode_client_frame(0xB, b"", b"abcd")),

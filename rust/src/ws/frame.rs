@@ -15,12 +15,13 @@
 //! +-------------------------------+-------------------------------+
 //! ```
 //!
-//! [`parse_header`] only enforces what makes a header unreadable (the most
-//! significant bit of a 64-bit length must be 0). The rules that depend on
-//! the connection (masking, reserved bits, opcodes, fragmentation, limits)
-//! belong to the decoder. Lengths need not use the shortest form: RFC 6455
-//! says they "MUST" be minimal, but rejecting a longer form protects nothing
-//! and tungstenite and wsproto accept them too.
+//! [`parse_header`] enforces what is wrong with a header whatever the
+//! connection: the most significant bit of a 64-bit length must be 0, and a
+//! length must use its shortest form (RFC 6455 §5.2: "the minimal number of
+//! bytes MUST be used"; wsproto, the other WebSocket codec the server runs
+//! on, refuses longer forms too, so both answer 1002 alike). The rules that
+//! depend on the connection (masking, reserved bits, opcodes,
+//! fragmentation, limits) belong to the decoder.
 //!
 //! The encoders write server frames (never masked, §5.1) and, for tests, fuzz
 //! seeds and load generators, masked client frames.
@@ -82,15 +83,23 @@ pub struct FrameHeader {
 /// Parses the frame header at the start of `buf`.
 ///
 /// Returns `Ok(None)` if `buf` does not hold the whole header yet, else the
-/// header and its length in bytes. The only error is a 64-bit length with
-/// its most significant bit set (1002).
+/// header and its length in bytes. Errors (1002): a 64-bit length with its
+/// most significant bit set, and a length not in its shortest form.
 pub fn parse_header(buf: &[u8]) -> Result<Option<(FrameHeader, usize)>> {
     let [b0, b1, rest @ ..] = buf else {
         return Ok(None);
     };
     let (payload_len, rest) = match b1 & 0x7F {
         126 => match rest {
-            [a, b, rest @ ..] => (u64::from(u16::from_be_bytes([*a, *b])), rest),
+            [a, b, rest @ ..] => {
+                let len = u16::from_be_bytes([*a, *b]);
+                if len < 126 {
+                    return Err(Error::protocol(
+                        "16-bit payload length below 126: not the shortest form",
+                    ));
+                }
+                (u64::from(len), rest)
+            }
             _ => return Ok(None),
         },
         127 => match rest.split_first_chunk::<8>() {
@@ -99,6 +108,11 @@ pub fn parse_header(buf: &[u8]) -> Result<Option<(FrameHeader, usize)>> {
                 if len >> 63 != 0 {
                     return Err(Error::protocol(
                         "64-bit payload length has its most significant bit set",
+                    ));
+                }
+                if len <= 0xFFFF {
+                    return Err(Error::protocol(
+                        "64-bit payload length below 65536: not the shortest form",
                     ));
                 }
                 (len, rest)
@@ -316,13 +330,32 @@ mod tests {
     }
 
     #[test]
-    fn non_minimal_lengths_are_accepted() {
-        let (h, n) = parse_header(&[0x82, 0x7E, 0x00, 0x05]).unwrap().unwrap();
-        assert_eq!((h.payload_len, n), (5, 4));
-        let (h, n) = parse_header(&[0x82, 0x7F, 0, 0, 0, 0, 0, 0, 0, 0])
+    fn non_minimal_lengths_are_protocol_errors() {
+        for header in [
+            &[0x82, 0x7E, 0x00, 0x05][..],
+            &[0x82, 0x7E, 0x00, 0x7D],
+            &[0x82, 0x7F, 0, 0, 0, 0, 0, 0, 0, 0],
+            &[0x82, 0x7F, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF],
+        ] {
+            let err = parse_header(header).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    Error::WebSocket {
+                        close_code: 1002,
+                        ..
+                    }
+                ),
+                "{header:?}"
+            );
+        }
+        // The smallest length of each form is accepted.
+        let (h, n) = parse_header(&[0x82, 0x7E, 0x00, 0x7E]).unwrap().unwrap();
+        assert_eq!((h.payload_len, n), (126, 4));
+        let (h, n) = parse_header(&[0x82, 0x7F, 0, 0, 0, 0, 0, 1, 0, 0])
             .unwrap()
             .unwrap();
-        assert_eq!((h.payload_len, n), (0, 10));
+        assert_eq!((h.payload_len, n), (65536, 10));
     }
 
     #[test]
