@@ -18,6 +18,9 @@ class Silent:
     def ping_now(self) -> None:
         self.pings += 1
 
+    def flush_now(self) -> None:
+        pass
+
 
 def test_the_sweep_drops_within_the_stated_bound() -> None:
     """Sweeping every ``step``: a silent peer is pinged once, and dropped

@@ -101,6 +101,7 @@ class WebSocket:
         sock = getattr(stream, "socket", None)
         self._fileno = sock.fileno() if sock is not None else -1  # for write_now
         self._tail = b""  # unwritten rest of a write_now
+        self._ping_due = False  # the heartbeat's ping, held back while a task sends
         self._close_sent = False
         self._closed: ConnectionClosed | None = None
         self._on_close = on_close
@@ -233,12 +234,28 @@ class WebSocket:
 
     def ping_now(self) -> None:
         """Heartbeat: write a ping without waiting. What the socket does not
-        take now stays queued (with any rest of a ``write_now``) and goes
-        before the next frame sent. No ping while another task is sending
-        (it would land mid-frame) or once a close frame is out."""
-        if self._close_sent or self._send_lock.locked():
+        take now stays queued (with any rest of a ``write_now``): it goes
+        before the next frame sent, or with :meth:`flush_now`. While another
+        task is sending, the ping would land mid-frame: that task writes it
+        once its frames are out. None once a close frame is out.
+
+        The ping is never dropped: the heartbeat starts its clock when it
+        asks for one, so a ping skipped would get a live peer that sends
+        nothing else (a viewer) dropped for not answering it."""
+        if self._close_sent:
+            return
+        if self._send_lock.locked():
+            self._ping_due = True
             return
         self._write_nowait(self._ping_frame())
+
+    def flush_now(self) -> None:
+        """Write what is still queued (a ping the socket had no room for) as
+        far as the socket takes it now. The heartbeat calls it while it
+        waits for a pong: a quiet connection has no next frame to carry a
+        queued ping out."""
+        if self._tail and not self._send_lock.locked():
+            self._write_nowait(b"")
 
     async def abort(self, code: int, reason: str) -> None:
         """Fail the connection (RFC 6455 section 7.1.7): a close frame with
@@ -265,6 +282,9 @@ class WebSocket:
             if self._close_sent:
                 raise self._closed or ConnectionClosed(1006, "close frame already sent", local=True)
             await self._write(frames)
+            if self._ping_due:  # asked for while this task was sending
+                self._ping_due = False
+                await self._write(self._ping_frame())
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Start the closing handshake: send a close frame (once). The

@@ -62,4 +62,6 @@ class Heartbeat:
                     ws.ping_now()
             elif now - pinged >= self.timeout:
                 dead.append(ws)
+            else:
+                ws.flush_now()  # a ping the socket had no room for
         return dead
