@@ -282,10 +282,16 @@ def _train_dictionary(config: Config, args: argparse.Namespace) -> int:
         storage.close()
     args.out.write_bytes(training.dictionary.data)
     t = training
+    trained_on = t.sessions - t.held_out_sessions
+    measured_on = (
+        f"{t.held_out_deltas:,} deltas of {t.held_out_sessions} held-out sessions"
+        if t.held_out_sessions
+        else f"the {t.held_out_deltas:,} training deltas (under 5 sessions: none held out)"
+    )
     sys.stdout.write(
         f"wrote {args.out}: dictionary id {t.dictionary.id}, {len(t.dictionary.data):,} bytes,"
-        f" trained on {t.samples:,} deltas ({t.sample_bytes:,} bytes) of {t.sessions} sessions\n"
-        f"held-out deltas ({t.held_out_deltas:,}): zstd {t.ratio_plain:.2f}x,"
+        f" trained on {t.samples:,} deltas ({t.sample_bytes:,} bytes) of {trained_on} sessions\n"
+        f"on {measured_on}: zstd {t.ratio_plain:.2f}x,"
         f" with the dictionary {t.ratio_dictionary:.2f}x\n"
         f"serve it with VIEWER_DICTIONARY={args.out}\n"
     )

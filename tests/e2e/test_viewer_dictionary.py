@@ -176,6 +176,7 @@ def test_train_dictionary_from_stored_sessions(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     trained = dictionary.parse(out.read_bytes())
     assert f"dictionary id {trained.id}" in done.stdout
-    assert "of 20 sessions" in done.stdout
+    assert "of 16 sessions" in done.stdout  # every fifth is held out to measure it
+    assert "deltas of 4 held-out sessions" in done.stdout
     # It is a dictionary the server starts with.
     assert Server(make_config(tmp_path, viewer_dictionary=str(out))).dictionary == trained
