@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 from conftest import make_config
 from replaywire.client import decode_message
 from replaywire.protocol import dictionary
-from replaywire.protocol.fanout import Encoder
+from replaywire.protocol.fanout import RELAY, Encoder
+from replaywire.redis import wire
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "data"))
 import make_corpus
@@ -105,3 +106,34 @@ def test_a_zstd_dict_frame_without_the_dictionary_is_a_clear_error(
     )
     with pytest.raises(ValueError, match="needs the dictionary"):
         decode_message(unwrap(frame))
+
+
+def test_a_tick_for_zstd_viewers_and_the_relay_is_compressed_once(tmp_path: Path) -> None:
+    """An instance with local ``codec=zstd`` viewers and subscribers on other
+    instances compresses a tick once: the relay carries the very bytes its
+    zstd viewers get. Outside a tick's build nothing is kept."""
+    encoder = Encoder(make_config(tmp_path))
+    real = encoder._compressor("zstd")
+    calls: list[int] = []
+
+    class Counting:
+        def compress(self, data: bytes) -> bytes:
+            calls.append(len(data))
+            return real.compress(data)
+
+    encoder._compressors["zstd"] = Counting()  # type: ignore[assignment]
+    events_json = make_corpus.join(EVENTS[:50])  # above the relay's COMPRESS_MIN
+
+    async def tick() -> tuple[bytes, bytes]:
+        with encoder.sharing_zstd():
+            zstd = await encoder.frame("zstd", b"delta", b'"s"', 0, 50, events_json)
+            relay = await encoder.frame(RELAY, b"delta", b'"s"', 0, 50, events_json)
+        return zstd, relay
+
+    zstd, relay = trio.run(tick)
+    assert len(calls) == 1
+    relayed = wire.decode(wire.message(wire.DELTA, 0, 50, None, relay))
+    assert relayed.codec == wire.CODEC_ZSTD
+    assert unwrap(zstd).endswith(relayed.data)  # type: ignore[arg-type]
+    trio.run(lambda: encoder.frame("zstd", b"delta", b'"s"', 0, 50, events_json))
+    assert len(calls) == 2

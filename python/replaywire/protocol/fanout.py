@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING
@@ -167,6 +168,10 @@ class Encoder:
         self._levels[dictionary.CODEC] = config.viewer_zstd_level
         self._dictionary = dictionary.load(config.viewer_dictionary)
         self._compressors: dict[str, _core.Compressor] = {}
+        # Inside sharing_zstd(): the events zstd-compressed last, and their
+        # compression, which the relay and local zstd viewers share.
+        self._sharing = False
+        self._last_zstd: tuple[bytes, bytes] | None = None
 
     async def frame(
         self,
@@ -206,16 +211,16 @@ class Encoder:
                 return await trio.to_thread.run_sync(deflated)
             return deflated()
         if codec == RELAY:  # for other instances' viewers (redis/wire.py)
-            relayed = partial(wire.delta_payload, self._compressor("zstd").compress, events_json)
+            relayed = partial(wire.delta_payload, self._zstd_once, events_json)
             if len(events_json) >= THREAD_COMPRESS_BYTES:
                 return await trio.to_thread.run_sync(relayed)
             return relayed()
-        compressor = self._compressor(codec)
+        compress = self._zstd_once if codec == "zstd" else self._compressor(codec).compress
         if len(events_json) >= THREAD_COMPRESS_BYTES:
             # Do not hold the loop: the compressor is used by this task only.
-            compressed = await trio.to_thread.run_sync(compressor.compress, events_json)
+            compressed = await trio.to_thread.run_sync(compress, events_json)
         else:
-            compressed = compressor.compress(events_json)
+            compressed = compress(events_json)
         return frames.events_binary(
             kind,
             session_id_json,
@@ -227,6 +232,26 @@ class Encoder:
             server_time_ms=server_time_ms,
             resync=resync,
         )
+
+    @contextmanager
+    def sharing_zstd(self) -> Iterator[None]:
+        """While building one tick for several codecs: the same events are
+        zstd-compressed once for local ``codec=zstd`` viewers and the relay
+        to other instances (``RELAY``). Nothing is kept afterwards."""
+        self._sharing = True
+        try:
+            yield
+        finally:
+            self._sharing, self._last_zstd = False, None
+
+    def _zstd_once(self, events_json: bytes) -> bytes:
+        last = self._last_zstd
+        if last is not None and last[0] is events_json:
+            return last[1]
+        compressed = self._compressor("zstd").compress(events_json)
+        if self._sharing:
+            self._last_zstd = (events_json, compressed)
+        return compressed
 
     def _compressor(self, codec: str) -> _core.Compressor:
         compressor = self._compressors.get(codec)
@@ -329,11 +354,12 @@ class Broadcaster:
             # Once per codec in use; feeds that join while we compress may
             # bring a codec not built yet, so loop until none is missing.
             built: dict[str, bytes] = {}
-            while missing := sorted({feed.codec for feed in self.feeds} - built.keys()):
-                for codec in missing:
-                    built[codec] = await self.encoder.frame(
-                        codec, b"delta", session.id_json, first, count, events
-                    )
+            with self.encoder.sharing_zstd():
+                while missing := sorted({feed.codec for feed in self.feeds} - built.keys()):
+                    for codec in missing:
+                        built[codec] = await self.encoder.frame(
+                            codec, b"delta", session.id_json, first, count, events
+                        )
             tick = Tick(first, count, built)
             self.position = first + count
             self._snapshots.clear()

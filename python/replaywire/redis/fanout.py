@@ -10,8 +10,9 @@ A (presence says where a session lives):
    delta starts) and adds a :class:`RelayFeed` to the session's local
    broadcaster. The relay is one more "codec" of that broadcaster: each
    tick's events are encoded for it **once** (zstd from 512 bytes on,
-   :mod:`.wire`) and published once, whatever the number of instances and
-   viewers behind it.
+   :mod:`.wire`; the same compression A's own ``codec=zstd`` viewers get,
+   see ``Encoder.sharing_zstd``) and published once, whatever the number
+   of instances and viewers behind it.
 3. B's :class:`RemoteSession` plays the local broadcaster's part for B's
    viewers: each viewer gets a snapshot up to the head's position (read
    from the shared database; what A has accepted but not yet committed is
