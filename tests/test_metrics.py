@@ -34,6 +34,7 @@ EXPECTED = {
     "replaywire_viewer_ticks": ("counter", ()),
     "replaywire_viewer_resyncs": ("counter", ()),
     "replaywire_viewer_fanout_seconds": ("counter", ()),
+    "replaywire_http_write_timeouts": ("counter", ()),
     "replaywire_storage_flushes": ("counter", ()),
     "replaywire_storage_flush_seconds": ("histogram", ()),
     "replaywire_storage_flush_chunks": ("histogram", ()),

@@ -227,6 +227,13 @@ class Config:
         " answer was sent (408, then close): slowloris clients are dropped after it",
         lo=0,
     )
+    http_write_timeout: float = _knob(
+        30.0,
+        "Seconds a REST client may take to read each 256 KiB of an answer; one that reads"
+        " slower (or not at all) has its connection closed, so it cannot hold a page of"
+        " events in memory for long",
+        lo=0.1,
+    )
     # connections
     max_connections: int = _knob(
         10_000,

@@ -184,7 +184,16 @@ async def _serve_request(
     if origin is not None and route != "OPTIONS" and server.auth.cors_allowed(origin):
         response.headers.extend(origins.cors_headers(origin))
     response.headers.extend(origins.security_headers(target.path, response.headers))
-    await _send(conn, stream, response)
+    try:
+        await _send(conn, stream, response, stall=server.config.http_write_timeout)
+    except trio.TooSlowError:
+        # The client stopped reading (or reads slower than the limit): it
+        # must not hold the answer -- a page of events -- for long.
+        server.metrics.http_write_timeouts_total.inc()
+        server.warn_client(
+            "http_write_timeout", timeout_s=server.config.http_write_timeout, route=route
+        )
+        return True
     return False
 
 
@@ -339,7 +348,19 @@ async def _read_body(conn: h11.Connection, stream: trio.SocketStream) -> bytes:
             raise HttpError(400, "bad_request", "incomplete request body")
 
 
-async def _send(conn: h11.Connection, stream: trio.SocketStream, response: Response) -> None:
+WRITE_SLICE = 256 * 1024  # each slice of an answer must go within HTTP_WRITE_TIMEOUT
+
+
+async def _send(
+    conn: h11.Connection,
+    stream: trio.SocketStream,
+    response: Response,
+    *,
+    stall: float | None = None,
+) -> None:
+    """Write ``response``. With ``stall``, each ``WRITE_SLICE`` bytes must
+    be taken by the client's socket within ``stall`` seconds, else
+    ``trio.TooSlowError`` (the caller closes the connection)."""
     headers = [
         (b"content-type", response.content_type),
         (b"content-length", str(response.length).encode()),
@@ -361,15 +382,29 @@ async def _send(conn: h11.Connection, stream: trio.SocketStream, response: Respo
             ),
         )
         if response.body:
-            await _send_event(conn, stream, h11.Data(data=response.body))
+            for piece in conn.send_with_data_passthrough(h11.Data(data=response.body)) or ():
+                await _send_all(stream, piece, stall)
         for part in response.parts:
             # Passed through as it is: h11 would join it into new bytes.
             data = h11.Data(data=part)  # type: ignore[arg-type]  # h11 passes views through
             for piece in conn.send_with_data_passthrough(data) or ():
-                await stream.send_all(piece)
+                await _send_all(stream, piece, stall)
         await _send_event(conn, stream, h11.EndOfMessage())
     except h11.LocalProtocolError:
         return
+
+
+async def _send_all(
+    stream: trio.SocketStream, data: bytes | memoryview, stall: float | None
+) -> None:
+    if stall is None or len(data) <= WRITE_SLICE:
+        with trio.fail_after(stall) if stall is not None else contextlib.nullcontext():
+            await stream.send_all(data)
+        return
+    view = memoryview(data)
+    for start in range(0, len(view), WRITE_SLICE):
+        with trio.fail_after(stall):
+            await stream.send_all(view[start : start + WRITE_SLICE])
 
 
 def _reason(status: int) -> bytes:

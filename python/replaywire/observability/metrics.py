@@ -138,6 +138,12 @@ class Metrics:
             'over LIMIT_CONCURRENT_PER_IP are in rate_limited_total{limit="concurrent"}.',
             registry=r,
         )
+        self.http_write_timeouts_total = Counter(
+            PREFIX + "http_write_timeouts_total",
+            "REST connections closed because the client read 256 KiB of an answer slower "
+            "than HTTP_WRITE_TIMEOUT (or stopped reading).",
+            registry=r,
+        )
         self.handshake_timeouts_total = Counter(
             PREFIX + "handshake_timeouts_total",
             "Connections closed (408) because their request was not complete within "
