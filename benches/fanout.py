@@ -213,11 +213,12 @@ async def paced_tracker(
             await trio.sleep_until(next_at)
 
 
-def cpu_busy() -> list[tuple[int, int]]:
-    """Per CPU, (busy, total) jiffies so far (Linux /proc/stat): the share
-    of each core in use over a window tells whether the clients' core, not
-    the server's, ran out. Time the hypervisor stole counts as busy; see
-    :func:`cpu_steal`."""
+def cpu_ticks() -> list[tuple[int, int, int]]:
+    """Per CPU, (busy, stolen, total) jiffies so far (Linux /proc/stat).
+    Busy shares over a window tell whether the clients' core, not the
+    server's, ran out; time the hypervisor stole (a VM's core ready to run
+    while the host ran something else, one cause of figures that drift
+    between runs) counts as busy and is also given on its own."""
     out = []
     with open("/proc/stat") as f:
         for line in f:
@@ -225,28 +226,17 @@ def cpu_busy() -> list[tuple[int, int]]:
             if name.startswith("cpu") and name != "cpu":
                 ticks = [int(v) for v in values]
                 idle = ticks[3] + ticks[4]  # idle + iowait
-                out.append((sum(ticks) - idle, sum(ticks)))
+                out.append((sum(ticks) - idle, ticks[7], sum(ticks)))
     return out
 
 
-def cpu_steal() -> list[tuple[int, int]]:
-    """Per CPU, (stolen, total) jiffies so far: time a VM's core was ready
-    to run but the host ran something else, one cause of figures that
-    drift between runs."""
-    out = []
-    with open("/proc/stat") as f:
-        for line in f:
-            name, *values = line.split()
-            if name.startswith("cpu") and name != "cpu":
-                ticks = [int(v) for v in values]
-                out.append((ticks[7], sum(ticks)))
-    return out
-
-
-def busy_shares(before: list[tuple[int, int]], after: list[tuple[int, int]]) -> list[float]:
+def busy_shares(
+    before: list[tuple[int, int, int]], after: list[tuple[int, int, int]], field: int
+) -> list[float]:
+    """Per CPU, the share of the window in ``field`` (0 busy, 1 stolen)."""
     return [
-        round((b1 - b0) / (t1 - t0), 3) if t1 > t0 else 0.0
-        for (b0, t0), (b1, t1) in zip(before, after, strict=True)
+        round((b1[field] - b0[field]) / (b1[2] - b0[2]), 3) if b1[2] > b0[2] else 0.0
+        for b0, b1 in zip(before, after, strict=True)
     ]
 
 
@@ -328,14 +318,15 @@ async def run(
         measured_from = time.perf_counter()
         fanout_from = (await trio.to_thread.run_sync(server_metrics, port)).get("fanout_seconds", 0)
         cpu_from = cpu_seconds(server_pid)
-        cores_from, steal_from = cpu_busy(), cpu_steal()
+        cores_from = cpu_ticks()
         viewers_cpu_from = cpu_seconds(proc.pid) if proc is not None else 0.0
         await trio.sleep(args.duration)
         load.window_open(False)
         elapsed = time.perf_counter() - measured_from
         server_cpu = cpu_seconds(server_pid) - cpu_from
-        cores_busy = busy_shares(cores_from, cpu_busy())
-        cores_steal = busy_shares(steal_from, cpu_steal())
+        cores_to = cpu_ticks()
+        cores_busy = busy_shares(cores_from, cores_to, 0)
+        cores_steal = busy_shares(cores_from, cores_to, 1)
         fanout_to = (await trio.to_thread.run_sync(server_metrics, port)).get("fanout_seconds", 0)
         viewers_cpu = cpu_seconds(proc.pid) - viewers_cpu_from if proc is not None else 0.0
         delivered_in_window = delivered[0] - before
