@@ -33,6 +33,7 @@ __all__ = [
     "SessionBuffers",
     "SessionEnd",
     "SessionStart",
+    "SnapshotMissing",
     "ViewerJoin",
     "ViewerLeave",
     "Viewport",
@@ -351,8 +352,30 @@ class GetSessionEvents:
     @property
     def limit(self) -> int | None: ...
 
+@final
+class SnapshotMissing:
+    """``snapshot_missing``: the tracker could not deliver the page's full
+    snapshot. ``reason`` is an identifier of 1 to 64 ASCII letters, digits,
+    ``_``, ``-`` or ``.`` (``too_large``); ``bytes`` and ``limit_bytes`` are
+    below 2**63."""
+
+    @property
+    def session_id(self) -> str | None: ...
+    @property
+    def reason(self) -> str: ...
+    @property
+    def bytes(self) -> int: ...
+    @property
+    def limit_bytes(self) -> int | None: ...
+
 ClientMessage = (
-    SessionStart | EventsBatch | SessionEnd | ViewerJoin | ViewerLeave | GetSessionEvents
+    SessionStart
+    | EventsBatch
+    | SessionEnd
+    | ViewerJoin
+    | ViewerLeave
+    | GetSessionEvents
+    | SnapshotMissing
 )
 
 @final

@@ -20,6 +20,7 @@ pub enum ClientMessage {
     ViewerJoin(ViewerJoin),
     ViewerLeave(ViewerLeave),
     GetSessionEvents(GetSessionEvents),
+    SnapshotMissing(SnapshotMissing),
 }
 
 impl ClientMessage {
@@ -32,6 +33,7 @@ impl ClientMessage {
             ClientMessage::ViewerJoin(_) => "viewer_join_session",
             ClientMessage::ViewerLeave(_) => "viewer_leave_session",
             ClientMessage::GetSessionEvents(_) => "get_session_events",
+            ClientMessage::SnapshotMissing(_) => "snapshot_missing",
         }
     }
 
@@ -44,6 +46,7 @@ impl ClientMessage {
             ClientMessage::ViewerJoin(m) => Some(&m.session_id),
             ClientMessage::ViewerLeave(m) => Some(&m.session_id),
             ClientMessage::GetSessionEvents(m) => Some(&m.session_id),
+            ClientMessage::SnapshotMissing(m) => m.session_id.as_deref(),
         }
     }
 }
@@ -109,6 +112,54 @@ pub struct GetSessionEvents {
     pub from_index: u64,
     #[serde(default)]
     pub limit: Option<u64>,
+}
+
+/// Longest `reason` of a `snapshot_missing`, in bytes (it is ASCII).
+pub const MAX_REASON_CHARS: usize = 64;
+
+/// The tracker could not deliver the page's full snapshot (`reason`, e.g.
+/// `too_large`: `bytes` over the server's `limitBytes`); the session goes
+/// on with incremental events only.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SnapshotMissing {
+    #[serde(default)]
+    pub session_id: Option<String>,
+    pub reason: String,
+    /// Size of the snapshot that could not be sent, in bytes.
+    pub bytes: u64,
+    /// The limit it was over, when the tracker knew one.
+    #[serde(default)]
+    pub limit_bytes: Option<u64>,
+}
+
+impl SnapshotMissing {
+    /// Why the message is unacceptable beyond its JSON shape, or None:
+    /// `reason` is an identifier (ASCII letters, digits, `_`, `-`, `.`) of
+    /// 1 to [`MAX_REASON_CHARS`] characters, and sizes fit a signed 64-bit
+    /// column.
+    pub(crate) fn problem(&self) -> Option<String> {
+        let reason = &self.reason;
+        if reason.is_empty() || reason.len() > MAX_REASON_CHARS {
+            return Some(format!(
+                "snapshot_missing: reason must be 1 to {MAX_REASON_CHARS} characters"
+            ));
+        }
+        if !reason
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+        {
+            return Some(
+                "snapshot_missing: reason may hold only ASCII letters, digits, '_', '-' and '.'"
+                    .to_owned(),
+            );
+        }
+        let too_big = |n: u64| i64::try_from(n).is_err();
+        if too_big(self.bytes) || self.limit_bytes.is_some_and(too_big) {
+            return Some("snapshot_missing: bytes and limitBytes must be below 2^63".to_owned());
+        }
+        None
+    }
 }
 
 /// A nested object that may be null. Derived structs would also accept an

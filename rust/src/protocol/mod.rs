@@ -27,8 +27,8 @@ pub use bytes::Bytes;
 pub use batch::{Event, EventsBatch, FULL_SNAPSHOT, META};
 pub use chunks::{array_contents, join_events, split_events, NotAnArray};
 pub use messages::{
-    ClientMessage, GetSessionEvents, SessionEnd, SessionStart, ViewerJoin, ViewerLeave, Viewport,
-    MAX_SESSION_ID_CHARS,
+    ClientMessage, GetSessionEvents, SessionEnd, SessionStart, SnapshotMissing, ViewerJoin,
+    ViewerLeave, Viewport, MAX_REASON_CHARS, MAX_SESSION_ID_CHARS,
 };
 
 use crate::error::{Error, MessageCode, Result};
@@ -148,6 +148,16 @@ impl ProtocolDecoder {
                     return Err(invalid("get_session_events: limit must be >= 1"));
                 }
                 ClientMessage::GetSessionEvents(m)
+            }
+            "snapshot_missing" => {
+                let m: SnapshotMissing = required_data("snapshot_missing", data)?;
+                if let Some(id) = &m.session_id {
+                    check_session_id(id)?;
+                }
+                if let Some(problem) = m.problem() {
+                    return Err(invalid(problem));
+                }
+                ClientMessage::SnapshotMissing(m)
             }
             other => {
                 let quoted: String = other.chars().take(MAX_QUOTED_TYPE_CHARS).collect();

@@ -14,7 +14,7 @@ use pyo3::types::PyBytes;
 
 use crate::protocol::{
     self, ClientMessage, DecoderLimits, EventsBatch, GetSessionEvents, ProtocolDecoder, SessionEnd,
-    SessionStart, ViewerJoin, ViewerLeave, Viewport,
+    SessionStart, SnapshotMissing, ViewerJoin, ViewerLeave, Viewport,
 };
 use crate::python::to_pyerr;
 
@@ -26,6 +26,7 @@ pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyViewerJoin>()?;
     m.add_class::<PyViewerLeave>()?;
     m.add_class::<PyGetSessionEvents>()?;
+    m.add_class::<PySnapshotMissing>()?;
     m.add_class::<PyProtocolDecoder>()?;
     // The stub's `ClientMessage` alias, real at runtime so that
     // `isinstance(msg, ClientMessage)` works: a `types.UnionType`.
@@ -37,7 +38,8 @@ pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         .bitor(py.get_type::<PySessionEnd>())?
         .bitor(py.get_type::<PyViewerJoin>())?
         .bitor(py.get_type::<PyViewerLeave>())?
-        .bitor(py.get_type::<PyGetSessionEvents>())?;
+        .bitor(py.get_type::<PyGetSessionEvents>())?
+        .bitor(py.get_type::<PySnapshotMissing>())?;
     m.add("ClientMessage", client_message)?;
     m.add_function(wrap_pyfunction!(split_events, m)?)?;
     m.add_function(wrap_pyfunction!(join_events, m)?)?;
@@ -103,6 +105,7 @@ impl PyProtocolDecoder {
             ClientMessage::ViewerJoin(m) => Bound::new(py, PyViewerJoin(m))?.into_any(),
             ClientMessage::ViewerLeave(m) => Bound::new(py, PyViewerLeave(m))?.into_any(),
             ClientMessage::GetSessionEvents(m) => Bound::new(py, PyGetSessionEvents(m))?.into_any(),
+            ClientMessage::SnapshotMissing(m) => Bound::new(py, PySnapshotMissing(m))?.into_any(),
         })
     }
 
@@ -358,6 +361,36 @@ impl PyGetSessionEvents {
     #[getter]
     fn limit(&self) -> Option<u64> {
         self.0.limit
+    }
+
+    fn __repr__(&self) -> String {
+        format!("{:?}", self.0)
+    }
+}
+
+#[pyclass(frozen, module = "replaywire._core", name = "SnapshotMissing")]
+struct PySnapshotMissing(SnapshotMissing);
+
+#[pymethods]
+impl PySnapshotMissing {
+    #[getter]
+    fn session_id(&self) -> Option<&str> {
+        self.0.session_id.as_deref()
+    }
+
+    #[getter]
+    fn reason(&self) -> &str {
+        &self.0.reason
+    }
+
+    #[getter]
+    fn bytes(&self) -> u64 {
+        self.0.bytes
+    }
+
+    #[getter]
+    fn limit_bytes(&self) -> Option<u64> {
+        self.0.limit_bytes
     }
 
     fn __repr__(&self) -> String {
