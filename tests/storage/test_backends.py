@@ -58,6 +58,10 @@ def full_record(session_id: str = "s1") -> SessionRecord:
         byte_count=283_820,
         status="ended",
         clock_skew_ms=600_012.5,
+        snapshot_missing_reason="too_large",
+        snapshot_missing_bytes=71_600_000,
+        snapshot_missing_limit_bytes=67_108_864,
+        snapshot_missing_at=T0 + 2.5,
     )
 
 
@@ -68,6 +72,35 @@ def test_session_round_trip_keeps_every_field(storage: Storage) -> None:
     record = full_record()
     storage.write([record], [], [])
     assert storage.get_session("s1") == record
+
+
+def test_snapshot_missing_is_stored_listed_and_replaced(storage: Storage) -> None:
+    record = make_session()
+    storage.write([record], [], [])
+    assert storage.get_session("s1") == record
+    assert record.to_json()["snapshotMissing"] is None
+
+    record.mark_snapshot_missing("too_large", 71_600_000, None, T0 + 3.5)
+    storage.write([record], [], [])
+    (listed,) = storage.list_sessions()
+    assert listed == record
+    assert listed.to_json()["snapshotMissing"] == {
+        "reason": "too_large",
+        "bytes": 71_600_000,
+        "limitBytes": None,
+        "at": "2024-05-01T12:00:03.500Z",
+    }
+
+    record.mark_snapshot_missing("too_large", 2**63 - 1, 67_108_864, T0 + 4)  # latest wins
+    storage.write([record], [], [])
+    stored = storage.get_session("s1")
+    assert stored is not None
+    assert stored.to_json()["snapshotMissing"] == {
+        "reason": "too_large",
+        "bytes": 2**63 - 1,
+        "limitBytes": 67_108_864,
+        "at": "2024-05-01T12:00:04.000Z",
+    }
 
 
 def test_get_session_returns_a_copy(storage: Storage) -> None:

@@ -63,12 +63,23 @@ class SessionRecord:
     # behind); None until a batch with events arrived. See
     # replaywire.sessions.skew.ClockSkew for how it is measured.
     clock_skew_ms: float | None = None
+    # The tracker's latest ``snapshot_missing`` notice: the page's full
+    # snapshot could not be delivered (why, its size, the limit it was
+    # over, and when the server heard it), so the session holds incremental
+    # events without it. All None when no notice came. Flat fields, like
+    # the viewport's, so that every backend stores them as plain columns.
+    snapshot_missing_reason: str | None = None
+    snapshot_missing_bytes: int | None = None
+    snapshot_missing_limit_bytes: int | None = None
+    snapshot_missing_at: float | None = None  # server clock, epoch seconds
 
     def to_json(self) -> dict[str, Any]:
         """The API shape: camelCase keys, server times as ISO-8601 UTC strings
         (see :func:`iso_utc`), ``clientStartTime`` as the tracker sent it (ms),
         ``viewport`` always an object (its fields may be null), and
-        ``clockSkewMs`` rounded to the millisecond (null until measured)."""
+        ``clockSkewMs`` rounded to the millisecond (null until measured),
+        and ``snapshotMissing`` an object (null unless the tracker said the
+        full snapshot could not be delivered)."""
         return {
             "sessionId": self.session_id,
             "userId": self.user_id,
@@ -90,7 +101,22 @@ class SessionRecord:
             "keyframeIndex": self.keyframe_index,
             "status": self.status,
             "clockSkewMs": None if self.clock_skew_ms is None else round(self.clock_skew_ms),
+            "snapshotMissing": None
+            if self.snapshot_missing_reason is None
+            else {
+                "reason": self.snapshot_missing_reason,
+                "bytes": self.snapshot_missing_bytes,
+                "limitBytes": self.snapshot_missing_limit_bytes,
+                "at": iso_utc(self.snapshot_missing_at),
+            },
         }
+
+    def mark_snapshot_missing(self, reason: str, size: int, limit: int | None, at: float) -> None:
+        """Record a ``snapshot_missing`` notice; the latest one wins."""
+        self.snapshot_missing_reason = reason
+        self.snapshot_missing_bytes = size
+        self.snapshot_missing_limit_bytes = limit
+        self.snapshot_missing_at = at
 
     def copy(self) -> SessionRecord:
         return dataclasses.replace(self)
@@ -130,6 +156,12 @@ class SessionError:
     code: str
     message: str
     seq: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The API shape (``GET /sessions/{id}/errors``): ``at`` as
+        ISO-8601 UTC (see :func:`iso_utc`); ``seq`` null when the error
+        concerned no batch."""
+        return {"at": iso_utc(self.at), "code": self.code, "message": self.message, "seq": self.seq}
 
 
 @dataclass(frozen=True, slots=True)

@@ -86,7 +86,8 @@ RECONNECT_TIMEOUT = 10.0  # the pool retries a lost connection this long, then s
 DEFAULT_TENANT = "default"  # every row's tenant until tenants exist
 
 _SESSION_COLUMNS = tuple(f.name for f in fields(SessionRecord))
-_TIME_COLUMNS = ("started_at", "ended_at", "last_event_at")  # timestamptz; floats in Python
+# timestamptz in the database; floats (epoch seconds) in Python.
+_TIME_COLUMNS = ("started_at", "ended_at", "last_event_at", "snapshot_missing_at")
 _TIME_POSITIONS = tuple(i for i, name in enumerate(_SESSION_COLUMNS) if name in _TIME_COLUMNS)
 _SELECT_SESSION = f"SELECT {', '.join(_SESSION_COLUMNS)} FROM sessions"
 _UPSERT_SESSION = (
