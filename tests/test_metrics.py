@@ -28,6 +28,7 @@ EXPECTED = {
     "replaywire_sessions_active": ("gauge", ()),
     "replaywire_sessions_started": ("counter", ()),
     "replaywire_sessions_ended": ("counter", ("reason",)),
+    "replaywire_snapshots_missing": ("counter", ("reason",)),
     "replaywire_viewers_active": ("gauge", ()),
     "replaywire_viewer_messages": ("counter", ()),
     "replaywire_viewer_bytes": ("counter", ()),

@@ -19,6 +19,7 @@ together, each with a curl command that reproduces it.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -106,7 +107,7 @@ def run_schemathesis(
     schema = schemathesis.openapi.from_url(f"{base_url}/openapi.json", timeout=10)
     run = Run(base_url, headers)
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) >= 11
+    assert len(operations) >= 12
     for operation in operations:
         run.coverage(schema, operation)
         run.fuzzing(operation, path_parameters)
@@ -131,6 +132,10 @@ async def test_the_api_conforms_to_its_openapi_document(
     async with open_tracker(server, "acme") as ws:
         await start_session(ws, "recorded")
         await send_batches(ws, "recorded", list(session_events(30, seed=3)), batch=10)
+        # snapshotMissing set and an error recorded: GET /sessions/{id} and
+        # /sessions/{id}/errors answer with every field filled.
+        notice = {"sessionId": "recorded", "reason": "too_large", "bytes": 9, "limitBytes": 8}
+        await ws.send_message(json.dumps({"type": "snapshot_missing", "data": notice}))
     async with open_tracker(server, "acme") as ws:
         await start_session(ws, "live")
         await send_batches(ws, "live", list(session_events(20, seed=4)), batch=10)

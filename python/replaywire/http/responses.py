@@ -21,10 +21,20 @@ class Response:
     content_type: bytes = JSON
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
     parts: tuple[bytes | memoryview, ...] = ()
+    # The content-length to announce instead of the body's: the answer to
+    # HEAD carries GET's length and no body (RFC 9110 section 9.3.2).
+    head_length: int | None = None
 
     @property
     def length(self) -> int:
+        if self.head_length is not None:
+            return self.head_length
         return sum(len(p) for p in self.parts) if self.parts else len(self.body)
+
+    def strip_body(self) -> None:
+        """Drop the body, keeping the length GET would have announced."""
+        self.head_length = self.length
+        self.body, self.parts = b"", ()
 
 
 def json_response(data: Any, status: int = 200) -> Response:

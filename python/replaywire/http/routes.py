@@ -81,7 +81,7 @@ async def dispatch(server: Server, request: Request) -> tuple[str, Response]:
             # Answered here, so that it is counted under its route, not "?".
             response = error_response(exc.status, exc.code, exc.message, exc.headers)
         if request.method == "HEAD":
-            response.body = b""
+            response.strip_body()
         return pattern, response
     if allowed:
         raise HttpError(
@@ -255,6 +255,24 @@ async def get_events(server: Server, request: Request, params: dict[str, str]) -
         )
     body, headers = await encoding.encode(coding, head + page.events + b"}")
     return Response(200, body, headers=headers)
+
+
+MAX_ERRORS_LIMIT = 1000  # most errors one GET /sessions/{id}/errors returns
+
+
+@route("GET", "/sessions/{session_id}/errors", READ)
+async def get_errors(server: Server, request: Request, params: dict[str, str]) -> Response:
+    """The errors answered to the session's tracker and the notices it sent
+    (``snapshot_too_large``), newest first: why a session is incomplete.
+    Errors are stored with the writer's next flush, so one answered a moment
+    ago shows up within ``BATCH_INTERVAL``."""
+    sid = params["session_id"]
+    key = request.who.key(sid)
+    limit = _int_param(request, "limit", 100, minimum=1, maximum=MAX_ERRORS_LIMIT)
+    if await server.hub.get_record(key) is None:
+        raise HttpError(404, "unknown_session", f"no session {sid!r}")
+    errors = await server.hub.writer.read(server.storage.session_errors, key, limit)
+    return json_response({"sessionId": sid, "errors": [e.to_json() for e in errors]})
 
 
 @route("GET", "/dictionaries/{dictionary_id}", READ)

@@ -40,7 +40,13 @@ from prometheus_client import (
 from replaywire import __version__
 from replaywire.observability.logging import get_logger
 
-__all__ = ["CONNECTION_KINDS", "CONTENT_TYPE", "SESSION_END_REASONS", "Metrics"]
+__all__ = [
+    "CONNECTION_KINDS",
+    "CONTENT_TYPE",
+    "SESSION_END_REASONS",
+    "SNAPSHOT_MISSING_REASONS",
+    "Metrics",
+]
 
 PREFIX = "replaywire_"
 
@@ -53,6 +59,9 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 CONNECTION_KINDS = ("tracker", "viewer")
 SESSION_END_REASONS = ("client", "idle", "cleanup", "shutdown")
+# The snapshot_missing reasons trackers send (docs/protocol.md); any other
+# is counted as "other", so that clients cannot grow the label set.
+SNAPSHOT_MISSING_REASONS = ("too_large",)
 # The warnings the server samples (Server.warn_client); their suppressed
 # counters start at zero.
 SAMPLED_EVENTS = (
@@ -229,6 +238,15 @@ class Metrics:
             PREFIX + "sessions_ended_total",
             "Recording sessions ended, by reason: client (session_end or disconnect), "
             "idle (no events for SESSION_IDLE_TIMEOUT), cleanup, shutdown.",
+            ["reason"],
+            registry=r,
+        )
+        self.snapshots_missing_total = Counter(
+            PREFIX + "snapshots_missing_total",
+            "Notices from trackers that a page's full snapshot could not be delivered"
+            " (snapshot_missing), by reason: too_large (over MAX_EVENT_BYTES or"
+            " MAX_MESSAGE_BYTES), other (any reason this server does not know)."
+            " Such sessions hold incremental events only.",
             ["reason"],
             registry=r,
         )
@@ -429,6 +447,8 @@ class Metrics:
             self.connections_active.labels(kind)
         for reason in SESSION_END_REASONS:
             self.sessions_ended_total.labels(reason)
+        for reason in SNAPSHOT_MISSING_REASONS:
+            self.snapshots_missing_total.labels(reason)
 
     def add_collect_hook(self, hook: Callable[[], None]) -> None:
         """Run ``hook()`` before every :meth:`render`, to refresh values that

@@ -1,4 +1,5 @@
-"""The tracker side: ``session_start``, ``events_batch``, ``session_end``.
+"""The tracker side: ``session_start``, ``events_batch``, ``session_end``,
+``snapshot_missing``.
 
 All messages completed by one socket read are handled in order and all
 their answers go out in one write, so a tracker that keeps a window of
@@ -73,7 +74,8 @@ async def _serve(handler: _Tracker, ws: WebSocket, server: Server) -> None:
                 frame, _, is_ack = await handler.handle(msg)
                 out.append(frame)
                 acks += is_ack
-            await ws.send(b"".join(out))
+            if reply := b"".join(out):  # snapshot_missing alone has no answer
+                await ws.send(reply)
             handler.count_acks([received] * acks)
     replies = _Replies(handler.count_acks)
     ended: list[ConnectionClosed] = []
@@ -145,7 +147,8 @@ class _Replies:
                 if received is not None:
                     acks.append(received)
             self._room.set()
-            await ws.send(b"".join(out))
+            if reply := b"".join(out):
+                await ws.send(reply)
             self._count_acks(acks)
 
 
@@ -173,8 +176,9 @@ class _Tracker:
                 observe(now - when)
 
     async def handle(self, msg: DataMessage) -> tuple[bytes, int, bool]:
-        """The answer to one message, the writer ticket that must commit
-        before it may be sent (0: at once), and whether it is an ack."""
+        """The answer to one message (empty when it has none), the writer
+        ticket that must commit before it may be sent (0: at once), and
+        whether it is an ack."""
         if isinstance(msg, TOO_LARGE):
             return self._too_large(msg), 0, False
         seq: int | None = None
@@ -198,6 +202,11 @@ class _Tracker:
                 await self.hub.end_session(session, "client")
                 del self.sessions[session.client_id]
                 return frames.message("session_ended", {"sessionId": session.client_id}), 0, False
+            if isinstance(decoded, _core.SnapshotMissing):
+                self.metrics.messages_total.labels("tracker", "snapshot_missing").inc()
+                session = self._session(decoded.session_id, None)
+                self.hub.snapshot_missing(session, decoded)
+                return b"", 0, False  # no answer on success
             raise ProtocolError(
                 "not_allowed", "viewer messages are not accepted on a tracker connection"
             )
@@ -258,12 +267,20 @@ class _Tracker:
             )
         session = await self.hub.start_session(start, self.principal.key(sid))
         self.sessions[sid] = session
+        config = self.server.config
         return frames.message(
             "session_started",
             {
                 "sessionId": sid,
                 "nextSeq": session.seqs.next_seq,
                 "nextIndex": self.hub.buffers.next_index(session.id),
+                # What this server refuses, so that the tracker need not
+                # send an event it would drop (docs/protocol.md).
+                "limits": {
+                    "maxEventBytes": config.max_event_bytes,
+                    "maxMessageBytes": config.max_message_bytes,
+                    "maxEventsPerBatch": config.max_events_per_batch,
+                },
             },
         )
 

@@ -20,7 +20,7 @@ from .. import _core
 from ..auth.tenants import session_key
 from ..config import Config
 from ..errors import ProtocolError
-from ..observability.metrics import Metrics
+from ..observability.metrics import SNAPSHOT_MISSING_REASONS, Metrics
 from ..storage import Chunk, SessionError, SessionRecord, Storage, StorageWriter
 from .history import EventsPage, read_history
 from .live import LiveSession
@@ -183,6 +183,29 @@ class Hub:
         """Keep a client error in ``session_errors`` (bounded by the writer)."""
         self.writer.put_error(SessionError(session_id, self.clock(), code, message, seq))
 
+    def snapshot_missing(self, session: LiveSession, notice: _core.SnapshotMissing) -> None:
+        """The tracker could not deliver the page's full snapshot: flag the
+        session's record (the latest notice wins), keep an error a person
+        can read in ``session_errors``, and count it. The session goes on
+        with incremental events; viewers cannot replay it from the start."""
+        at = self.clock()
+        record = session.record
+        record.mark_snapshot_missing(notice.reason, notice.bytes, notice.limit_bytes, at)
+        self.writer.put_session(record)
+        code, message = snapshot_error(notice.reason, notice.bytes, notice.limit_bytes)
+        self.writer.put_error(SessionError(session.id, at, code, message, None))
+        # Reasons come from clients: any other than the known ones is
+        # counted as "other", so that a label cannot grow without bound.
+        known = notice.reason if notice.reason in SNAPSHOT_MISSING_REASONS else "other"
+        self.metrics.snapshots_missing_total.labels(known).inc()
+        log.info(
+            "snapshot_missing",
+            session_id=session.id,
+            reason=notice.reason,
+            bytes=notice.bytes,
+            limit_bytes=notice.limit_bytes,
+        )
+
     async def end_session(self, session: LiveSession, reason: str) -> None:
         """End a session: mark it, flush it to storage, free its memory,
         and tell its viewers. Safe to call twice."""
@@ -255,6 +278,35 @@ class Hub:
         self.metrics.buffer_events.set(stats.events)
         self.metrics.buffer_trimmed_events_total.inc(stats.trimmed_events - self._trimmed_seen)
         self._trimmed_seen = stats.trimmed_events
+
+
+def snapshot_error(reason: str, size: int, limit: int | None) -> tuple[str, str]:
+    """The ``session_errors`` code and message for a ``snapshot_missing``
+    notice: ``snapshot_too_large`` for ``too_large``, else
+    ``snapshot_missing``."""
+    if reason == "too_large":
+        over = f"over the limit of {human_bytes(limit)}" if limit is not None else "too large"
+        return (
+            "snapshot_too_large",
+            f"the page's full snapshot of {human_bytes(size)} is {over};"
+            " the session records incremental events without it",
+        )
+    return (
+        "snapshot_missing",
+        f"the page's full snapshot ({human_bytes(size)}) was not delivered ({reason});"
+        " the session records incremental events without it",
+    )
+
+
+def human_bytes(n: int) -> str:
+    """``64 MiB`` for whole mebibytes (limits are set so), else decimal
+    units with one decimal: ``71.6 MB``, ``2.5 kB``, ``512 bytes``."""
+    if n >= 1 << 20 and n % (1 << 20) == 0:
+        return f"{n >> 20} MiB"
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} bytes"
 
 
 def _apply_start(record: SessionRecord, start: _core.SessionStart) -> None:
