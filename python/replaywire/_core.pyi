@@ -155,9 +155,10 @@ class FrameDecoder:
     event completed by them; an incomplete frame stays buffered (at most one
     frame header plus ``max_message_bytes`` of payload). Control frames may
     arrive between the fragments of a data message and are returned at once.
-    On a violation ``feed`` raises ``WebSocketError``; events completed earlier
-    in the same call are discarded with it (none of them has been answered yet).
-    After a close frame, further data is a protocol error.
+    On a violation ``feed`` raises ``WebSocketError``, unless the same call
+    completed events before it: then it returns those, ``failed`` turns True
+    and the next call (``feed(b"")`` will do) raises. Whatever follows the
+    peer's close frame is discarded (RFC 6455 section 5.5.1).
 
     permessage-deflate (RFC 7692): with ``deflate_window_bits`` set (8..15,
     the peer's agreed ``client_max_window_bits``), RSV1 on the first frame
@@ -178,7 +179,8 @@ class FrameDecoder:
     ``WsTooLarge`` is returned when its last frame ends. A compressed
     message can be skipped only with ``deflate_no_context_takeover`` (else
     its data is part of the context of the next message): otherwise it
-    still fails with 1009.
+    still fails with 1009. A message whose frame headers announce more than
+    four times ``max_message_bytes`` is not skipped: 1009 at that header.
     """
 
     def __new__(
@@ -206,6 +208,9 @@ class FrameDecoder:
     def skip_oversized(self) -> bool: ...
     @property
     def close_received(self) -> bool: ...
+    @property
+    def failed(self) -> bool:
+        """True once the decoder has failed: the next ``feed`` raises."""
     @property
     def deflate_window_bits(self) -> int | None:
         """The peer's window when permessage-deflate was negotiated, else None."""

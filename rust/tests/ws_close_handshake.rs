@@ -1,5 +1,5 @@
 //! The peer's close frame: body rules, close codes, reason encoding, and
-//! that nothing may follow it.
+//! that what follows it is discarded, however the bytes are split.
 
 mod ws_common;
 
@@ -97,37 +97,68 @@ fn longest_reason_fits() {
 }
 
 #[test]
-fn any_frame_after_close_is_a_protocol_error() {
-    // In the same chunk: the close is returned, then the error.
-    let data = concat(&[client(8, b"", true), client(9, b"late", true)]);
+fn whatever_follows_the_close_is_discarded() {
+    // In the same chunk: the close is the last event, and no error.
+    let data = concat(&[client(8, b"\x03\xe8", true), client(9, b"late", true)]);
     let (events, err) = feed_all(cfg(), &data);
-    assert_eq!(events.len(), 1);
-    assert_eq!(close_code(err), 1002);
+    assert_eq!(
+        events,
+        [WsEvent::Close {
+            code: Some(1000),
+            reason: String::new()
+        }]
+    );
+    assert_eq!(err, None);
 
-    // In a later read, and even a single stray byte.
+    // In a later read, even bytes that are no frame at all.
     let mut dec = FrameDecoder::new(cfg());
     let mut out = Vec::new();
     dec.feed(&client(8, &close_body(1000, b""), true), &mut out)
         .unwrap();
     dec.feed(b"", &mut out).unwrap();
-    let err = dec.feed(b"\x81", &mut out).unwrap_err();
-    assert!(matches!(
-        err,
-        _core::Error::WebSocket {
-            close_code: 1002,
-            ..
-        }
-    ));
+    dec.feed(b"\xff\xff\xff", &mut out).unwrap();
+    dec.feed(&client(1, b"late", true), &mut out).unwrap();
+    assert_eq!(out.len(), 1);
+    assert_eq!(dec.buffered_bytes(), 0);
 }
 
 #[test]
 fn every_split_gives_the_same_result_after_close() {
+    // A message, the close, then a frame and a broken one (RSV2, reserved
+    // opcode): however TCP splits them, the message and the close, no error.
     let data = concat(&[
         client(1, b"hi", true),
-        client(8, b"", true),
+        client(8, b"\x03\xe8", true),
         client(1, b"x", true),
+        vec![0xA3, 0x80, 0, 0, 0, 0],
     ]);
     let (events, err) = decode_every_way(cfg(), &data);
-    assert_eq!(events.len(), 2);
+    assert_eq!(err, None);
+    assert_eq!(
+        events,
+        [
+            text("hi"),
+            WsEvent::Close {
+                code: Some(1000),
+                reason: String::new()
+            }
+        ]
+    );
+}
+
+#[test]
+fn messages_before_a_violation_are_returned_with_the_error() {
+    // The decoder hands out what was complete before the violation; the
+    // error comes with them, and again on every later call.
+    let data = concat(&[client(1, b"one", true), client(2, b"two", true), vec![0xF1]]);
+    let (events, err) = decode_every_way(cfg(), &data);
+    assert_eq!(events, [text("one"), binary(b"two")]);
     assert_eq!(close_code(err), 1002);
+
+    let mut dec = FrameDecoder::new(cfg());
+    let mut out = Vec::new();
+    let err = dec.feed(&data, &mut out).unwrap_err();
+    assert_eq!(dec.error(), Some(&err));
+    assert_eq!(dec.feed(b"", &mut out), Err(err));
+    assert_eq!(out.len(), 2);
 }

@@ -5,7 +5,8 @@
 mod ws_common;
 
 use _core::ws::{
-    encode_client_frame, DecoderConfig, FrameDecoder, InflateConfig, WsEvent, TOO_LARGE_PREFIX,
+    encode_client_frame, DecoderConfig, FrameDecoder, InflateConfig, WsEvent, SKIP_CEILING_FACTOR,
+    TOO_LARGE_PREFIX,
 };
 use _core::Error;
 use ws_common::*;
@@ -40,7 +41,7 @@ fn an_oversized_single_frame_is_skipped_and_the_next_message_decoded() {
 fn the_prefix_is_cut_and_unmasked() {
     let big: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
     let data = concat(&[client(2, &big, true), client(2, b"x", true)]);
-    let (events, err) = feed_chunks(skipping(1000, 1000), &data, &[7, 3000, 1, 4096]);
+    let (events, err) = feed_chunks(skipping(3000, 3000), &data, &[7, 3000, 1, 4096]);
     assert_eq!(err, None);
     assert_eq!(
         events,
@@ -78,7 +79,8 @@ fn a_fragmented_message_that_grows_too_large_is_skipped_with_its_start() {
 
 #[test]
 fn skipped_bytes_are_not_held() {
-    let mut dec = FrameDecoder::new(skipping(1 << 20, 1 << 20));
+    // 8 MiB over a 2 MiB limit: skipped (it is within the ceiling).
+    let mut dec = FrameDecoder::new(skipping(2 << 20, 2 << 20));
     let big = client(2, &vec![7u8; 8 << 20], true);
     let mut out = Vec::new();
     for chunk in big.chunks(65_536) {
@@ -170,5 +172,53 @@ fn cfg_with_message_limit(cfg: DecoderConfig, max_message_bytes: usize) -> Decod
     DecoderConfig {
         max_message_bytes,
         ..cfg
+    }
+}
+
+/// A masked data frame header announcing `len` bytes (in the shortest
+/// form), without its payload.
+fn header(opcode: u8, len: u64, fin: bool) -> Vec<u8> {
+    let mut out = vec![opcode | if fin { 0x80 } else { 0 }];
+    match len {
+        0..=125 => out.push(0x80 | len as u8),
+        126..=0xFFFF => {
+            out.push(0x80 | 126);
+            out.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        _ => {
+            out.push(0x80 | 127);
+            out.extend_from_slice(&len.to_be_bytes());
+        }
+    }
+    out.extend_from_slice(&KEY);
+    out
+}
+
+#[test]
+fn a_header_announcing_more_than_the_ceiling_closes_with_1009_at_once() {
+    // 2^40 bytes announced: refused on the header alone, never skipped.
+    let (events, err) = decode_every_way(skipping(100, 100), &header(1, 1 << 40, true));
+    assert!(events.is_empty());
+    assert_eq!(close_code(err), 1009);
+    // Just past the ceiling, and at it (which is skipped: no error yet).
+    let ceiling = 100 * SKIP_CEILING_FACTOR;
+    let (_, err) = feed_all(skipping(100, 100), &header(1, ceiling + 1, true));
+    assert_eq!(close_code(err), 1009);
+    let (events, err) = feed_all(skipping(100, 100), &header(1, ceiling, true));
+    assert_eq!((events.len(), err), (0, None));
+}
+
+#[test]
+fn fragments_adding_up_past_the_ceiling_close_with_1009() {
+    // Each fragment is skipped until their announced total passes the
+    // ceiling: the header that takes it past fails, wherever it starts.
+    let part = [b'a'; 150];
+    for first_over in [true, false] {
+        let mut frames = vec![client(1, &part[..if first_over { 150 } else { 60 }], false)];
+        frames.extend((0..3).map(|_| client(0, &part, false)));
+        frames.push(header(0, 1 << 40, true));
+        let (events, err) = decode_every_way(skipping(1000, 100), &concat(&frames));
+        assert!(events.is_empty());
+        assert_eq!(close_code(err), 1009);
     }
 }

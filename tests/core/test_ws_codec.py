@@ -333,14 +333,28 @@ def test_control_frames_between_fragments_come_out_at_once() -> None:
     assert as_tuples(decoder.feed(client(OP_CONTINUATION, b"cd"))) == [("message", True, b"abcd")]
 
 
-def test_error_discards_events_of_the_same_call_and_spends_the_decoder() -> None:
+def test_events_before_an_error_come_first_then_the_decoder_is_spent() -> None:
+    """What the same call completed before the violation is returned; the
+    error comes with the next call, even an empty one, and every later one."""
     decoder = FrameDecoder()
+    events = decoder.feed(client(OP_TEXT, b"fine") + client(OP_PING, b"p") + client(3, b""))
+    assert as_tuples(events) == [("message", True, b"fine"), ("ping", b"p")]
+    assert decoder.failed
     with pytest.raises(WebSocketError) as info:
-        decoder.feed(client(OP_TEXT, b"fine") + client(3, b""))
+        decoder.feed(b"")
     assert info.value.close_code == 1002
     with pytest.raises(WebSocketError) as again:
         decoder.feed(client(OP_TEXT, b"later"))
     assert again.value.close_code == 1002
+
+
+def test_an_error_with_nothing_before_it_raises_at_once() -> None:
+    decoder = FrameDecoder()
+    assert not decoder.failed
+    with pytest.raises(WebSocketError) as info:
+        decoder.feed(client(3, b""))
+    assert info.value.close_code == 1002
+    assert decoder.failed
 
 
 def test_websocket_error_attributes() -> None:
@@ -351,13 +365,17 @@ def test_websocket_error_attributes() -> None:
     assert "UTF-8" in err.message
 
 
-def test_data_after_close() -> None:
+def test_data_after_close_is_discarded() -> None:
+    """RFC 6455 section 5.5.1: nothing follows a close; what does is ignored,
+    in the same call or a later one, frames or not."""
     decoder = FrameDecoder()
-    assert decoder.feed(client(OP_CLOSE, b"")) != []
+    events = decoder.feed(client(OP_CLOSE, b"") + client(OP_PING, b"") + b"\xff")
+    assert as_tuples(events) == [("close", None, "")]
     assert decoder.feed(b"") == []
-    with pytest.raises(WebSocketError) as info:
-        decoder.feed(b"\x81")
-    assert info.value.close_code == 1002
+    assert decoder.feed(b"\x81") == []
+    assert decoder.feed(client(OP_TEXT, b"late")) == []
+    assert not decoder.failed
+    assert decoder.buffered_bytes == 0
 
 
 def test_constructor_is_keyword_only() -> None:
@@ -397,7 +415,6 @@ PROTOCOL_ERRORS = {
     "close code 1015": client(OP_CLOSE, struct.pack("!H", 1015)),
     "close code 2000": client(OP_CLOSE, struct.pack("!H", 2000)),
     "close code 0": client(OP_CLOSE, struct.pack("!H", 0)),
-    "frame after close": client(OP_CLOSE, b"") + client(OP_PING, b""),
 }
 
 

@@ -210,9 +210,12 @@ fn event_to_py(py: Python<'_>, event: WsEvent) -> PyResult<Bound<'_, PyAny>> {
 ///
 /// `feed` takes whatever bytes the socket returned and gives back every
 /// event completed by them; an incomplete frame stays buffered. On a
-/// violation `feed` raises `WebSocketError` (with `close_code`), discarding
-/// the events completed earlier in the same call; the decoder then refuses
-/// all further input. Buffers are released with the object.
+/// violation `feed` raises `WebSocketError` (with `close_code`); when the
+/// same call completed events before the violation, it returns those
+/// instead, `failed` turns true and the next call (`feed(b"")` will do)
+/// raises. Either way the decoder then refuses all further input. What
+/// follows the peer's close frame is discarded. Buffers are released with
+/// the object.
 #[pyclass(name = "FrameDecoder", module = "replaywire._core")]
 pub struct PyFrameDecoder {
     inner: FrameDecoder,
@@ -282,8 +285,12 @@ impl PyFrameDecoder {
     fn feed<'py>(&mut self, py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyList>> {
         self.events.clear();
         if let Err(err) = self.inner.feed(data, &mut self.events) {
-            self.events.clear();
-            return Err(to_pyerr(py, err));
+            // Messages the peer completed before the violation are
+            // delivered first (the decoder keeps the error for the next
+            // call): the caller answers them, then fails the connection.
+            if self.events.is_empty() {
+                return Err(to_pyerr(py, err));
+            }
         }
         let objects = self
             .events
@@ -313,6 +320,12 @@ impl PyFrameDecoder {
     #[getter]
     fn close_received(&self) -> bool {
         self.inner.close_received()
+    }
+
+    /// True once the decoder has failed: the next `feed` raises.
+    #[getter]
+    fn failed(&self) -> bool {
+        self.inner.error().is_some()
     }
 
     /// The peer's agreed window when permessage-deflate was negotiated.

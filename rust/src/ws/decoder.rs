@@ -35,7 +35,19 @@
 //! can only be skipped when the peer resets its compression context after
 //! every message (`client_no_context_takeover`): otherwise the skipped data
 //! is part of the context the next message needs, and the decoder fails
-//! with 1009 as without the option.
+//! with 1009 as without the option. Skipping has a ceiling too: a message
+//! whose frame headers announce more than [`SKIP_CEILING_FACTOR`] times
+//! `max_message_bytes` fails with 1009 at the header that says so, rather
+//! than be read and discarded for as long as the peer keeps sending (a
+//! header may announce up to 2^63 bytes).
+//!
+//! # The close frame
+//!
+//! Once the peer's close frame is decoded, whatever follows it, in the same
+//! read or a later one, is discarded unread: RFC 6455 §5.5.1 lets nothing
+//! follow a close, and an endpoint that has received one answers it and is
+//! done, whether the peer broke that rule or not. The answer so does not
+//! depend on how TCP happened to split the bytes.
 //!
 //! # Errors
 //!
@@ -83,6 +95,14 @@ const SHRINK_ABOVE: usize = 1 << 20;
 /// the envelope of a protocol message (its type, session id and seq).
 pub const TOO_LARGE_PREFIX: usize = 4096;
 
+/// With `skip_oversized`, a data message may announce up to this many times
+/// `max_message_bytes` in its frame headers and still be skipped; past it
+/// the decoder fails with 1009 at once (see the module docs). Large enough
+/// for a message a little over the limit, which a tracker may send by
+/// mistake and should hear about; small enough that a header announcing
+/// terabytes is refused before its payload.
+pub const SKIP_CEILING_FACTOR: u64 = 4;
+
 impl Default for DecoderConfig {
     fn default() -> Self {
         DecoderConfig {
@@ -106,8 +126,8 @@ pub enum WsEvent {
     /// The caller should answer with a pong carrying the same payload.
     Ping(Bytes),
     Pong(Bytes),
-    /// The peer's close frame; `code` is `None` for an empty body. No frame
-    /// may follow it.
+    /// The peer's close frame; `code` is `None` for an empty body. It is the
+    /// decoder's last event: what follows it is discarded.
     Close {
         code: Option<u16>,
         reason: String,
@@ -201,10 +221,6 @@ pub struct FrameDecoder {
     failed: Option<Error>,
 }
 
-fn after_close() -> Error {
-    Error::protocol("data received after a close frame")
-}
-
 impl FrameDecoder {
     /// # Panics
     ///
@@ -230,13 +246,16 @@ impl FrameDecoder {
 
     /// Appends every event completed by `data` to `out`.
     ///
-    /// On error, events pushed earlier in this call stay in `out` (the caller
-    /// decides whether to use them); the decoder then refuses all input.
+    /// On error, events pushed earlier in this call stay in `out`: they were
+    /// complete and valid before the violation, and the caller should
+    /// handle them before failing the connection. The decoder then refuses
+    /// all input, returning the same error on every later call. After the
+    /// close frame, input is discarded.
     pub fn feed(&mut self, data: &[u8], out: &mut Vec<WsEvent>) -> Result<()> {
         if let Some(err) = &self.failed {
             return Err(err.clone());
         }
-        if data.is_empty() {
+        if data.is_empty() || self.close_received {
             return Ok(());
         }
         self.buf.extend_from_slice(data);
@@ -279,14 +298,22 @@ impl FrameDecoder {
         self.close_received
     }
 
+    /// The error the decoder failed with, if it did: every `feed` from
+    /// then on returns it.
+    pub fn error(&self) -> Option<&Error> {
+        self.failed.as_ref()
+    }
+
+    /// The most a skipped message may announce (see the module docs).
+    fn skip_ceiling(&self) -> u64 {
+        (self.cfg.max_message_bytes as u64).saturating_mul(SKIP_CEILING_FACTOR)
+    }
+
     fn process(&mut self, out: &mut Vec<WsEvent>) -> Result<()> {
         loop {
             if self.close_received {
-                return if self.buf.is_empty() {
-                    Ok(())
-                } else {
-                    Err(after_close())
-                };
+                self.buf = BytesMut::new();
+                return Ok(());
             }
             if self.frame.is_none() {
                 match self.read_header()? {
@@ -375,11 +402,17 @@ impl FrameDecoder {
         // platform's usize (a u64 on the 64-bit targets we build for).
         let len = usize::try_from(header.payload_len)
             .map_err(|_| too_big(format!("frame of {} bytes", header.payload_len)))?;
-        if let Some(skip) = self.skip.as_mut() {
-            // A continuation of a message being skipped (data frames of
-            // another message were refused above).
-            if opcode == OpCode::Continuation {
-                skip.size = skip.size.saturating_add(header.payload_len);
+        // A continuation of a message being skipped (data frames of
+        // another message were refused above).
+        if opcode == OpCode::Continuation {
+            if let Some(size) = self.skip.as_ref().map(|s| s.size) {
+                let size = size.saturating_add(header.payload_len);
+                if size > self.skip_ceiling() {
+                    return Err(self.over_skip_ceiling(size));
+                }
+                if let Some(skip) = self.skip.as_mut() {
+                    skip.size = size;
+                }
                 self.buf.advance(header_len);
                 return Ok(Some(Frame::skipped(opcode, fin, header.mask, len)));
             }
@@ -396,6 +429,9 @@ impl FrameDecoder {
                         } else {
                             self.message_too_big(len as u64)
                         });
+                    }
+                    if header.payload_len > self.skip_ceiling() {
+                        return Err(self.over_skip_ceiling(header.payload_len));
                     }
                     self.skip = Some(Skip {
                         text,
@@ -432,6 +468,9 @@ impl FrameDecoder {
                         } else {
                             self.message_too_big(total)
                         });
+                    }
+                    if total > self.skip_ceiling() {
+                        return Err(self.over_skip_ceiling(total));
                     }
                     self.start_skipping(total);
                     self.buf.advance(header_len);
@@ -575,6 +614,17 @@ impl FrameDecoder {
         too_big(format!(
             "frame of {len} bytes is over the {} byte limit",
             self.cfg.max_frame_bytes
+        ))
+    }
+
+    /// A message announcing more than a skipped one may (1009, even with
+    /// `skip_oversized`).
+    #[cold]
+    fn over_skip_ceiling(&self, len: u64) -> Error {
+        too_big(format!(
+            "message of {len} bytes is over the {} byte limit (more than {SKIP_CEILING_FACTOR} \
+             times it: not skipped)",
+            self.cfg.max_message_bytes
         ))
     }
 
