@@ -27,6 +27,12 @@ Error handling: when the peer breaks RFC 6455 the codec raises
 frame, counts it, and raises :class:`ConnectionClosed`. A peer that goes
 away without a close handshake also ends in :class:`ConnectionClosed`
 (code 1006, as RFC 6455 says for an abnormal closure).
+
+Order: messages the peer completed before its close frame, or before a
+violation, in the same read are returned first, so that the caller answers
+them (a tracker's batch is acked); the next ``receive`` then answers the
+close (or fails the connection) and raises. What the peer sends after its
+close frame is ignored. None of this depends on how TCP split the bytes.
 """
 
 from __future__ import annotations
@@ -45,6 +51,12 @@ from .messages import DataMessage
 
 READ_SIZE = 256 * 1024
 PING = _core.encode_ping(b"")
+SKIP_CEILING_FACTOR = 4
+"""A message over ``MAX_MESSAGE_BYTES`` is skipped (and answered) as long
+as its frame headers announce at most this many times the limit; past it
+the connection is closed with 1009 at the header. The Rust codec's
+``SKIP_CEILING_FACTOR``; ``tests/e2e/test_ws_skip_ceiling.py`` checks that
+both codecs agree."""
 
 
 class CloseHook(Protocol):
@@ -104,6 +116,9 @@ class WebSocket:
         self._ping_due = False  # the heartbeat's ping, held back while a task sends
         self._close_sent = False
         self._closed: ConnectionClosed | None = None
+        # The peer's close frame (code, reason), read with messages the
+        # caller has not answered yet: answered by the next receive().
+        self._close_received: tuple[int | None, str] | None = None
         self._on_close = on_close
         self._budget = budget
         self.idle_since: float | None = None
@@ -123,16 +138,22 @@ class WebSocket:
 
         Pings are answered and pongs dropped here. A message over the
         limits comes as ``WsTooLarge`` when the decoder skips such messages.
-        Raises :class:`ConnectionClosed` when the peer closes (after the
-        messages that came before its close frame were returned) or breaks
-        the protocol. Before each read, a connection with a large message
+        Raises :class:`ConnectionClosed` when the peer closes or breaks the
+        protocol, once the messages that came before were returned (see
+        "Order" above). Before each read, a connection with a large message
         in progress takes its share of the in-flight budget, waiting
         (unread) while the budget is busy."""
+        decoder = self._decoder
         while True:
-            decoder = self._decoder
-            data = await self._read(decoder.buffered_bytes + decoder.frame_remaining)
+            await self._answer_held_close()
+            # A decoder that failed after returning messages raises now,
+            # without waiting for bytes that may never come.
+            if decoder.failed:
+                data = b""
+            else:
+                data = await self._read(decoder.buffered_bytes + decoder.frame_remaining)
             try:
-                events = self._decoder.feed(data)
+                events = decoder.feed(data)
             except _core.WebSocketError as exc:
                 await self._fail(exc.close_code, exc.message)
                 raise self._closed from exc  # type: ignore[misc]
@@ -143,11 +164,20 @@ class WebSocket:
                 elif isinstance(event, _core.WsPing):
                     await self.send(_core.encode_pong(event.data))
                 elif isinstance(event, _core.WsClose):
-                    await self._answer_close(event.code, event.reason)
-                    break
+                    self._close_received = (event.code, event.reason)
             if messages:
                 self.messages_received += len(messages)
                 return messages
+
+    async def _answer_held_close(self) -> None:
+        """Answer the peer's close frame if one was read (see "Order"), and
+        raise the connection's :class:`ConnectionClosed`."""
+        if self._close_received is not None:
+            received, reason = self._close_received
+            self._close_received = None
+            await self._answer_close(received, reason)
+        if self._closed is not None:
+            raise self._closed
 
     async def _read(self, need: int) -> bytes:
         """The next bytes from the peer (what the handshake read past the

@@ -26,12 +26,13 @@ Differences from the Rust codec, all at the edges:
   arrives (never buffered) and answered ``payload_too_large``, or closed
   with 1009 when it is compressed with the client's context kept, as with
   Rust. ``MAX_FRAME_BYTES`` is not checked on its own (wsproto streams a
-  frame's payload and does not expose its header), only through the
-  message limit.
+  frame's payload), only through the message limit. A message whose frame
+  headers announce more than ``SKIP_CEILING_FACTOR`` times
+  ``MAX_MESSAGE_BYTES`` is closed with 1009 at that header, as with Rust
+  (:class:`HeaderCeiling`, an extension that sees each header).
 - UTF-8: wsproto checks text incrementally per received chunk, so an invalid
-  byte fails the connection (1007) as soon as it is read, like Rust; but a
-  frame that fails the check takes the messages completed earlier in the
-  same read with it, and the close reason text differs.
+  byte fails the connection (1007) as soon as it is read, like Rust; the
+  close reason text differs.
 - The in-flight budget (``MAX_INFLIGHT_BYTES``) counts what a connection has
   buffered of its message so far; Rust also counts what the current frame's
   header announces, so it reserves a large frame before reading it.
@@ -50,15 +51,49 @@ import trio
 from wsproto.connection import Connection, ConnectionState, ConnectionType
 from wsproto.events import BytesMessage, CloseConnection, Ping, TextMessage
 from wsproto.extensions import Extension, PerMessageDeflate
-from wsproto.frame_protocol import CloseReason, FrameDecoder, FrameProtocol
+from wsproto.frame_protocol import CloseReason, FrameDecoder, FrameProtocol, Opcode, RsvBits
 
 from .budget import InflightBudget
-from .connection import CloseHook, WebSocket
+from .connection import SKIP_CEILING_FACTOR, CloseHook, WebSocket
 from .extensions import MIN_COMPRESS_BYTES, DeflateParams
 from .messages import PREFIX_BYTES, DataMessage, TooLarge
 from .messages import Message as DataMessageText
 
-__all__ = ["BoundedDeflate", "WsprotoWebSocket"]
+__all__ = ["BoundedDeflate", "HeaderCeiling", "WsprotoWebSocket"]
+
+
+class HeaderCeiling(Extension):
+    """Fails the connection with 1009 at the frame header that takes a data
+    message past ``ceiling`` bytes on the wire, before its payload is read.
+    wsproto hands every frame header to the extensions (and nothing else
+    does); this one only reads the length and claims no reserved bit."""
+
+    name = "replaywire-header-ceiling"  # never offered nor negotiated
+
+    def __init__(self, ceiling: int) -> None:
+        self.ceiling = ceiling
+        self._announced = 0  # by the frames of the data message in progress
+
+    def enabled(self) -> bool:
+        return True
+
+    def offer(self) -> bool:
+        return False
+
+    def frame_inbound_header(
+        self,
+        proto: FrameDecoder | FrameProtocol,
+        opcode: Opcode,
+        rsv: RsvBits,
+        payload_length: int,
+    ) -> CloseReason | RsvBits:
+        if not opcode.iscontrol():
+            if opcode is not Opcode.CONTINUATION:
+                self._announced = 0
+            self._announced += payload_length
+            if self._announced > self.ceiling:
+                return CloseReason.MESSAGE_TOO_BIG
+        return RsvBits(False, False, False)
 
 
 class BoundedDeflate(PerMessageDeflate):
@@ -143,8 +178,13 @@ class WsprotoWebSocket(WebSocket):
         self._setup(stream, b"", on_close, deflate, budget)
         self._max_message_bytes = max_message_bytes
         self._inflater = BoundedDeflate(deflate, max_message_bytes) if deflate else None
-        extensions: list[Extension] = [] if self._inflater is None else [self._inflater]
+        extensions: list[Extension] = [HeaderCeiling(SKIP_CEILING_FACTOR * max_message_bytes)]
+        if self._inflater is not None:
+            extensions.append(self._inflater)
         self._conn = Connection(ConnectionType.SERVER, extensions)
+        # A violation read after messages the caller has not answered yet:
+        # the (code, reason) to fail with on the next receive().
+        self._failure: tuple[int, str] | None = None
         self._pending = initial
         # The data message in progress: its parts, its size so far, and,
         # once it is over the limit, its first bytes.
@@ -154,9 +194,14 @@ class WsprotoWebSocket(WebSocket):
         self._encoders: dict[int | None, Connection] = {}
 
     async def receive(self) -> list[DataMessage]:
-        """As :meth:`WebSocket.receive`, with wsproto's codec."""
+        """As :meth:`WebSocket.receive`, with wsproto's codec (and the same
+        order: messages first, then the close or the failure)."""
         conn = self._conn
         while True:
+            await self._answer_held_close()
+            if self._failure is not None:
+                await self._fail(*self._failure)
+                raise self._closed  # type: ignore[misc]
             conn.receive_data(await self._read(self._size if self._prefix is None else 0))
             messages: list[DataMessage] = []
             for event in conn.events():
@@ -171,12 +216,12 @@ class WsprotoWebSocket(WebSocket):
                         await self.send(conn.send(event.response()))
                 elif isinstance(event, CloseConnection):
                     if conn.state in (ConnectionState.REMOTE_CLOSING, ConnectionState.CLOSED):
-                        await self._answer_close(_received_code(event), event.reason or "")
-                        break
-                    # wsproto reports a protocol violation as a close event
-                    # without a close frame: the state did not move.
-                    await self._fail(int(event.code), event.reason or "protocol error")
-                    raise self._closed  # type: ignore[misc]
+                        self._close_received = (_received_code(event), event.reason or "")
+                    else:
+                        # wsproto reports a protocol violation as a close
+                        # event without a close frame: the state did not move.
+                        self._failure = (int(event.code), event.reason or "protocol error")
+                    break  # wsproto reads nothing past either
             if messages:
                 self.messages_received += len(messages)
                 return messages
