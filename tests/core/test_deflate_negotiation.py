@@ -91,17 +91,20 @@ def test_parse_never_raises(value: bytes) -> None:
 
 
 def test_browser_offer() -> None:
-    # Chrome, Safari and the websockets client all send this.
+    # Chrome, Safari and the websockets client all send this. The client is
+    # required not to keep its context (RFC 7692 7.1.1.1 allows it unasked),
+    # so that an oversized message can be skipped (issue 17).
     assert negotiate("permessage-deflate; client_max_window_bits") == (
-        "permessage-deflate; server_no_context_takeover; client_max_window_bits=15",
-        DeflateParams(15, 15, False),
+        "permessage-deflate; server_no_context_takeover; client_no_context_takeover;"
+        " client_max_window_bits=15",
+        DeflateParams(15, 15, True),
     )
 
 
-def test_bare_offer_gets_server_no_context_takeover_only() -> None:
+def test_bare_offer_gets_both_no_context_takeovers() -> None:
     assert negotiate("permessage-deflate") == (
-        "permessage-deflate; server_no_context_takeover",
-        DeflateParams(15, 15, False),
+        "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
+        DeflateParams(15, 15, True),
     )
 
 
@@ -143,8 +146,8 @@ def test_client_window_is_never_answered_unless_offered() -> None:
     # RFC 7692 7.1.2.2: the client would fail the connection.
     agreed = negotiate("permessage-deflate", client_window_bits=9)
     assert agreed == (
-        "permessage-deflate; server_no_context_takeover",
-        DeflateParams(15, 15, False),
+        "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
+        DeflateParams(15, 15, True),
     )
 
 
@@ -153,8 +156,9 @@ def test_server_window_is_echoed(bits: int) -> None:
     agreed = negotiate(f"permessage-deflate; server_max_window_bits={bits}")
     assert agreed is not None
     header, params = agreed
-    assert (
-        header == f"permessage-deflate; server_no_context_takeover; server_max_window_bits={bits}"
+    assert header == (
+        "permessage-deflate; server_no_context_takeover; client_no_context_takeover;"
+        f" server_max_window_bits={bits}"
     )
     assert params.server_max_window_bits == bits
     # zlib cannot compress with 8 bits: such a client gets plain frames.

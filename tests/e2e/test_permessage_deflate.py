@@ -75,7 +75,10 @@ async def test_websockets_tracker_streams_compressed_batches(server) -> None:
         return header, extensions, replies
 
     header, extensions, replies = await trio.to_thread.run_sync(run_client)
-    assert header == "permessage-deflate; server_no_context_takeover; client_max_window_bits=15"
+    assert header == (
+        "permessage-deflate; server_no_context_takeover; client_no_context_takeover;"
+        " client_max_window_bits=15"
+    )
     [extension] = extensions
     assert isinstance(extension, PerMessageDeflate)
     assert replies[0]["type"] == "session_started"
@@ -136,7 +139,10 @@ async def test_configured_client_window_bounds_the_client(start_server) -> None:
             return ws.response.headers.get("Sec-WebSocket-Extensions"), seqs
 
     header, seqs = await trio.to_thread.run_sync(run_client)
-    assert header == "permessage-deflate; server_no_context_takeover; client_max_window_bits=10"
+    assert header == (
+        "permessage-deflate; server_no_context_takeover; client_no_context_takeover;"
+        " client_max_window_bits=10"
+    )
     assert seqs == [0, 1, 2, 3]
     assert await stored_events(server, "win10") == events
 
@@ -217,6 +223,7 @@ async def test_wsproto_tracker_streams_compressed_batches(server) -> None:
         assert client.accepted is not None
         assert extension.enabled()  # wsproto accepted our answer to its offer
         assert extension.server_no_context_takeover
+        assert extension.client_no_context_takeover  # required though not offered
         await client.send(start_message("wsproto"))
         assert json.loads(await client.receive())["type"] == "session_started"
         for message in messages:
@@ -300,7 +307,7 @@ async def test_websockets_client_reads_what_the_server_compresses(
 
     header, echoed = await trio.to_thread.run_sync(run_client)
     assert echoed == payloads
-    expected = "permessage-deflate; server_no_context_takeover"
+    expected = "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
     if server_max_window_bits is not None:
         expected += f"; server_max_window_bits={server_max_window_bits}"
     assert header == expected + "; client_max_window_bits=15"
@@ -324,7 +331,10 @@ async def test_server_frames_are_compressed_when_long(
     stream, head = await handshake(
         echo.port, extra=b"Sec-WebSocket-Extensions: permessage-deflate%b\r\n" % offer
     )
-    assert b"\r\nsec-websocket-extensions: permessage-deflate; server_no_context_takeover" in head
+    assert (
+        b"\r\nsec-websocket-extensions: permessage-deflate; server_no_context_takeover;"
+        b" client_no_context_takeover" in head
+    )
     payloads = [b"short", batch_message("s", 0, list(session_events(100, seed=1))), b"y" * 5000]
     # The raw bytes are kept for the reference parser; our own decoder only
     # says when every echo is in.

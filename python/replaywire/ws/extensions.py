@@ -13,9 +13,17 @@ What we answer to an acceptable offer:
   7692 section 7.1.1.1): the server compresses every message on its own, so
   one compressed message can be sent unchanged to many viewers and no
   compressor is kept per connection between messages.
-- ``client_no_context_takeover`` when the client offered it; the inflater is
-  then reset after each message. Otherwise the client may keep its context,
-  which compresses a tracker's similar batches much better.
+- ``client_no_context_takeover``, always (allowed even when not offered,
+  RFC 7692 section 7.1.1.1; a client that offered permessage-deflate must
+  accept it or fail the connection): the client compresses every message on
+  its own and the inflater is reset after each one. So a message over
+  ``MAX_MESSAGE_BYTES`` can be skipped unread and answered with
+  ``payload_too_large``, the connection going on; were the client to keep its
+  context, the next message would refer to the skipped one's bytes and the
+  server could only close with 1009, which a tracker takes for a network
+  drop and resends the same message in a loop (issue 17). What it costs in
+  compression of tracker traffic is measured by ``benches/deflate_context.py``
+  (docs/protocol.md, "Compression").
 - ``server_max_window_bits=N`` when offered, echoing N: we compress with a
   window of at most N bits. zlib cannot compress with an 8-bit window, so a
   client that asks for 8 gets the extension with every server message sent
@@ -65,8 +73,9 @@ _WINDOW_BITS = re.compile(r"8|9|1[0-5]")
 class DeflateParams:
     """permessage-deflate as agreed with one client.
 
-    The server never keeps context (``server_no_context_takeover`` is always
-    agreed), so only the window it may compress with is recorded here.
+    Neither side keeps context (``server_no_context_takeover`` and
+    ``client_no_context_takeover`` are always agreed), so what varies is
+    the windows.
     """
 
     server_max_window_bits: int = 15
@@ -74,7 +83,8 @@ class DeflateParams:
     client_max_window_bits: int = 15
     """Largest window the client compresses with (8..15)."""
     client_no_context_takeover: bool = False
-    """The client starts every message with an empty window."""
+    """The client starts every message with an empty window. Always True in
+    what :func:`negotiate_deflate` agrees."""
 
     @property
     def server_compresses(self) -> bool:
@@ -187,7 +197,6 @@ def _accept(
 ) -> tuple[bytes, DeflateParams] | None:
     """The answer to one permessage-deflate offer, or None to decline it."""
     seen: set[str] = set()
-    client_no_context_takeover = False
     server_bits: int | None = None  # offered server_max_window_bits
     client_bits: int | None = None  # answered client_max_window_bits
     for name, value in params:
@@ -197,7 +206,7 @@ def _accept(
         if name == "server_no_context_takeover" and value is None:
             pass  # we send it anyway
         elif name == "client_no_context_takeover" and value is None:
-            client_no_context_takeover = True
+            pass  # we require it anyway
         elif name == "server_max_window_bits" and value is not None:
             if _WINDOW_BITS.fullmatch(value) is None:
                 return None
@@ -212,9 +221,7 @@ def _accept(
         else:
             return None  # unknown, or a value where none belongs (or missing)
 
-    answer = [PERMESSAGE_DEFLATE, "server_no_context_takeover"]
-    if client_no_context_takeover:
-        answer.append("client_no_context_takeover")
+    answer = [PERMESSAGE_DEFLATE, "server_no_context_takeover", "client_no_context_takeover"]
     if server_bits is not None:
         answer.append(f"server_max_window_bits={server_bits}")
     if client_bits is not None:
@@ -222,6 +229,6 @@ def _accept(
     agreed = DeflateParams(
         server_max_window_bits=15 if server_bits is None else server_bits,
         client_max_window_bits=15 if client_bits is None else client_bits,
-        client_no_context_takeover=client_no_context_takeover,
+        client_no_context_takeover=True,
     )
     return "; ".join(answer).encode("ascii"), agreed
