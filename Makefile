@@ -138,6 +138,10 @@ lint: build-dev ## cargo fmt and clippy, ruff, mypy, and the _core.pyi stubs aga
 	$(VENV)/bin/mypy
 	$(PY) -m mypy.stubtest replaywire._core
 
+.PHONY: conformance
+conformance: build-dev ## Autobahn|Testsuite: all 517 cases on both WebSocket codecs (~25 min); HTML report in autobahn-report/
+	$(PY) tests/conformance/autobahn.py --all --outdir autobahn-report
+
 .PHONY: loadgen
 loadgen: ## Build the Rust load generator and discard sink (benches/loadgen/, release)
 	cargo build --release $(CARGO_LOCKED) $(LOADGEN)
