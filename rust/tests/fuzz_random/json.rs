@@ -45,6 +45,7 @@ const TYPES: &[&str] = &[
     "viewer_join_session",
     "viewer_leave_session",
     "get_session_events",
+    "snapshot_missing",
     "session_pause",
     "events_batc\\u0068",
     "",
@@ -499,6 +500,32 @@ pub fn message(rng: &mut Rng) -> Vec<u8> {
             data.push((quoted("sessionId"), sid(rng)));
             data.push((quoted("fromIndex"), index(rng)));
             data.push((quoted("limit"), index(rng)));
+        }
+        "snapshot_missing" => {
+            if rng.below(3) != 0 {
+                data.push((quoted("sessionId"), sid(rng)));
+            }
+            let reason = |rng: &mut Rng| match rng.below(8) {
+                0 => quoted(""),
+                1 => quoted("too large"),
+                2 => quoted(&"r".repeat(rng.range(60, 70))),
+                3 => string(rng),
+                _ => quoted("too_large"),
+            };
+            data.push((quoted("reason"), field(rng, reason)));
+            data.push((quoted("bytes"), index(rng)));
+            if rng.below(3) != 0 {
+                data.push((
+                    quoted("limitBytes"),
+                    field(rng, |rng| {
+                        if rng.one_in(4) {
+                            b"null".to_vec()
+                        } else {
+                            small(rng)
+                        }
+                    }),
+                ));
+            }
         }
         _ => data.push((quoted("sessionId"), sid(rng))),
     }
