@@ -208,3 +208,12 @@ async def test_errors_route_keeps_to_the_tenant(start_server: Any) -> None:
     )
     assert status == 404, body
     assert json.loads(body)["error"]["code"] == "unknown_session"
+
+
+async def test_with_durable_acks_the_notice_has_no_answer_either(start_server: Any) -> None:
+    server = await start_server(ack_mode="durable")
+    async with open_websocket_url(ws_url(server)) as ws:
+        await start_session(ws, "s1")
+        await ws.send_message(notice(**NOTICE))
+        await ack_of(ws, "s1", 0, list(session_events(5, seed=3)))
+    assert (await get_json(server, "/sessions/s1"))["snapshotMissing"]["reason"] == "too_large"
