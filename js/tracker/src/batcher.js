@@ -1,8 +1,8 @@
 /**
  * Collects serialised rrweb events into batches, flushed by count, by size
  * or (by the caller's timer) by age. Events are serialised once, when they
- * are recorded, and from then on only joined: the batch body is the JSON
- * array text that goes on the wire and into sessionStorage unchanged.
+ * are recorded, and from then on only joined: a batch is the list of its
+ * events' JSON texts with their rrweb types (see outbox.js).
  *
  * Sizes are counted in UTF-16 code units (`string.length`), which equals
  * UTF-8 bytes for the ASCII that rrweb JSON mostly is; exact byte counts
@@ -14,29 +14,34 @@ export class Batcher {
     this.maxEvents = maxEvents;
     this.maxBytes = maxBytes;
     /** @type {string[]} */
-    this.events = [];
+    this.parts = [];
+    /** @type {number[]} */
+    this.types = [];
     this.bytes = 0;
   }
 
   /**
    * @param {string} json one serialised event
+   * @param {number} type its rrweb type
    * @returns {boolean} true when the batch is full and should be flushed now
    */
-  add(json) {
-    this.events.push(json);
+  add(json, type) {
+    this.parts.push(json);
+    this.types.push(type);
     this.bytes += json.length + 1;
-    return this.events.length >= this.maxEvents || this.bytes >= this.maxBytes;
+    return this.parts.length >= this.maxEvents || this.bytes >= this.maxBytes;
   }
 
   get size() {
-    return this.events.length;
+    return this.parts.length;
   }
 
-  /** @returns {{body: string, count: number, bytes: number} | null} the pending batch, emptied */
+  /** @returns {{parts: string[], types: number[], bytes: number} | null} the pending batch, emptied */
   take() {
-    if (this.events.length === 0) return null;
-    const batch = { body: `[${this.events.join(",")}]`, count: this.events.length, bytes: this.bytes + 1 };
-    this.events = [];
+    if (this.parts.length === 0) return null;
+    const batch = { parts: this.parts, types: this.types, bytes: this.bytes + 1 };
+    this.parts = [];
+    this.types = [];
     this.bytes = 0;
     return batch;
   }

@@ -9,7 +9,9 @@
  * (`data-flush-interval-ms="250"`, `data-compress="true"`), plus
  * `data-key` (the tenant's write key), `data-server` (default: where the
  * script came from), `data-session-id`,
- * `data-user-id`, and `data-auto="false"` to start it yourself later.
+ * `data-user-id`, `data-on-error` (the name of a global function that gets
+ * each error; `tracker.stats().lastError` keeps the last one), and
+ * `data-auto="false"` to start it yourself later.
  */
 import { DEFAULTS, start, Tracker } from "./index.js";
 
@@ -28,6 +30,14 @@ for (const [name, fallback] of Object.entries(DEFAULTS)) {
 if (data.key) options.key = data.key;
 if (data.sessionId) options.sessionId = data.sessionId;
 if (data.userId) options.userId = data.userId;
+// `data-on-error="name"`: the page's global function `name` gets every error
+// (looked up at each call, so it may be defined after this script).
+if (data.onError) {
+  options.onError = (err) => {
+    const handler = globalThis[data.onError];
+    if (typeof handler === "function") handler(err);
+  };
+}
 
 const api = { start, Tracker, tracker: null };
 globalThis.replaywire = api;
