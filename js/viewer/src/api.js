@@ -26,7 +26,13 @@ export function forgetToken() {
   localStorage.removeItem(TOKEN_KEY);
 }
 
-async function getJson(path) {
+/**
+ * GET `path` as JSON. With `onBytes`, the body's bytes are counted as they
+ * arrive (after any content coding is undone, so they compare with a
+ * session's `byteCount`) and the browser still collects and parses them
+ * itself: no copy of the text is ever held here, only the parsed result.
+ */
+async function getJson(path, onBytes) {
   const token = getToken();
   const headers = token ? { Authorization: `Bearer ${token}` } : {};
   const response = await fetch(path, { headers });
@@ -39,7 +45,14 @@ async function getJson(path) {
     }
     throw Object.assign(new Error(`${path}: ${response.status} ${detail}`), { status: response.status });
   }
-  return response.json();
+  if (!onBytes || !response.body || typeof TransformStream !== "function") return response.json();
+  const counter = new TransformStream({
+    transform(chunk, controller) {
+      onBytes(chunk.byteLength);
+      controller.enqueue(chunk);
+    },
+  });
+  return new Response(response.body.pipeThrough(counter)).json();
 }
 
 export const activeSessions = () => getJson("/sessions/active?limit=200");
@@ -64,17 +77,46 @@ export async function recentSessions() {
 
 export const sessionInfo = (id) => getJson(`/sessions/${encodeURIComponent(id)}`);
 
-/** Every stored event of a session, page by page (bounded by `maxEvents`). */
-export async function sessionEvents(id, { maxEvents = 1_000_000 } = {}) {
+/**
+ * Every stored event of a session, page by page, in order (bounded by
+ * `maxEvents`). `onProgress({bytes, events})` follows the bytes read so
+ * far (see getJson) and the events parsed. Each page's events are moved
+ * into one array and the page is dropped before the next is fetched, so a
+ * session is held once, as parsed events, whatever its size.
+ */
+export async function sessionEvents(id, { maxEvents = 1_000_000, onProgress } = {}) {
   const events = [];
   let from = 0;
+  let bytes = 0;
+  const counted = (n) => {
+    bytes += n;
+    onProgress?.({ bytes, events: events.length });
+  };
   while (events.length < maxEvents) {
-    const page = await getJson(`/sessions/${encodeURIComponent(id)}/events?from_index=${from}&limit=${PAGE_EVENTS}`);
-    events.push(...page.events);
-    if (page.count === 0 || page.nextIndex <= from) break;
-    from = page.nextIndex;
+    const path = `/sessions/${encodeURIComponent(id)}/events?from_index=${from}&limit=${PAGE_EVENTS}`;
+    let page = await getJson(path, counted);
+    // A loop, not push(...): spreading a large page overflows the stack.
+    for (const event of page.events) events.push(event);
+    const { count, nextIndex } = page;
+    page = null;
+    onProgress?.({ bytes, events: events.length });
+    if (count === 0 || nextIndex <= from) break;
+    from = nextIndex;
   }
   return events;
+}
+
+/**
+ * The session's recorded errors, newest first (`GET /sessions/{id}/errors`);
+ * empty where the server has no such route yet.
+ */
+export async function sessionErrors(id) {
+  try {
+    return (await getJson(`/sessions/${encodeURIComponent(id)}/errors`)).errors ?? [];
+  } catch (err) {
+    if (err.status === 404 || err.status === 405) return [];
+    throw err;
+  }
 }
 
 export function viewerSocketUrl(codec) {

@@ -62,6 +62,8 @@ export async function decodeFrame(data) {
   else if (codec === "deflate") json = await inflateRaw(payload);
   else json = zstdDecompress(payload, new Uint8Array(rawLength));
   if (json.length !== rawLength) throw new Error(`decompressed ${json.length} bytes, header says ${rawLength}`);
+  const text = new TextDecoder().decode(json);
+  json = null; // a snapshot's bytes may be 30 MB: let them go before parsing their text
   return {
     type: kind,
     sessionId,
@@ -70,7 +72,7 @@ export async function decodeFrame(data) {
     codec,
     resync: Boolean(flags & 1),
     serverTime,
-    events: JSON.parse(new TextDecoder().decode(json)),
+    events: JSON.parse(text),
   };
 }
 

@@ -15,9 +15,16 @@
  * the session's `clockSkewMs` (see clock.js), so the screen can play a
  * fixed delay behind the tracker whatever its clock says.
  *
+ * `progress` follows the span the last join asked for: `viewer_joined`
+ * says where it starts (`fromIndex`: the latest meta + full snapshot, for a
+ * first join) and where the live deltas begin (`nextIndex`); until that
+ * many events have arrived the stream is `loading`. A 30 MB snapshot comes
+ * as one WebSocket message, so progress moves by whole messages.
+ *
  * Resource handling: one socket at a time; `close()` ends it and stops the
  * reconnect timer. Frames are decoded one after the other (deflate is
- * asynchronous in browsers), so order is kept.
+ * asynchronous in browsers), so order is kept; each frame's bytes are only
+ * referenced until it is decoded.
  */
 import { viewerSocketUrl } from "./api.js";
 import { TrackerClock } from "./clock.js";
@@ -26,7 +33,7 @@ import { decodeFrame } from "./frames.js";
 export class LiveStream {
   /**
    * @param {{sessionId: string, codec: string, onEvents: (events: object[], info: {reset: boolean}) => void,
-   *   onStatus?: (text: string) => void, onEnded?: () => void}} options
+   *   onStatus?: (text: string) => void, onJoined?: () => void, onEnded?: () => void}} options
    */
   constructor(options) {
     this.options = options;
@@ -42,6 +49,21 @@ export class LiveStream {
     this.queue = Promise.resolve();
     this.retry = 0;
     this.retryTimer = null;
+    this.joined = null; // {from, to} of the last viewer_joined (to: null if not live)
+  }
+
+  /** Events of the joined span received so far: `{unit: "events", loaded, total}`. */
+  get progress() {
+    if (!this.joined) return { unit: "events", loaded: 0, total: null };
+    const { from, to } = this.joined;
+    const loaded = Math.max(0, (this.nextIndex ?? from) - from);
+    return { unit: "events", loaded: to === null ? loaded : Math.min(loaded, to - from), total: to === null ? null : to - from };
+  }
+
+  /** True until the joined span has arrived (or before any join). */
+  get loading() {
+    if (!this.joined || this.nextIndex === null) return true;
+    return this.joined.to !== null && this.nextIndex < this.joined.to;
   }
 
   start() {
@@ -69,10 +91,13 @@ export class LiveStream {
       this.status(this.nextIndex === null ? "joining" : `re-joining from event ${this.nextIndex}`);
     };
     ws.onmessage = (message) => {
+      let frame = message.data; // dropped once decoded: a snapshot may be 30 MB
       this.queue = this.queue
         .then(async () => {
+          const data = frame;
+          frame = null;
           if (this.ws !== ws) return; // a message of a socket we left
-          this.handle(await decodeFrame(message.data));
+          this.handle(await decodeFrame(data));
         })
         .catch((err) => this.status(`bad message: ${err.message}`));
     };
@@ -99,7 +124,10 @@ export class LiveStream {
       case "viewer_joined":
         this.retry = 0;
         this.clock.setSkew(message.data.clockSkewMs);
-        this.status(message.data.nextIndex === null ? "replaying a finished session" : "live");
+        this.joined = joinedSpan(message.data, this.nextIndex);
+        // Not "live" yet: that is for the screen to say, once it shows something.
+        this.status(message.data.nextIndex === null ? "replaying a finished session" : "joined");
+        this.options.onJoined?.();
         return;
       case "snapshot":
       case "delta":
@@ -141,4 +169,12 @@ export class LiveStream {
   status(text) {
     this.options.onStatus?.(text);
   }
+}
+
+/** The span a `viewer_joined` announces: from its `fromIndex` (or where we
+ * asked to resume) to its `nextIndex` (null: the session is not live). */
+function joinedSpan(data, resumeAt) {
+  const from = Number.isInteger(data.fromIndex) ? data.fromIndex : (resumeAt ?? 0);
+  const to = Number.isInteger(data.nextIndex) ? Math.max(from, data.nextIndex) : null;
+  return { from, to };
 }

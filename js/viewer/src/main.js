@@ -6,25 +6,59 @@
  * URL parameters: `session=ID` opens a session, `codec=zstd|deflate|none`
  * picks the live codec (zstd by default), `token=` sets the access token.
  * `window.__replaywireViewer` exposes the replay's state for tests and
- * debugging.
+ * debugging: `mode` ("live", "history", "ended") says which replay was
+ * started; `status` says what the pane shows:
+ * - "loading": the session's record, its history pages or the live join's
+ *   span are on their way; `progress` is `{unit, loaded, total}` (bytes of
+ *   history of the session's `byteCount`, or events of the joined span);
+ * - "waiting-snapshot": joined live, but no full snapshot has come yet;
+ * - "snapshot-missing": no replay because the session's record says its
+ *   full snapshot was refused (`snapshotMissing`, normalised);
+ * - "no-snapshot": no replay, and the record does not say why;
+ * - "live", "ended" (a live replay, then its session ended), "history";
+ * - "error": the session could not be opened or read.
+ * `notice` is the sentence shown in the pane instead of a replay, or null.
  */
 import "./viewer.css";
 import * as api from "./api.js";
 import { LiveStream } from "./live.js";
-import { Screen } from "./screen.js";
+import {
+  NO_SNAPSHOT,
+  WAITING_SNAPSHOT,
+  errorLines,
+  progressText,
+  snapshotMissingBadge,
+  snapshotMissingMessage,
+  snapshotMissingOf,
+} from "./notices.js";
+import { Screen, replayable } from "./screen.js";
 
 const $ = (id) => document.getElementById(id);
 const params = new URL(location.href).searchParams;
 const codec = ["zstd", "deflate", "none"].includes(params.get("codec")) ? params.get("codec") : "zstd";
 const LIST_REFRESH_MS = 5000;
 
-const state = { sessionId: null, mode: null, stream: null, screen: null, listTimer: null };
+const EMPTY = { sessionId: null, mode: null, status: null, progress: null, notice: null, missing: null, stream: null, screen: null };
+const state = { ...EMPTY, listTimer: null };
 window.__replaywireViewer = {
   get sessionId() {
     return state.sessionId;
   },
   get mode() {
     return state.mode;
+  },
+  get status() {
+    return state.status;
+  },
+  get progress() {
+    const progress = state.stream ? state.stream.progress : state.progress;
+    return progress ? { ...progress } : null;
+  },
+  get notice() {
+    return state.notice;
+  },
+  get snapshotMissing() {
+    return state.missing ? { ...state.missing } : null;
   },
   get nextIndex() {
     return state.stream?.nextIndex ?? null;
@@ -49,6 +83,65 @@ window.__replaywireViewer = {
 
 function status(text) {
   $("status").textContent = text;
+}
+
+/**
+ * What the pane shows: `next` (see `status` above), the header's `text`,
+ * and `notice` (a sentence in place of the replay, with `lines` under it).
+ */
+function show(next, { text = next, notice = null, lines = [] } = {}) {
+  state.status = next;
+  status(text);
+  state.notice = notice;
+  const paragraph = Object.assign(document.createElement("p"), { textContent: notice ?? "" });
+  const list = document.createElement("ul");
+  list.replaceChildren(...lines.map((line) => Object.assign(document.createElement("li"), { textContent: line })));
+  $("notice").replaceChildren(paragraph, ...(lines.length > 0 ? [list] : []));
+  $("notice").hidden = notice === null;
+  const loading = next === "loading";
+  $("loading").hidden = !loading;
+  if (loading) {
+    const progress = window.__replaywireViewer.progress;
+    const bar = $("progress");
+    if (progress?.total > 0) Object.assign(bar, { max: progress.total, value: Math.min(progress.loaded, progress.total) });
+    else bar.removeAttribute("value"); // indeterminate
+  }
+}
+
+/** A live session's state, after every message: live once the screen plays. */
+function showLive() {
+  const { stream, screen } = state;
+  if (!stream || !screen) return;
+  const ended = state.mode === "ended";
+  if (screen.player) show(ended ? "ended" : "live", { text: ended ? "session ended" : "live" });
+  else if (stream.loading && !ended) show("loading", { text: progressText(stream.progress) });
+  else if (state.missing) showMissing();
+  else if (ended) showNoSnapshot();
+  else show("waiting-snapshot", { text: "waiting for a full snapshot", notice: WAITING_SNAPSHOT });
+}
+
+function showMissing() {
+  showNoReplay("snapshot-missing", snapshotMissingMessage(state.missing));
+}
+
+function showNoSnapshot() {
+  showNoReplay("no-snapshot", NO_SNAPSHOT);
+}
+
+/** No replay: say why (`notice`), then list the session's newest errors, which may say more. */
+function showNoReplay(next, notice) {
+  if (state.status === next) return;
+  show(next, { text: "no full snapshot", notice });
+  const screen = state.screen;
+  api.sessionErrors(state.sessionId).then(
+    (errors) => {
+      const lines = errorLines(errors);
+      if (state.screen === screen && state.status === next && lines.length > 0) {
+        show(next, { text: "no full snapshot", notice, lines: ["Errors recorded for this session:", ...lines] });
+      }
+    },
+    () => {}, // the errors only add detail
+  );
 }
 
 function showLogin() {
@@ -81,6 +174,12 @@ function sessionLink(session, extra) {
     open(session.sessionId);
   };
   li.append(a);
+  const missing = snapshotMissingOf(session);
+  if (missing) {
+    const badge = snapshotMissingBadge(missing);
+    const mark = Object.assign(document.createElement("span"), { className: "badge", textContent: badge.text, title: badge.title });
+    li.append(mark);
+  }
   if (extra) {
     const small = document.createElement("small");
     small.textContent = extra;
@@ -90,6 +189,7 @@ function sessionLink(session, extra) {
 }
 
 async function refreshLists() {
+  recheckMissing();
   try {
     const live = await api.activeSessions();
     $("live-list").replaceChildren(
@@ -107,6 +207,23 @@ async function refreshLists() {
   }
 }
 
+/**
+ * A live session waiting for its snapshot: read its record again, which
+ * says (`snapshotMissing`) once the server has refused the snapshot.
+ */
+async function recheckMissing() {
+  const { sessionId, screen } = state;
+  if (state.mode !== "live" || !screen || screen.player) return;
+  try {
+    const missing = snapshotMissingOf(await api.sessionInfo(sessionId));
+    if (state.screen !== screen || JSON.stringify(missing) === JSON.stringify(state.missing)) return;
+    state.missing = missing;
+    showLive();
+  } catch {
+    /* the next refresh tries again */
+  }
+}
+
 async function open(sessionId) {
   close();
   state.sessionId = sessionId;
@@ -115,44 +232,84 @@ async function open(sessionId) {
   $("title").textContent = sessionId;
   const screen = new Screen($("screen"), () => state.stream?.clock.trackerNow() ?? Date.now());
   state.screen = screen;
+  show("loading", { text: `opening ${sessionId}` });
   let info;
   try {
     info = await api.sessionInfo(sessionId);
   } catch (err) {
-    status(`cannot open ${sessionId}: ${err.message}`);
+    show("error", { text: `cannot open ${sessionId}: ${err.message}` });
     return;
   }
   if (state.screen !== screen) return; // another session was opened meanwhile
+  state.missing = snapshotMissingOf(info);
   if (info.live) {
     state.mode = "live";
     state.stream = new LiveStream({
       sessionId,
       codec,
-      onEvents: (events, { reset }) => (reset ? screen.resetLive(events) : screen.addLive(events)),
+      onEvents: (events, { reset }) => {
+        if (reset) screen.resetLive(events);
+        else screen.addLive(events);
+        showLive();
+      },
       onStatus: status,
+      onJoined: showLive,
       onEnded: () => {
         state.mode = "ended";
+        showLive();
       },
     }).start();
+    showLive();
   } else {
     state.mode = "history";
-    status("loading events");
-    try {
-      const events = await api.sessionEvents(sessionId);
-      if (state.screen !== screen) return;
-      screen.replay(events);
-      status(`${events.length} events`);
-    } catch (err) {
-      status(`cannot replay ${sessionId}: ${err.message}`);
-    }
+    await replayHistory(sessionId, info, screen);
   }
   refreshLists();
+}
+
+/**
+ * A finished session from its stored pages, fetched in order with progress
+ * in bytes of its `byteCount`; the player is built once they are all in.
+ */
+async function replayHistory(sessionId, info, screen) {
+  const total = Number.isFinite(info.byteCount) && info.byteCount > 0 ? info.byteCount : null;
+  state.progress = { unit: "bytes", loaded: 0, total };
+  show("loading", { text: progressText(state.progress) });
+  let events;
+  try {
+    events = await api.sessionEvents(sessionId, {
+      onProgress: ({ bytes }) => {
+        if (state.screen !== screen) return;
+        state.progress = { unit: "bytes", loaded: bytes, total };
+        show("loading", { text: progressText(state.progress) });
+      },
+    });
+  } catch (err) {
+    if (state.screen === screen) show("error", { text: `cannot replay ${sessionId}: ${err.message}` });
+    return;
+  }
+  if (state.screen !== screen) return;
+  if (!replayable(events)) {
+    if (state.missing) showMissing();
+    else showNoSnapshot();
+    return;
+  }
+  try {
+    screen.replay(events);
+  } catch (err) {
+    show("error", { text: `cannot replay ${sessionId}: ${err.message}` });
+    return;
+  }
+  // A later, smaller snapshot made the session replayable; the header still says one was refused.
+  const refused = state.missing ? " (one full snapshot was refused: over the size limit)" : "";
+  show("history", { text: `${events.length} events${refused}` });
 }
 
 function close() {
   state.stream?.close();
   state.screen?.destroy();
-  Object.assign(state, { sessionId: null, mode: null, stream: null, screen: null });
+  Object.assign(state, EMPTY);
+  show(null, { text: "" });
 }
 
 $("login").onsubmit = (e) => {

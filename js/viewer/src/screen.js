@@ -53,7 +53,7 @@ export class Screen {
       this.applied += events.length;
       return;
     }
-    this.waiting.push(...events);
+    for (const event of events) this.waiting.push(event); // no push(...): a join may bring 100,000
     const start = startOf(this.waiting);
     if (start < 0) {
       if (this.waiting.length > MAX_WAITING_EVENTS) this.waiting = this.waiting.slice(-MAX_WAITING_EVENTS);
@@ -81,7 +81,7 @@ export class Screen {
   replay(events) {
     this.destroy();
     const start = events.findIndex((e) => e.type === META);
-    if (start < 0 || startOf(events) < 0) throw new Error("the session has no full snapshot to start from");
+    if (!replayable(events)) throw new Error("the session has no full snapshot to start from");
     this.player = this.make(events.slice(start), { liveMode: false, showController: true, autoPlay: true });
     this.applied = events.length - start;
   }
@@ -95,11 +95,18 @@ export class Screen {
   }
 }
 
-/** Index of the last Meta event followed by a full snapshot, or -1. */
+/** True if a replay can start from these events: a Meta, then a full snapshot. */
+export function replayable(events) {
+  return startOf(events) >= 0;
+}
+
+/** Index of the last Meta event followed by a full snapshot, or -1. One
+ * pass from the end: it runs on every live message while events wait. */
 function startOf(events) {
+  let snapshotAfter = false;
   for (let i = events.length - 1; i >= 0; i--) {
-    if (events[i].type !== META) continue;
-    if (events.slice(i + 1).some((e) => e.type === FULL_SNAPSHOT)) return i;
+    if (events[i].type === FULL_SNAPSHOT) snapshotAfter = true;
+    else if (events[i].type === META && snapshotAfter) return i;
   }
   return -1;
 }
