@@ -123,7 +123,7 @@ class Subscriber:
                 socket_connect_timeout=SOCKET_TIMEOUT,
                 retry=Retry(NoBackoff(), 0),  # our own backoff, below
             )
-            pubsub = client.pubsub()  # type: ignore[no-untyped-call]
+            pubsub = client.pubsub()  # type: ignore[no-untyped-call, unused-ignore]  # typed from redis 8 on
             try:
                 self._take_commands(pubsub, connected=False)
                 pubsub.ping()  # connect now, so that an outage shows at once
