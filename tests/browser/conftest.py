@@ -34,8 +34,9 @@ def site() -> Iterator[PageServer]:
         s.close()
 
 
-@pytest.fixture
-def replaywire(tmp_path: Path, site: PageServer) -> Iterator[ServerProcess]:
+def serve(tmp_path: Path, site: PageServer, **env: str) -> ServerProcess:
+    """A started replaywire for the test site: one tenant, durable acks on
+    SQLite, as a deployment would run; ``env`` overrides (smaller limits)."""
     server = ServerProcess(
         tmp_path,
         "replaywire",
@@ -54,9 +55,16 @@ def replaywire(tmp_path: Path, site: PageServer) -> Iterator[ServerProcess]:
                 }
             }
         ),
+        **env,
     )
     server.start()
     site.values["SERVER"] = f"http://127.0.0.1:{server.port}"
+    return server
+
+
+@pytest.fixture
+def replaywire(tmp_path: Path, site: PageServer) -> Iterator[ServerProcess]:
+    server = serve(tmp_path, site)
     try:
         yield server
     finally:

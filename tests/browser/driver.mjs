@@ -40,6 +40,16 @@ async function page(name) {
   return pages.get(name).page;
 }
 
+/** One Chrome DevTools Protocol session per page, performance metrics on from the start. */
+async function cdpOf(name) {
+  const entry = pages.get(name) ?? (await page(name), pages.get(name));
+  if (!entry.cdp) {
+    entry.cdp = await entry.context.newCDPSession(entry.page);
+    await entry.cdp.send("Performance.enable");
+  }
+  return entry.cdp;
+}
+
 const commands = {
   goto: async ({ page: name, url }) => {
     await (await page(name)).goto(url, { waitUntil: "load" });
@@ -65,6 +75,38 @@ const commands = {
     await (await page(name)).screenshot({ path, fullPage: true });
   },
   logs: async ({ page: name }) => pages.get(name)?.logs ?? [],
+  // Raw mouse clicks at (x, y), `count` of them `intervalMs` apart: input
+  // events as the user's, with none of playwright's actionability checks
+  // (which run script in the page and so would wait out a busy main thread).
+  clickAt: async ({ page: name, x, y, count = 1, intervalMs = 0 }) => {
+    const p = await page(name);
+    for (let i = 0; i < count; i++) {
+      await p.mouse.click(x, y);
+      if (intervalMs) await new Promise((resolve) => setTimeout(resolve, intervalMs));
+    }
+  },
+  // Chrome DevTools' network throttling (0 kbps: off), which also applies to WebSockets.
+  throttle: async ({ page: name, kbps = 0, latencyMs = 0 }) => {
+    const cdp = await cdpOf(name);
+    const rate = kbps > 0 ? (kbps * 1000) / 8 : -1;
+    await cdp.send("Network.enable");
+    await cdp.send("Network.emulateNetworkConditions", {
+      offline: false,
+      latency: latencyMs,
+      downloadThroughput: rate,
+      uploadThroughput: rate,
+    });
+  },
+  // Playwright's fake clock in the page (installed before navigation; time
+  // flows on by itself), and a jump of `ms` with every timer due in it run.
+  clockInstall: async ({ page: name }) => (await page(name)).clock.install(),
+  clockRunFor: async ({ page: name, ms }) => (await page(name)).clock.runFor(ms),
+  // Chrome's performance metrics for the page (TaskDuration, ScriptDuration, JSHeapUsedSize, ...; seconds and bytes).
+  metrics: async ({ page: name }) => {
+    const cdp = await cdpOf(name);
+    const { metrics } = await cdp.send("Performance.getMetrics");
+    return Object.fromEntries(metrics.map((m) => [m.name, m.value]));
+  },
   closePage: async ({ page: name }) => {
     await pages.get(name)?.context.close();
     pages.delete(name);

@@ -134,6 +134,35 @@ class Browser:
         )
         return waited
 
+    def click_at(self, page: str, x: int, y: int, count: int = 1, interval_ms: int = 0) -> None:
+        """Raw mouse clicks (no actionability checks: they would wait out a busy page)."""
+        self.call(
+            "clickAt",
+            page=page,
+            x=x,
+            y=y,
+            count=count,
+            intervalMs=interval_ms,
+            timeout=30 + count * (interval_ms / 1000 + 5),
+        )
+
+    def throttle(self, page: str, kbps: int, latency_ms: int = 0) -> None:
+        """DevTools network throttling of the page, WebSockets included (0: off)."""
+        self.call("throttle", page=page, kbps=kbps, latencyMs=latency_ms)
+
+    def clock_install(self, page: str) -> None:
+        """Fake the page's timers (before ``goto``); time still flows."""
+        self.call("clockInstall", page=page)
+
+    def clock_run_for(self, page: str, ms: int, timeout: float = 120.0) -> None:
+        """Jump the page's clock ``ms`` ahead, running every timer due on the way."""
+        self.call("clockRunFor", page=page, ms=ms, timeout=timeout)
+
+    def metrics(self, page: str) -> dict[str, float]:
+        """Chrome's performance metrics of the page (``TaskDuration`` in seconds, ...)."""
+        values: dict[str, float] = self.call("metrics", page=page)
+        return values
+
     def screenshot(self, page: str, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.call("screenshot", page=page, path=str(path))
@@ -162,12 +191,20 @@ class Browser:
 
 class PageServer:
     """The test site on 127.0.0.1: files of ``pages/`` with ``{{SERVER}}``
-    (replaywire's base URL), ``{{COMPRESS}}``, ``{{KEY}}`` (the write key)
-    and ``{{CLOCK_AHEAD_MS}}`` (how far the page's ``Date.now`` runs ahead)
-    filled in."""
+    (replaywire's base URL), ``{{COMPRESS}}``, ``{{KEY}}`` (the write key),
+    ``{{CLOCK_AHEAD_MS}}`` (how far the page's ``Date.now`` runs ahead) and
+    ``{{AUTO}}`` (whether the tracker starts on load) and ``{{TRACKER_OPTIONS}}``
+    (more data attributes for the tracker) filled in."""
 
     def __init__(self) -> None:
-        self.values = {"SERVER": "", "COMPRESS": "false", "KEY": WRITE_KEY, "CLOCK_AHEAD_MS": "0"}
+        self.values = {
+            "SERVER": "",
+            "COMPRESS": "false",
+            "KEY": WRITE_KEY,
+            "CLOCK_AHEAD_MS": "0",
+            "AUTO": "true",
+            "TRACKER_OPTIONS": "",
+        }
         handler = partial(_PageHandler, self)
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
