@@ -34,6 +34,12 @@ CORE_SO := $(wildcard python/replaywire/_core.*.so)
 STAMP_DEPS := $(VENV)/.stamp-deps
 STAMP_DEV := $(VENV)/.stamp-build-dev
 
+# `make test` runs the Python suite once, against the release wheel installed
+# into a venv of its own (as users get it), not against the source tree.
+WHEEL_VENV ?= .venv-wheel
+STAMP_WHEEL := $(WHEEL_VENV)/.stamp-wheel
+PY_SOURCES := $(shell find python/replaywire -type f -not -name '_core.*' -not -path '*/static/*' -not -path '*/__pycache__/*' 2>/dev/null)
+
 # The browser assets (js/, built with esbuild into python/replaywire/static/,
 # which the wheel ships). npm writes node_modules/.package-lock.json on every
 # install, so it stamps `npm ci`; the built index.html (written last) stamps
@@ -110,18 +116,30 @@ build-dev: js $(STAMP_DEV) ## Build the browser assets and the extension (releas
 
 .PHONY: build-prod
 build-prod: js $(STAMP_DEPS) ## Build the browser assets, then the release wheel into dist/
+	rm -f dist/replaywire-*.whl
 	$(VENV)/bin/maturin build --release $(CARGO_LOCKED) --interpreter $(PY) --out dist
+
+# The wheel of build-prod, installed with its test extra into $(WHEEL_VENV).
+$(STAMP_WHEEL): $(RUST_SOURCES) $(PY_SOURCES) pyproject.toml $(STATIC_INDEX) $(STAMP_DEPS)
+	$(MAKE) build-prod
+	@[ -x $(WHEEL_VENV)/bin/python ] || $(PYTHON) -m venv $(WHEEL_VENV)
+	$(WHEEL_VENV)/bin/pip install $(PIP_QUIET) "$$(ls dist/replaywire-*.whl)[test]"
+	$(WHEEL_VENV)/bin/pip install $(PIP_QUIET) --force-reinstall --no-deps dist/replaywire-*.whl
+	@touch $@
+
+.PHONY: wheel-venv
+wheel-venv: $(STAMP_WHEEL) ## Build the release wheel and install it (with the test extra) into .venv-wheel
 
 .PHONY: run
 run: build-dev ## Run a server with the default configuration (make run ARGS="--port 9000")
 	$(VENV)/bin/replaywire serve $(ARGS)
 
 .PHONY: test
-test: build-dev ## Run the Rust, JavaScript and Python tests (PYTEST_ARGS=...)
+test: build-dev $(STAMP_WHEEL) ## Run the Rust and JavaScript tests, then the Python tests against the installed wheel (PYTEST_ARGS=...)
 	cargo test $(CARGO_LOCKED)
 	cargo test $(CARGO_LOCKED) $(LOADGEN)
 	cd js && npm test --silent
-	@rc=0; $(PY) -m pytest $(PYTEST_ARGS) || rc=$$?; \
+	@rc=0; $(WHEEL_VENV)/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then \
 	  echo "make test: pytest collected no tests (exit 5); a run that tests nothing fails" >&2; \
 	fi; \
@@ -157,14 +175,14 @@ bench-suite: build-dev ## The benchmark suite: results folder with JSON, tables,
 
 .PHONY: clean
 clean: ## Remove build outputs and caches (keeps .venv)
-	rm -rf target benches/loadgen/target dist python/replaywire/_core.*.so $(STAMP_DEV)
+	rm -rf target benches/loadgen/target dist python/replaywire/_core.*.so $(STAMP_DEV) $(STAMP_WHEEL)
 	rm -rf python/replaywire/static js/tracker/dist tests/artifacts
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis
 	find $(wildcard python tests benches) -name __pycache__ -type d -prune -exec rm -rf {} +
 
 .PHONY: distclean
 distclean: clean ## clean, and remove .venv and js/node_modules too
-	rm -rf $(VENV) js/node_modules
+	rm -rf $(VENV) $(WHEEL_VENV) js/node_modules
 
 .PHONY: FORCE
 FORCE:
