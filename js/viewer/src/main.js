@@ -270,6 +270,8 @@ async function open(sessionId) {
 /**
  * A finished session from its stored pages, fetched in order with progress
  * in bytes of its `byteCount`; the player is built once they are all in.
+ * The pages' JSON around the events makes a little more than `byteCount`,
+ * so `loaded` is capped at `total`, and set to it once every page is in.
  */
 async function replayHistory(sessionId, info, screen) {
   const total = Number.isFinite(info.byteCount) && info.byteCount > 0 ? info.byteCount : null;
@@ -280,7 +282,7 @@ async function replayHistory(sessionId, info, screen) {
     events = await api.sessionEvents(sessionId, {
       onProgress: ({ bytes }) => {
         if (state.screen !== screen) return;
-        state.progress = { unit: "bytes", loaded: bytes, total };
+        state.progress = { unit: "bytes", loaded: total === null ? bytes : Math.min(bytes, total), total };
         show("loading", { text: progressText(state.progress) });
       },
     });
@@ -289,11 +291,16 @@ async function replayHistory(sessionId, info, screen) {
     return;
   }
   if (state.screen !== screen) return;
+  if (total !== null) state.progress = { unit: "bytes", loaded: total, total };
   if (!replayable(events)) {
     if (state.missing) showMissing();
     else showNoSnapshot();
     return;
   }
+  // Building a big page's DOM takes seconds with the main thread busy: say so first.
+  show("loading", { text: `building the replay of ${events.length} events` });
+  await new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
+  if (state.screen !== screen) return;
   try {
     screen.replay(events);
   } catch (err) {
