@@ -16,7 +16,6 @@ Needs py-spy (the dev extra) and ptrace rights over the server (root, or
 
 from __future__ import annotations
 
-import argparse
 import collections
 import os
 import subprocess
@@ -27,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.append(str(Path(__file__).resolve().parent.parent))
 
-import ingest_load  # noqa: E402
+import ingest_load
 
 
 def cpu_seconds(pid: int) -> float:
