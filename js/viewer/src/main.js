@@ -1,5 +1,6 @@
 /**
- * The viewer page (/viewer): login prompt, session lists, and the replay of
+ * The viewer page (/viewer): token prompt (only where the server asks for
+ * one, see `start`), session lists, and the replay of
  * one session, live over the WebSocket or, once ended, from
  * `GET /sessions/{id}/events`.
  *
@@ -87,16 +88,21 @@ function status(text) {
 
 /**
  * What the pane shows: `next` (see `status` above), the header's `text`,
- * and `notice` (a sentence in place of the replay, with `lines` under it).
+ * and `notice` (a sentence in place of the replay, with the session's
+ * `errors` listed under it).
  */
-function show(next, { text = next, notice = null, lines = [] } = {}) {
+function show(next, { text = next, notice = null, errors = [] } = {}) {
   state.status = next;
   status(text);
   state.notice = notice;
-  const paragraph = Object.assign(document.createElement("p"), { textContent: notice ?? "" });
-  const list = document.createElement("ul");
-  list.replaceChildren(...lines.map((line) => Object.assign(document.createElement("li"), { textContent: line })));
-  $("notice").replaceChildren(paragraph, ...(lines.length > 0 ? [list] : []));
+  const element = (tag, textContent) => Object.assign(document.createElement(tag), { textContent });
+  const parts = [element("p", notice ?? "")];
+  if (errors.length > 0) {
+    const list = document.createElement("ul");
+    list.replaceChildren(...errors.map((line) => element("li", line)));
+    parts.push(element("p", "Errors recorded for this session:"), list);
+  }
+  $("notice").replaceChildren(...parts);
   $("notice").hidden = notice === null;
   const loading = next === "loading";
   $("loading").hidden = !loading;
@@ -137,7 +143,7 @@ function showNoReplay(next, notice) {
     (errors) => {
       const lines = errorLines(errors);
       if (state.screen === screen && state.status === next && lines.length > 0) {
-        show(next, { text: "no full snapshot", notice, lines: ["Errors recorded for this session:", ...lines] });
+        show(next, { text: "no full snapshot", notice, errors: lines });
       }
     },
     () => {}, // the errors only add detail
@@ -336,5 +342,25 @@ $("open-form").onsubmit = (e) => {
   if (id) open(id);
 };
 
-if (api.getToken() === null) showLogin();
-else showApp();
+/**
+ * The first screen: the session list when a token is known (from `?token=`
+ * or kept from before), or when the server checks no credentials (no
+ * TENANTS: development mode), which it says by listing sessions to a
+ * request without one; the token prompt only when it answers 401 or 403.
+ * Any other failure opens the list too, whose header then says what failed.
+ */
+async function start() {
+  if (api.getToken() === null) {
+    try {
+      await api.activeSessions();
+    } catch (err) {
+      if (err.status === 401 || err.status === 403) {
+        showLogin();
+        return;
+      }
+    }
+  }
+  showApp();
+}
+
+start();
