@@ -9,9 +9,10 @@
 //     tracker.js                          the <script> build (stable name: the README snippet links it)
 //     viewer-[hash].js, viewer-[hash].css the viewer, content-hashed so they can be cached for good
 //     index.html                          the viewer page, pointing at the hashed files
+//     favicon.svg                         its icon, also served at /favicon.ico
 // The static folder is emptied first, so it never holds stale files.
 import { build } from "esbuild";
-import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -52,6 +53,8 @@ async function staticAssets() {
   const html = (await readFile(join(here, "viewer/src/index.html"), "utf8"))
     .replace("__VIEWER_JS__", js)
     .replace("__VIEWER_CSS__", css);
+  await copyFile(join(here, "viewer/src/favicon.svg"), join(staticDir, "favicon.svg"));
+  // Written last: the Makefile takes index.html as the stamp of the whole build.
   await writeFile(join(staticDir, "index.html"), html);
 }
 

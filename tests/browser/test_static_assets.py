@@ -1,13 +1,17 @@
 """The viewer page and the tracker script as replaywire serves them (from
-the package's static folder, built by `make js`): types, caching, 304s, and
-nothing outside the folder."""
+the package's static folder, built by `make js`): types, caching, 304s,
+nothing outside the folder, and a page saying so where a build has none."""
 
 from __future__ import annotations
 
 import http.client
 import re
 
+import pytest
+
 from e2e.processes import ServerProcess
+from replaywire.errors import HttpError
+from replaywire.http import static
 
 
 def fetch(
@@ -61,3 +65,27 @@ def test_unknown_names_and_traversal_answer_404(replaywire: ServerProcess) -> No
         status, headers, body = fetch(replaywire, target)
         assert status == 404, (target, body)
         assert headers["content-type"] == "application/json"
+
+
+def test_viewer_with_a_trailing_slash_and_the_icon(replaywire: ServerProcess) -> None:
+    _, _, page = fetch(replaywire, "/viewer")
+    status, headers, body = fetch(replaywire, "/viewer/")
+    assert (status, headers["content-type"], body) == (200, "text/html; charset=utf-8", page)
+    assert b'rel="icon" href="/viewer/favicon.svg"' in page
+    for target in ["/favicon.ico", "/viewer/favicon.svg"]:
+        status, headers, body = fetch(replaywire, target)
+        assert status == 200 and headers["content-type"] == "image/svg+xml", target
+        assert body.startswith(b"<svg") and len(body) < 1000
+
+
+def test_a_build_without_assets_says_so_on_the_viewer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A wheel or sdist built where Node.js was missing: /viewer is a page
+    saying why there is no viewer and how to build it; the other names
+    answer JSON 404s saying the same in a line."""
+    monkeypatch.setattr(static, "_ASSETS", {})
+    page = static.viewer_page()
+    assert (page.status, page.content_type) == (404, b"text/html; charset=utf-8")
+    assert b"built without its browser assets" in page.body and b"make js" in page.body
+    with pytest.raises(HttpError) as raised:
+        static.serve("tracker.js")
+    assert raised.value.status == 404 and "built without Node.js" in str(raised.value)

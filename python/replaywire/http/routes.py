@@ -301,10 +301,12 @@ def _openapi_document() -> bytes:
     return _OPENAPI
 
 
-# The browser assets (http/static.py): the viewer page and the tracker script.
+# The browser assets (http/static.py): the viewer page, the tracker script
+# and the viewer's icon, also where browsers ask for one first.
 @route("GET", "/viewer")
+@route("GET", "/viewer/")
 async def viewer_page(server: Server, request: Request, params: dict[str, str]) -> Response:
-    return static.serve("index.html", request.headers.get("if-none-match", ""))
+    return static.viewer_page(request.headers.get("if-none-match", ""))
 
 
 @route("GET", "/viewer/{name}")
@@ -315,3 +317,8 @@ async def viewer_asset(server: Server, request: Request, params: dict[str, str])
 @route("GET", "/tracker.js")
 async def tracker_script(server: Server, request: Request, params: dict[str, str]) -> Response:
     return static.serve("tracker.js", request.headers.get("if-none-match", ""))
+
+
+@route("GET", "/favicon.ico")
+async def favicon(server: Server, request: Request, params: dict[str, str]) -> Response:
+    return static.serve("favicon.svg", request.headers.get("if-none-match", ""))
