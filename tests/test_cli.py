@@ -85,6 +85,35 @@ def test_config_prints_defaults_as_json() -> None:
     assert {f.name: printed[f.name] for f in knobs()} == {f.name: f.default for f in knobs()}
 
 
+def test_config_into_a_reader_that_leaves_early_is_quiet() -> None:
+    """`replaywire config --format env | head`: the reader is gone before
+    the output is written (its end of the pipe is closed before the command
+    has even imported), so the write fails with EPIPE every time."""
+    environ = {k: v for k, v in os.environ.items() if k.upper() not in _KNOB_ENV}
+    environ["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [PACKAGE_ROOT, os.environ.get("PYTHONPATH")])
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "replaywire", "config", "--format", "env"],
+        env=environ,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()
+    stderr = proc.stderr.read().decode()
+    proc.stderr.close()
+    assert proc.wait(timeout=60) == 141  # 128 + SIGPIPE, as `yes | head` ends
+    assert stderr == ""
+
+
+def test_flag_placeholders_say_what_the_value_is() -> None:
+    text = " ".join(run("serve", "--help").stdout.split())
+    assert "--viewer-fanout-budget SHARE" in text
+    assert "--session-idle-timeout SECONDS" in text
+    assert "--port N" in text
+
+
 def test_config_applies_env_then_flags() -> None:
     env_only = json.loads(run("config", BATCH_SIZE="7", SESSION_IDLE_TIMEOUT="2.5").stdout)
     assert env_only["batch_size"] == 7

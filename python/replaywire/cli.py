@@ -23,6 +23,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -34,6 +36,8 @@ from replaywire.config import Config, ConfigError, knobs, parse_value
 
 __all__ = ["build_parser", "main"]
 
+# By the default's type, unless the knob names its own (``metavar=``): most
+# float knobs are durations, VIEWER_FANOUT_BUDGET is a share of the loop.
 _METAVARS = {bool: None, int: "N", float: "SECONDS", str: "TEXT"}
 
 
@@ -91,7 +95,7 @@ def add_knob_flags(parser: argparse.ArgumentParser) -> None:
                 dest=f.name,
                 type=_parser_for(f),
                 default=None,
-                metavar=_METAVARS.get(kind, "VALUE"),
+                metavar=f.metadata.get("metavar") or _METAVARS.get(kind, "VALUE"),
                 help=help_text,
             )
 
@@ -299,7 +303,24 @@ def _train_dictionary(config: Config, args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``replaywire`` console script; returns the exit code."""
+    """Entry point of the ``replaywire`` console script; returns the exit code.
+
+    A reader that leaves early (``replaywire config --format env | head``)
+    ends the command quietly with 141, as SIGPIPE ends coreutils, instead of
+    a BrokenPipeError traceback. stdout is flushed here, inside the ``try``,
+    so the error cannot surface later, at interpreter exit."""
+    try:
+        code = _run(argv)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Python's recipe (docs of the signal module, "Note on SIGPIPE"):
+        # point stdout at devnull so the flush at exit has nowhere to fail.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
+    return code
+
+
+def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     rest = list(sys.argv[1:] if argv is None else argv)
     if rest[:1] == ["bench"]:  # every other argument is the suite's

@@ -46,10 +46,13 @@ def _knob(
     lo: float | None = None,
     hi: float | None = None,
     choices: tuple[str, ...] | None = None,
+    metavar: str | None = None,
 ) -> Any:
     """A config field: its default, the help shown by ``--help`` and the
-    README, and the bounds :meth:`Config.__post_init__` enforces."""
-    meta = {"help": help, "env": env, "lo": lo, "hi": hi, "choices": choices}
+    README, and the bounds :meth:`Config.__post_init__` enforces.
+    ``metavar`` is the flag's placeholder when the default's type does not
+    say what the value is (see ``replaywire.cli``)."""
+    meta = {"help": help, "env": env, "lo": lo, "hi": hi, "choices": choices, "metavar": metavar}
     return field(default=default, metadata=meta)
 
 
@@ -199,6 +202,7 @@ class Config:
         " stretched beyond VIEWER_FLUSH_INTERVAL so that many viewers cannot starve ingest",
         lo=0.01,
         hi=1,
+        metavar="SHARE",
     )
     viewer_backlog_bytes: int = _knob(
         8 * MiB, "Delta bytes queued for one viewer before it is resynchronised", lo=1
