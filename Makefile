@@ -1,9 +1,12 @@
 # replaywire: `make help` lists the targets.
 #
-# Everything a target needs is installed by the target itself: a fresh clone
-# needs only Python >= 3.11 and the Rust toolchain, then `make run` or
-# `make test`. Finished steps leave stamp files in .venv/, so running a
-# target again skips what is already done.
+# A fresh clone needs Python >= 3.11 and the Rust toolchain (cargo), then
+# `make run` or `make test`. Each target installs what it needs: Python
+# packages into .venv/, npm packages into js/node_modules/, and from the
+# machine (tools/prereqs.sh: on Debian as root with apt-get, elsewhere it
+# names what to install) Node.js and npm for both, and Chromium, PostgreSQL's
+# server binaries and redis-server for `make test`. Finished steps leave
+# stamp files in .venv/, so running a target again skips what is done.
 
 .DEFAULT_GOAL := help
 SHELL := bash
@@ -97,7 +100,7 @@ $(STAMP_DEV): $(RUST_SOURCES) pyproject.toml $(STAMP_DEPS) $(if $(CORE_SO),,FORC
 	@touch $@
 
 $(STAMP_NPM): $(JS_LOCK) $(JS_MANIFESTS)
-	@command -v npm >/dev/null || { echo "error: npm (Node.js >= 18) is needed to build the browser assets" >&2; exit 1; }
+	@tools/prereqs.sh run
 	cd js && npm ci $(NPM_QUIET)
 	@touch $@
 
@@ -134,8 +137,12 @@ wheel-venv: $(STAMP_WHEEL) ## Build the release wheel and install it (with the t
 run: build-dev ## Run a server with the default configuration (make run ARGS="--port 9000")
 	$(VENV)/bin/replaywire serve $(ARGS)
 
+.PHONY: prereqs
+prereqs: ## Check what make test needs from the machine (Node.js, Chromium, PostgreSQL, redis-server); on Debian as root, install it
+	@tools/prereqs.sh test
+
 .PHONY: test
-test: build-dev $(STAMP_WHEEL) ## Run the Rust and JavaScript tests, then the Python tests against the installed wheel (PYTEST_ARGS=...)
+test: prereqs build-dev $(STAMP_WHEEL) ## Run the Rust and JavaScript tests, then the Python tests against the installed wheel (PYTEST_ARGS=...)
 	cargo test $(CARGO_LOCKED)
 	cargo test $(CARGO_LOCKED) $(LOADGEN)
 	cd js && npm test --silent

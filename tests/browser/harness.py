@@ -39,7 +39,7 @@ def require_tools() -> None:
     """Fail (not skip) with the fix when something the browser needs is missing."""
     missing = []
     if not os.access(CHROMIUM, os.X_OK):
-        missing.append(f"{CHROMIUM} (apt-get install -y chromium chromium-driver)")
+        missing.append(f"{CHROMIUM} (make prereqs, or apt-get install -y chromium)")
     if shutil.which("node") is None:
         missing.append("node (Node.js >= 18)")
     if not (ROOT / "js" / "node_modules" / "playwright-core").is_dir():
