@@ -33,7 +33,7 @@ async def test_autobahn_cases_1_to_10(
     results = await run(backend, QUICK_CASES, tmp_path / "report", tmp_path / "work")
     with capsys.disabled():
         print(f"\n{results.summary()}")
-    groups = {case.id.split(".")[0] for case in results.cases}
-    assert groups == {str(group) for group in range(1, 11)}, "not every group 1 to 10 ran"
+    groups = {int(case.id.split(".")[0]) for case in results.cases}
+    assert groups == set(range(1, 11)) - {8}, "not every group ran (the suite has no group 8)"
     failed = [case for case in results.cases if case.behavior == "FAILED"]
     assert not failed, results.summary()
