@@ -13,10 +13,9 @@ one ``receive_some``), and in several writes, split inside the frames
 - Messages completed in the same read as the peer's close are answered
   before the close reply.
 
-The tracker here acks on receipt (``ACK_MODE=received``): with durable acks
-an ack waits for storage in another task, which the tracker stops as soon
-as the connection ends, so the batches are stored but not acked. That is
-the tracker's to fix (``protocol/tracker.py``), not the connection's.
+Both ack modes: on receipt (``ACK_MODE=received``), and durable, where an
+ack waits for the writer's commit in another task, which must still send it
+before the close is answered.
 """
 
 from __future__ import annotations
@@ -36,6 +35,7 @@ from rrweb import batch_message, session_events
 T, PING, CLOSE = _core.OP_TEXT, _core.OP_PING, _core.OP_CLOSE
 CLOSE_1000 = client_frame(CLOSE, struct.pack(">H", 1000))
 WRITES = pytest.mark.parametrize("writes", [1, 5], ids=["one-write", "several-writes"])
+ACK_MODES = pytest.mark.parametrize("ack_mode", ["received", "durable"])
 
 
 def batch(session_id: str, seq: int, events: list[bytes]) -> bytes:
@@ -58,10 +58,13 @@ async def test_bytes_after_the_close_frame_are_ignored(server: Server, writes: i
         assert tracker.events == []
 
 
+@ACK_MODES
 @WRITES
-async def test_messages_before_a_violation_are_answered_first(start_server, writes: int) -> None:
+async def test_messages_before_a_violation_are_answered_first(
+    start_server, writes: int, ack_mode: str
+) -> None:
     """Two batches, then an unmasked frame: both acked (and stored), then 1002."""
-    server = await start_server(ack_mode="received")
+    server = await start_server(ack_mode=ack_mode)
     async with open_tracker(server, "then-broken") as tracker:
         events = list(session_events(10, seed=3))
         data = batch("then-broken", 0, events[:5]) + batch("then-broken", 1, events[5:])
@@ -75,10 +78,13 @@ async def test_messages_before_a_violation_are_answered_first(start_server, writ
     assert len(await stored(server, "then-broken")) == 10
 
 
+@ACK_MODES
 @WRITES
-async def test_messages_before_the_close_are_answered_first(start_server, writes: int) -> None:
+async def test_messages_before_the_close_are_answered_first(
+    start_server, writes: int, ack_mode: str
+) -> None:
     """A batch and the close frame: the batch is acked, then the close answered."""
-    server = await start_server(ack_mode="received")
+    server = await start_server(ack_mode=ack_mode)
     async with open_tracker(server, "then-closed") as tracker:
         events = list(session_events(5, seed=4))
         await tracker.write(batch("then-closed", 0, events) + CLOSE_1000, writes)

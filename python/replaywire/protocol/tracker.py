@@ -101,6 +101,12 @@ async def _serve(handler: _Tracker, ws: WebSocket, server: Server) -> None:
                 replies.push(frame, ticket, received if is_ack else None)
             replies.wake()
             await replies.wait_for_room()
+            if ws.close_pending:
+                # The peer closed right after these batches (one write):
+                # ack them once committed, then answer the close. Bounded,
+                # so that a stalled writer cannot hold the close for long.
+                with trio.move_on_after(server.config.drain_seconds):
+                    await replies.wait_sent()
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(until_closed, partial(replies.send_committed, ws, server))
@@ -117,6 +123,7 @@ class _Replies:
         self._wake = trio.Event()
         self._room = trio.Event()
         self._count_acks = count_acks
+        self._sending = False  # answers taken from the queue, being written
 
     def push(self, frame: bytes, ticket: int, received: float | None) -> None:
         self._queue.append((frame, ticket, received))
@@ -126,6 +133,12 @@ class _Replies:
 
     async def wait_for_room(self) -> None:
         while len(self._queue) >= REPLY_BACKLOG:
+            self._room = trio.Event()
+            await self._room.wait()
+
+    async def wait_sent(self) -> None:
+        """Until every queued answer has been written."""
+        while self._queue or self._sending:
             self._room = trio.Event()
             await self._room.wait()
 
@@ -146,9 +159,14 @@ class _Replies:
                 out.append(frame)
                 if received is not None:
                     acks.append(received)
-            self._room.set()
             if reply := b"".join(out):
-                await ws.send(reply)
+                self._sending = True
+                self._room.set()
+                try:
+                    await ws.send(reply)
+                finally:
+                    self._sending = False
+            self._room.set()
             self._count_acks(acks)
 
 

@@ -133,6 +133,13 @@ class WebSocket:
     def closed(self) -> ConnectionClosed | None:
         return self._closed
 
+    @property
+    def close_pending(self) -> bool:
+        """The peer's close (or a violation) came with the messages last
+        returned: the next :meth:`receive` ends the connection. A caller
+        with answers to those messages still queued sends them first."""
+        return self._close_received is not None or self._decoder.failed
+
     async def receive(self) -> list[DataMessage]:
         """Wait for data messages; return all of those completed by one read.
 

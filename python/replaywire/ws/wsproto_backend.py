@@ -193,6 +193,10 @@ class WsprotoWebSocket(WebSocket):
         self._prefix: bytes | None = None
         self._encoders: dict[int | None, Connection] = {}
 
+    @property
+    def close_pending(self) -> bool:
+        return self._close_received is not None or self._failure is not None
+
     async def receive(self) -> list[DataMessage]:
         """As :meth:`WebSocket.receive`, with wsproto's codec (and the same
         order: messages first, then the close or the failure)."""
