@@ -8,7 +8,7 @@ Python on the hot path. ``--generator python`` is the trio generator below:
 batch frames are masked and encoded by the Rust core once per batch, acks
 are decoded by the Rust frame decoder once per read, and no JSON is parsed
 (acks are counted by their frames); it costs about three times the CPU
-per batch that the binary does (README, "The load generator"). By default
+per batch that the binary does (docs/benchmarks.md, "The load generator"). By default
 the script starts its own server process (``replaywire serve``) on a free
 loopback port and stops it at the end.
 

@@ -7,7 +7,7 @@ ceiling, so measuring the 2 M events/s the server is meant to reach needs a
 generator good for about 3 M on one core of this 2-core machine, beside
 everything else that runs there. The Python generator (``ingest_load.py``,
 trio) spends 11-13 us of CPU per 50-event batch, the binary under 4 us
-(most of it the kernel's loopback send); README "The load generator" has
+(most of it the kernel's loopback send); docs/benchmarks.md "The load generator" has
 the ceilings measured. The binary keeps C connections on one epoll loop
 on one core and builds every batch frame by copying the comma-joined corpus
 into the send buffer, masking it in the same pass; acks are told apart by

@@ -200,7 +200,7 @@ class Server:
                 any_host=self.config.dev_mode_any_host,
                 message="NO TENANTS CONFIGURED: no credentials are checked; whoever reaches"
                 " this port can record, read and end every session. Configure [tenants.NAME]"
-                " before exposing it (README: Security)",
+                " before exposing it (docs/security.md)",
             )
         else:
             log.info(

@@ -2,11 +2,12 @@
 
 Every limit and knob of the server is a field of :class:`Config`, built once
 (from defaults, then an optional TOML file, then the environment, then CLI
-flags) and passed down. The CLI flags and the README's configuration table
-are generated from the same field list, so a knob is declared exactly once,
-with its bounds: :meth:`Config.__post_init__` checks every value against
-them, so a bad setting stops the server at start with a message naming it
-instead of failing later in some corner.
+flags) and passed down. The CLI flags are generated from the field list,
+and tests/test_docs.py checks docs/configuration.md's table against it, so
+a knob is declared exactly once, with its bounds:
+:meth:`Config.__post_init__` checks every value against them, so a bad
+setting stops the server at start with a message naming it instead of
+failing later in some corner.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def _knob(
     metavar: str | None = None,
 ) -> Any:
     """A config field: its default, the help shown by ``--help`` and the
-    README, and the bounds :meth:`Config.__post_init__` enforces.
+    docs, and the bounds :meth:`Config.__post_init__` enforces.
     ``metavar`` is the flag's placeholder when the default's type does not
     say what the value is (see ``replaywire.cli``)."""
     meta = {"help": help, "env": env, "lo": lo, "hi": hi, "choices": choices, "metavar": metavar}
@@ -265,7 +266,7 @@ class Config:
         lo=0,
     )
     # rate limits and Redis (issue 6). 0 turns a limit off. Counters are
-    # fixed windows of RATE_LIMIT_WINDOW seconds; see README "Rate limits".
+    # fixed windows of RATE_LIMIT_WINDOW seconds; see docs/configuration.md "Rate limits".
     rate_limit_window: float = _knob(10.0, "Length in seconds of every rate-limit window")
     limit_connections_per_ip: int = _knob(
         2000, "New WebSocket connections one client IP may open per window (429 above)"
@@ -351,8 +352,8 @@ class Config:
                 f"HOST={self.host}: no tenants are configured, so replaywire would run in"
                 " development mode (no credentials: whoever reaches the port reads and"
                 " writes every session), which listens on loopback only. Configure"
-                " [tenants.NAME] in the --config file or TENANTS (see the README,"
-                " Security), or set DEV_MODE_ANY_HOST=true to run it anyway",
+                " [tenants.NAME] in the --config file or TENANTS (see docs/security.md),"
+                " or set DEV_MODE_ANY_HOST=true to run it anyway",
             )
         if self.jwt_secret and len(self.jwt_secret.encode()) < 32:
             raise ConfigError(

@@ -129,7 +129,7 @@ async def test_max_frame_bytes_on_its_own(start_server, ws_backend: str) -> None
     limit but over the 64 KiB frame limit, is answered payload_too_large by
     the Rust codec. The wsproto codec streams a frame's payload without its
     header, so it enforces MAX_MESSAGE_BYTES only and accepts it (the
-    documented difference, README "WS_BACKEND")."""
+    documented difference, docs/configuration.md "WS_BACKEND")."""
     server = await start_server(max_frame_bytes=64 * 1024, max_message_bytes=256 * 1024)
     big = b'{"type":3,"timestamp":1,"data":{"blob":"%b"}}' % (b"x" * 100_000)
     stream, head = await handshake(server.port)

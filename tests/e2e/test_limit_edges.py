@@ -180,7 +180,7 @@ async def test_max_frame_bytes(start_server: StartServer, ws_backend: str, offse
     """MAX_FRAME_BYTES: a one-frame message of limit + 1 bytes (under the
     message limit) is answered payload_too_large by the Rust codec and the
     connection goes on. The wsproto codec does not see frame headers and
-    checks the message limit only (README, WS_BACKEND): it accepts it."""
+    checks the message limit only (docs/configuration.md, WS_BACKEND): it accepts it."""
     limit = 4096
     server: Server = await start_server(max_frame_bytes=limit, max_message_bytes=64 * 1024)
     async with tracker_socket(server) as exchange:

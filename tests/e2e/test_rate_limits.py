@@ -151,7 +151,7 @@ async def test_two_instances_sharing_redis_share_the_limits(
     b: Server = await start_server(instance_id="b", **own_storage(tmp_path, "b"), **shared)
     # New connections per IP, alternating between the instances, with a
     # complete sync of both in between (waited for, not slept: a loaded
-    # machine may delay a sync): the README's bound allows no overshoot.
+    # machine may delay a sync): docs/configuration.md's bound allows no overshoot.
     admitted = 0
     for i in range(16):
         admitted += await upgrade_status((a, b)[i % 2].port) == 101

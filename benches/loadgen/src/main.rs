@@ -14,7 +14,7 @@
 //! can check them against `tests/rrweb.py`. `viewers` watches session ID
 //! with N live viewers and prints `joined` once all joined, then the
 //! events delivered so far every 100 ms (`benches/fanout.py` reads them). `benches/loadgen.py` writes the
-//! payload file and runs this binary; see there and README "Benchmarks".
+//! payload file and runs this binary; see there and docs/benchmarks.md.
 
 mod frame;
 mod generator;

@@ -13,7 +13,7 @@ and read the other instances' counts. The answers replace each window's
 ``remote`` view; increments made while the call was in flight stay in
 ``unsynced`` for the next one. No tracker message waits for this.
 
-Worst-case overshoot (stated in the README): between two syncs each
+Worst-case overshoot (stated in docs/configuration.md): between two syncs each
 instance decides on its own, from a total at most one sync interval plus
 one round trip old (for a subject it had not checked for a second, from an
 older one, until the next sync). A shared limit L can so be exceeded by at
