@@ -72,8 +72,9 @@ def _ingest_table(meta: dict[str, Any], rows: list[Run]) -> list[str]:
     peers = []
     for r in (r for r in rows if _is_peer(r)):
         versions = ", ".join(f"{k} {v}" for k, v in r["result"].get("versions", {}).items() if v)
-        npm = r["result"].get("npm_ci_seconds")
-        peers.append(f"{r['label']} ({versions}{f'; npm ci took {npm} s first' if npm else ''})")
+        setup = r["result"].get("setup")
+        took = f"; {setup['step']} took {setup['seconds']} s first" if setup else ""
+        peers.append(f"{r['label']} ({versions}{took})")
     if peers:
         out += ["Peers (benches/peers/): " + "; ".join(peers) + ".", ""]
     if meta.get("pinned") and any(r["result"].get("workers", 1) > 1 for r in rows):

@@ -17,10 +17,11 @@ are recorded as skipped, saying so).
 
 Peers (:mod:`benches.peers`): right after replaywire's ingest runs, the same
 workload (generator, C/W/B, duration) runs against each ``--peers`` server,
-a Node.js ``ws`` and a Python ``websockets`` implementation of the tracker
-protocol; the table gives replaywire's rate over the best peer's. A peer
-that cannot be started (its tool missing, ``npm ci`` failing) is recorded as
-``skipped`` with the reason, and the suite goes on.
+Node.js ``ws``, Python ``websockets``, Bun and Rust (tokio-tungstenite)
+implementations of the tracker protocol; the table gives replaywire's rate
+over the best peer's. A peer that cannot be started (its tool missing,
+``npm ci`` or ``cargo build`` failing) is recorded as ``skipped`` with the
+reason, and the suite goes on.
 
 The load generator is ``--generator rust`` (the default: the binary in
 ``benches/loadgen/``, built on demand, see :mod:`benches.loadgen`) or
@@ -335,8 +336,9 @@ class Suite:
             database=peers.STORAGE,
             versions=peer.versions,
         )
-        if peer.npm_ci_seconds is not None:
-            result["npm_ci_seconds"] = round(peer.npm_ci_seconds, 1)
+        if peer.setup is not None:
+            step, seconds = peer.setup
+            result["setup"] = {"step": step, "seconds": round(seconds, 1)}
         return result
 
     def latency(self, ws: str, load: float) -> dict[str, Any]:

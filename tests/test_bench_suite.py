@@ -39,7 +39,7 @@ def test_every_scenario_on_both_backends_writes_json_markdown_and_plots(tmp_path
         "--scenarios", ",".join(SCENARIOS), "--ws-backend", "rust,wsproto",
         "--storage", "memory", "--ack-mode", "received", "--codec", "zstd:1",
         "--loads", "0.5", "--viewers", "0,2", "--idle-connections", "20",
-        "--peers", "python-websockets,node-ws", "--generator", "rust", *TINY,
+        "--peers", "python-websockets,node-ws,bun", "--generator", "rust", *TINY,
     )  # fmt: skip
     folder, runs = results["folder"], results["runs"]
     assert results["meta"]["command"].startswith("python -m benches --quiet")
@@ -49,7 +49,7 @@ def test_every_scenario_on_both_backends_writes_json_markdown_and_plots(tmp_path
     assert [r["scenario"] for r in runs].count("calibration") == 1
     for scenario in SCENARIOS:
         mine = [r for r in runs if r["scenario"] == scenario]
-        expected = {"codec": 1, "latency": 2, "fanout": 4, "ingest": 4}.get(scenario, 2)
+        expected = {"codec": 1, "latency": 2, "fanout": 4, "ingest": 5}.get(scenario, 2)
         assert len(mine) == expected, (scenario, [r["label"] for r in mine])
     assert len(list((folder / "runs").glob("*.json"))) == len(runs)
     by = {(r["scenario"], r["label"]): r for r in runs}
@@ -102,10 +102,12 @@ def test_every_scenario_on_both_backends_writes_json_markdown_and_plots(tmp_path
 
 def _check_peers(results: dict[str, Any], by: dict[tuple[str, str], Any]) -> None:
     """The peers ran the ingest workload right after replaywire (node-ws
-    wherever ``node`` is installed; skipped with the reason elsewhere), and
-    the meta compares replaywire with the best of them."""
+    wherever ``node`` is installed, bun wherever ``npm`` is, which installs
+    it; skipped with the reason elsewhere), and the meta compares replaywire
+    with the best of them. The Rust peer (rust-tungstenite) is left out: its
+    cold release build would cost CI about 40 s of CPU (benches/peers)."""
     labels = [r["label"] for r in results["runs"] if r["scenario"] == "ingest"]
-    assert labels == ["rust", "wsproto", "python-websockets", "node-ws"]
+    assert labels == ["rust", "wsproto", "python-websockets", "node-ws", "bun"]
     measured = ["python-websockets"]
     node = by[("ingest", "node-ws")]
     if shutil.which("node"):
@@ -115,6 +117,13 @@ def _check_peers(results: dict[str, Any], by: dict[tuple[str, str], Any]) -> Non
     else:
         assert "node not found" in node["skipped"]
         assert "skipped ingest: node-ws: node not found" in results["stderr"]
+    bun = by[("ingest", "bun")]
+    if shutil.which("npm"):
+        assert "skipped" not in bun, bun
+        measured.append("bun")
+        assert bun["result"]["versions"]["bun"].startswith("1.")
+    else:
+        assert "npm not found" in bun["skipped"]
     for name in measured:
         peer = by[("ingest", name)]
         assert peer["result"]["server"] == name
