@@ -95,7 +95,13 @@ def test_migrations_apply_once_and_reopen_is_idempotent(fresh_postgres_url: str)
     with psycopg.connect(fresh_postgres_url) as conn:
         rows = conn.execute("SELECT version, name FROM schema_migrations").fetchall()
     assert rows == [(m.version, m.name) for m in migrations()]
-    assert rows == [(1, "init"), (2, "clock_skew"), (3, "keyframe_index"), (4, "snapshot_missing")]
+    assert rows == [
+        (1, "init"),
+        (2, "clock_skew"),
+        (3, "keyframe_index"),
+        (4, "snapshot_missing"),
+        (5, "session_filters"),
+    ]
 
 
 def test_instances_starting_at_once_apply_the_schema_once(fresh_postgres_url: str) -> None:

@@ -70,7 +70,13 @@ def test_migrations_apply_once_and_reopen_is_idempotent(db: Path) -> None:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     conn.close()
     assert rows == [(m.version, m.name) for m in migrations()]
-    assert rows == [(1, "init"), (2, "clock_skew"), (3, "keyframe_index"), (4, "snapshot_missing")]
+    assert rows == [
+        (1, "init"),
+        (2, "clock_skew"),
+        (3, "keyframe_index"),
+        (4, "snapshot_missing"),
+        (5, "session_filters"),
+    ]
     assert {"sessions", "chunks", "session_errors", "schema_migrations"} <= tables
 
 

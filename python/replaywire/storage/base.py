@@ -123,6 +123,48 @@ class SessionRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class SessionFilter:
+    """What ``GET /sessions`` may ask of :meth:`Storage.list_sessions`
+    besides status and tenant; every field left None matches everything.
+
+    ``user_id`` matches exactly, ``url`` is a substring of the session's
+    first URL (case-sensitive, as stored), ``since`` and ``until`` bound
+    ``started_at`` (epoch seconds, server clock; ``since`` inclusive,
+    ``until`` exclusive), ``min_duration`` is in seconds, from
+    ``started_at`` to ``ended_at`` (to ``last_event_at`` while the session
+    is live). ``before`` is a page's cursor: only sessions after it in the
+    listing order, i.e. ``(started_at, session_id)`` below it.
+
+    Backed by indexes on ``started_at`` and on ``user_id`` then
+    ``started_at`` in both SQL backends (migration 0005); the URL and
+    duration conditions are checked on the rows those select (an index on
+    a substring or on a duration every flush moves would cost every write)."""
+
+    user_id: str | None = None
+    url: str | None = None
+    since: float | None = None
+    until: float | None = None
+    min_duration: float | None = None
+    before: tuple[float, str] | None = None
+
+    def matches(self, r: SessionRecord) -> bool:
+        """The same test in Python (the memory backend)."""
+        end = r.ended_at if r.ended_at is not None else r.last_event_at
+        duration = (end if end is not None else r.started_at) - r.started_at
+        return (
+            (self.user_id is None or r.user_id == self.user_id)
+            and (self.url is None or (r.url is not None and self.url in r.url))
+            and (self.since is None or r.started_at >= self.since)
+            and (self.until is None or r.started_at < self.until)
+            and (self.min_duration is None or duration >= self.min_duration)
+            and (self.before is None or (r.started_at, r.session_id) < self.before)
+        )
+
+
+ANY_SESSION = SessionFilter()
+
+
+@dataclass(frozen=True, slots=True)
 class Chunk:
     """One accepted tracker batch, stored as received."""
 
@@ -245,10 +287,16 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     def list_sessions(
-        self, *, status: str | None = None, limit: int = 100, prefix: str = ""
+        self,
+        *,
+        status: str | None = None,
+        limit: int = 100,
+        prefix: str = "",
+        where: SessionFilter = ANY_SESSION,
     ) -> list[SessionRecord]:
         """Sessions, newest ``started_at`` first (ties by session_id); with
-        ``prefix``, only ids that start with it (a tenant's ``tenant:``)."""
+        ``prefix``, only ids that start with it (a tenant's ``tenant:``),
+        and only those ``where`` matches (see :class:`SessionFilter`)."""
 
     @abc.abstractmethod
     def read_chunks(self, session_id: str, from_index: int, max_events: int) -> list[Chunk]:

@@ -26,10 +26,12 @@ from collections.abc import Sequence
 from typing import Final
 
 from .base import (
+    ANY_SESSION,
     Chunk,
     ExpiredCounts,
     ResumeState,
     SessionError,
+    SessionFilter,
     SessionRecord,
     Storage,
     StorageError,
@@ -159,7 +161,12 @@ class MemoryStorage(Storage):
             return None if record is None else record.copy()
 
     def list_sessions(
-        self, *, status: str | None = None, limit: int = 100, prefix: str = ""
+        self,
+        *,
+        status: str | None = None,
+        limit: int = 100,
+        prefix: str = "",
+        where: SessionFilter = ANY_SESSION,
     ) -> list[SessionRecord]:
         if limit <= 0:
             return []
@@ -168,7 +175,9 @@ class MemoryStorage(Storage):
             found = [
                 r
                 for r in self._sessions.values()
-                if (status is None or r.status == status) and r.session_id.startswith(prefix)
+                if (status is None or r.status == status)
+                and r.session_id.startswith(prefix)
+                and where.matches(r)
             ]
         found.sort(key=lambda r: (r.started_at, r.session_id), reverse=True)
         return [r.copy() for r in found[:limit]]

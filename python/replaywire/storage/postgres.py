@@ -53,10 +53,12 @@ from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
 from .. import _core
 from .base import (
+    ANY_SESSION,
     Chunk,
     ExpiredCounts,
     ResumeState,
     SessionError,
+    SessionFilter,
     SessionRecord,
     Storage,
     StorageError,
@@ -529,23 +531,56 @@ class PostgresStorage(Storage):
         return None if row is None else _session_from_row(row)
 
     def list_sessions(
-        self, *, status: str | None = None, limit: int = 100, prefix: str = ""
+        self,
+        *,
+        status: str | None = None,
+        limit: int = 100,
+        prefix: str = "",
+        where: SessionFilter = ANY_SESSION,
     ) -> list[SessionRecord]:
         if limit <= 0:
             return []
-        where, args = "tenant = %(tenant)s", {"tenant": DEFAULT_TENANT, "limit": limit}
+        clause = "tenant = %(tenant)s"
+        args: dict[str, Any] = {"tenant": DEFAULT_TENANT, "limit": limit}
         if prefix:
             # starts_with, not LIKE (whose _ and % a tenant name could hold)
             # nor a range (text order follows the database's collation).
-            where += " AND starts_with(session_id, %(prefix)s)"
+            clause += " AND starts_with(session_id, %(prefix)s)"
             args["prefix"] = prefix
         if status == "active":
-            where += " AND status = 'active'"  # a literal, so the partial index matches
+            clause += " AND status = 'active'"  # a literal, so the partial index matches
         elif status is not None:
-            where += " AND status = %(status)s"
+            clause += " AND status = %(status)s"
             args["status"] = status
+        if where.user_id is not None:
+            clause += " AND user_id = %(user_id)s"
+            args["user_id"] = where.user_id
+        if where.url is not None:  # strpos, not LIKE: case-sensitive, no wildcards
+            clause += " AND strpos(url, %(url)s) > 0"
+            args["url"] = where.url
+        if where.since is not None:
+            clause += " AND started_at >= to_timestamp(%(since)s)"
+            args["since"] = where.since
+        if where.until is not None:
+            clause += " AND started_at < to_timestamp(%(until)s)"
+            args["until"] = where.until
+        if where.min_duration is not None:
+            clause += (
+                " AND EXTRACT(EPOCH FROM COALESCE(ended_at, last_event_at, started_at)"
+                " - started_at) >= %(min_duration)s"
+            )
+            args["min_duration"] = where.min_duration
+        if where.before is not None:
+            # Whole microseconds, as stored: a float through to_timestamp
+            # could land a microsecond off and repeat or skip a row.
+            clause += (
+                " AND (started_at, session_id) < (to_timestamp(0)"
+                " + %(before_us)s * interval '1 microsecond', %(before_id)s)"
+            )
+            args["before_us"] = round(where.before[0] * 1_000_000)
+            args["before_id"] = where.before[1]
         query = (
-            f"{_SELECT_SESSION} WHERE {where}"
+            f"{_SELECT_SESSION} WHERE {clause}"
             " ORDER BY started_at DESC, session_id DESC LIMIT %(limit)s"
         )
         with self._connection("list_sessions") as conn:

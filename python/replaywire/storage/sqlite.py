@@ -23,10 +23,12 @@ from os import PathLike
 from pathlib import Path
 
 from .base import (
+    ANY_SESSION,
     Chunk,
     ExpiredCounts,
     ResumeState,
     SessionError,
+    SessionFilter,
     SessionRecord,
     Storage,
     StorageError,
@@ -68,7 +70,7 @@ _READ_CHUNKS = (
     "(SELECT MAX(first_index) FROM chunks WHERE session_id = ?1 AND first_index <= ?2), ?2)"
     " ORDER BY first_index, seq"
 )
-# The sessions expire() deletes, through the sessions_started index.
+# The sessions expire() deletes, through the sessions_started_id index.
 _EXPIRED = "SELECT session_id FROM sessions WHERE started_at < ?1"
 _RETRYABLE = ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_FULL", "SQLITE_IOERR", "SQLITE_PROTOCOL")
 
@@ -256,7 +258,12 @@ class SqliteStorage(Storage):
         return None if row is None else SessionRecord(*row)
 
     def list_sessions(
-        self, *, status: str | None = None, limit: int = 100, prefix: str = ""
+        self,
+        *,
+        status: str | None = None,
+        limit: int = 100,
+        prefix: str = "",
+        where: SessionFilter = ANY_SESSION,
     ) -> list[SessionRecord]:
         if limit <= 0:  # SQLite reads LIMIT -1 as "no limit"
             return []
@@ -264,8 +271,26 @@ class SqliteStorage(Storage):
         if status is not None:
             conditions.append("status = ?")
             args.append(status)
-        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
-        sql = f"{_SELECT_SESSION} {where} ORDER BY started_at DESC, session_id DESC LIMIT ?"
+        if where.user_id is not None:
+            conditions.append("user_id = ?")
+            args.append(where.user_id)
+        if where.url is not None:  # instr, not LIKE: case-sensitive, no wildcards
+            conditions.append("instr(url, ?) > 0")
+            args.append(where.url)
+        if where.since is not None:
+            conditions.append("started_at >= ?")
+            args.append(where.since)
+        if where.until is not None:
+            conditions.append("started_at < ?")
+            args.append(where.until)
+        if where.min_duration is not None:
+            conditions.append("COALESCE(ended_at, last_event_at, started_at) - started_at >= ?")
+            args.append(where.min_duration)
+        if where.before is not None:
+            conditions.append("(started_at, session_id) < (?, ?)")
+            args.extend(where.before)
+        clause = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        sql = f"{_SELECT_SESSION} {clause} ORDER BY started_at DESC, session_id DESC LIMIT ?"
         with self._reader("list_sessions") as conn:
             rows = conn.execute(sql, [*args, limit]).fetchall()
         return [SessionRecord(*row) for row in rows]
