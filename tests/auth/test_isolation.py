@@ -190,8 +190,12 @@ async def test_the_session_list_shows_only_the_tenants_own(start_server: Any) ->
     status, ended = await get(server, "/sessions?status=ended", ACME_READ)
     assert {s["sessionId"] for s in ended["sessions"]} == {"a-1", "a-2"}
     status, beta = await get(server, "/sessions?status=ended", BETA_READ)
-    assert beta == {"count": 0, "sessions": []}  # beta's session is still active
+    assert beta == {"count": 0, "sessions": [], "nextCursor": None}  # beta's is still active
     status, beta = await get(server, "/sessions?status=active&limit=5", BETA_READ)
     assert [s["sessionId"] for s in beta["sessions"]] == ["b-1"]
+    # acme's page cursor names a position in acme's listing: beta gets only its own with it.
+    status, first = await get(server, "/sessions?limit=1", ACME_READ)
+    status, beta = await get(server, f"/sessions?cursor={first['nextCursor']}", BETA_READ)
+    assert status == 200 and {s["sessionId"] for s in beta["sessions"]} <= {"b-1"}
     assert (await get(server, "/sessions?status=bogus", ACME_READ))[0] == 400
     assert (await get(server, "/sessions", "not-a-token"))[0] == 401

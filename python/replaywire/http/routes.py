@@ -15,7 +15,7 @@ from .. import __version__
 from ..auth import ADMIN, READ, Principal, client_id
 from ..errors import HttpError
 from ..protocol.frames import json_string
-from . import encoding, static
+from . import encoding, listing, static
 from .responses import Response, error_response, json_response
 
 if TYPE_CHECKING:
@@ -167,19 +167,36 @@ async def openapi(server: Server, request: Request, params: dict[str, str]) -> R
 
 @route("GET", "/sessions", READ)
 async def list_sessions(server: Server, request: Request, params: dict[str, str]) -> Response:
-    """The tenant's stored sessions, newest first (``status=active|ended``
-    to filter): what the viewer lists as recent. Live sessions not flushed
-    yet show up within a flush (``BATCH_INTERVAL``)."""
+    """The tenant's stored sessions, newest first: the viewer's session
+    list, with its filters (``user``, ``url``, ``since``, ``until``,
+    ``live``, ``min_duration``, ``status``; see :func:`listing.parse`)
+    and pages (``nextCursor``, given back as ``cursor``). Live sessions not
+    flushed yet show up within a flush (``BATCH_INTERVAL``); ``live`` and
+    ``viewers`` are this instance's view of each."""
     limit = _int_param(request, "limit", 50, minimum=1, maximum=1000)
-    status = request.query.get("status") or None
-    if status not in (None, "active", "ended"):
-        raise HttpError(400, "bad_request", "query parameter status must be 'active' or 'ended'")
+    status, where = listing.parse(request.query)
     prefix = request.who.key("")
+    # One more than asked: whether another page follows, without a request
+    # that comes back empty.
     records = await server.hub.writer.read(
-        partial(server.storage.list_sessions, status=status, limit=limit, prefix=prefix)
+        partial(
+            server.storage.list_sessions, status=status, limit=limit + 1, prefix=prefix, where=where
+        )
     )
-    sessions = [{**r.to_json(), "sessionId": client_id(r.session_id)} for r in records]
-    return json_response({"count": len(sessions), "sessions": sessions})
+    page, more = records[:limit], len(records) > limit
+    sessions = []
+    for r in page:
+        live = server.hub.live.get(r.session_id)
+        sessions.append(
+            {
+                **r.to_json(),
+                "sessionId": client_id(r.session_id),
+                "live": live is not None and not live.ended,
+                "viewers": live.viewers if live is not None else 0,
+            }
+        )
+    cursor = listing.cursor_after(page[-1]) if more else None
+    return json_response({"count": len(sessions), "sessions": sessions, "nextCursor": cursor})
 
 
 @route("GET", "/sessions/active", READ)
