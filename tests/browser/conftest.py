@@ -69,3 +69,23 @@ def replaywire(tmp_path: Path, site: PageServer) -> Iterator[ServerProcess]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def dev_server(tmp_path: Path, site: PageServer) -> Iterator[ServerProcess]:
+    """`replaywire serve` as `make run` starts it: no tenants, loopback."""
+    server = ServerProcess(
+        tmp_path,
+        "replaywire-dev",
+        HOST="127.0.0.1",
+        PORT=str(free_port()),
+        DATABASE_URL=f"sqlite:///{tmp_path / 'replaywire.db'}",
+        LOG_LEVEL="info",
+    )
+    server.env.pop("TENANTS", None)
+    server.start()
+    site.values["SERVER"] = f"http://127.0.0.1:{server.port}"
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -5,38 +5,15 @@ server with tenants asks for the token first."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from e2e.processes import ServerProcess
 
-from .harness import ARTIFACTS, Browser, PageServer, free_port
+from .harness import ARTIFACTS, Browser, PageServer
 from .replay_dom import TRACKER_IDLE, TRACKER_STATS
 
 APP_SHOWN = "!document.getElementById('app').hidden"
 LOGIN_SHOWN = "!document.getElementById('login').hidden"
-
-
-@pytest.fixture
-def dev_server(tmp_path: Path, site: PageServer) -> Iterator[ServerProcess]:
-    """`replaywire serve` as `make run` starts it: no tenants, loopback."""
-    server = ServerProcess(
-        tmp_path,
-        "replaywire-dev",
-        HOST="127.0.0.1",
-        PORT=str(free_port()),
-        DATABASE_URL=f"sqlite:///{tmp_path / 'replaywire.db'}",
-        LOG_LEVEL="info",
-    )
-    server.env.pop("TENANTS", None)
-    server.start()
-    site.values["SERVER"] = f"http://127.0.0.1:{server.port}"
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.mark.parametrize("path", ["/viewer", "/viewer/"])

@@ -58,21 +58,27 @@ async function getJson(path, onBytes) {
 export const activeSessions = () => getJson("/sessions/active?limit=200");
 
 /**
- * Recently ended sessions: from `GET /sessions?limit=` where the server has
- * it, otherwise the ones opened in this browser (kept in localStorage).
+ * A page of the session list: `GET /sessions` with the filters in `query`
+ * (URLSearchParams, see list.js) and `cursor` (the previous page's
+ * `nextCursor`): `{sessions, nextCursor}`. Where the server has no such
+ * route, the sessions opened in this browser (kept in localStorage).
  */
 let listRoute = true; // false once the server said it has no GET /sessions
 
-export async function recentSessions() {
+export async function listSessions(query = new URLSearchParams(), { cursor = null, limit = 50 } = {}) {
   if (listRoute) {
+    const params = new URLSearchParams(query);
+    params.set("limit", String(limit));
+    if (cursor) params.set("cursor", cursor);
     try {
-      return (await getJson("/sessions?status=ended&limit=50")).sessions ?? [];
+      const page = await getJson(`/sessions?${params}`);
+      return { sessions: page.sessions ?? [], nextCursor: page.nextCursor ?? null };
     } catch (err) {
       if (err.status !== 404 && err.status !== 405) throw err;
       listRoute = false;
     }
   }
-  return rememberedSessions().map((sessionId) => ({ sessionId }));
+  return { sessions: rememberedSessions().map((sessionId) => ({ sessionId })), nextCursor: null };
 }
 
 export const sessionInfo = (id) => getJson(`/sessions/${encodeURIComponent(id)}`);

@@ -4,7 +4,10 @@
  * one session, live over the WebSocket or, once ended, from
  * `GET /sessions/{id}/events`.
  *
- * URL parameters: `session=ID` opens a session, `codec=zstd|deflate|none`
+ * The session list (`GET /sessions`, with its filters and pages) is on the
+ * left; each session has a shareable link, `/viewer/sessions/{id}`, with
+ * `?t=` (ms from the replay's start) for a moment in a finished one.
+ * URL parameters: `session=ID` opens a session too, `codec=zstd|deflate|none`
  * picks the live codec (zstd by default), `token=` sets the access token.
  * `window.__replaywireViewer` exposes the replay's state for tests and
  * debugging: `mode` ("live", "history", "ended") says which replay was
@@ -17,6 +20,8 @@
  *   full snapshot was refused (`snapshotMissing`, normalised);
  * - "no-snapshot": no replay, and the record does not say why;
  * - "live", "ended" (a live replay, then its session ended), "history";
+ * - "paused": a live replay paused (Pause), with the timeline controls over
+ *   what was received, until "Jump to live";
  * - "error": the session could not be opened or read.
  * `notice` is the sentence shown in the pane instead of a replay, or null.
  */
@@ -32,6 +37,8 @@ import {
   snapshotMissingMessage,
   snapshotMissingOf,
 } from "./notices.js";
+import { filterQuery, linkedSession, rowFacts, sessionLink as linkTo } from "./list.js";
+import { errorMarks, markOffset } from "./marks.js";
 import { Screen, replayable } from "./screen.js";
 
 const $ = (id) => document.getElementById(id);
@@ -40,7 +47,7 @@ const codec = ["zstd", "deflate", "none"].includes(params.get("codec")) ? params
 const LIST_REFRESH_MS = 5000;
 
 const EMPTY = { sessionId: null, mode: null, status: null, progress: null, notice: null, missing: null, stream: null, screen: null };
-const state = { ...EMPTY, listTimer: null };
+const state = { ...EMPTY, listTimer: null, listCursor: null, listExtended: false, seekTo: null, marks: [] };
 window.__replaywireViewer = {
   get sessionId() {
     return state.sessionId;
@@ -57,6 +64,10 @@ window.__replaywireViewer = {
   },
   get notice() {
     return state.notice;
+  },
+  /** The error marks on a finished session's timeline: `[{timestamp, title}]`. */
+  get marks() {
+    return state.marks.map((m) => ({ ...m }));
   },
   get snapshotMissing() {
     return state.missing ? { ...state.missing } : null;
@@ -119,7 +130,9 @@ function showLive() {
   const { stream, screen } = state;
   if (!stream || !screen) return;
   const ended = state.mode === "ended";
-  if (screen.player) show(ended ? "ended" : "live", { text: ended ? "session ended" : "live" });
+  showControls();
+  if (screen.paused) show("paused", { text: ended ? "paused; the session ended" : "paused: scrub back, or jump to live" });
+  else if (screen.player) show(ended ? "ended" : "live", { text: ended ? "session ended" : "live" });
   else if (stream.loading && !ended) show("loading", { text: progressText(stream.progress) });
   else if (state.missing) showMissing();
   else if (ended) showNoSnapshot();
@@ -164,14 +177,17 @@ function showApp() {
   refreshLists();
   clearInterval(state.listTimer);
   state.listTimer = setInterval(refreshLists, LIST_REFRESH_MS);
-  const wanted = params.get("session");
-  if (wanted && !state.sessionId) open(wanted);
+  const { sessionId: wanted, t } = linkedSession(location.href);
+  if (wanted && !state.sessionId) {
+    state.seekTo = t;
+    open(wanted);
+  }
 }
 
 function sessionLink(session, extra) {
   const li = document.createElement("li");
   const a = document.createElement("a");
-  a.href = `?session=${encodeURIComponent(session.sessionId)}`;
+  a.href = linkTo(session.sessionId);
   a.textContent = session.sessionId;
   a.title = session.url || session.sessionId;
   if (session.sessionId === state.sessionId) a.className = "current";
@@ -201,9 +217,8 @@ async function refreshLists() {
     $("live-list").replaceChildren(
       ...live.sessions.map((s) => sessionLink(s, `${s.nextIndex ?? 0} events, ${s.viewers} watching`)),
     );
-    const liveIds = new Set(live.sessions.map((s) => s.sessionId));
-    const recent = (await api.recentSessions()).filter((s) => !liveIds.has(s.sessionId));
-    $("recent-list").replaceChildren(...recent.map((s) => sessionLink(s, s.endedAt ? "ended" : "")));
+    // The first page again, unless more were asked for (they would be lost).
+    if (!state.listExtended) await loadSessions();
   } catch (err) {
     if (err.status === 401 || err.status === 403) {
       api.forgetToken();
@@ -211,6 +226,58 @@ async function refreshLists() {
     }
     status(`cannot list sessions: ${err.message}`);
   }
+}
+
+/** The filter form's values, as `GET /sessions`' query (see list.js). */
+function filters() {
+  const form = $("filters");
+  const value = (name) => form.elements[name].value;
+  return filterQuery({
+    user: value("user"),
+    url: value("url"),
+    since: value("since"),
+    until: value("until"),
+    minDuration: value("minDuration"),
+    live: form.elements.live.checked,
+  });
+}
+
+/** The session list: its first page, or (`more`) the next one, added below. */
+async function loadSessions({ more = false } = {}) {
+  const page = await api.listSessions(filters(), { cursor: more ? state.listCursor : null });
+  const rows = page.sessions.map(sessionRow);
+  if (more) $("session-list").append(...rows);
+  else $("session-list").replaceChildren(...rows);
+  state.listCursor = page.nextCursor;
+  state.listExtended = more; // past the first page, the refresh leaves the list alone
+  $("more").hidden = page.nextCursor === null;
+}
+
+/** A row of the session list: who, where, when, how long, how much, live or ended, watchers. */
+function sessionRow(session) {
+  const facts = rowFacts(session);
+  const li = document.createElement("li");
+  li.dataset.sessionId = session.sessionId;
+  const a = Object.assign(document.createElement("a"), { href: linkTo(session.sessionId), title: session.sessionId });
+  if (session.sessionId === state.sessionId) a.className = "current";
+  a.onclick = (e) => {
+    e.preventDefault();
+    open(session.sessionId);
+  };
+  const span = (className, textContent) => Object.assign(document.createElement("span"), { className, textContent });
+  const line = Object.assign(document.createElement("span"), { className: "line" });
+  line.append(span("user", facts.user), span(`state ${facts.state}`, facts.state));
+  if (facts.watchers) line.append(span("watchers", facts.watchers));
+  const details = document.createElement("small");
+  details.textContent = [facts.started, facts.duration, facts.events].filter(Boolean).join(" · ");
+  a.append(line, span("url", facts.url), details);
+  li.append(a);
+  const missing = snapshotMissingOf(session);
+  if (missing) {
+    const badge = snapshotMissingBadge(missing);
+    li.append(Object.assign(document.createElement("span"), { className: "badge", textContent: badge.text, title: badge.title }));
+  }
+  return li;
 }
 
 /**
@@ -234,10 +301,13 @@ async function open(sessionId) {
   close();
   state.sessionId = sessionId;
   api.remember(sessionId);
-  history.replaceState(null, "", `?session=${encodeURIComponent(sessionId)}${codec === "zstd" ? "" : `&codec=${codec}`}`);
+  history.replaceState(null, "", `${linkTo(sessionId)}${codec === "zstd" ? "" : `?codec=${codec}`}`);
   $("title").textContent = sessionId;
+  $("toolbar").hidden = false;
+  $("share-url").hidden = true;
   const screen = new Screen($("screen"), () => state.stream?.clock.trackerNow() ?? Date.now());
   state.screen = screen;
+  showControls();
   show("loading", { text: `opening ${sessionId}` });
   let info;
   try {
@@ -250,6 +320,7 @@ async function open(sessionId) {
   state.missing = snapshotMissingOf(info);
   if (info.live) {
     state.mode = "live";
+    state.seekTo = null; // a moment names a place in a finished replay
     state.stream = new LiveStream({
       sessionId,
       codec,
@@ -283,6 +354,8 @@ async function replayHistory(sessionId, info, screen) {
   const total = Number.isFinite(info.byteCount) && info.byteCount > 0 ? info.byteCount : null;
   state.progress = { unit: "bytes", loaded: 0, total };
   show("loading", { text: progressText(state.progress) });
+  // The errors, for the timeline, fetched meanwhile; they only add detail.
+  const errors = api.sessionErrors(sessionId).catch(() => []);
   let events;
   try {
     events = await api.sessionEvents(sessionId, {
@@ -307,22 +380,63 @@ async function replayHistory(sessionId, info, screen) {
   show("loading", { text: `building the replay of ${events.length} events` });
   await new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
   if (state.screen !== screen) return;
+  const marks = errorMarks(await errors, info.clockSkewMs);
+  if (state.screen !== screen) return;
   try {
-    screen.replay(events);
+    screen.replay(events, { marks });
   } catch (err) {
     show("error", { text: `cannot replay ${sessionId}: ${err.message}` });
     return;
   }
+  state.marks = marks;
+  showErrorList(screen, marks);
+  if (state.seekTo !== null) screen.seek(state.seekTo); // a link to a moment
+  state.seekTo = null;
   // A later, smaller snapshot made the session replayable; the header still says one was refused.
   const refused = state.missing ? " (one full snapshot was refused: over the size limit)" : "";
   show("history", { text: `${events.length} events${refused}` });
 }
 
+/** The errors under a finished session's replay, each a button that seeks to it. */
+function showErrorList(screen, marks) {
+  const events = screen.player?.getReplayer().service.state.context.events ?? [];
+  $("error-list").replaceChildren(
+    ...marks.map((mark) => {
+      const at = markOffset(events, mark);
+      const button = Object.assign(document.createElement("button"), {
+        type: "button",
+        textContent: `${(at / 1000).toFixed(1)} s`,
+        onclick: () => screen.seek(at),
+      });
+      const li = document.createElement("li");
+      li.append(button, ` ${mark.title}`);
+      return li;
+    }),
+  );
+  $("errors").hidden = marks.length === 0;
+}
+
+/** Pause and Jump to live, for a live replay that has its player. */
+function showControls() {
+  const screen = state.screen;
+  $("pause").hidden = !(screen?.live && !screen.paused);
+  $("go-live").hidden = !(state.mode === "live" && screen?.paused);
+}
+
+/** The link to this session, at the moment on screen (a finished or paused replay). */
+function shareLink() {
+  const screen = state.screen;
+  const t = screen?.player && !screen.live ? screen.player.getReplayer().getCurrentTime() : null;
+  return new URL(linkTo(state.sessionId, t), location.href).href;
+}
+
 function close() {
   state.stream?.close();
   state.screen?.destroy();
-  Object.assign(state, EMPTY);
+  Object.assign(state, EMPTY, { marks: [] });
   show(null, { text: "" });
+  $("toolbar").hidden = true;
+  $("errors").hidden = true;
 }
 
 $("login").onsubmit = (e) => {
@@ -336,6 +450,29 @@ $("logout").onclick = () => {
   showLogin();
 };
 $("refresh").onclick = refreshLists;
+$("filters").onsubmit = (e) => {
+  e.preventDefault();
+  loadSessions().catch((err) => status(`cannot list sessions: ${err.message}`));
+};
+$("clear-filters").onclick = () => {
+  $("filters").reset();
+  $("filters").requestSubmit();
+};
+$("more").onclick = () => loadSessions({ more: true }).catch((err) => status(`cannot list sessions: ${err.message}`));
+$("pause").onclick = () => {
+  state.screen?.pauseLive();
+  showLive();
+};
+$("go-live").onclick = () => {
+  state.screen?.jumpToLive();
+  showLive();
+};
+$("share").onclick = () => {
+  const link = shareLink();
+  Object.assign($("share-url"), { value: link, hidden: false });
+  $("share-url").select();
+  navigator.clipboard?.writeText(link).catch(() => {}); // the field shows it either way
+};
 $("open-form").onsubmit = (e) => {
   e.preventDefault();
   const id = $("open-id").value.trim();

@@ -9,17 +9,29 @@
  * jitter. The player's timeline controls are hidden in live mode, where
  * the end of the timeline is "now".
  *
+ * A live replay can be paused (`pauseLive`): the live player gives way to
+ * one with the timeline controls over every event received since the join,
+ * at the moment that was on screen, so the viewer can scrub back; events
+ * that arrive meanwhile extend its timeline. `jumpToLive` builds the live
+ * player again from those events and follows "now" as before.
+ *
+ * A finished session's replay can carry marks on its timeline (`replay`'s
+ * `marks`: the session's recorded errors), as rrweb custom events, which
+ * rrweb-player draws on its progress bar and the replay itself ignores.
+ *
  * rrweb can only start from a Meta + FullSnapshot pair; events that come
  * before one (a join in the middle of nowhere) are held, at most
  * `MAX_WAITING_EVENTS` of them, until it arrives.
  */
 import Player from "rrweb-player";
 import "rrweb-player/dist/style.css";
+import { MARK_TAG, withMarks } from "./marks.js";
 
 export const LIVE_DELAY_MS = 300;
 const MAX_WAITING_EVENTS = 100_000;
 const META = 4;
 const FULL_SNAPSHOT = 2;
+const MARK_COLOURS = { [MARK_TAG]: "#c01c28" };
 
 export class Screen {
   constructor(target, clock = () => Date.now()) {
@@ -28,14 +40,24 @@ export class Screen {
     this.player = null;
     this.waiting = [];
     this.applied = 0;
+    this.events = []; // a live replay's events since its start, for pauseLive
+    this.live = false; // the player follows "now"
+    this.paused = false; // a live session, paused: the player has controls
   }
 
   destroy() {
+    this.drop();
+    this.waiting = [];
+    this.events = [];
+    this.paused = false;
+    this.target.replaceChildren();
+  }
+
+  drop() {
     this.player?.getReplayer().destroy();
     this.player?.$destroy();
     this.player = null;
-    this.waiting = [];
-    this.target.replaceChildren();
+    this.live = false;
   }
 
   /** Start over (new session or resync) with these events, live. */
@@ -45,11 +67,23 @@ export class Screen {
   }
 
   addLive(events) {
+    if (this.player && this.paused) {
+      // The player's addEvent: its timeline grows with them.
+      for (const event of events) {
+        this.events.push(event);
+        this.player.addEvent(event);
+      }
+      this.applied += events.length;
+      return;
+    }
     if (this.player) {
       // Straight to the Replayer: the player's own addEvent also updates
       // its controller, which live mode does not show.
       const replayer = this.player.getReplayer();
-      for (const event of events) replayer.addEvent(event);
+      for (const event of events) {
+        this.events.push(event);
+        replayer.addEvent(event);
+      }
       this.applied += events.length;
       return;
     }
@@ -74,16 +108,57 @@ export class Screen {
       useVirtualDom: false,
     });
     this.player.getReplayer().startLive(this.clock() - LIVE_DELAY_MS);
+    this.live = true;
+    this.events = [];
     this.addLive(initial);
   }
 
-  /** A finished session, with the player's controls. */
-  replay(events) {
+  /** The live moment on screen, in ms from the first event held. */
+  liveOffset() {
+    if (this.events.length === 0) return 0;
+    const first = this.events[0].timestamp;
+    const last = this.events[this.events.length - 1].timestamp;
+    return Math.max(0, Math.min(this.clock() - LIVE_DELAY_MS, last) - first);
+  }
+
+  /** Stop following a live session: the same moment, with the timeline controls. */
+  pauseLive() {
+    if (!this.live || this.paused) return;
+    const at = this.liveOffset();
+    const events = this.events;
+    this.drop();
+    this.target.replaceChildren();
+    this.paused = true;
+    this.events = events;
+    this.player = this.make(events, { liveMode: false, showController: true, autoPlay: false, useVirtualDom: false });
+    this.player.goto(at, false);
+  }
+
+  /** Follow "now" again after `pauseLive`. */
+  jumpToLive() {
+    if (!this.paused) return;
+    const { events, applied } = this;
+    this.destroy();
+    this.addLive(events);
+    this.applied = applied; // the same events, applied again
+  }
+
+  /**
+   * A finished session, with the player's controls; `marks`
+   * (`{timestamp, title}`, on the events' clock) are drawn on its timeline.
+   */
+  replay(events, { marks = [] } = {}) {
     this.destroy();
     const start = events.findIndex((e) => e.type === META);
     if (!replayable(events)) throw new Error("the session has no full snapshot to start from");
-    this.player = this.make(events.slice(start), { liveMode: false, showController: true, autoPlay: true });
+    const played = withMarks(events.slice(start), marks);
+    this.player = this.make(played, { liveMode: false, showController: true, autoPlay: true, tags: MARK_COLOURS });
     this.applied = events.length - start;
+  }
+
+  /** Go to `ms` from the replay's start, paused there. */
+  seek(ms) {
+    this.player?.goto(Math.max(0, ms), false);
   }
 
   make(events, props) {

@@ -326,6 +326,12 @@ async def viewer_page(server: Server, request: Request, params: dict[str, str]) 
     return static.viewer_page(request.headers.get("if-none-match", ""))
 
 
+# A session's shareable link: the same page, which reads the id from its path.
+@route("GET", "/viewer/sessions/{session_id}")
+async def viewer_session_page(server: Server, request: Request, params: dict[str, str]) -> Response:
+    return static.viewer_page(request.headers.get("if-none-match", ""))
+
+
 @route("GET", "/viewer/{name}")
 async def viewer_asset(server: Server, request: Request, params: dict[str, str]) -> Response:
     return static.serve(params["name"], request.headers.get("if-none-match", ""))

@@ -1,6 +1,7 @@
 """The browser assets: the live viewer page at ``GET /viewer`` (and
-``/viewer/``), the tracker script at ``GET /tracker.js``, and the viewer's
-icon, also at ``GET /favicon.ico`` (where browsers look for it first).
+``/viewer/``, and ``/viewer/sessions/{id}``, a session's shareable link),
+the tracker script at ``GET /tracker.js``, and the viewer's icon, also at
+``GET /favicon.ico`` (where browsers look for it first).
 
 They are built from ``js/`` by esbuild (``make js``) into the package's
 ``static/`` folder and ship inside the wheel, so serving them needs no
