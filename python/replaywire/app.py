@@ -50,7 +50,7 @@ from .observability.logfiles import dropped_records
 from .observability.logging import shutdown_logging
 from .observability.metrics import Metrics
 from .observability.sampling import LogSampler
-from .protocol import dictionary, serve_tracker, serve_viewer
+from .protocol import TrackerDeps, dictionary, serve_tracker, serve_viewer
 from .protocol.fanout import Fanout
 from .sessions import Hub
 from .storage import Spool, Storage, StorageError, StorageWriter, iso_utc, open_storage
@@ -109,6 +109,16 @@ class Server:
             max_events_per_batch=config.max_events_per_batch, max_event_bytes=config.max_event_bytes
         )
         self.inflight = InflightBudget(config.max_inflight_bytes)
+        # What each component uses, handed to it instead of this object.
+        self.tracker_deps = TrackerDeps(
+            config=config,
+            hub=self.hub,
+            writer=self.writer,
+            limiter=self.limiter,
+            metrics=self.metrics,
+            protocol=self.protocol,
+            warn=self.warn_client,
+        )
         self.port = 0
         self.draining = False
         self.forced = False
@@ -390,7 +400,7 @@ class Server:
                 try:
                     who = request.principal or DEV_PRINCIPAL
                     if kind == "tracker":
-                        await serve_tracker(ws, self, who)
+                        await serve_tracker(ws, self.tracker_deps, who)
                     else:
                         await serve_viewer(ws, self, request.query.get("codec", "none"), who)
                 except ConnectionClosed as exc:

@@ -22,6 +22,7 @@ import struct
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -37,7 +38,11 @@ from ..ws.messages import TOO_LARGE, DataMessage, TooLargeMessage
 from . import frames
 
 if TYPE_CHECKING:
-    from ..app import Server
+    from ..config import Config
+    from ..limits import Limiter
+    from ..observability.metrics import Metrics
+    from ..sessions import Hub
+    from ..storage import StorageWriter
 
 REPLY_BACKLOG = 4096  # answers waiting for their flush, per connection
 COMPRESSED_HEADER = struct.Struct(">BBHI")  # version, codec, reserved, raw length
@@ -49,22 +54,37 @@ _PREFIX_SEQ = re.compile(rb'"seq"\s*:\s*(\d{1,18})\b')
 _PREFIX_SESSION = re.compile(rb'"sessionId"\s*:\s*("(?:[^"\\]|\\.){1,512}")')
 
 
+@dataclass(frozen=True, slots=True)
+class TrackerDeps:
+    """What a tracker connection uses of the server, and nothing else: built
+    once by the server (replaywire.app) and shared by every connection.
+    Each connection resolves what it calls per batch from it once."""
+
+    config: Config
+    hub: Hub  # sessions, their rings and the storage queue
+    writer: StorageWriter  # durable acks wait for its commits
+    limiter: Limiter
+    metrics: Metrics
+    protocol: _core.ProtocolDecoder  # the server's, compiled once from its limits
+    warn: Callable[..., None]  # the server's sampled client-fault log
+
+
 async def serve_tracker(
-    ws: WebSocket, server: Server, principal: Principal = DEV_PRINCIPAL
+    ws: WebSocket, deps: TrackerDeps, principal: Principal = DEV_PRINCIPAL
 ) -> None:
     """Serve one tracker connection of ``principal``'s tenant until it
     closes (raises ConnectionClosed). Session ids it sends are that
     tenant's: a session of another tenant with the same id is another
     session (replaywire.auth.tenants)."""
-    handler = _Tracker(ws, server, principal)
+    handler = _Tracker(ws, deps, principal)
     try:
-        await _serve(handler, ws, server)
+        await _serve(handler, ws, deps)
     finally:
-        server.limiter.forget_tracker(handler.quota)
+        deps.limiter.forget_tracker(handler.quota)
 
 
-async def _serve(handler: _Tracker, ws: WebSocket, server: Server) -> None:
-    if not server.config.durable_acks:
+async def _serve(handler: _Tracker, ws: WebSocket, deps: TrackerDeps) -> None:
+    if not deps.config.durable_acks:
         while True:
             out: list[bytes] = []
             messages = await ws.receive()
@@ -105,11 +125,11 @@ async def _serve(handler: _Tracker, ws: WebSocket, server: Server) -> None:
                 # The peer closed right after these batches (one write):
                 # ack them once committed, then answer the close. Bounded,
                 # so that a stalled writer cannot hold the close for long.
-                with trio.move_on_after(server.config.drain_seconds):
+                with trio.move_on_after(deps.config.drain_seconds):
                     await replies.wait_sent()
 
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(until_closed, partial(replies.send_committed, ws, server))
+        nursery.start_soon(until_closed, partial(replies.send_committed, ws, deps.writer))
         nursery.start_soon(until_closed, read)
     raise ended[0]
 
@@ -142,8 +162,7 @@ class _Replies:
             self._room = trio.Event()
             await self._room.wait()
 
-    async def send_committed(self, ws: WebSocket, server: Server) -> None:
-        writer = server.writer
+    async def send_committed(self, ws: WebSocket, writer: StorageWriter) -> None:
         queue = self._queue
         while True:
             if not queue:
@@ -171,18 +190,20 @@ class _Replies:
 
 
 class _Tracker:
-    def __init__(self, ws: WebSocket, server: Server, principal: Principal) -> None:
+    def __init__(self, ws: WebSocket, deps: TrackerDeps, principal: Principal) -> None:
         self.ws = ws
-        self.server = server
         self.principal = principal
-        self.hub = server.hub
-        self.metrics = server.metrics
+        self.config = deps.config
+        self.hub = deps.hub
+        self.metrics = deps.metrics
+        self.decode = deps.protocol.decode
+        self.warn = deps.warn
         self.sessions: dict[str, LiveSession] = {}  # by the id the tracker sent
         # Labelled children resolved once: .labels() costs a lock and a dict
         # lookup, too much for once per batch.
         self.count_batch = self.metrics.messages_total.labels("tracker", "events_batch").inc
-        self.limiter = server.limiter
-        self.quota = server.limiter.tracker()  # rate limits of this tracker
+        self.limiter = deps.limiter
+        self.quota = deps.limiter.tracker()  # rate limits of this tracker
 
     def count_acks(self, received: list[float]) -> None:
         """Acks just sent, given when each one's batch was read."""
@@ -202,7 +223,7 @@ class _Tracker:
         seq: int | None = None
         try:
             data = msg.data if msg.is_text else self._inflate(msg.data)
-            decoded = self.server.protocol.decode(data)
+            decoded = self.decode(data)
             if isinstance(decoded, _core.EventsBatch):
                 seq = decoded.seq
                 self.count_batch()
@@ -244,7 +265,7 @@ class _Tracker:
         name = COMPRESSED_CODECS.get(codec)
         if version != 1 or name is None:
             raise ProtocolError("invalid_message", "unknown binary frame version or codec")
-        limit = self.server.config.max_message_bytes
+        limit = self.config.max_message_bytes
         if raw_length > limit:
             raise ProtocolError(
                 "payload_too_large", f"message of {raw_length} bytes; the limit is {limit}"
@@ -277,15 +298,15 @@ class _Tracker:
                 raise ProtocolError("invalid_message", f"{name} contains a NUL character")
         if (
             sid not in self.sessions
-            and len(self.sessions) >= self.server.config.max_sessions_per_connection
+            and len(self.sessions) >= self.config.max_sessions_per_connection
         ):
             raise ProtocolError(
                 "session_limit",
-                f"at most {self.server.config.max_sessions_per_connection} sessions per connection",
+                f"at most {self.config.max_sessions_per_connection} sessions per connection",
             )
         session = await self.hub.start_session(start, self.principal.key(sid))
         self.sessions[sid] = session
-        config = self.server.config
+        config = self.config
         return frames.message(
             "session_started",
             {
@@ -328,7 +349,7 @@ class _Tracker:
     def _too_large(self, msg: TooLargeMessage) -> bytes:
         """``payload_too_large`` for a message the decoder skipped: its seq
         and session are read from its first bytes when they are there."""
-        config = self.server.config
+        config = self.config
         prefix = msg.prefix
         found = _PREFIX_SEQ.search(prefix)
         seq = int(found.group(1)) if found else None
@@ -355,7 +376,7 @@ class _Tracker:
         session_id: str | None = None,
     ) -> bytes:
         self.metrics.protocol_errors_total.labels(code).inc()
-        self.server.warn_client("tracker_message_rejected", code=code, message=message)
+        self.warn("tracker_message_rejected", code=code, message=message)
         if session_id is not None and session_id in self.sessions:
             self.hub.record_error(self.sessions[session_id].id, code, message, seq)
         elif len(self.sessions) == 1:
