@@ -17,7 +17,7 @@ from replaywire.protocol.fanout import Fanout
 def fanout(tmp_path: Path, budget: float) -> tuple[Fanout, Metrics]:
     metrics = Metrics()
     config = make_config(tmp_path, viewer_fanout_budget=budget)
-    return Fanout(SimpleNamespace(config=config, metrics=metrics)), metrics  # type: ignore[arg-type]
+    return Fanout(config, SimpleNamespace(), metrics), metrics  # type: ignore[arg-type]
 
 
 def window(f: Fanout, share: float) -> None:

@@ -50,7 +50,7 @@ from .observability.logfiles import dropped_records
 from .observability.logging import shutdown_logging
 from .observability.metrics import Metrics
 from .observability.sampling import LogSampler
-from .protocol import TrackerDeps, dictionary, serve_tracker, serve_viewer
+from .protocol import TrackerDeps, ViewerDeps, dictionary, serve_tracker, serve_viewer
 from .protocol.fanout import Fanout
 from .sessions import Hub
 from .storage import Spool, Storage, StorageError, StorageWriter, iso_utc, open_storage
@@ -97,7 +97,7 @@ class Server:
             level=config.storage_level,
         )
         self.hub = Hub(config, self.storage, self.writer, self.metrics)
-        self.fanout = Fanout(self)
+        self.fanout = Fanout(config, self.hub, self.metrics, warn=self.warn_client)
         # Rate limits and presence, shared through Redis when REDIS_URL is set.
         self.cluster = Cluster(config, self.metrics, self.hub, self.fanout, warn=self.warn_client)
         self.limiter = self.cluster.limiter
@@ -117,6 +117,16 @@ class Server:
             limiter=self.limiter,
             metrics=self.metrics,
             protocol=self.protocol,
+            warn=self.warn_client,
+        )
+        self.viewer_deps = ViewerDeps(
+            config=config,
+            hub=self.hub,
+            metrics=self.metrics,
+            protocol=self.protocol,
+            fanout=self.fanout,
+            cluster_fanout=self.cluster.fanout,
+            dictionary=self.dictionary,
             warn=self.warn_client,
         )
         self.port = 0
@@ -402,7 +412,9 @@ class Server:
                     if kind == "tracker":
                         await serve_tracker(ws, self.tracker_deps, who)
                     else:
-                        await serve_viewer(ws, self, request.query.get("codec", "none"), who)
+                        await serve_viewer(
+                            ws, self.viewer_deps, request.query.get("codec", "none"), who
+                        )
                 except ConnectionClosed as exc:
                     closed = exc
         finally:

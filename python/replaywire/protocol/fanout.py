@@ -44,7 +44,8 @@ from ..ws import WebSocket
 from . import dictionary, frames
 
 if TYPE_CHECKING:
-    from ..app import Server
+    from ..observability.metrics import Metrics
+    from ..sessions import Hub
 
 log = structlog.get_logger("replaywire.fanout")
 
@@ -268,12 +269,12 @@ class Encoder:
 class Broadcaster:
     """Turns one live session's new events into ticks for its feeds."""
 
-    def __init__(self, server: Server, session: LiveSession) -> None:
-        self.server = server
+    def __init__(self, fanout: Fanout, session: LiveSession) -> None:
+        self.fanout = fanout  # its dependencies, and the budget it reports to
         self.session = session
-        self.position = server.hub.buffers.next_index(session.id)
+        self.position = fanout.hub.buffers.next_index(session.id)
         self.feeds: set[Feed] = set()
-        self.encoder = Encoder(server.config, server.hub.clock)
+        self.encoder = Encoder(fanout.config, fanout.hub.clock)
         self.ticks = 0
         # Snapshot frames built for a viewer that joined (or resynced) since
         # the last tick, reused by the others: a crowd joining at once, or
@@ -281,9 +282,9 @@ class Broadcaster:
         self._snapshots: dict[tuple[int, int, str, bool], list[bytes]] = {}
 
     async def run(self) -> None:
-        config, session = self.server.config, self.session
+        fanout, session = self.fanout, self.session
+        config = fanout.config
         base_interval = config.viewer_flush_interval / 1000
-        fanout = self.server.fanout
         try:
             while self.feeds:
                 changed = session.changed
@@ -308,7 +309,7 @@ class Broadcaster:
                         feed.push(end)
                     return
         finally:
-            self.server.fanout.forget(self)
+            fanout.forget(self)
 
     def cached_snapshot(self, key: tuple[int, int, str, bool]) -> list[bytes] | None:
         """Frames of snapshot ``(start, end, codec, resync)`` built since the last tick."""
@@ -319,7 +320,7 @@ class Broadcaster:
             self._snapshots[key] = frames_
 
     def _head(self) -> int | None:
-        buffers = self.server.hub.buffers
+        buffers = self.fanout.hub.buffers
         return buffers.next_index(self.session.id) if self.session.id in buffers else None
 
     def _end_index(self) -> int:
@@ -329,7 +330,8 @@ class Broadcaster:
     async def _tick(self) -> None:
         """Send every event from ``position`` to the head, in as many ticks as
         the per-message limits require."""
-        hub, config, session = self.server.hub, self.server.config, self.session
+        fanout, session = self.fanout, self.session
+        hub, config = fanout.hub, fanout.config
         while self.feeds:
             head = self._head()
             target = head if head is not None else self._end_index()
@@ -370,17 +372,15 @@ class Broadcaster:
             # The loop's time this tick took: building it (when nothing was
             # awaited meanwhile) and writing it to every viewer.
             inline = inline and len(events) < THREAD_COMPRESS_BYTES
-            self.server.fanout.spent(done - (building if inline else started))
-            metrics = self.server.metrics
+            fanout.spent(done - (building if inline else started))
+            metrics = fanout.metrics
             metrics.viewer_ticks_total.inc()
             if direct:
                 metrics.viewer_messages_total.inc(direct)
                 metrics.viewer_bytes_total.inc(direct_bytes)
             for feed in resyncs:
                 metrics.viewer_resyncs_total.inc()
-                self.server.warn_client(
-                    "viewer_resync", session_id=session.id, backlog_limit=feed.max_bytes
-                )
+                fanout.warn("viewer_resync", session_id=session.id, backlog_limit=feed.max_bytes)
 
 
 def _push_all(feeds: set[Feed], tick: Tick) -> tuple[int, int, list[Feed]]:
@@ -407,11 +407,22 @@ class Fanout:
 
     WINDOW = 0.5  # seconds over which the share of time spent is measured
 
-    def __init__(self, server: Server) -> None:
-        self.server = server
+    def __init__(
+        self,
+        config: Config,
+        hub: Hub,
+        metrics: Metrics,
+        *,
+        warn: Callable[..., None] = lambda event, **fields: None,
+    ) -> None:
+        # What the broadcasters use (each reads them from here).
+        self.config = config
+        self.hub = hub
+        self.metrics = metrics
+        self.warn = warn  # the server's sampled client-fault log
         self.broadcasters: dict[str, Broadcaster] = {}
         self.nursery: trio.Nursery | None = None
-        self.budget = server.config.viewer_fanout_budget
+        self.budget = config.viewer_fanout_budget
         self.stretch = 1.0  # factor on every tick interval, >= 1
         self._window_start = time.perf_counter()
         self._window_spent = 0.0
@@ -421,7 +432,7 @@ class Fanout:
         end of each window, set the stretch so that ticks would have taken
         at most the budget."""
         self._window_spent += seconds
-        self.server.metrics.viewer_fanout_seconds_total.inc(seconds)
+        self.metrics.viewer_fanout_seconds_total.inc(seconds)
         now = time.perf_counter()
         elapsed = now - self._window_start
         if elapsed < self.WINDOW:
@@ -431,7 +442,7 @@ class Fanout:
         # for the budget, relax back towards 1 when well under it.
         wanted = self.stretch * share / self.budget
         self.stretch = min(max(1.0, wanted if wanted > 1 else self.stretch * 0.8), 20.0)
-        self.server.metrics.viewer_tick_stretch.set(self.stretch)
+        self.metrics.viewer_tick_stretch.set(self.stretch)
         self._window_start, self._window_spent = now, 0.0
 
     def subscribe(
@@ -447,10 +458,10 @@ class Fanout:
         ``feed`` subscribes a feed made by the caller (the Redis relay's)."""
         assert self.nursery is not None, "Fanout.nursery is set by Server.run"
         if feed is None:
-            feed = Feed(codec, self.server.config.viewer_backlog_bytes, ws)
+            feed = Feed(codec, self.config.viewer_backlog_bytes, ws)
         broadcaster = self.broadcasters.get(session.id)
         if broadcaster is None or broadcaster.session is not session:
-            broadcaster = Broadcaster(self.server, session)
+            broadcaster = Broadcaster(self, session)
             self.broadcasters[session.id] = broadcaster
             broadcaster.feeds.add(feed)
             self.nursery.start_soon(broadcaster.run)

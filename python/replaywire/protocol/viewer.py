@@ -14,6 +14,7 @@ frames or compressed binary frames (docs/protocol.md).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -27,16 +28,34 @@ from ..sessions import LiveSession
 from ..ws import ConnectionClosed, WebSocket
 from ..ws.messages import TOO_LARGE, DataMessage
 from . import dictionary, frames
-from .fanout import Broadcaster, Encoder, feed_key
+from .fanout import Broadcaster, Encoder, Fanout, feed_key
 
 if TYPE_CHECKING:
-    from ..app import Server
-    from ..redis.fanout import RemoteSession
+    from ..config import Config
+    from ..observability.metrics import Metrics
+    from ..redis.fanout import ClusterFanout, RemoteSession
+    from ..sessions import Hub
     from ..sessions.history import EventsPage
+    from .dictionary import Dictionary
+
+
+@dataclass(frozen=True, slots=True)
+class ViewerDeps:
+    """What a viewer connection uses of the server, and nothing else: built
+    once by the server (replaywire.app) and shared by every connection."""
+
+    config: Config
+    hub: Hub  # live sessions, their rings, and history
+    metrics: Metrics
+    protocol: _core.ProtocolDecoder  # the server's, compiled once from its limits
+    fanout: Fanout  # this instance's broadcasters
+    cluster_fanout: ClusterFanout  # sessions held by another instance (Redis)
+    dictionary: Dictionary | None  # codec=zstd-dict's, when configured
+    warn: Callable[..., None]  # the server's sampled client-fault log
 
 
 async def serve_viewer(
-    ws: WebSocket, server: Server, codec: str = "none", principal: Principal = DEV_PRINCIPAL
+    ws: WebSocket, deps: ViewerDeps, codec: str = "none", principal: Principal = DEV_PRINCIPAL
 ) -> None:
     """Serve one viewer connection of ``principal``'s tenant until it
     closes (raises ConnectionClosed). It sees that tenant's sessions only:
@@ -52,7 +71,7 @@ async def serve_viewer(
         try:
             while True:
                 for msg in await ws.receive():
-                    reply = await _handle(ws, server, nursery, watches, msg, codec, principal)
+                    reply = await _handle(ws, deps, nursery, watches, msg, codec, principal)
                     if reply:
                         await ws.send(reply)
         except ConnectionClosed as exc:
@@ -64,31 +83,31 @@ async def serve_viewer(
 
 async def _handle(
     ws: WebSocket,
-    server: Server,
+    deps: ViewerDeps,
     nursery: trio.Nursery,
     watches: dict[str, trio.CancelScope],
     msg: DataMessage,
     codec: str,
     principal: Principal,
 ) -> bytes:
-    metrics = server.metrics
+    metrics = deps.metrics
     try:
         if isinstance(msg, TOO_LARGE):
             raise ProtocolError(
                 "payload_too_large",
                 f"message of {msg.size} bytes is over the limit of"
-                f" {server.config.max_message_bytes} bytes",
+                f" {deps.config.max_message_bytes} bytes",
             )
         if not msg.is_text:
             raise ProtocolError("invalid_message", "viewer messages are JSON text frames")
-        decoded = server.protocol.decode(msg.data)
+        decoded = deps.protocol.decode(msg.data)
         if isinstance(decoded, _core.ViewerJoin):
             metrics.messages_total.labels("viewer", "viewer_join_session").inc()
             sid = decoded.session_id
             if sid in watches:
                 watches.pop(sid).cancel()
             watches[sid] = await nursery.start(
-                _watch, ws, server, principal.key(sid), decoded.from_index, codec
+                _watch, ws, deps, principal.key(sid), decoded.from_index, codec
             )
             return b""
         if isinstance(decoded, _core.ViewerLeave):
@@ -100,13 +119,13 @@ async def _handle(
         if isinstance(decoded, _core.GetSessionEvents):
             metrics.messages_total.labels("viewer", "get_session_events").inc()
             limit = min(
-                decoded.limit or server.config.max_history_limit, server.config.max_history_limit
+                decoded.limit or deps.config.max_history_limit, deps.config.max_history_limit
             )
             key = principal.key(decoded.session_id)
-            if await server.hub.get_record(key) is None:
+            if await deps.hub.get_record(key) is None:
                 raise ProtocolError("unknown_session", f"no session {decoded.session_id!r}")
-            page = await server.hub.history(key, decoded.from_index, limit)
-            return await Encoder(server.config, server.hub.clock).frame(
+            page = await deps.hub.history(key, decoded.from_index, limit)
+            return await Encoder(deps.config, deps.hub.clock).frame(
                 codec,
                 b"session_events",
                 frames.json_string(decoded.session_id),
@@ -119,13 +138,13 @@ async def _handle(
         )
     except (_core.MessageError, ProtocolError) as exc:
         metrics.protocol_errors_total.labels(exc.code).inc()
-        server.warn_client("viewer_message_rejected", code=exc.code, message=exc.message)
+        deps.warn("viewer_message_rejected", code=exc.code, message=exc.message)
         return frames.error(exc.code, exc.message, exc.seq)
 
 
 async def _watch(
     ws: WebSocket,
-    server: Server,
+    deps: ViewerDeps,
     session_id: str,
     from_index: int | None,
     codec: str,
@@ -137,49 +156,49 @@ async def _watch(
     ``session_id`` is the session's key (tenant and id)."""
     with trio.CancelScope() as scope:
         task_status.started(scope)
-        hub = server.hub
+        hub = deps.hub
         live: LiveSession | RemoteSession | None = hub.live.get(session_id)
         if live is None:  # held by another instance? (redis/fanout.py)
-            live = await server.cluster.fanout.watch(session_id)
+            live = await deps.cluster_fanout.watch(session_id)
         if live is None and await hub.get_record(session_id) is None:
             unknown = f"no session {client_id(session_id)!r}"
-            server.metrics.protocol_errors_total.labels("unknown_session").inc()
-            server.warn_client("viewer_message_rejected", code="unknown_session", message=unknown)
+            deps.metrics.protocol_errors_total.labels("unknown_session").inc()
+            deps.warn("viewer_message_rejected", code="unknown_session", message=unknown)
             await _send(ws, frames.error("unknown_session", unknown))
             return
-        viewer = _Viewer(ws, server, session_id, codec)
+        viewer = _Viewer(ws, deps, session_id, codec)
         if live is None or live.ended:
             await viewer.replay(0 if from_index is None else from_index)
             return
-        limit = server.config.max_viewers_per_session
+        limit = deps.config.max_viewers_per_session
         if live.viewers >= limit:
-            server.metrics.protocol_errors_total.labels("viewer_limit").inc()
-            server.warn_client("viewer_message_rejected", code="viewer_limit", limit=limit)
+            deps.metrics.protocol_errors_total.labels("viewer_limit").inc()
+            deps.warn("viewer_message_rejected", code="viewer_limit", limit=limit)
             refused = f"session {client_id(session_id)!r} has {limit} viewers, the most allowed"
             await _send(ws, frames.error("viewer_limit", refused))
             return
         live.viewers += 1
-        server.metrics.viewers_active.inc()
+        deps.metrics.viewers_active.inc()
         try:
             await viewer.follow(live, from_index)
         finally:
             live.viewers -= 1
-            server.metrics.viewers_active.dec()
+            deps.metrics.viewers_active.dec()
 
 
 class _Viewer:
     """One viewer watching one session."""
 
-    def __init__(self, ws: WebSocket, server: Server, session_id: str, codec: str) -> None:
+    def __init__(self, ws: WebSocket, deps: ViewerDeps, session_id: str, codec: str) -> None:
         self.ws = ws
-        self.server = server
+        self.deps = deps
         self.session_id = session_id  # the key, for the hub and buffers
         self.client_id = client_id(session_id)  # the id, for the viewer's frames
         self.id_json = frames.json_string(self.client_id)
         self.codec = codec
-        self.encoder = Encoder(server.config, server.hub.clock)
+        self.encoder = Encoder(deps.config, deps.hub.clock)
         self.read: Callable[[int, int], Awaitable[EventsPage]] = partial(
-            server.hub.history, session_id
+            deps.hub.history, session_id
         )
 
     async def follow(self, live: LiveSession | RemoteSession, from_index: int | None) -> None:
@@ -189,11 +208,11 @@ class _Viewer:
         as broadcaster, whose snapshots wait for the shared storage."""
         broadcaster: Broadcaster | RemoteSession
         if isinstance(live, LiveSession):
-            broadcaster, feed = self.server.fanout.subscribe(live, self.codec, self.ws)
-            unsubscribe = partial(self.server.fanout.unsubscribe, broadcaster, feed)
+            broadcaster, feed = self.deps.fanout.subscribe(live, self.codec, self.ws)
+            unsubscribe = partial(self.deps.fanout.unsubscribe, broadcaster, feed)
         else:
-            broadcaster, feed = self.server.cluster.fanout.subscribe(live, self.codec, self.ws)
-            unsubscribe = partial(self.server.cluster.fanout.unsubscribe, broadcaster, feed)
+            broadcaster, feed = self.deps.cluster_fanout.subscribe(live, self.codec, self.ws)
+            unsubscribe = partial(self.deps.cluster_fanout.unsubscribe, broadcaster, feed)
             self.read = live.read
         try:
             position = broadcaster.position
@@ -227,8 +246,8 @@ class _Viewer:
                 if not await _send(self.ws, frame):  # b"": the rest of a direct write
                     return
                 if frame:
-                    self.server.metrics.viewer_messages_total.inc()
-                    self.server.metrics.viewer_bytes_total.inc(len(frame))
+                    self.deps.metrics.viewer_messages_total.inc()
+                    self.deps.metrics.viewer_bytes_total.inc(len(frame))
         finally:
             unsubscribe()
 
@@ -236,8 +255,8 @@ class _Viewer:
         """``dictionaryId`` for a ``codec=zstd-dict`` viewer: the bytes are
         at ``GET /dictionaries/{id}``."""
         if self.codec == dictionary.CODEC:
-            assert self.server.dictionary is not None  # refused at the upgrade without one
-            joined["dictionaryId"] = self.server.dictionary.id
+            assert self.deps.dictionary is not None  # refused at the upgrade without one
+            joined["dictionaryId"] = self.deps.dictionary.id
 
     async def snapshot(
         self, broadcaster: Broadcaster | RemoteSession, start: int, end: int, *, resync: bool
@@ -255,8 +274,8 @@ class _Viewer:
         for frame in built:
             if not await _send(self.ws, frame):
                 return False
-            self.server.metrics.viewer_messages_total.inc()
-            self.server.metrics.viewer_bytes_total.inc(len(frame))
+            self.deps.metrics.viewer_messages_total.inc()
+            self.deps.metrics.viewer_bytes_total.inc(len(frame))
         return True
 
     async def replay(self, index: int) -> None:
@@ -268,8 +287,8 @@ class _Viewer:
             return
         kind = b"snapshot"
         while True:
-            page = await self.server.hub.history(
-                self.session_id, index, self.server.config.viewer_batch_events
+            page = await self.deps.hub.history(
+                self.session_id, index, self.deps.config.viewer_batch_events
             )
             if not page.count:
                 break
@@ -285,7 +304,7 @@ class _Viewer:
         """Send events ``start .. end`` (a snapshot): the first message is
         ``kind``, the rest are deltas. The frames sent, or None once the
         viewer is gone."""
-        hub, config = self.server.hub, self.server.config
+        hub, config = self.deps.hub, self.deps.config
         sent: list[bytes] = []
         index = start
         while index < end:
@@ -325,8 +344,8 @@ class _Viewer:
         )
         if not await _send(self.ws, frame):
             return None
-        self.server.metrics.viewer_messages_total.inc()
-        self.server.metrics.viewer_bytes_total.inc(len(frame))
+        self.deps.metrics.viewer_messages_total.inc()
+        self.deps.metrics.viewer_bytes_total.inc(len(frame))
         return frame
 
     def _keyframe(self, live: LiveSession | RemoteSession) -> int:
@@ -336,7 +355,7 @@ class _Viewer:
         is read back from storage (trackers bound it by taking a full
         snapshot every few minutes: rrweb's ``checkoutEveryNms``). A
         session that sent no full snapshot yet starts where memory does."""
-        buffers = self.server.hub.buffers
+        buffers = self.deps.hub.buffers
         keyframe = buffers.keyframe_index(self.session_id) if self.session_id in buffers else None
         if keyframe is None:
             keyframe = live.record.keyframe_index
