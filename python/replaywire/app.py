@@ -43,7 +43,7 @@ from .auth import Auth
 from .auth.gate import DEV_PRINCIPAL
 from .cluster import Cluster
 from .config import Config, ConfigError
-from .http import handle_connection
+from .http import HttpDeps, RouteDeps, handle_connection
 from .http.listener import ConnectionGate, ensure_fd_limit
 from .http.routes import Request
 from .observability.logfiles import dropped_records
@@ -127,6 +127,28 @@ class Server:
             fanout=self.fanout,
             cluster_fanout=self.cluster.fanout,
             dictionary=self.dictionary,
+            warn=self.warn_client,
+        )
+        self.http_deps = HttpDeps(
+            config=config,
+            auth=self.auth,
+            limiter=self.limiter,
+            metrics=self.metrics,
+            inflight=self.inflight,
+            routes=RouteDeps(
+                config=config,
+                auth=self.auth,
+                hub=self.hub,
+                storage=self.storage,
+                presence=self.cluster.presence,
+                metrics=self.metrics,
+                dictionary=self.dictionary,
+                health=self.health,
+                stats=self.stats,
+            ),
+            draining=lambda: self.draining,
+            count_close=self.count_close,
+            serve_websocket=self.run_websocket,
             warn=self.warn_client,
         )
         self.port = 0
@@ -281,7 +303,7 @@ class Server:
         it is logged with its traceback and the bound context (conn_id,
         client, session) and counted."""
         try:
-            await self.gate.serve(stream, partial(handle_connection, server=self))
+            await self.gate.serve(stream, partial(handle_connection, deps=self.http_deps))
         except Exception as exc:
             self.metrics.task_crashes_total.labels("connection").inc()
             log.error("connection_crashed", exc_info=exc)

@@ -29,7 +29,7 @@ from e2e.clients import events_of, http, recv_json, start_session, ws_url
 from e2e.rawws import client_frame, handshake
 from replaywire import Config, _core
 from replaywire.auth import Auth
-from replaywire.http.server import handle_connection
+from replaywire.http.server import HttpDeps, handle_connection
 from replaywire.limits import Limiter
 from replaywire.observability.metrics import Metrics
 from replaywire.ws import ConnectionClosed, InflightBudget, WebSocket
@@ -237,9 +237,10 @@ async def test_wsproto_tracker_streams_compressed_batches(server) -> None:
 
 
 class EchoServer:
-    """Just enough of ``replaywire.Server`` for the real ``handle_connection``:
-    every message a client sends comes back through ``WebSocket.send_message``,
-    so what the server compresses reaches real clients."""
+    """Just enough of a server for the real ``handle_connection`` (the
+    :class:`HttpDeps` it takes): every message a client sends comes back
+    through ``WebSocket.send_message``, so what the server compresses reaches
+    real clients."""
 
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -247,8 +248,19 @@ class EchoServer:
         self.inflight = InflightBudget(config.max_inflight_bytes)
         self.limiter = Limiter(config, self.metrics, shared=False)
         self.auth = Auth(config)  # development mode: no credentials
-        self.draining = False
         self.port = 0
+        self.deps = HttpDeps(
+            config=config,
+            auth=self.auth,
+            limiter=self.limiter,
+            metrics=self.metrics,
+            inflight=self.inflight,
+            routes=None,  # type: ignore[arg-type]  # /ws only: no REST route is asked
+            draining=lambda: False,
+            count_close=self.count_close,
+            serve_websocket=self.run_websocket,
+            warn=lambda event, **fields: None,
+        )
 
     def count_close(self, code: int, *, local: bool) -> None:
         pass
@@ -269,7 +281,7 @@ async def echo(nursery: trio.Nursery) -> EchoServer:
     """An echo endpoint, listening until the test's nursery is cancelled."""
     server = EchoServer(Config(host="127.0.0.1", port=0))
     listeners = await nursery.start(
-        partial(trio.serve_tcp, partial(handle_connection, server=server), 0, host="127.0.0.1")
+        partial(trio.serve_tcp, partial(handle_connection, deps=server.deps), 0, host="127.0.0.1")
     )
     server.port = listeners[0].socket.getsockname()[1]
     return server

@@ -1,5 +1,6 @@
 """The HTTP room: h11 connections, the REST API and the WebSocket upgrade."""
 
-from .server import handle_connection
+from .routes import RouteDeps
+from .server import HttpDeps, handle_connection
 
-__all__ = ["handle_connection"]
+__all__ = ["HttpDeps", "RouteDeps", "handle_connection"]

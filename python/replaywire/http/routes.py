@@ -9,17 +9,38 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
 from importlib import resources
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .. import __version__
-from ..auth import ADMIN, READ, Principal, client_id
+from ..auth import ADMIN, READ, Auth, Principal, client_id
 from ..errors import HttpError
 from ..protocol.frames import json_string
 from . import encoding, listing, static
 from .responses import Response, error_response, json_response
 
 if TYPE_CHECKING:
-    from ..app import Server
+    from ..config import Config
+    from ..observability.metrics import Metrics
+    from ..protocol.dictionary import Dictionary
+    from ..redis.presence import Presence
+    from ..sessions import Hub
+    from ..storage import Storage
+
+
+@dataclass(frozen=True, slots=True)
+class RouteDeps:
+    """What the REST routes use of the server, and nothing else: built once
+    by the server (replaywire.app) and passed to every handler."""
+
+    config: Config
+    auth: Auth  # the bearer tokens of scoped routes
+    hub: Hub  # live sessions, history, and the writer's reads
+    storage: Storage  # read through ``hub.writer.read``
+    presence: Presence  # every instance's sessions (Redis), or this one's
+    metrics: Metrics
+    dictionary: Dictionary | None  # codec=zstd-dict's, when configured
+    health: Callable[[], Awaitable[dict[str, Any]]]  # readiness, with its reasons
+    stats: Callable[[], dict[str, Any]]  # the operator's counters
 
 
 @dataclass(slots=True)
@@ -41,7 +62,7 @@ class Request:
         return self.principal
 
 
-Handler = Callable[["Server", Request, dict[str, str]], Awaitable[Response]]
+Handler = Callable[[RouteDeps, Request, dict[str, str]], Awaitable[Response]]
 _ROUTES: list[tuple[str, re.Pattern[str], str, Handler, str | None]] = []
 
 
@@ -59,7 +80,7 @@ def route(method: str, pattern: str, scope: str | None = None) -> Callable[[Hand
     return register
 
 
-async def dispatch(server: Server, request: Request) -> tuple[str, Response]:
+async def dispatch(deps: RouteDeps, request: Request) -> tuple[str, Response]:
     """Find and run the handler; returns the route pattern (a bounded metric
     label) and the response. Unknown paths 404, known paths with another
     method 405. A path that a route names literally is that route's only, as
@@ -75,8 +96,8 @@ async def dispatch(server: Server, request: Request) -> tuple[str, Response]:
             continue
         try:
             if scope is not None:
-                request.principal = server.auth.rest(request.headers, scope)
-            response = await handler(server, request, match.groupdict())
+                request.principal = deps.auth.rest(request.headers, scope)
+            response = await handler(deps, request, match.groupdict())
         except HttpError as exc:
             # Answered here, so that it is counted under its route, not "?".
             response = error_response(exc.status, exc.code, exc.message, exc.headers)
@@ -110,35 +131,35 @@ def _int_param(
 
 
 @route("GET", "/")
-async def root(server: Server, request: Request, params: dict[str, str]) -> Response:
+async def root(deps: RouteDeps, request: Request, params: dict[str, str]) -> Response:
     return json_response({"name": "replaywire", "version": __version__})
 
 
 @route("GET", "/health/live")
-async def live(server: Server, request: Request, params: dict[str, str]) -> Response:
+async def live(deps: RouteDeps, request: Request, params: dict[str, str]) -> Response:
     return json_response({"status": "alive"})
 
 
 @route("GET", "/health/ready")
-async def ready(server: Server, request: Request, params: dict[str, str]) -> Response:
-    health = await server.health()
+async def ready(deps: RouteDeps, request: Request, params: dict[str, str]) -> Response:
+    health = await deps.health()
     return json_response(health, 503 if health["status"] == "unavailable" else 200)
 
 
 @route("GET", "/health")
-async def health(server: Server, request: Request, params: dict[str, str]) -> Response:
-    health = await server.health()
+async def health(deps: RouteDeps, request: Request, params: dict[str, str]) -> Response:
+    health = await deps.health()
     return json_response(health, 503 if health["status"] == "unavailable" else 200)
 
 
 @route("GET", "/stats", READ)
-async def stats(server: Server, request: Request, params: dict[str, str]) -> Response:
+async def stats(deps: RouteDeps, request: Request, params: dict[str, str]) -> Response:
     who = request.who
     if not who.allows(ADMIN):
         # The read scope sees its own tenant's live sessions only; the
         # server's counters (storage, buffers, other instances) are the
         # operator's business.
-        mine = [s for key, s in server.hub.live.items() if who.owns(key)]
+        mine = [s for key, s in deps.hub.live.items() if who.owns(key)]
         return json_response(
             {
                 "version": __version__,
@@ -147,26 +168,26 @@ async def stats(server: Server, request: Request, params: dict[str, str]) -> Res
                 "viewers": sum(s.viewers for s in mine),
             }
         )
-    data = server.stats()
-    cluster = await server.cluster.presence.cluster_stats()
+    data = deps.stats()
+    cluster = await deps.presence.cluster_stats()
     if cluster is not None:
         data["cluster"] = cluster
     return json_response(data)
 
 
 @route("GET", "/metrics")
-async def metrics(server: Server, request: Request, params: dict[str, str]) -> Response:
-    body, content_type = server.metrics.render()
+async def metrics(deps: RouteDeps, request: Request, params: dict[str, str]) -> Response:
+    body, content_type = deps.metrics.render()
     return Response(200, body, content_type.encode())
 
 
 @route("GET", "/openapi.json")
-async def openapi(server: Server, request: Request, params: dict[str, str]) -> Response:
+async def openapi(deps: RouteDeps, request: Request, params: dict[str, str]) -> Response:
     return Response(200, _openapi_document())
 
 
 @route("GET", "/sessions", READ)
-async def list_sessions(server: Server, request: Request, params: dict[str, str]) -> Response:
+async def list_sessions(deps: RouteDeps, request: Request, params: dict[str, str]) -> Response:
     """The tenant's stored sessions, newest first: the viewer's session
     list, with its filters (``user``, ``url``, ``since``, ``until``,
     ``live``, ``min_duration``, ``status``; see :func:`listing.parse`)
@@ -178,15 +199,15 @@ async def list_sessions(server: Server, request: Request, params: dict[str, str]
     prefix = request.who.key("")
     # One more than asked: whether another page follows, without a request
     # that comes back empty.
-    records = await server.hub.writer.read(
+    records = await deps.hub.writer.read(
         partial(
-            server.storage.list_sessions, status=status, limit=limit + 1, prefix=prefix, where=where
+            deps.storage.list_sessions, status=status, limit=limit + 1, prefix=prefix, where=where
         )
     )
     page, more = records[:limit], len(records) > limit
     sessions = []
     for r in page:
-        live = server.hub.live.get(r.session_id)
+        live = deps.hub.live.get(r.session_id)
         sessions.append(
             {
                 **r.to_json(),
@@ -200,13 +221,13 @@ async def list_sessions(server: Server, request: Request, params: dict[str, str]
 
 
 @route("GET", "/sessions/active", READ)
-async def active_sessions(server: Server, request: Request, params: dict[str, str]) -> Response:
+async def active_sessions(deps: RouteDeps, request: Request, params: dict[str, str]) -> Response:
     limit = _int_param(request, "limit", 1000, minimum=1, maximum=10_000)
     who = request.who
     # Presence lists every tenant's sessions, by key: keep this tenant's,
     # under the ids its clients know. (Presence holds each instance's
     # 5,000 newest sessions; the count is of those seen.)
-    view = await server.cluster.presence.active_sessions(10_000)
+    view = await deps.presence.active_sessions(10_000)
     mine = [
         {**item, "sessionId": client_id(item["sessionId"])}
         for item in view["sessions"]
@@ -217,11 +238,11 @@ async def active_sessions(server: Server, request: Request, params: dict[str, st
 
 
 @route("DELETE", "/sessions/cleanup", ADMIN)
-async def cleanup(server: Server, request: Request, params: dict[str, str]) -> Response:
-    default = int(server.config.session_idle_timeout)
+async def cleanup(deps: RouteDeps, request: Request, params: dict[str, str]) -> Response:
+    default = int(deps.config.session_idle_timeout)
     idle = _int_param(request, "idle_seconds", default, minimum=0)
     # Only the asking tenant's sessions: an admin token is a tenant's too.
-    ended = await server.hub.end_idle(idle, "cleanup", tenant=request.who.tenant)
+    ended = await deps.hub.end_idle(idle, "cleanup", tenant=request.who.tenant)
     ids = [client_id(key) for key in ended]
     return json_response({"ended": ids, "count": len(ids)})
 
@@ -229,34 +250,34 @@ async def cleanup(server: Server, request: Request, params: dict[str, str]) -> R
 # Another tenant's session answers exactly like one that does not exist:
 # the tenant's key for the id is simply not there (replaywire.auth.tenants).
 @route("GET", "/sessions/{session_id}", READ)
-async def get_session(server: Server, request: Request, params: dict[str, str]) -> Response:
-    record = await server.hub.get_record(request.who.key(params["session_id"]))
+async def get_session(deps: RouteDeps, request: Request, params: dict[str, str]) -> Response:
+    record = await deps.hub.get_record(request.who.key(params["session_id"]))
     if record is None:
         raise HttpError(404, "unknown_session", f"no session {params['session_id']!r}")
     data = record.to_json()
     data["sessionId"] = params["session_id"]
-    live = server.hub.live.get(record.session_id)
+    live = deps.hub.live.get(record.session_id)
     data["live"] = live is not None and not live.ended
     data["viewers"] = live.viewers if live is not None else 0
     return json_response(data)
 
 
 @route("GET", "/sessions/{session_id}/events", READ)
-async def get_events(server: Server, request: Request, params: dict[str, str]) -> Response:
+async def get_events(deps: RouteDeps, request: Request, params: dict[str, str]) -> Response:
     sid = params["session_id"]
     key = request.who.key(sid)
-    config = server.config
+    config = deps.config
     from_index = _int_param(request, "from_index", 0)
     limit = _int_param(
         request, "limit", config.max_history_limit, minimum=1, maximum=config.max_history_limit
     )
-    if await server.hub.get_record(key) is None:
+    if await deps.hub.get_record(key) is None:
         raise HttpError(404, "unknown_session", f"no session {sid!r}")
     coding = encoding.negotiate(request.headers.get("accept-encoding", ""))
     # Stored zstd chunks are sent as stored when the client reads zstd; a
     # plain page is sent in pieces, never joined (events may be 50 MB).
     wanted = {"zstd": "zstd", None: "parts"}.get(coding, "none")
-    page = await server.hub.history(key, from_index, limit, wanted)
+    page = await deps.hub.history(key, from_index, limit, wanted)
     head = b'{"sessionId":%b,"fromIndex":%d,"count":%d,"nextIndex":%d,"events":' % (
         json_string(sid),
         page.first_index,
@@ -278,7 +299,7 @@ MAX_ERRORS_LIMIT = 1000  # most errors one GET /sessions/{id}/errors returns
 
 
 @route("GET", "/sessions/{session_id}/errors", READ)
-async def get_errors(server: Server, request: Request, params: dict[str, str]) -> Response:
+async def get_errors(deps: RouteDeps, request: Request, params: dict[str, str]) -> Response:
     """The errors answered to the session's tracker and the notices it sent
     (``snapshot_too_large``), newest first: why a session is incomplete.
     Errors are stored with the writer's next flush, so one answered a moment
@@ -286,19 +307,19 @@ async def get_errors(server: Server, request: Request, params: dict[str, str]) -
     sid = params["session_id"]
     key = request.who.key(sid)
     limit = _int_param(request, "limit", 100, minimum=1, maximum=MAX_ERRORS_LIMIT)
-    if await server.hub.get_record(key) is None:
+    if await deps.hub.get_record(key) is None:
         raise HttpError(404, "unknown_session", f"no session {sid!r}")
-    errors = await server.hub.writer.read(server.storage.session_errors, key, limit)
+    errors = await deps.hub.writer.read(deps.storage.session_errors, key, limit)
     return json_response({"sessionId": sid, "errors": [e.to_json() for e in errors]})
 
 
 @route("GET", "/dictionaries/{dictionary_id}", READ)
-async def get_dictionary(server: Server, request: Request, params: dict[str, str]) -> Response:
+async def get_dictionary(deps: RouteDeps, request: Request, params: dict[str, str]) -> Response:
     """The zstd dictionary of ``codec=zstd-dict`` frames, by the id that
     ``viewer_joined`` and every frame name. It never changes under its id,
     so it may be cached for good; read access, as it holds fragments of the
     sessions it was trained on."""
-    used = server.dictionary
+    used = deps.dictionary
     if used is None or params["dictionary_id"] != str(used.id):
         raise HttpError(404, "unknown_dictionary", f"no dictionary {params['dictionary_id']!r}")
     headers = [(b"cache-control", b"private, max-age=31536000, immutable")]
@@ -322,26 +343,28 @@ def _openapi_document() -> bytes:
 # and the viewer's icon, also where browsers ask for one first.
 @route("GET", "/viewer")
 @route("GET", "/viewer/")
-async def viewer_page(server: Server, request: Request, params: dict[str, str]) -> Response:
+async def viewer_page(deps: RouteDeps, request: Request, params: dict[str, str]) -> Response:
     return static.viewer_page(request.headers.get("if-none-match", ""))
 
 
 # A session's shareable link: the same page, which reads the id from its path.
 @route("GET", "/viewer/sessions/{session_id}")
-async def viewer_session_page(server: Server, request: Request, params: dict[str, str]) -> Response:
+async def viewer_session_page(
+    deps: RouteDeps, request: Request, params: dict[str, str]
+) -> Response:
     return static.viewer_page(request.headers.get("if-none-match", ""))
 
 
 @route("GET", "/viewer/{name}")
-async def viewer_asset(server: Server, request: Request, params: dict[str, str]) -> Response:
+async def viewer_asset(deps: RouteDeps, request: Request, params: dict[str, str]) -> Response:
     return static.serve(params["name"], request.headers.get("if-none-match", ""))
 
 
 @route("GET", "/tracker.js")
-async def tracker_script(server: Server, request: Request, params: dict[str, str]) -> Response:
+async def tracker_script(deps: RouteDeps, request: Request, params: dict[str, str]) -> Response:
     return static.serve("tracker.js", request.headers.get("if-none-match", ""))
 
 
 @route("GET", "/favicon.ico")
-async def favicon(server: Server, request: Request, params: dict[str, str]) -> Response:
+async def favicon(deps: RouteDeps, request: Request, params: dict[str, str]) -> Response:
     return static.serve("favicon.svg", request.headers.get("if-none-match", ""))

@@ -16,6 +16,8 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
@@ -35,10 +37,15 @@ from ..ws.handshake import HandshakeError, wants_upgrade
 from ..ws.wsproto_backend import WsprotoWebSocket
 from .listener import linger_close, peer_name
 from .responses import Response, error_response
-from .routes import Request, dispatch
+from .routes import Request, RouteDeps, dispatch
 
 if TYPE_CHECKING:
-    from ..app import Server
+    from ..auth import Auth
+    from ..config import Config
+    from ..limits import Limiter
+    from ..observability.metrics import Metrics
+    from ..ws import InflightBudget
+    from ..ws.connection import CloseHook
 
 log = structlog.get_logger("replaywire.http")
 
@@ -46,13 +53,32 @@ READ_SIZE = 64 * 1024
 MAX_BODY = 1024 * 1024
 
 
+@dataclass(frozen=True, slots=True)
+class HttpDeps:
+    """What an HTTP connection uses of the server, and nothing else: built
+    once by the server (replaywire.app) and shared by every connection."""
+
+    config: Config
+    auth: Auth  # CORS, and who may upgrade
+    limiter: Limiter  # LIMIT_CONNECTIONS_PER_IP at the upgrade
+    metrics: Metrics
+    inflight: InflightBudget  # MAX_INFLIGHT_BYTES, shared by every WebSocket
+    routes: RouteDeps  # what the REST routes use
+    draining: Callable[[], bool]  # shutting down: upgrades are refused
+    count_close: CloseHook  # every WebSocket close, by code
+    # Serves an upgraded connection (its kind, "tracker" or "viewer") until
+    # it closes: the server's, which keeps track of its WebSockets.
+    serve_websocket: Callable[[WebSocket, str, Request], Awaitable[None]]
+    warn: Callable[..., None]  # the server's sampled client-fault log
+
+
 async def handle_connection(
-    stream: trio.SocketStream, client: str | None = None, *, server: Server
+    stream: trio.SocketStream, client: str | None = None, *, deps: HttpDeps
 ) -> None:
     """Serve one TCP connection from ``client`` (``ip:port``, by default the
     stream's peer): keep-alive HTTP requests, or one upgrade."""
     client = client or peer_name(stream)
-    config = server.config
+    config = deps.config
     conn = h11.Connection(h11.SERVER, max_incomplete_event_size=config.max_request_bytes)
     structlog.contextvars.bind_contextvars(client=client)
     served = False
@@ -67,11 +93,11 @@ async def handle_connection(
                 # A kept-alive connection with nothing of a next request is
                 # not a slow client: closed all the same, but not counted.
                 idle = served and not conn.trailing_data[0]
-                await _timed_out(conn, stream, server, count=not idle)
+                await _timed_out(conn, stream, deps, count=not idle)
                 return
             if not isinstance(event, h11.Request):
                 return  # ConnectionClosed or anything but a request
-            if await _serve_request(conn, stream, event, server, client, deadline):
+            if await _serve_request(conn, stream, event, deps, client, deadline):
                 return
             served = True
             if conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE:
@@ -81,7 +107,7 @@ async def handle_connection(
             except h11.LocalProtocolError:
                 return
     except h11.RemoteProtocolError as exc:
-        server.metrics.protocol_errors_total.labels("bad_http").inc()
+        deps.metrics.protocol_errors_total.labels("bad_http").inc()
         if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
             status = exc.error_status_hint
             # The peer may be gone already (it closed mid-request): then
@@ -102,14 +128,14 @@ async def handle_connection(
 
 
 async def _timed_out(
-    conn: h11.Connection, stream: trio.SocketStream, server: Server, *, count: bool = True
+    conn: h11.Connection, stream: trio.SocketStream, deps: HttpDeps, *, count: bool = True
 ) -> None:
     """The request did not arrive by its deadline: 408 (when no answer was
     started), counted as a handshake timeout unless ``count`` is false; the
     caller closes the connection."""
     if count:
-        server.metrics.handshake_timeouts_total.inc()
-        server.warn_client("handshake_timeout", timeout_s=server.config.handshake_timeout)
+        deps.metrics.handshake_timeouts_total.inc()
+        deps.warn("handshake_timeout", timeout_s=deps.config.handshake_timeout)
     if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
         await _send(conn, stream, error_response(408, "timeout", "request not received in time"))
 
@@ -118,7 +144,7 @@ async def _serve_request(
     conn: h11.Connection,
     stream: trio.SocketStream,
     event: h11.Request,
-    server: Server,
+    deps: HttpDeps,
     client: str,
     deadline: float,
 ) -> bool:
@@ -144,11 +170,11 @@ async def _serve_request(
     origin = headers.get("origin")
     try:
         if request.method == "OPTIONS" and "access-control-request-method" in headers:
-            route, response = "OPTIONS", _preflight(server, origin)
+            route, response = "OPTIONS", _preflight(deps, origin)
         elif target.path == "/ws":
             if wants_upgrade(event):
-                server.limiter.admit_connection(client)  # 429 over LIMIT_CONNECTIONS_PER_IP
-                return await _upgrade(conn, stream, event, request, server, deadline)
+                deps.limiter.admit_connection(client)  # 429 over LIMIT_CONNECTIONS_PER_IP
+                return await _upgrade(conn, stream, event, request, deps, deadline)
             raise HttpError(
                 426,
                 "upgrade_required",
@@ -160,12 +186,12 @@ async def _serve_request(
                 with trio.fail_at(deadline):
                     request.body = await _read_body(conn, stream)
             except trio.TooSlowError:
-                await _timed_out(conn, stream, server)
+                await _timed_out(conn, stream, deps)
                 return True
-            route, response = await dispatch(server, request)
+            route, response = await dispatch(deps.routes, request)
     except HttpError as exc:
         if isinstance(exc, HandshakeError):
-            server.metrics.protocol_errors_total.labels(exc.code).inc()
+            deps.metrics.protocol_errors_total.labels(exc.code).inc()
         response = error_response(exc.status, exc.code, exc.message, exc.headers)
     except StorageError as exc:
         # Reads that storage cannot answer right now (database unreachable,
@@ -178,29 +204,27 @@ async def _serve_request(
         else:
             response = error_response(500, "storage_error", "storage failed; see the server log")
             log.error("storage_read_failed", error=exc.message, path=target.path)
-    server.metrics.http_requests_total.labels(route, str(response.status)).inc()
-    server.metrics.http_request_seconds.labels(route).observe(time.perf_counter() - started)
+    deps.metrics.http_requests_total.labels(route, str(response.status)).inc()
+    deps.metrics.http_request_seconds.labels(route).observe(time.perf_counter() - started)
     response.headers.append((b"x-request-id", request_id.encode("latin-1")))
-    if origin is not None and route != "OPTIONS" and server.auth.cors_allowed(origin):
+    if origin is not None and route != "OPTIONS" and deps.auth.cors_allowed(origin):
         response.headers.extend(origins.cors_headers(origin))
     response.headers.extend(origins.security_headers(target.path, response.headers))
     try:
-        await _send(conn, stream, response, stall=server.config.http_write_timeout)
+        await _send(conn, stream, response, stall=deps.config.http_write_timeout)
     except trio.TooSlowError:
         # The client stopped reading (or reads slower than the limit): it
         # must not hold the answer -- a page of events -- for long.
-        server.metrics.http_write_timeouts_total.inc()
-        server.warn_client(
-            "http_write_timeout", timeout_s=server.config.http_write_timeout, route=route
-        )
+        deps.metrics.http_write_timeouts_total.inc()
+        deps.warn("http_write_timeout", timeout_s=deps.config.http_write_timeout, route=route)
         return True
     return False
 
 
-def _preflight(server: Server, origin: str | None) -> Response:
+def _preflight(deps: HttpDeps, origin: str | None) -> Response:
     """A CORS preflight: 204 with the allowed methods and headers for an
     origin some tenant allows, 403 for any other."""
-    if origin is None or not server.auth.cors_allowed(origin):
+    if origin is None or not deps.auth.cors_allowed(origin):
         raise HttpError(403, "origin_not_allowed", "cross-origin requests from here are refused")
     return Response(204, headers=origins.preflight_headers(origin))
 
@@ -210,7 +234,7 @@ async def _upgrade(
     stream: trio.SocketStream,
     event: h11.Request,
     request: Request,
-    server: Server,
+    deps: HttpDeps,
     deadline: float,
 ) -> bool:
     accept = check_upgrade(event)
@@ -220,22 +244,22 @@ async def _upgrade(
     codec = request.query.get("codec", "none")
     if codec not in VIEWER_CODECS:
         raise HttpError(400, "bad_request", f"query parameter codec must be one of {VIEWER_CODECS}")
-    if codec == "zstd-dict" and not server.config.viewer_dictionary:
+    if codec == "zstd-dict" and not deps.config.viewer_dictionary:
         raise HttpError(400, "bad_request", "codec=zstd-dict: this server has no VIEWER_DICTIONARY")
-    if server.draining:
+    if deps.draining():
         raise HttpError(503, "draining", "server is shutting down")
     # 401/403 before the upgrade (replaywire.auth.gate).
     if kind == "tracker":
-        request.principal = server.auth.tracker(request.query, request.headers)
+        request.principal = deps.auth.tracker(request.query, request.headers)
     else:
-        request.principal = server.auth.viewer(request.query, request.headers)
+        request.principal = deps.auth.viewer(request.query, request.headers)
     structlog.contextvars.bind_contextvars(tenant=request.principal.tenant)
     deflate: DeflateParams | None = None
     extension_headers: list[tuple[bytes, bytes]] = []
-    if server.config.ws_deflate:
+    if deps.config.ws_deflate:
         agreed = negotiate_deflate(
             (value for name, value in event.headers if name == b"sec-websocket-extensions"),
-            client_window_bits=server.config.ws_deflate_client_window_bits,
+            client_window_bits=deps.config.ws_deflate_client_window_bits,
         )
         if agreed is not None:
             response_value, deflate = agreed
@@ -247,7 +271,7 @@ async def _upgrade(
                 if isinstance(ev, h11.ConnectionClosed):
                     return True
     except trio.TooSlowError:  # an upgrade request with a body that never ends
-        await _timed_out(conn, stream, server)
+        await _timed_out(conn, stream, deps)
         return True
     await _send_event(
         conn,
@@ -264,22 +288,22 @@ async def _upgrade(
             ],
         ),
     )
-    server.metrics.http_requests_total.labels("/ws", "101").inc()
+    deps.metrics.http_requests_total.labels("/ws", "101").inc()
     trailing, _ = conn.trailing_data
-    if server.config.ws_backend == "wsproto":
+    if deps.config.ws_backend == "wsproto":
         ws: WebSocket = WsprotoWebSocket(
             stream,
             bytes(trailing),
-            max_message_bytes=server.config.max_message_bytes,
-            on_close=server.count_close,
+            max_message_bytes=deps.config.max_message_bytes,
+            on_close=deps.count_close,
             deflate=deflate,
-            budget=server.inflight,
+            budget=deps.inflight,
         )
-        await server.run_websocket(ws, kind, request)
+        await deps.serve_websocket(ws, kind, request)
         return True
     decoder = _core.FrameDecoder(
-        max_frame_bytes=server.config.max_frame_bytes,
-        max_message_bytes=server.config.max_message_bytes,
+        max_frame_bytes=deps.config.max_frame_bytes,
+        max_message_bytes=deps.config.max_message_bytes,
         deflate_window_bits=deflate.client_max_window_bits if deflate else None,
         deflate_no_context_takeover=deflate.client_no_context_takeover if deflate else False,
         # A message over the limits is answered (payload_too_large) and the
@@ -290,11 +314,11 @@ async def _upgrade(
         stream,
         decoder,
         bytes(trailing),
-        on_close=server.count_close,
+        on_close=deps.count_close,
         deflate=deflate,
-        budget=server.inflight,
+        budget=deps.inflight,
     )
-    await server.run_websocket(ws, kind, request)
+    await deps.serve_websocket(ws, kind, request)
     return True
 
 
