@@ -115,6 +115,10 @@ class WebSocket:
         self._tail = b""  # unwritten rest of a write_now
         self._ping_due = False  # the heartbeat's ping, held back while a task sends
         self._close_sent = False
+        # Our own close frame, once sent: what a send after it raises until
+        # the handshake finishes (not a made-up 1006: a task acking while
+        # the server closes with 1001 must report 1001).
+        self._sent_close: ConnectionClosed | None = None
         self._closed: ConnectionClosed | None = None
         # The peer's close frame (code, reason), read with messages the
         # caller has not answered yet: answered by the next receive().
@@ -317,7 +321,11 @@ class WebSocket:
         when the peer is gone."""
         async with self._send_lock:
             if self._close_sent:
-                raise self._closed or ConnectionClosed(1006, "close frame already sent", local=True)
+                raise (
+                    self._closed
+                    or self._sent_close
+                    or ConnectionClosed(1006, "close frame already sent", local=True)
+                )
             await self._write(frames)
             if self._ping_due:  # asked for while this task was sending
                 self._ping_due = False
@@ -330,6 +338,7 @@ class WebSocket:
             if self._close_sent:
                 return
             self._close_sent = True
+            self._sent_close = ConnectionClosed(code, reason, local=True)
             with contextlib.suppress(ConnectionClosed):
                 await self._write(self._close_frame(code, reason))
         if self._on_close is not None:
