@@ -103,7 +103,6 @@ export class Tracker {
     this.droppedEvents = 0;
     this.overflow = false;
     this.snapshotWanted = false;
-    this.snapshotMissing = null; // {bytes, limitBytes}: the last snapshot the server could not take
     this.notice = null; // a snapshot_missing message waiting for a connection
     this.lastError = null;
     this.pausedUntil = 0;
@@ -192,9 +191,15 @@ export class Tracker {
       droppedEvents: this.droppedEvents,
       reconnects: this.reconnects,
       snapshotsTaken: this.snapshots.taken,
-      snapshotMissing: this.snapshotMissing,
+      snapshotMissing: this.snapshotMissing(),
       lastError: this.lastError,
     };
+  }
+
+  /** The last full snapshot the server could not take, `{bytes, limitBytes}`, until one gets through. */
+  snapshotMissing() {
+    const tooLarge = this.snapshots.tooLarge;
+    return tooLarge && { bytes: tooLarge.bytes, limitBytes: tooLarge.limitBytes };
   }
 
   /** Write the session's state to sessionStorage (done on pagehide). */
@@ -348,10 +353,7 @@ export class Tracker {
         this.healthy();
         const batch = this.outbox.get(data.seq);
         this.outbox.ack(data.seq);
-        if (batch?.keyframe) {
-          this.snapshots.delivered();
-          this.snapshotMissing = null;
-        }
+        if (batch?.keyframe) this.snapshots.delivered();
         if (this.overflow && this.outbox.incrementalBytes <= this.options.maxUnackedBytes / 2) {
           this.overflow = false;
           this.wantSnapshot();
@@ -454,7 +456,6 @@ export class Tracker {
     if (snapshot && limitBytes !== undefined) {
       const bytes = snapshot.part.length;
       this.snapshots.refused({ bytes, limitBytes }, this.countElements());
-      this.snapshotMissing = { bytes, limitBytes };
       const over = limitBytes ? `over the server's limit of ${limitBytes} bytes` : "refused by the server as too large";
       this.fail("snapshot_too_large", `the page's full snapshot of ${bytes} bytes is ${over}; recording goes on without it`);
       this.notice = { type: "snapshot_missing", data: { sessionId: this.sessionId, reason: "too_large", bytes, limitBytes } };
