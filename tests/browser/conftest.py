@@ -34,29 +34,39 @@ def site() -> Iterator[PageServer]:
         s.close()
 
 
-def serve(tmp_path: Path, site: PageServer, **env: str) -> ServerProcess:
-    """A started replaywire for the test site: one tenant, durable acks on
-    SQLite, as a deployment would run; ``env`` overrides (smaller limits)."""
+def serve(
+    tmp_path: Path, site: PageServer, *, name: str = "replaywire", tenants: bool = True, **env: str
+) -> ServerProcess:
+    """A started replaywire for the test site on SQLite: with ``tenants``,
+    one tenant and durable acks, as a deployment would run; without, as
+    `make run` starts it (development mode). ``env`` overrides (smaller
+    limits)."""
+    if tenants:
+        env = {
+            "ACK_MODE": "durable",
+            "BATCH_INTERVAL": "20",
+            "TENANTS": json.dumps(
+                {
+                    "shop": {
+                        "write_keys": [WRITE_KEY],
+                        "allowed_origins": [site.origin],
+                        "api_token_hashes": [token_hash(READ_TOKEN)],
+                    }
+                }
+            ),
+            **env,
+        }
     server = ServerProcess(
         tmp_path,
-        "replaywire",
+        name,
         HOST="127.0.0.1",
         PORT=str(free_port()),
         DATABASE_URL=f"sqlite:///{tmp_path / 'replaywire.db'}",
-        ACK_MODE="durable",
-        BATCH_INTERVAL="20",
         LOG_LEVEL="info",
-        TENANTS=json.dumps(
-            {
-                "shop": {
-                    "write_keys": [WRITE_KEY],
-                    "allowed_origins": [site.origin],
-                    "api_token_hashes": [token_hash(READ_TOKEN)],
-                }
-            }
-        ),
         **env,
     )
+    if not tenants:
+        server.env.pop("TENANTS", None)
     server.start()
     site.values["SERVER"] = f"http://127.0.0.1:{server.port}"
     return server
@@ -74,17 +84,7 @@ def replaywire(tmp_path: Path, site: PageServer) -> Iterator[ServerProcess]:
 @pytest.fixture
 def dev_server(tmp_path: Path, site: PageServer) -> Iterator[ServerProcess]:
     """`replaywire serve` as `make run` starts it: no tenants, loopback."""
-    server = ServerProcess(
-        tmp_path,
-        "replaywire-dev",
-        HOST="127.0.0.1",
-        PORT=str(free_port()),
-        DATABASE_URL=f"sqlite:///{tmp_path / 'replaywire.db'}",
-        LOG_LEVEL="info",
-    )
-    server.env.pop("TENANTS", None)
-    server.start()
-    site.values["SERVER"] = f"http://127.0.0.1:{server.port}"
+    server = serve(tmp_path, site, name="replaywire-dev", tenants=False)
     try:
         yield server
     finally:
