@@ -15,6 +15,8 @@
 
 #[path = "../../fuzz/decompress_harness.rs"]
 mod decompress_harness;
+#[path = "../../fuzz/engine_harness.rs"]
+mod engine_harness;
 #[path = "../../fuzz/harness.rs"]
 mod harness;
 #[path = "../../fuzz/protocol_harness.rs"]
@@ -128,4 +130,37 @@ fn decompress_seeds_keep_the_property() {
     }
     // The seeds reach success, the limit and invalid data.
     assert!(outcomes.iter().all(|&n| n > 0), "{outcomes:?}");
+}
+
+/// `engine_feed`: the harness's own seed scripts (built in code) reach
+/// acks, errors, stored chunks, starts, ends and backpressure; their
+/// truncations and bit flips keep the property.
+#[test]
+fn engine_seeds_keep_the_property() {
+    let mut total = engine_harness::Summary::default();
+    for seed in engine_harness::seeds() {
+        let summary = engine_harness::run(&seed).expect("empty seed");
+        total.acks += summary.acks;
+        total.errors += summary.errors;
+        total.chunks += summary.chunks;
+        total.starts += summary.starts;
+        total.ends += summary.ends;
+        total.backpressure += summary.backpressure;
+        total.closed |= summary.closed;
+        for cut in 1..seed.len() {
+            engine_harness::run(&seed[..cut]);
+        }
+        for at in 0..seed.len() {
+            for bit in [0x01, 0x10, 0x80] {
+                let mut mutated = seed.clone();
+                mutated[at] ^= bit;
+                engine_harness::run(&mutated);
+            }
+        }
+    }
+    assert!(
+        total.acks > 0 && total.errors > 0 && total.chunks > 0 && total.ends > 0,
+        "{total:?}"
+    );
+    assert!(total.backpressure > 0 && total.closed, "{total:?}");
 }

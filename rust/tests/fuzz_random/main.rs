@@ -18,6 +18,8 @@
 
 #[path = "../../../fuzz/decompress_harness.rs"]
 mod decompress_harness;
+#[path = "../../../fuzz/engine_harness.rs"]
+mod engine_harness;
 #[path = "../../../fuzz/harness.rs"]
 mod harness;
 #[path = "../../../fuzz/protocol_harness.rs"]
@@ -219,4 +221,39 @@ fn decompress_keeps_its_property_on_random_data() {
         },
     );
     assert_reached(runs, &outcomes, &["decompressed", "too large", "corrupt"]);
+}
+
+#[test]
+fn tracker_engine_keeps_its_invariants_on_random_scripts() {
+    let seeds = engine_harness::seeds();
+    let others: Vec<&[u8]> = seeds.iter().map(Vec::as_slice).collect();
+    let generate = |_: &(), rng: &mut Rng| {
+        if rng.one_in(2) {
+            // The harness reads any bytes as a script.
+            return bytes::random_input(rng, 400);
+        }
+        let mut input = rng.pick_ref(&seeds).clone();
+        bytes::havoc(rng, &mut input, &others, 4);
+        input
+    };
+    let (runs, outcomes) = fuzz(
+        "engine_feed",
+        DEFAULT_SECONDS,
+        |_| (),
+        generate,
+        |input| match engine_harness::run(input) {
+            None => "empty",
+            Some(s) if s.closed => "closed",
+            Some(s) if s.backpressure > 0 => "backpressure",
+            Some(s) if s.ends > 0 => "ended",
+            Some(s) if s.chunks > 0 => "stored",
+            Some(s) if s.acks > 0 => "acked",
+            Some(_) => "refused",
+        },
+    );
+    assert_reached(
+        runs,
+        &outcomes,
+        &["closed", "backpressure", "ended", "stored"],
+    );
 }
