@@ -450,9 +450,8 @@ pub fn seeds() -> Vec<Vec<u8>> {
     };
     let end = |sid: u8| vec![sid, 10, 2, 3];
     let flush = vec![0, 14];
-    let mut seeds = Vec::new();
-    // One session, seqs 0, 1, a duplicate, one out of the window, no seq.
-    seeds.push(
+    vec![
+        // One session, seqs 0, 1, a duplicate, one out of the window, no seq.
         [
             vec![0],
             start(0),
@@ -464,10 +463,8 @@ pub fn seeds() -> Vec<Vec<u8>> {
             end(0),
         ]
         .concat(),
-    );
-    // Two sessions interleaved, durable acks, a tiny queue (backpressure),
-    // invalid and oversized events, compressed and fragmented messages.
-    seeds.push(
+        // Two sessions interleaved, durable acks, a tiny queue (backpressure),
+        // invalid and oversized events, compressed and fragmented messages.
         [
             vec![0x0f],
             start(0),
@@ -486,9 +483,7 @@ pub fn seeds() -> Vec<Vec<u8>> {
             batch(2, 0, &[1]),
         ]
         .concat(),
-    );
-    // End and restart, junk, a ping, a batch for no session, then garbage.
-    seeds.push(
+        // End and restart, junk, a ping, a batch for no session, then garbage.
         [
             vec![4],
             batch(0, 0x80, &[1]),
@@ -502,6 +497,5 @@ pub fn seeds() -> Vec<Vec<u8>> {
             vec![0, 15, 0, 4, 0xff, 0xff, 0xff, 0xff],
         ]
         .concat(),
-    );
-    seeds
+    ]
 }

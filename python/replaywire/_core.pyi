@@ -4,11 +4,16 @@ This file is the whole boundary between Python and Rust. It is kept by hand
 and checked against the compiled module with ``python -m mypy.stubtest
 replaywire._core``.
 
-Crossings are few and large: one ``FrameDecoder.feed`` per socket read, one
-``ProtocolDecoder.decode`` per WebSocket message, one ``SessionBuffers.append`` per
-accepted batch, one ``SessionBuffers.read`` per viewer delivery, one
-``encode_chunks_copy`` per PostgreSQL flush. Nothing here is ever called once
-per event.
+Crossings are few and large. A tracker connection crosses once per socket
+read (``TrackerEngine.feed``: frames, messages, events, seq window, ring,
+storage queue and acks, all in Rust); a storage flush once to take its
+chunks (``ChunkQueue.take``) and once to encode them (``Flush.encode_copy``
+or ``Flush.rows``); a durable ack release once per commit
+(``TrackerEngine.release``). Viewers cross once per delivery
+(``Ingest.read``) and the other connections once per read
+(``FrameDecoder.feed``) and message (``ProtocolDecoder.decode``). Nothing
+here is ever called once per event, and nothing on the tracker path once
+per batch.
 """
 
 from collections.abc import Mapping, Sequence
@@ -21,19 +26,26 @@ __all__ = [
     "OP_PING",
     "OP_PONG",
     "OP_TEXT",
+    "TRACKER_MESSAGE_TYPES",
     "BufferSlice",
     "BufferStats",
+    "ChunkQueue",
     "ClientMessage",
+    "ClockSkew",
     "CoreError",
     "EventsBatch",
+    "Flush",
     "FrameDecoder",
     "GetSessionEvents",
+    "Ingest",
     "MessageError",
     "ProtocolDecoder",
+    "RateTable",
     "SessionBuffers",
     "SessionEnd",
     "SessionStart",
     "SnapshotMissing",
+    "TrackerEngine",
     "ViewerJoin",
     "ViewerLeave",
     "Viewport",
@@ -481,6 +493,276 @@ class SessionBuffers:
         ``max_events`` or ``max_bytes`` would be passed (but always at least
         one event when there is one)."""
     def stats(self) -> BufferStats: ...
+
+# --- the ingest hot path -------------------------------------------------------
+#
+# rust/src/ingest: one TrackerEngine per tracker connection, fed once per
+# socket read, over state every engine shares (Ingest) and the storage
+# writer's queue (ChunkQueue).
+
+TRACKER_MESSAGE_TYPES: Final[list[str]]
+"""The tracker message types ``Ingest.scrape`` counts, in its order."""
+
+_ChunkRow = tuple[str, int, int, int, float | None, float | None, str, bytes, float | None]
+"""A chunk as ``storage.Chunk``'s fields: session_id, seq, first_index,
+event_count, first_timestamp, last_timestamp, codec, payload, received_at."""
+
+@final
+class ChunkQueue:
+    """Accepted chunks waiting for storage, numbered by flush generation.
+    The engines queue into it; the writer takes a whole flush at once. A
+    chunk stays pending (found by session and seq) until its flush is
+    committed; past ``max_pending_bytes`` of pending payload the engines
+    stop with ``backpressure``."""
+
+    def __new__(cls, *, batch_size: int, max_pending_bytes: int) -> ChunkQueue: ...
+    @property
+    def generation(self) -> int:
+        """The flush that chunks queued now belong to (what durable acks wait for)."""
+    @property
+    def queued(self) -> int: ...
+    @property
+    def touched(self) -> int:
+        """Sessions whose counters changed since the last flush was taken."""
+    @property
+    def pending_count(self) -> int: ...
+    @property
+    def pending_bytes(self) -> int: ...
+    @property
+    def max_pending_bytes(self) -> int: ...
+    def has_room(self) -> bool: ...
+    def set_spool_room(self, room: int | None) -> None:
+        """While spooling, the bytes the spool still takes (None: not
+        spooling); batches that would not fit are refused with
+        ``storage_unavailable``."""
+    def spool_fits(self, nbytes: int) -> bool: ...
+    @property
+    def refusing(self) -> bool:
+        """While spooling, the last batch offered was refused for want of room."""
+    def put(
+        self,
+        session_id: str,
+        seq: int,
+        first_index: int,
+        event_count: int,
+        first_timestamp: float | None,
+        last_timestamp: float | None,
+        codec: str,
+        payload: bytes,
+        received_at: float | None,
+    ) -> bool:
+        """Queue a chunk built in Python; False if it is pending already."""
+    def take(self) -> Flush:
+        """Everything queued, as the flush of the current generation."""
+    def commit(self, flush: Flush) -> None:
+        """The flush committed (or was spooled): its chunks stop being pending."""
+    def pending_generation(self, session_id: str, seq: int) -> int | None: ...
+    def pending_chunks(self, session_id: str) -> list[_ChunkRow]:
+        """The session's pending chunks, ordered by first index."""
+
+@final
+class Flush:
+    """One flush's chunks, owned by the writer; encoded in its thread."""
+
+    @property
+    def generation(self) -> int: ...
+    @property
+    def sessions(self) -> list[str]:
+        """Keys of the sessions whose counters changed in this flush."""
+    @property
+    def payload_bytes(self) -> int: ...
+    def __len__(self) -> int: ...
+    def chunk_sessions(self) -> list[str]:
+        """Keys of the sessions that have chunks here, sorted."""
+    def rows(self) -> list[_ChunkRow]: ...
+    def compress(self, codec: str, level: int | None = None) -> None:
+        """Compress every raw chunk's array contents (GIL released)."""
+    def encode_copy(self, started_at: dict[str, float], stored_at: float) -> bytes:
+        """The chunks (the first of each session and seq) as one binary
+        ``COPY`` stream, as ``encode_chunks_copy`` builds it; ValueError
+        for what PostgreSQL would refuse (GIL released)."""
+
+@final
+class RateTable:
+    """Fixed-window counters of one rate limit, counted by the engines and
+    synced to Redis by ``CounterSync`` (see ``limits.windows``)."""
+
+    def __new__(
+        cls, name: str, limit: int, window_ms: int, *, max_keys: int, shared: bool
+    ) -> RateTable: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def limit(self) -> int: ...
+    @property
+    def window_ms(self) -> int: ...
+    @property
+    def shared(self) -> bool: ...
+    def __len__(self) -> int: ...
+    def retry_after(self, key: str, n: int, now_ms: int) -> int | None:
+        """0 if ``n`` more fit now, else ms to wait; None when the table is full."""
+    def take(self, key: str, n: int) -> None: ...
+    def window(self, key: str) -> tuple[int, int, int] | None:
+        """``(remote, unsynced, start_ms)`` of the key's window."""
+    def evict(self, now_ms: int) -> int: ...
+    def collect(self, hot_since_ms: int) -> list[tuple[str, int, int]]:
+        """``(key, start_ms, delta)`` of every window to sync now."""
+    def restore(self, keys: list[str]) -> None: ...
+    def apply(self, rows: list[tuple[str, int, int, int]]) -> None:
+        """``(key, start_ms, delta, total)`` per synced window."""
+
+@final
+class Ingest:
+    """What every tracker engine shares: live sessions (seq windows, hot
+    counters), their ring buffers (read as ``SessionBuffers`` is) and the
+    storage queue; and the counters metrics read when scraped."""
+
+    def __new__(
+        cls,
+        queue: ChunkQueue,
+        *,
+        max_events_per_session: int = 20_000,
+        max_session_bytes: int = 32 * 1024 * 1024,
+        max_total_bytes: int = 1024 * 1024 * 1024,
+        max_seq_window: int = 4096,
+        ack_buckets: list[float] = ...,
+        session_limit: RateTable | None = None,
+    ) -> Ingest: ...
+    def set_session_limit(self, table: RateTable | None) -> None:
+        """Count events per session in ``table`` (engines made afterwards)."""
+    def open(
+        self,
+        key: str,
+        *,
+        next_index: int = 0,
+        next_seq: int = 0,
+        seqs_above: list[int] = ...,
+        spooled: list[tuple[int, int]] = ...,
+        event_count: int = 0,
+        byte_count: int = 0,
+        last_event_at: float | None = None,
+        keyframe_index: int | None = None,
+        clock_skew_ms: float | None = None,
+    ) -> tuple[int, int]:
+        """Open (or reopen an ended) session where storage left it; pending
+        chunks in the queue and ``spooled`` ``(seq, end_index)`` spans count
+        as stored. Returns ``(next_seq, next_index)``."""
+    def end(self, key: str) -> bool:
+        """Refuse the session's batches from now on (its ring stays)."""
+    def close(self, key: str) -> bool:
+        """Forget the session and free its ring."""
+    def is_live(self, key: str) -> bool: ...
+    def counters(
+        self, key: str
+    ) -> tuple[int, int, float | None, int | None, float | None, int] | None:
+        """``(event_count, byte_count, last_event_at, keyframe_index,
+        clock_skew_ms, next_seq)`` of a session, or None."""
+    def scrape(
+        self,
+    ) -> tuple[int, int, int, int, list[tuple[str, int]], list[int], float]:
+        """``(events, bytes, duplicates, acked, [(message type, count)],
+        ack counts per bucket (then above the last), ack seconds sum)``."""
+    def __contains__(self, session_id: str, /) -> bool: ...
+    def __len__(self) -> int: ...
+    def next_index(self, session_id: str) -> int: ...
+    def first_index(self, session_id: str) -> int: ...
+    def keyframe_index(self, session_id: str) -> int | None: ...
+    def read(
+        self,
+        session_id: str,
+        from_index: int,
+        max_events: int = 1_000_000,
+        max_bytes: int = 64 * 1024 * 1024,
+    ) -> BufferSlice: ...
+    def stats(self) -> BufferStats: ...
+
+_Stop = (
+    tuple[str, SessionStart]  # ("start", message): open it, then started()
+    | tuple[str, str, str]  # ("end", client id, key): end it, then ended()
+    | tuple[str]  # ("backpressure",): wait for storage room
+    | tuple[str, int | None, str]  # ("close", code, reason) / ("failed", close code, message)
+)
+_Notice = (
+    # ("error", code, message, seq, key, limit)
+    tuple[str, str, str, int | None, str | None, str | None]
+    | tuple[str, str, SnapshotMissing]  # ("snapshot_missing", key, notice)
+)
+
+@final
+class TrackerEngine:
+    """One tracker connection's hot path (rust/src/ingest/engine.rs)."""
+
+    def __new__(
+        cls,
+        ingest: Ingest,
+        frames: FrameDecoder | None = None,
+        *,
+        max_sessions: int = 16,
+        max_message_bytes: int = 64 * 1024 * 1024,
+        max_event_bytes: int = 64 * 1024 * 1024,
+        max_events_per_batch: int = 10_000,
+        durable: bool = False,
+        limit_messages: int = 0,
+        limit_events: int = 0,
+        window_ms: int = 10_000,
+    ) -> TrackerEngine:
+        """``frames``: the connection's decoder, whose rules (limits,
+        permessage-deflate) the engine's own decoder takes; None when
+        another codec decodes the frames (``feed_messages``)."""
+    def feed(
+        self, data: bytes, now: float, mono: float, committed: int
+    ) -> tuple[bytes, _Stop | None, list[_Notice] | None, list[str] | None, int]:
+        """Handle one read's bytes (``b""``: go on after a stop): ``(replies
+        to send now, why it stopped or None, notices to log and record,
+        session keys that got events, writer flags: 1 the queue was empty,
+        2 it holds a full batch)``. ``now`` is the wall clock (epoch s),
+        ``mono`` a monotonic one (ack latency), ``committed`` the writer's
+        last committed flush."""
+    def feed_messages(
+        self, messages: Sequence[object], now: float, mono: float, committed: int
+    ) -> tuple[bytes, _Stop | None, list[_Notice] | None, list[str] | None, int]:
+        """``feed`` for messages another codec decoded (``is_text`` and
+        ``data``, or ``is_text``, ``size`` and ``prefix`` when skipped)."""
+    def release(self, committed: int, mono: float) -> bytes:
+        """The replies that may go now (durable acks), in order."""
+    def started(self, client_id: str, key: str) -> bool:
+        """The session it stopped on is open: answer ``session_started``."""
+    def ended(self, client_id: str) -> None:
+        """The session it stopped on has ended: answer ``session_ended``."""
+    def refuse(
+        self, code: str, message: str, seq: int | None = None, retry_after_ms: int | None = None
+    ) -> None:
+        """Answer the message it stopped on with an error."""
+    @property
+    def waiting_for(self) -> int:
+        """The flush the first held reply needs (0: none held)."""
+    @property
+    def waiting(self) -> int: ...
+    @property
+    def messages(self) -> int:
+        """Data messages its own frame decoder completed."""
+    @property
+    def held(self) -> int:
+        """Messages decoded and not handled yet (after a stop)."""
+    @property
+    def buffered_bytes(self) -> int: ...
+    @property
+    def frame_remaining(self) -> int: ...
+    @property
+    def failed(self) -> bool: ...
+    @property
+    def close_received(self) -> bool: ...
+    @property
+    def session_keys(self) -> list[str]: ...
+
+@final
+class ClockSkew:
+    """A session's clock-skew estimate, ms (rust/src/ingest/skew.rs)."""
+
+    def __new__(cls, estimate: float | None = None) -> ClockSkew: ...
+    def add(self, max_timestamp: float | None, received_at: float) -> float | None: ...
+    @property
+    def estimate(self) -> float | None: ...
 
 # --- PostgreSQL COPY ---------------------------------------------------------
 

@@ -7,11 +7,13 @@
 //! - [`ws`]: RFC 6455 frame decoding (server side) and frame encoding.
 //! - [`protocol`]: decoding of tracker/viewer JSON messages and event validation.
 //! - [`buffer`]: per-session ring buffers of raw events under a global byte budget.
+//! - [`ingest`]: the tracker hot path: one engine per connection, fed once per read.
 //! - [`pgcopy`]: PostgreSQL binary `COPY` streams of stored chunk rows.
 //! - [`codec`]: compression of stored chunks and live deltas (zstd, deflate).
 
 pub mod buffer;
 pub mod error;
+pub mod ingest;
 pub mod pgcopy;
 pub mod protocol;
 pub mod ws;

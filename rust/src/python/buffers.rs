@@ -28,7 +28,7 @@ fn unknown(session_id: &str) -> PyErr {
 }
 
 #[pyclass(frozen, module = "replaywire._core", name = "BufferSlice")]
-struct PyBufferSlice(Slice);
+pub(super) struct PyBufferSlice(pub(super) Slice);
 
 #[pymethods]
 impl PyBufferSlice {
@@ -66,7 +66,7 @@ impl PyBufferSlice {
 }
 
 #[pyclass(frozen, module = "replaywire._core", name = "BufferStats")]
-struct PyBufferStats(BufferStats);
+pub(super) struct PyBufferStats(pub(super) BufferStats);
 
 #[pymethods]
 impl PyBufferStats {

@@ -8,6 +8,7 @@ use pyo3::prelude::*;
 
 mod buffers;
 mod errors;
+mod ingest;
 mod pgcopy;
 mod protocol;
 mod ws;
@@ -24,6 +25,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     ws::register(m)?;
     protocol::register(m)?;
     buffers::register(m)?;
+    ingest::register(m)?;
     pgcopy::register(m)?;
     // Event compression codecs.
     codec::register(m)?;

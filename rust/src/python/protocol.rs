@@ -166,7 +166,7 @@ impl PyViewport {
 }
 
 #[pyclass(frozen, module = "replaywire._core", name = "SessionStart")]
-struct PySessionStart(SessionStart);
+pub(super) struct PySessionStart(pub(super) SessionStart);
 
 #[pymethods]
 impl PySessionStart {
@@ -369,7 +369,7 @@ impl PyGetSessionEvents {
 }
 
 #[pyclass(frozen, module = "replaywire._core", name = "SnapshotMissing")]
-struct PySnapshotMissing(SnapshotMissing);
+pub(super) struct PySnapshotMissing(pub(super) SnapshotMissing);
 
 #[pymethods]
 impl PySnapshotMissing {

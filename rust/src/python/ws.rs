@@ -223,6 +223,13 @@ pub struct PyFrameDecoder {
     events: Vec<WsEvent>,
 }
 
+impl PyFrameDecoder {
+    /// The decoder's rules, for a tracker engine that takes its place.
+    pub(super) fn config(&self) -> &DecoderConfig {
+        self.inner.config()
+    }
+}
+
 #[pymethods]
 impl PyFrameDecoder {
     // The defaults must match `DecoderConfig::default()` and the stub.
