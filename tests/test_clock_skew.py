@@ -1,4 +1,4 @@
-"""The per-session clock skew estimate (replaywire.sessions.skew)."""
+"""The per-session clock skew estimate (the Rust engines' ClockSkew)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 from hypothesis import given
 from hypothesis import strategies as st
 
-from replaywire.sessions.skew import ClockSkew
+from replaywire._core import ClockSkew
 
 T0 = 1_714_564_800.0  # server clock, epoch seconds
 AHEAD = 600_000.0  # a tracker 10 minutes fast, ms

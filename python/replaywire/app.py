@@ -116,9 +116,10 @@ class Server:
             writer=self.writer,
             limiter=self.limiter,
             metrics=self.metrics,
-            protocol=self.protocol,
             warn=self.warn_client,
         )
+        if self.limiter.session_events is not None:  # counted by the engines
+            self.hub.ingest.set_session_limit(self.limiter.session_events)
         self.viewer_deps = ViewerDeps(
             config=config,
             hub=self.hub,

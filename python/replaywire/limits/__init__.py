@@ -1,7 +1,8 @@
 """Rate limits: fixed-window counters kept locally and, with Redis, shared
-by all instances in batches (see :mod:`.windows`, :mod:`.sync`)."""
+by all instances in batches (see :mod:`.windows`, :mod:`.sync`). Tracker
+messages are counted by the Rust tracker engines (``rust/src/ingest``)."""
 
-from .limiter import LIMIT_NAMES, ConnectionLease, Limiter, TrackerQuota, client_ip, tracker_key
+from .limiter import LIMIT_NAMES, ConnectionLease, Limiter, RateTables, client_ip
 from .sync import CounterSync
 
 __all__ = [
@@ -9,7 +10,6 @@ __all__ = [
     "ConnectionLease",
     "CounterSync",
     "Limiter",
-    "TrackerQuota",
+    "RateTables",
     "client_ip",
-    "tracker_key",
 ]

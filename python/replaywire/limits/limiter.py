@@ -9,39 +9,42 @@
   Over a limit, both raise :class:`~replaywire.errors.HttpError` 429 with
   ``Retry-After``, so the client is refused before the 101 (at accept, the
   listener answers it without reading the request: ``http.listener``).
-- :meth:`Limiter.check_batch`, per tracker message: messages and events per
-  tracker, events per session. Over a limit it raises
-  :class:`~replaywire.errors.ProtocolError` ``rate_limited`` with
-  ``retryAfterMs`` and the batch's ``seq``; nothing was counted, stored or
-  acked, so the tracker resends the same seq later.
+- Per tracker message, in the tracker engines (Rust, ``rust/src/ingest``):
+  messages and events per tracker connection, events per session. Over a
+  limit the message is answered ``rate_limited`` with ``retryAfterMs`` and
+  its ``seq``; nothing was counted, stored or acked, so the tracker resends
+  the same seq later. The per-session counters are the
+  :class:`replaywire._core.RateTable` :attr:`Limiter.session_events`, which
+  the engines count in and :class:`~replaywire.limits.sync.CounterSync`
+  syncs like the Python tables.
 
-Both are dictionary lookups and integer arithmetic on
-:class:`~replaywire.limits.windows.Window` objects, with no I/O: with Redis
+All are dictionary lookups and integer arithmetic, with no I/O: with Redis
 the counts are synced in the background by :class:`~replaywire.limits.sync.CounterSync`.
 
-The tracker limit is keyed by a *tracker key* (:func:`tracker_key`): the
-connection for now; a tenant's write key can take its place without
-changing anything else. Per-connection counters are kept local (a
-connection lives on one instance; syncing them would only cost Redis work);
-the IP and session counters are shared.
+Per-connection counters are kept local (a connection lives on one
+instance; syncing them would only cost Redis work); the IP and session
+counters are shared.
 """
 
 from __future__ import annotations
 
-import itertools
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ..errors import HttpError, ProtocolError
+from .. import _core
+from ..errors import HttpError
 from .concurrency import Concurrency
-from .windows import Window, WindowTable
+from .windows import WindowTable
+
+RateTables = WindowTable | _core.RateTable
+"""A table of windows: the Python one, or the Rust one the engines count in."""
 
 if TYPE_CHECKING:
     from ..config import Config
     from ..observability.metrics import Metrics
 
-__all__ = ["LIMIT_NAMES", "ConnectionLease", "Limiter", "TrackerQuota", "client_ip", "tracker_key"]
+__all__ = ["LIMIT_NAMES", "ConnectionLease", "Limiter", "RateTables", "client_ip"]
 
 # The `limit` label of replaywire_rate_limited_total.
 LIMIT_NAMES = ("connections", "concurrent", "messages", "events", "session_events", "keys_full")
@@ -52,15 +55,6 @@ def client_ip(client: str) -> str:
     """The IP of a ``host:port`` peer string (IPv6 included)."""
     host, sep, _ = client.rpartition(":")
     return host if sep else client
-
-
-_connections = itertools.count(1)
-
-
-def tracker_key(write_key: str | None = None) -> str:
-    """The subject of the per-tracker limits. Today each connection is its
-    own (``c:N``, unique in this process); with write keys, ``k:KEY``."""
-    return f"k:{write_key}" if write_key is not None else f"c:{next(_connections)}"
 
 
 def _now_ms() -> int:
@@ -89,18 +83,6 @@ class ConnectionLease:
         self.release()
 
 
-class TrackerQuota:
-    """One tracker connection's windows, resolved once per connection so a
-    batch costs no lookup for them (None: that limit is off)."""
-
-    __slots__ = ("events", "key", "messages")
-
-    def __init__(self, key: str, messages: Window | None, events: Window | None) -> None:
-        self.key = key
-        self.messages = messages
-        self.events = events
-
-
 class Limiter:
     """Every limit of one server. ``shared``: counts are synced through
     Redis (set when ``REDIS_URL`` is). Not thread-safe: trio loop only."""
@@ -124,9 +106,17 @@ class Limiter:
             return WindowTable(name, limit, window_ms, max_keys=keys, shared=shared_table)
 
         self.connections = table("connections", config.limit_connections_per_ip, shared)
-        self.messages = table("messages", config.limit_messages_per_tracker, False)
-        self.events = table("events", config.limit_events_per_tracker, False)
-        self.session_events = table("session_events", config.limit_events_per_session, shared)
+        self.session_events = (
+            _core.RateTable(
+                "session_events",
+                config.limit_events_per_session,
+                window_ms,
+                max_keys=keys,
+                shared=shared,
+            )
+            if config.limit_events_per_session > 0
+            else None
+        )
         self.concurrent = (
             Concurrency(config.limit_concurrent_per_ip, max_keys=keys, shared=shared)
             if config.limit_concurrent_per_ip > 0
@@ -137,12 +127,9 @@ class Limiter:
         self._refused = {name: counter.labels(name).inc for name in LIMIT_NAMES}
 
     @property
-    def tables(self) -> list[WindowTable]:
-        return [
-            t
-            for t in (self.connections, self.messages, self.events, self.session_events)
-            if t is not None
-        ]
+    def tables(self) -> list[RateTables]:
+        """Every table CounterSync syncs (and :meth:`evict` evicts)."""
+        return [t for t in (self.connections, self.session_events) if t is not None]
 
     # -- connections ------------------------------------------------------
 
@@ -186,60 +173,6 @@ class Limiter:
             [(b"retry-after", seconds)],
         )
 
-    # -- trackers ---------------------------------------------------------
-
-    def tracker(self, key: str | None = None) -> TrackerQuota:
-        """The per-tracker windows of a new tracker connection (``key``: see
-        :func:`tracker_key`); give them back with :meth:`forget_tracker`
-        when it closes. With the tables full, the connection's windows are
-        its own, outside them: a connection is never left unlimited."""
-        key = key or tracker_key()
-        now = _now_ms()
-        return TrackerQuota(key, _own(self.messages, key, now), _own(self.events, key, now))
-
-    def forget_tracker(self, quota: TrackerQuota) -> None:
-        for table in (self.messages, self.events):
-            if table is not None:
-                table.drop(quota.key)
-
-    def check_batch(
-        self, quota: TrackerQuota, session_id: str | None, events: int, seq: int | None
-    ) -> None:
-        """Admit one tracker message carrying ``events`` events (0 for
-        messages other than ``events_batch``) for ``session_id``, or raise
-        ProtocolError ``rate_limited``. All or nothing: a refused message
-        counts against no limit."""
-        now = _now_ms()
-        messages = quota.messages
-        if messages is not None and (retry := messages.retry_after(1, now)):
-            self._refuse_batch("messages", retry, seq)
-        window = quota.events
-        if events and window is not None and (retry := window.retry_after(events, now)):
-            self._refuse_batch("events", retry, seq)
-        session: Window | None = None
-        if events and session_id is not None and self.session_events is not None:
-            session = self.session_events.get(session_id, now)
-            if session is None:
-                self._refuse_batch("keys_full", CONCURRENT_RETRY_MS, seq)
-            elif retry := session.retry_after(events, now):
-                self._refuse_batch("session_events", retry, seq)
-        if messages is not None:
-            messages.take(1)
-        if events:
-            if window is not None:
-                window.take(events)
-            if session is not None:
-                session.take(events)
-
-    def _refuse_batch(self, limit: str, retry_ms: int, seq: int | None) -> None:
-        self._refused[limit]()
-        raise ProtocolError(
-            "rate_limited",
-            f"over the {limit} rate limit; resend after retryAfterMs",
-            seq,
-            retry_after_ms=retry_ms,
-        )
-
     # -- upkeep -----------------------------------------------------------
 
     def evict(self) -> None:
@@ -247,10 +180,3 @@ class Limiter:
         now = _now_ms()
         for table in self.tables:
             table.evict(now)
-
-
-def _own(table: WindowTable | None, key: str, now_ms: int) -> Window | None:
-    """A connection's window in ``table``, or outside it when it is full."""
-    if table is None:
-        return None
-    return table.get(key, now_ms) or Window(table, key, now_ms - now_ms % table.window_ms)

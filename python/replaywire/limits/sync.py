@@ -36,10 +36,9 @@ import redis
 import trio
 
 from ..redis import RedisLink, RedisUnavailable
-from .windows import Window
 
 if TYPE_CHECKING:
-    from .limiter import Limiter
+    from .limiter import Limiter, RateTables
 
 __all__ = ["SYNC_SCRIPT", "CounterSync"]
 
@@ -121,25 +120,20 @@ class CounterSync:
 
     async def sync_once(self) -> bool:
         """One sync; False if Redis could not be reached (all kept for the next)."""
-        sent: list[tuple[Window, int, int]] = []  # window, its start, delta sent
+        sent: list[tuple[RateTables, list[tuple[str, int, int]]]] = []  # per table
         keys: list[str] = []
         window_args: list[int] = []
         link = self.link
         hot_since = int(time.time() * 1000) - HOT_MS
         for table in self.limiter.tables:
-            if not table.dirty and not table.recent:
+            rows = table.collect(hot_since)
+            if not rows:
                 continue
-            touched = table.dirty | table.recent
-            table.dirty, table.recent = set(), set()
             ttl = 2 * table.window_ms
-            for window in touched:
-                if window.last_ms >= hot_since:
-                    table.recent.add(window)
-                elif window.unsynced <= 0:
-                    continue
-                keys.append(link.key("rl", table.name, str(window.start_ms), window.key))
-                window_args += (window.unsynced, ttl)
-                sent.append((window, window.start_ms, window.unsynced))
+            for key, start, delta in rows:
+                keys.append(link.key("rl", table.name, str(start), key))
+                window_args += (delta, ttl)
+            sent.append((table, rows))
         ips: list[tuple[str, int]] = []
         concurrent = self.limiter.concurrent
         if concurrent is not None and concurrent.dirty:
@@ -150,17 +144,18 @@ class CounterSync:
         try:
             totals = await link.call(self._send, keys, window_args, ips)
         except RedisUnavailable:
-            for window, _, _ in sent:
-                window.table.dirty.add(window)
+            for table, rows in sent:
+                table.restore([key for key, _, _ in rows])
             if concurrent is not None:
                 concurrent.dirty.update(ip for ip, _ in ips)
             return False
-        for (window, start, delta), total in zip(sent, totals, strict=False):
-            if window.start_ms == start:  # else it rolled meanwhile: old news
-                window.unsynced -= delta
-                window.remote = int(total)
+        at = 0
+        for table, rows in sent:
+            answers = totals[at : at + len(rows)]
+            at += len(rows)
+            table.apply([(k, s, d, int(t)) for (k, s, d), t in zip(rows, answers, strict=False)])
         if concurrent is not None:
-            for (ip, _), others in zip(ips, totals[len(sent) :], strict=False):
+            for (ip, _), others in zip(ips, totals[at:], strict=False):
                 concurrent.synced(ip, int(others))
         self.syncs += 1
         return True

@@ -147,3 +147,38 @@ class WindowTable:
             self.recent.discard(window)
             removed += 1
         return removed
+
+    # -- syncing (the same three calls as the Rust ``_core.RateTable``) --------
+
+    def collect(self, hot_since_ms: int) -> list[tuple[str, int, int]]:
+        """``(key, start_ms, delta)`` of every window to sync now: those
+        counted in since the last sync, and those checked since
+        ``hot_since_ms`` (their view of the total is refreshed even when
+        this instance adds nothing). Clears the dirty set."""
+        touched = self.dirty | self.recent
+        self.dirty, self.recent = set(), set()
+        out: list[tuple[str, int, int]] = []
+        for window in touched:
+            if window.last_ms >= hot_since_ms:
+                self.recent.add(window)
+            elif window.unsynced <= 0:
+                continue
+            out.append((window.key, window.start_ms, window.unsynced))
+        return out
+
+    def restore(self, keys: list[str]) -> None:
+        """A failed sync: these windows stay dirty, increments kept."""
+        for key in keys:
+            window = self.windows.get(key)
+            if window is not None:
+                self.dirty.add(window)
+
+    def apply(self, rows: list[tuple[str, int, int, int]]) -> None:
+        """A sync's answers, ``(key, start_ms, delta, total)`` per window: the
+        delta reached Redis, whose total over all instances is ``total``. A
+        window that rolled meanwhile ignores it (old news)."""
+        for key, start, delta, total in rows:
+            window = self.windows.get(key)
+            if window is not None and window.start_ms == start:
+                window.unsynced -= delta
+                window.remote = total

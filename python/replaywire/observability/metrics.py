@@ -461,6 +461,20 @@ class Metrics:
         """
         self._hooks.append(hook)
 
+    def add_ack_latencies(self, bucket_counts: list[int], total_seconds: float) -> None:
+        """Add acks timed by the tracker engines in Rust since the last
+        scrape: how many fell in each bucket of ``LATENCY_BUCKETS`` (then
+        above the last), and their sum. prometheus_client has no bulk
+        ``observe``; its histogram keeps one counter per bucket and the
+        sum, which this advances as ``observe`` would have, once per
+        scrape instead of once per ack."""
+        histogram = self.ack_seconds
+        for bucket, count in zip(histogram._buckets, bucket_counts, strict=True):
+            if count:
+                bucket.inc(count)
+        if total_seconds:
+            histogram._sum.inc(total_seconds)
+
     def render(self) -> tuple[bytes, str]:
         """The Prometheus text exposition of every metric, and its content type."""
         for hook in self._hooks:

@@ -1,41 +1,40 @@
 """The tracker side: ``session_start``, ``events_batch``, ``session_end``,
 ``snapshot_missing``.
 
-All messages completed by one socket read are handled in order and all
-their answers go out in one write, so a tracker that keeps a window of
-batches in flight gets its acks back in one frame burst.
+A tracker connection's bytes go into one Rust object,
+:class:`replaywire._core.TrackerEngine`, once per socket read: it decodes
+the frames and messages, validates the events, applies the rate limits and
+the seq window, appends to the ring, queues the chunk for storage and
+builds the acks (``rust/src/ingest/engine.rs``). This module sends what
+comes back and acts only on what needs the server: a session's start
+(storage is read to resume it) and end (it is flushed), storage
+backpressure, the peer's close, and the notices to log, count or record.
+All answers to one read go out in one write, so a tracker that keeps a
+window of batches in flight gets its acks back in one frame burst.
 
 With durable acks (``ACK_MODE=durable``) an ack may only leave once the
-batch's flush committed. Answers then go through a bounded queue of
-``(ticket, frame)`` in arrival order, sent by a second task as soon as the
-writer has committed their ticket: reading goes on while acks wait (the
-tracker's window stays full), answers never overtake each other, and a
-tracker that never waits for acks is stopped at REPLY_BACKLOG answers (its
-socket is then not read: TCP backpressure).
+flush holding its batch committed. The engine keeps such acks, tagged with
+their flush generation, and the answers after them; a second task sends
+them as soon as the writer commits (one call per commit). Reading goes on
+meanwhile (the tracker's window stays full); answers never overtake each
+other; and a tracker that never waits for its acks is stopped at
+REPLY_BACKLOG answers (its socket is then not read: TCP backpressure).
 """
 
 from __future__ import annotations
 
-import json
-import re
-import struct
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import trio
 
 from .. import _core
 from ..auth.gate import DEV_PRINCIPAL, Principal
 from ..errors import ProtocolError
-from ..sessions import LiveSession
 from ..storage import StorageError
 from ..ws import ConnectionClosed, WebSocket
-from ..ws.messages import TOO_LARGE, DataMessage, TooLargeMessage
-from . import frames
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -45,27 +44,20 @@ if TYPE_CHECKING:
     from ..storage import StorageWriter
 
 REPLY_BACKLOG = 4096  # answers waiting for their flush, per connection
-COMPRESSED_HEADER = struct.Struct(">BBHI")  # version, codec, reserved, raw length
-COMPRESSED_CODECS = {1: "deflate", 2: "zstd"}
-_START_STRINGS = ("session_id", "user_id", "url", "user_agent", "referrer", "time_zone")
-# The envelope of a skipped oversized message, read from its first bytes
-# (trackers put sessionId and seq before events; see docs/protocol.md).
-_PREFIX_SEQ = re.compile(rb'"seq"\s*:\s*(\d{1,18})\b')
-_PREFIX_SESSION = re.compile(rb'"sessionId"\s*:\s*("(?:[^"\\]|\\.){1,512}")')
+
+Step = tuple[bytes, Any, Any, Any, int]  # TrackerEngine.feed's answer
 
 
 @dataclass(frozen=True, slots=True)
 class TrackerDeps:
     """What a tracker connection uses of the server, and nothing else: built
-    once by the server (replaywire.app) and shared by every connection.
-    Each connection resolves what it calls per batch from it once."""
+    once by the server (replaywire.app) and shared by every connection."""
 
     config: Config
-    hub: Hub  # sessions, their rings and the storage queue
+    hub: Hub  # sessions, and the shared Rust state every engine feeds
     writer: StorageWriter  # durable acks wait for its commits
     limiter: Limiter
     metrics: Metrics
-    protocol: _core.ProtocolDecoder  # the server's, compiled once from its limits
     warn: Callable[..., None]  # the server's sampled client-fault log
 
 
@@ -76,309 +68,181 @@ async def serve_tracker(
     closes (raises ConnectionClosed). Session ids it sends are that
     tenant's: a session of another tenant with the same id is another
     session (replaywire.auth.tenants)."""
-    handler = _Tracker(ws, deps, principal)
-    try:
-        await _serve(handler, ws, deps)
-    finally:
-        deps.limiter.forget_tracker(handler.quota)
-
-
-async def _serve(handler: _Tracker, ws: WebSocket, deps: TrackerDeps) -> None:
-    if not deps.config.durable_acks:
-        while True:
-            out: list[bytes] = []
-            messages = await ws.receive()
-            received = time.perf_counter()
-            acks = 0
-            for msg in messages:
-                frame, _, is_ack = await handler.handle(msg)
-                out.append(frame)
-                acks += is_ack
-            if reply := b"".join(out):  # snapshot_missing alone has no answer
-                await ws.send(reply)
-            handler.count_acks([received] * acks)
-    replies = _Replies(handler.count_acks)
-    ended: list[ConnectionClosed] = []
-
-    async def until_closed(fn: Callable[[], Awaitable[None]]) -> None:
-        # The first of the two tasks to see the connection end stops both;
-        # the caller gets that ConnectionClosed as if there were one task.
-        try:
-            await fn()
-        except ConnectionClosed as exc:
-            ended.append(exc)
-        except StorageError as exc:  # the writer stopped under us
-            await ws.close(1011, "storage stopped")
-            ended.append(ConnectionClosed(1011, exc.message, local=True))
-        nursery.cancel_scope.cancel()
-
-    async def read() -> None:
-        while True:
-            messages = await ws.receive()
-            received = time.perf_counter()
-            for msg in messages:
-                frame, ticket, is_ack = await handler.handle(msg)
-                replies.push(frame, ticket, received if is_ack else None)
-            replies.wake()
-            await replies.wait_for_room()
-            if ws.close_pending:
-                # The peer closed right after these batches (one write):
-                # ack them once committed, then answer the close. Bounded,
-                # so that a stalled writer cannot hold the close for long.
-                with trio.move_on_after(deps.config.drain_seconds):
-                    await replies.wait_sent()
-
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(until_closed, partial(replies.send_committed, ws, deps.writer))
-        nursery.start_soon(until_closed, read)
-    raise ended[0]
-
-
-class _Replies:
-    """Answers waiting for the writer to commit the flush that holds them."""
-
-    def __init__(self, count_acks: Callable[[list[float]], None]) -> None:
-        # (frame, ticket, when its batch was read -- None unless an ack)
-        self._queue: deque[tuple[bytes, int, float | None]] = deque()
-        self._wake = trio.Event()
-        self._room = trio.Event()
-        self._count_acks = count_acks
-        self._sending = False  # answers taken from the queue, being written
-
-    def push(self, frame: bytes, ticket: int, received: float | None) -> None:
-        self._queue.append((frame, ticket, received))
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    async def wait_for_room(self) -> None:
-        while len(self._queue) >= REPLY_BACKLOG:
-            self._room = trio.Event()
-            await self._room.wait()
-
-    async def wait_sent(self) -> None:
-        """Until every queued answer has been written."""
-        while self._queue or self._sending:
-            self._room = trio.Event()
-            await self._room.wait()
-
-    async def send_committed(self, ws: WebSocket, writer: StorageWriter) -> None:
-        queue = self._queue
-        while True:
-            if not queue:
-                self._wake = trio.Event()
-                await self._wake.wait()
-                continue
-            await writer.wait_committed(queue[0][1])
-            committed = writer.committed
-            out: list[bytes] = []
-            acks: list[float] = []
-            while queue and queue[0][1] <= committed:
-                frame, _, received = queue.popleft()
-                out.append(frame)
-                if received is not None:
-                    acks.append(received)
-            if reply := b"".join(out):
-                self._sending = True
-                self._room.set()
-                try:
-                    await ws.send(reply)
-                finally:
-                    self._sending = False
-            self._room.set()
-            self._count_acks(acks)
+    tracker = _Tracker(ws, deps, principal)
+    if deps.config.durable_acks:
+        await tracker.serve_durable()
+    else:
+        await tracker.serve()
 
 
 class _Tracker:
     def __init__(self, ws: WebSocket, deps: TrackerDeps, principal: Principal) -> None:
+        config = deps.config
         self.ws = ws
+        self.deps = deps
         self.principal = principal
-        self.config = deps.config
         self.hub = deps.hub
+        self.writer = deps.writer
         self.metrics = deps.metrics
-        self.decode = deps.protocol.decode
         self.warn = deps.warn
-        self.sessions: dict[str, LiveSession] = {}  # by the id the tracker sent
-        # Labelled children resolved once: .labels() costs a lock and a dict
-        # lookup, too much for once per batch.
-        self.count_batch = self.metrics.messages_total.labels("tracker", "events_batch").inc
-        self.limiter = deps.limiter
-        self.quota = deps.limiter.tracker()  # rate limits of this tracker
-
-    def count_acks(self, received: list[float]) -> None:
-        """Acks just sent, given when each one's batch was read."""
-        if received:
-            now = time.perf_counter()
-            self.metrics.batches_acked_total.inc(len(received))
-            observe = self.metrics.ack_seconds.observe
-            for when in received:
-                observe(now - when)
-
-    async def handle(self, msg: DataMessage) -> tuple[bytes, int, bool]:
-        """The answer to one message (empty when it has none), the writer
-        ticket that must commit before it may be sent (0: at once), and
-        whether it is an ack."""
-        if isinstance(msg, TOO_LARGE):
-            return self._too_large(msg), 0, False
-        seq: int | None = None
-        try:
-            data = msg.data if msg.is_text else self._inflate(msg.data)
-            decoded = self.decode(data)
-            if isinstance(decoded, _core.EventsBatch):
-                seq = decoded.seq
-                self.count_batch()
-                session = self._session(decoded.session_id, seq)
-                self.limiter.check_batch(self.quota, session.id, decoded.count, seq)
-                accepted, ticket = await self.hub.accept_batch(session, decoded)
-                return frames.ack(session.id_json, accepted), ticket, True
-            self.limiter.check_batch(self.quota, None, 0, None)  # other messages count too
-            if isinstance(decoded, _core.SessionStart):
-                self.metrics.messages_total.labels("tracker", "session_start").inc()
-                return await self._start(decoded), 0, False
-            if isinstance(decoded, _core.SessionEnd):
-                self.metrics.messages_total.labels("tracker", "session_end").inc()
-                session = self._session(decoded.session_id, None)
-                await self.hub.end_session(session, "client")
-                del self.sessions[session.client_id]
-                return frames.message("session_ended", {"sessionId": session.client_id}), 0, False
-            if isinstance(decoded, _core.SnapshotMissing):
-                self.metrics.messages_total.labels("tracker", "snapshot_missing").inc()
-                session = self._session(decoded.session_id, None)
-                self.hub.snapshot_missing(session, decoded)
-                return b"", 0, False  # no answer on success
-            raise ProtocolError(
-                "not_allowed", "viewer messages are not accepted on a tracker connection"
-            )
-        except _core.MessageError as exc:
-            code, message = exc.code, exc.message
-            return self._error(code, message, exc.seq if exc.seq is not None else seq), 0, False
-        except ProtocolError as exc:
-            seq = exc.seq if exc.seq is not None else seq
-            return self._error(exc.code, exc.message, seq, exc.retry_after_ms), 0, False
-
-    def _inflate(self, frame: bytes) -> bytes:
-        """A compressed binary message (docs/protocol.md, "Compressed tracker
-        messages"): header, then the message's JSON compressed."""
-        if len(frame) < COMPRESSED_HEADER.size:
-            raise ProtocolError("invalid_message", "binary frame shorter than its header")
-        version, codec, _, raw_length = COMPRESSED_HEADER.unpack_from(frame)
-        name = COMPRESSED_CODECS.get(codec)
-        if version != 1 or name is None:
-            raise ProtocolError("invalid_message", "unknown binary frame version or codec")
-        limit = self.config.max_message_bytes
-        if raw_length > limit:
-            raise ProtocolError(
-                "payload_too_large", f"message of {raw_length} bytes; the limit is {limit}"
-            )
-        try:
-            data = _core.decompress(name, frame[COMPRESSED_HEADER.size :], raw_length)
-        except _core.CodecError as exc:
-            # The codec's payload_too_large means "more than max_size", which
-            # here is the announced length, already checked against the
-            # limit: data that inflates past it (a zip bomb) does not match
-            # its header, and payload_too_large would tell the tracker to drop
-            # an event and resend, which cannot help.
-            if exc.code == "payload_too_large":
-                raise ProtocolError(
-                    "invalid_compression",
-                    f"data decompresses to more than the announced {raw_length} bytes",
-                ) from None
-            raise ProtocolError(exc.code, exc.message) from None
-        if len(data) != raw_length:
-            raise ProtocolError("invalid_compression", "length differs from the header's")
-        return data
-
-    async def _start(self, start: _core.SessionStart) -> bytes:
-        sid = start.session_id
-        for name in _START_STRINGS:
-            value = getattr(start, name)
-            if value is not None and "\x00" in value:
-                # Valid JSON, but no SQL text column can hold it: refused
-                # here, or one tracker could make every flush fail.
-                raise ProtocolError("invalid_message", f"{name} contains a NUL character")
-        if (
-            sid not in self.sessions
-            and len(self.sessions) >= self.config.max_sessions_per_connection
-        ):
-            raise ProtocolError(
-                "session_limit",
-                f"at most {self.config.max_sessions_per_connection} sessions per connection",
-            )
-        session = await self.hub.start_session(start, self.principal.key(sid))
-        self.sessions[sid] = session
-        config = self.config
-        return frames.message(
-            "session_started",
-            {
-                "sessionId": sid,
-                "nextSeq": session.seqs.next_seq,
-                "nextIndex": self.hub.buffers.next_index(session.id),
-                # What this server refuses, so that the tracker need not
-                # send an event it would drop (docs/protocol.md).
-                "limits": {
-                    "maxEventBytes": config.max_event_bytes,
-                    "maxMessageBytes": config.max_message_bytes,
-                    "maxEventsPerBatch": config.max_events_per_batch,
-                },
-            },
+        limiter = deps.limiter
+        self.engine = _core.TrackerEngine(
+            deps.hub.ingest,
+            ws.frame_decoder,
+            max_sessions=config.max_sessions_per_connection,
+            max_message_bytes=config.max_message_bytes,
+            max_event_bytes=config.max_event_bytes,
+            max_events_per_batch=config.max_events_per_batch,
+            durable=config.durable_acks,
+            limit_messages=config.limit_messages_per_tracker,
+            limit_events=config.limit_events_per_tracker,
+            window_ms=limiter.window_ms,
         )
+        self._replies_waiting = trio.Event()  # durable: the engine holds replies
+        self._room = trio.Event()  # durable: the sender made room or sent all
 
-    def _session(self, session_id: str | None, seq: int | None) -> LiveSession:
-        if session_id is None:
-            if len(self.sessions) != 1:
-                raise ProtocolError(
-                    "unknown_session",
-                    "sessionId is required when the connection has no or several sessions",
-                    seq,
-                )
-            session = next(iter(self.sessions.values()))
-        else:
-            found = self.sessions.get(session_id)
-            if found is None:
-                raise ProtocolError(
-                    "unknown_session",
-                    f"session {session_id!r} was not started on this connection",
-                    seq,
-                )
-            session = found
-        if session.ended:
-            del self.sessions[session.client_id]
-            raise ProtocolError("unknown_session", "session has ended; send session_start", seq)
-        return session
+    # -- reading ----------------------------------------------------------
 
-    def _too_large(self, msg: TooLargeMessage) -> bytes:
-        """``payload_too_large`` for a message the decoder skipped: its seq
-        and session are read from its first bytes when they are there."""
-        config = self.config
-        prefix = msg.prefix
-        found = _PREFIX_SEQ.search(prefix)
-        seq = int(found.group(1)) if found else None
-        session_id: str | None = None
-        if found_sid := _PREFIX_SESSION.search(prefix):
+    async def serve(self) -> None:
+        """Acks on receipt: every read's replies are sent before the next read."""
+        ws = self.ws
+        while True:
+            step = await ws.feed_engine(self.engine, 0)
+            while True:
+                reply, stop = await self._after(step)
+                if reply:
+                    await ws.send(reply)
+                if stop is None:
+                    break
+                step = await self._stop(stop)
+
+    async def serve_durable(self) -> None:
+        """Acks once committed: a second task sends what each commit frees."""
+        ended: list[ConnectionClosed] = []
+        ws = self.ws
+
+        async def until_closed(fn: Callable[[], Awaitable[None]]) -> None:
+            # The first of the two tasks to see the connection end stops both;
+            # the caller gets that ConnectionClosed as if there were one task.
             try:
-                session_id = json.loads(found_sid.group(1))
-            except ValueError:
-                session_id = None
-        message = (
-            f"message of {msg.size} bytes is over the limit of {config.max_message_bytes} bytes"
-            f" (an event may be at most {config.max_event_bytes} bytes); it was not stored:"
-            " resend this seq without the oversized event and take a new full snapshot"
-        )
-        return self._error("payload_too_large", message, seq, session_id=session_id)
+                await fn()
+            except ConnectionClosed as exc:
+                ended.append(exc)
+            except StorageError as exc:  # the writer stopped under us
+                await ws.close(1011, "storage stopped")
+                ended.append(ConnectionClosed(1011, exc.message, local=True))
+            nursery.cancel_scope.cancel()
 
-    def _error(
-        self,
-        code: str,
-        message: str,
-        seq: int | None,
-        retry_after_ms: int | None = None,
-        *,
-        session_id: str | None = None,
-    ) -> bytes:
-        self.metrics.protocol_errors_total.labels(code).inc()
-        self.warn("tracker_message_rejected", code=code, message=message)
-        if session_id is not None and session_id in self.sessions:
-            self.hub.record_error(self.sessions[session_id].id, code, message, seq)
-        elif len(self.sessions) == 1:
-            self.hub.record_error(next(iter(self.sessions.values())).id, code, message, seq)
-        return frames.error(code, message, seq, retry_after_ms=retry_after_ms)
+        async def read() -> None:
+            engine = self.engine
+            while True:
+                step = await ws.feed_engine(engine, self.writer.committed)
+                while True:
+                    reply, stop = await self._after(step)
+                    if reply:
+                        await ws.send(reply)
+                    if engine.waiting:
+                        self._replies_waiting.set()
+                    if stop is None:
+                        break
+                    step = await self._stop(stop)
+                if ws.close_pending:
+                    # wsproto read the peer's close (or a violation) with
+                    # these messages: answer them first (once committed).
+                    await self._drain_replies()
+                while engine.waiting >= REPLY_BACKLOG:
+                    self._room = trio.Event()
+                    await self._room.wait()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(until_closed, self._send_committed)
+            nursery.start_soon(until_closed, read)
+        raise ended[0]
+
+    async def _send_committed(self) -> None:
+        engine, writer, ws = self.engine, self.writer, self.ws
+        while True:
+            if not engine.waiting:
+                self._room.set()
+                self._replies_waiting = trio.Event()
+                await self._replies_waiting.wait()
+                continue
+            await writer.wait_committed(engine.waiting_for)
+            reply = engine.release(writer.committed, time.perf_counter())
+            self._room.set()
+            if reply:
+                await ws.send(reply)
+
+    async def _drain_replies(self) -> None:
+        """Durable acks: until every reply held by the engine was sent, at
+        most DRAIN_SECONDS (a stalled writer must not hold a close long)."""
+        if not self.deps.config.durable_acks:
+            return
+        with trio.move_on_after(self.deps.config.drain_seconds):
+            while self.engine.waiting:
+                self._replies_waiting.set()
+                self._room = trio.Event()
+                await self._room.wait()
+
+    # -- what the engine reports --------------------------------------------
+
+    async def _after(self, step: Step) -> tuple[bytes, Any]:
+        """Act on a step's notices, wake-ups and writer flags; return its
+        replies and its stop."""
+        reply, stop, notices, woken, flags = step
+        if notices is not None:
+            self._notices(notices)
+        if woken is not None:
+            self.hub.wake(woken)
+        if flags:
+            self.writer.chunks_queued(first=bool(flags & 1), full=bool(flags & 2))
+        return reply, stop
+
+    def _notices(self, notices: list[tuple[Any, ...]]) -> None:
+        metrics = self.metrics
+        for notice in notices:
+            if notice[0] == "error":
+                _, code, message, seq, key, limit = notice
+                metrics.protocol_errors_total.labels(code).inc()
+                if limit is not None:
+                    metrics.rate_limited_total.labels(limit).inc()
+                self.warn("tracker_message_rejected", code=code, message=message)
+                if key is not None:
+                    self.hub.record_error(key, code, message, seq)
+            else:  # ("snapshot_missing", key, SnapshotMissing)
+                _, key, missing = notice
+                session = self.hub.live.get(key)
+                if session is not None:
+                    self.hub.snapshot_missing(session, missing)
+
+    async def _stop(self, stop: tuple[Any, ...]) -> Step:
+        """Do what the engine stopped for; the engine's next step."""
+        engine, kind = self.engine, stop[0]
+        if kind == "start":
+            await self._start(stop[1])
+        elif kind == "end":
+            _, client_id, key = stop
+            session = self.hub.live.get(key)
+            if session is not None:
+                await self.hub.end_session(session, "client")
+            engine.ended(client_id)
+        elif kind == "backpressure":
+            await self.writer.wait_for_room()
+        elif kind == "close":
+            # The peer closed after these messages: their answers first
+            # (durable acks: once committed), then its close.
+            await self._drain_replies()
+            await self.ws.answer_close(stop[1], stop[2])
+        elif kind == "failed":
+            await self._drain_replies()
+            await self.ws.fail(stop[1], stop[2])
+        return engine.feed(b"", time.time(), time.perf_counter(), self.writer.committed)
+
+    async def _start(self, start: _core.SessionStart) -> None:
+        sid = start.session_id
+        try:
+            await self.hub.start_session(start, self.principal.key(sid))
+        except ProtocolError as exc:
+            self.engine.refuse(exc.code, exc.message, exc.seq, exc.retry_after_ms)
+            return
+        self.engine.started(sid, self.principal.key(sid))

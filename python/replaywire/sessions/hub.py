@@ -1,11 +1,11 @@
 """The hub: every live session, and the rules of their lifecycle.
 
-A batch is accepted in one synchronous step (no checkpoint in between):
-duplicate check, index assignment, queueing of the chunk for storage
-(stamped with the server's receive time), append to the ring buffer, the
-session's clock skew estimate, and waking of viewers. Only when the storage
-queue is full does a tracker wait (backpressure), and then before anything
-is changed, so a cancelled wait leaves no half-accepted batch behind.
+Batches never pass through here: each tracker connection's engine
+(:class:`replaywire._core.TrackerEngine`) accepts them in Rust against the
+state this hub shares with every engine (:attr:`Hub.ingest`: seq windows,
+hot counters, ring buffers, the storage queue). The hub opens, resumes and
+ends sessions, which needs storage reads and flushes, and wakes the
+viewers of the sessions an engine reports as changed.
 """
 
 from __future__ import annotations
@@ -19,16 +19,12 @@ import trio
 from .. import _core
 from ..auth.tenants import session_key
 from ..config import Config
-from ..errors import ProtocolError
-from ..observability.metrics import SNAPSHOT_MISSING_REASONS, Metrics
-from ..storage import Chunk, SessionError, SessionRecord, Storage, StorageWriter
+from ..observability.metrics import LATENCY_BUCKETS, SNAPSHOT_MISSING_REASONS, Metrics
+from ..storage import SessionError, SessionRecord, Storage, StorageWriter
 from .history import EventsPage, read_history
 from .live import LiveSession
-from .seqs import SeqWindow
 
 log = structlog.get_logger("replaywire.sessions")
-
-STORAGE_RETRY_AFTER_MS = 5000  # what a tracker refused for a full spool is told to wait
 
 
 class Hub:
@@ -49,14 +45,20 @@ class Hub:
         self.writer = writer
         self.metrics = metrics
         self.clock = clock
-        self.buffers = _core.SessionBuffers(
+        self.ingest = _core.Ingest(
+            writer.chunks,
             max_events_per_session=config.max_events_per_session,
             max_session_bytes=config.max_session_buffer_bytes,
             max_total_bytes=config.max_buffer_bytes,
+            max_seq_window=config.max_seq_window,
+            ack_buckets=[b for b in LATENCY_BUCKETS if b != float("inf")],
         )
+        # Viewers and history reads read the rings through the same object.
+        self.buffers = self.ingest
         self.live: dict[str, LiveSession] = {}
         self._start_lock = trio.Lock()
-        self._trimmed_seen = 0
+        self._seen = _Scraped()
+        writer.records = self._record
         metrics.add_collect_hook(self._collect)
 
     # -- lifecycle --------------------------------------------------------
@@ -84,100 +86,50 @@ class Hub:
         if record is None:
             record = await self.writer.read(self.storage.get_session, sid)
         resume = await self.writer.read(self.storage.resume_state, sid)
-        next_index, seqs = 0, SeqWindow(max_ahead=self.config.max_seq_window)
-        if resume is not None:
-            next_index = resume.next_index
-            seqs = SeqWindow(
-                resume.next_seq, resume.seqs_above, max_ahead=self.config.max_seq_window
-            )
-        for chunk in self.writer.pending_chunks(sid):
-            next_index = max(next_index, chunk.end_index)
-            seqs.add(chunk.seq)
-        for seq, (_, end) in self.writer.spooled_spans(sid).items():  # during an outage
-            next_index = max(next_index, end)
-            seqs.add(seq)
+        new = record is None
         if record is None:
             record = SessionRecord(session_id=sid, started_at=self.clock())
             self.metrics.sessions_started_total.inc()
-            log.info("session_started", session_id=sid)
         else:
             record = record.copy()
-            log.info(
-                "session_resumed", session_id=sid, next_index=next_index, next_seq=seqs.next_seq
-            )
         record.status, record.ended_at = "active", None
-        self.buffers.close(sid)
-        self.buffers.open(sid, next_index)
-        session = LiveSession(record, seqs, trio.current_time())
+        # The seq window and index continue from storage, the writer's
+        # queue (counted in Rust) and the spool during an outage.
+        next_seq, next_index = self.ingest.open(
+            sid,
+            next_index=resume.next_index if resume is not None else 0,
+            next_seq=resume.next_seq if resume is not None else 0,
+            seqs_above=list(resume.seqs_above) if resume is not None else [],
+            spooled=[(seq, end) for seq, (_, end) in self.writer.spooled_spans(sid).items()],
+            event_count=record.event_count,
+            byte_count=record.byte_count,
+            last_event_at=record.last_event_at,
+            keyframe_index=record.keyframe_index,
+            clock_skew_ms=record.clock_skew_ms,
+        )
+        if new:
+            log.info("session_started", session_id=sid)
+        else:
+            log.info("session_resumed", session_id=sid, next_index=next_index, next_seq=next_seq)
+        session = LiveSession(record, self.ingest.counters, trio.current_time())
         self.live[sid] = session
         self.metrics.sessions_active.set(len(self.live))
         return session
 
-    async def accept_batch(self, session: LiveSession, batch: _core.EventsBatch) -> tuple[int, int]:
-        """Accept a batch; return its seq and the writer's ticket for it
-        (0 when it is already stored): with durable acks, the caller acks
-        once ``writer.wait_committed(ticket)`` returned. A duplicate seq is
-        not stored again (the caller acks it all the same).
+    def wake(self, keys: list[str]) -> None:
+        """The engines appended events to these sessions: wake their viewers."""
+        now = trio.current_time()
+        live = self.live
+        for key in keys:
+            session = live.get(key)
+            if session is not None:
+                session.last_activity = now
+                session.notify()
 
-        Raises :class:`ProtocolError` (``unknown_session`` once the session
-        has ended, ``seq_out_of_window`` for a seq too far ahead,
-        ``storage_unavailable`` while storage is down and the spool full)."""
-        while True:
-            if session.ended:
-                raise ProtocolError(
-                    "unknown_session", "session has ended; send session_start", batch.seq
-                )
-            seq = batch.seq if batch.seq is not None else session.seqs.assign()
-            if session.seqs.seen(seq):
-                self.metrics.batches_duplicate_total.inc()
-                pending = self.writer.is_pending(session.id, seq)
-                return seq, self.writer.ticket if pending else 0
-            if not session.seqs.fits(seq):
-                raise ProtocolError(
-                    "seq_out_of_window",
-                    f"seq {seq} is more than {session.seqs.max_ahead} ahead"
-                    f" of {session.seqs.next_seq}",
-                    seq,
-                )
-            if not self.writer.has_room(batch.nbytes):
-                raise ProtocolError(
-                    "storage_unavailable",
-                    "storage is unreachable and the local spool is full; retry later",
-                    seq,
-                    retry_after_ms=STORAGE_RETRY_AFTER_MS,
-                )
-            received_at = self.clock()
-            chunk = Chunk(
-                session_id=session.id,
-                seq=seq,
-                first_index=self.buffers.next_index(session.id),
-                event_count=batch.count,
-                first_timestamp=batch.min_timestamp,
-                last_timestamp=batch.max_timestamp,
-                codec="none",
-                payload=batch.payload(),
-                received_at=received_at,
-            )
-            if self.writer.try_put_chunk(chunk):
-                break
-            # Storage is behind: wait for room, then decide again from scratch
-            # (another connection may have delivered this seq meanwhile).
-            await self.writer.wait_for_room()
-        self.buffers.append(session.id, batch)
-        session.seqs.add(seq)
-        record = session.record
-        if (offset := batch.keyframe_offset) is not None:
-            record.keyframe_index = chunk.first_index + offset
-        record.event_count += batch.count
-        record.byte_count += batch.nbytes
-        record.last_event_at = received_at
-        record.clock_skew_ms = session.skew.add(batch.max_timestamp, received_at)
-        session.last_activity = trio.current_time()
-        self.writer.put_session(record)
-        self.metrics.events_ingested_total.inc(batch.count)
-        self.metrics.bytes_ingested_total.inc(batch.nbytes)
-        session.notify()
-        return seq, self.writer.ticket
+    def _record(self, key: str) -> SessionRecord | None:
+        """The record of a live session (the writer's view of it)."""
+        session = self.live.get(key)
+        return session.record if session is not None else None
 
     def record_error(self, session_id: str, code: str, message: str, seq: int | None) -> None:
         """Keep a client error in ``session_errors`` (bounded by the writer)."""
@@ -212,8 +164,8 @@ class Hub:
         if session.ended:
             return
         session.ended = True
-        session.end_index = self.buffers.next_index(session.id)
-        session.end_reason = reason
+        self.ingest.end(session.id)  # the engines refuse its batches from now on
+        session.end_index = self.ingest.next_index(session.id)
         record = session.record
         record.status, record.ended_at = "ended", self.clock()
         self.writer.put_session(record)
@@ -221,7 +173,7 @@ class Hub:
         await self.writer.flush()
         if self.live.get(session.id) is session:
             del self.live[session.id]
-            self.buffers.close(session.id)
+            self.ingest.close(session.id)
         self.metrics.sessions_ended_total.labels(reason).inc()
         self.metrics.sessions_active.set(len(self.live))
         log.info(
@@ -273,11 +225,37 @@ class Hub:
         return await self.writer.read(self.storage.get_session, session_id)
 
     def _collect(self) -> None:
-        stats = self.buffers.stats()
-        self.metrics.buffer_bytes.set(stats.bytes)
-        self.metrics.buffer_events.set(stats.events)
-        self.metrics.buffer_trimmed_events_total.inc(stats.trimmed_events - self._trimmed_seen)
-        self._trimmed_seen = stats.trimmed_events
+        """Before a scrape: the counters the engines keep in Rust, advanced
+        by what changed since the last scrape."""
+        m, seen = self.metrics, self._seen
+        stats = self.ingest.stats()
+        m.buffer_bytes.set(stats.bytes)
+        m.buffer_events.set(stats.events)
+        m.buffer_trimmed_events_total.inc(stats.trimmed_events - seen.trimmed)
+        seen.trimmed = stats.trimmed_events
+        events, nbytes, duplicates, acked, messages, buckets, ack_sum = self.ingest.scrape()
+        m.events_ingested_total.inc(events - seen.events)
+        m.bytes_ingested_total.inc(nbytes - seen.bytes)
+        m.batches_duplicate_total.inc(duplicates - seen.duplicates)
+        m.batches_acked_total.inc(acked - seen.acked)
+        for kind, count in messages:
+            m.messages_total.labels("tracker", kind).inc(count - seen.messages.get(kind, 0))
+            seen.messages[kind] = count
+        before = seen.buckets or [0] * len(buckets)
+        fresh = [b - s for b, s in zip(buckets, before, strict=True)]
+        m.add_ack_latencies(fresh, ack_sum - seen.ack_sum)
+        seen.events, seen.bytes, seen.duplicates, seen.acked = events, nbytes, duplicates, acked
+        seen.buckets, seen.ack_sum = buckets, ack_sum
+
+
+class _Scraped:
+    """What :meth:`Hub._collect` exported last time (Rust counters only grow)."""
+
+    def __init__(self) -> None:
+        self.trimmed = self.events = self.bytes = self.duplicates = self.acked = 0
+        self.messages: dict[str, int] = {}
+        self.buckets: list[int] = []
+        self.ack_sum = 0.0
 
 
 def snapshot_error(reason: str, size: int, limit: int | None) -> tuple[str, str]:

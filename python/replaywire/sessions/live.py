@@ -1,15 +1,18 @@
-"""One live session's state on the trio side (its events live in Rust)."""
+"""One live session's state on the trio side (its events and hot counters
+live in Rust: :class:`replaywire._core.Ingest`)."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import trio
 
 from ..auth.tenants import client_id
 from ..storage import SessionRecord
-from .seqs import SeqWindow
-from .skew import ClockSkew
+
+# (event_count, byte_count, last_event_at, keyframe_index, clock_skew_ms, next_seq)
+Counters = tuple[int, int, float | None, int | None, float | None, int]
 
 
 class LiveSession:
@@ -19,36 +22,58 @@ class LiveSession:
     session ends, so viewer tasks sleep until there is something to send;
     there is no per-viewer queue to bound, because each viewer pulls from the
     session's ring buffer (and storage, if it fell behind) at its own pace.
+
+    :attr:`record` is the session's record with the counters the tracker
+    engines keep in Rust read into it on access: they change per batch, and
+    copying them per batch is the Python work the engines exist to avoid.
     """
 
     __slots__ = (
+        "_counters",
+        "_record",
         "changed",
         "client_id",
         "end_index",
-        "end_reason",
         "ended",
         "id",
         "id_json",
         "last_activity",
-        "record",
-        "seqs",
-        "skew",
         "viewers",
     )
 
-    def __init__(self, record: SessionRecord, seqs: SeqWindow, now: float) -> None:
+    def __init__(
+        self,
+        record: SessionRecord,
+        counters: Callable[[str], Counters | None],
+        now: float,
+    ) -> None:
         self.id = record.session_id  # the key: tenant and id (replaywire.auth.tenants)
         self.client_id = client_id(self.id)  # what the tenant's clients call it
         self.id_json = json.dumps(self.client_id).encode()
-        self.record = record
-        self.seqs = seqs
-        self.skew = ClockSkew(record.clock_skew_ms)
+        self._record = record
+        self._counters = counters
         self.changed = trio.Event()
         self.last_activity = now
         self.viewers = 0
         self.ended = False
         self.end_index: int | None = None  # the session's next index when it ended
-        self.end_reason = ""
+
+    @property
+    def record(self) -> SessionRecord:
+        """The record, its counters as the engines last left them (frozen
+        once the session is closed)."""
+        record = self._record
+        counters = self._counters(self.id)
+        if counters is not None:
+            (
+                record.event_count,
+                record.byte_count,
+                record.last_event_at,
+                record.keyframe_index,
+                record.clock_skew_ms,
+                _,
+            ) = counters
+        return record
 
     def notify(self) -> None:
         """Wake everyone waiting on :attr:`changed`."""

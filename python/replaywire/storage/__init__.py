@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .base import (
     Chunk,
+    ChunkBatch,
     ExpiredCounts,
     ResumeState,
     SessionError,
@@ -31,6 +32,7 @@ from .writer import StorageWriter, WriterStats
 
 __all__ = [
     "Chunk",
+    "ChunkBatch",
     "ExpiredCounts",
     "MemoryStorage",
     "PostgresStorage",

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, overload
+
+from .. import _core
 
 STATUSES = ("active", "ended")
 
@@ -61,7 +63,7 @@ class SessionRecord:
     keyframe_index: int | None = None
     # How far the tracker's clock is ahead of the server's, ms (negative:
     # behind); None until a batch with events arrived. See
-    # replaywire.sessions.skew.ClockSkew for how it is measured.
+    # rust/src/ingest/skew.rs for how it is measured.
     clock_skew_ms: float | None = None
     # The tracker's latest ``snapshot_missing`` notice: the page's full
     # snapshot could not be delivered (why, its size, the limit it was
@@ -187,6 +189,41 @@ class Chunk:
     @property
     def end_index(self) -> int:
         return self.first_index + self.event_count
+
+
+class ChunkBatch(Sequence[Chunk]):
+    """The chunks of one flush as the writer hands them to
+    :meth:`Storage.write`: a :class:`replaywire._core.Flush`, whose payloads
+    stay in Rust. Backends with a bulk path take :attr:`flush` (PostgreSQL
+    encodes its COPY stream from it, SQLite binds its rows); any other
+    reader gets :class:`Chunk` objects, built on first access."""
+
+    __slots__ = ("_chunks", "flush")
+
+    def __init__(self, flush: _core.Flush) -> None:
+        self.flush = flush
+        self._chunks: list[Chunk] | None = None
+
+    def _built(self) -> list[Chunk]:
+        if self._chunks is None:
+            self._chunks = [Chunk(*row) for row in self.flush.rows()]
+        return self._chunks
+
+    def __len__(self) -> int:
+        return len(self.flush)
+
+    def __bool__(self) -> bool:
+        return len(self.flush) > 0
+
+    @overload
+    def __getitem__(self, i: int) -> Chunk: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[Chunk]: ...
+    def __getitem__(self, i: int | slice) -> Chunk | Sequence[Chunk]:
+        return self._built()[i]
+
+    def __iter__(self) -> Iterator[Chunk]:
+        return iter(self._built())
 
 
 @dataclass(frozen=True, slots=True)

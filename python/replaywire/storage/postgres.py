@@ -55,6 +55,7 @@ from .. import _core
 from .base import (
     ANY_SESSION,
     Chunk,
+    ChunkBatch,
     ExpiredCounts,
     ResumeState,
     SessionError,
@@ -407,7 +408,8 @@ class PostgresStorage(Storage):
         chunks are, else under the day of this write."""
         check_status(sessions)
         stored_at = time.time()
-        chunks = _first_of_each(chunks)
+        if not isinstance(chunks, ChunkBatch):  # a flush's are deduplicated in Rust
+            chunks = _first_of_each(chunks)
         try:
             session_rows = [_session_params(r) for r in sorted(sessions, key=_session_id)]
             error_rows = [
@@ -449,7 +451,11 @@ class PostgresStorage(Storage):
     ) -> dict[str, float]:
         """The started_at of every chunk's session: its partition key."""
         given = {r.session_id: r.started_at for r in sessions}
-        needed = {c.session_id for c in chunks}
+        needed = (
+            set(chunks.flush.chunk_sessions())
+            if isinstance(chunks, ChunkBatch)
+            else {c.session_id for c in chunks}
+        )
         starts = {sid: given[sid] for sid in needed if sid in given}
         missing = list(needed - starts.keys())
         if missing:
@@ -631,6 +637,8 @@ def _session_id(record: SessionRecord) -> str:
 
 def _encode(chunks: Sequence[Chunk], starts: Mapping[str, float], stored_at: float) -> bytes:
     try:
+        if isinstance(chunks, ChunkBatch):  # straight from Rust, GIL released
+            return chunks.flush.encode_copy(dict(starts), stored_at)
         return _core.encode_chunks_copy(chunks, starts, stored_at)
     except (ValueError, KeyError, TypeError, UnicodeError) as exc:
         # Nothing PostgreSQL could store: retrying will not help.

@@ -21,10 +21,12 @@ from contextlib import closing, contextmanager
 from dataclasses import fields
 from os import PathLike
 from pathlib import Path
+from typing import Any
 
 from .base import (
     ANY_SESSION,
     Chunk,
+    ChunkBatch,
     ExpiredCounts,
     ResumeState,
     SessionError,
@@ -222,24 +224,7 @@ class SqliteStorage(Storage):
                         [tuple(getattr(r, c) for c in _SESSION_COLUMNS) for r in sessions],
                     )
                 if chunks:
-                    conn.executemany(
-                        _INSERT_CHUNK,
-                        [
-                            (
-                                c.session_id,
-                                c.seq,
-                                c.first_index,
-                                c.event_count,
-                                c.first_timestamp,
-                                c.last_timestamp,
-                                c.codec,
-                                now,
-                                c.payload,
-                                c.received_at,
-                            )
-                            for c in chunks
-                        ],
-                    )
+                    conn.executemany(_INSERT_CHUNK, _chunk_rows(chunks, now))
                 if errors:
                     conn.executemany(
                         _INSERT_ERROR,
@@ -388,3 +373,35 @@ def _migrate(conn: sqlite3.Connection, todo: Sequence[Migration]) -> None:
     except BaseException:
         _rollback(conn)
         raise
+
+
+def _chunk_rows(chunks: Sequence[Chunk], stored_at: float) -> Iterator[tuple[Any, ...]]:
+    """The chunks' rows in ``_INSERT_CHUNK``'s order; a flush's straight
+    from Rust (its ``rows()``: one tuple per chunk, no ``Chunk`` objects)."""
+    if isinstance(chunks, ChunkBatch):
+        for (
+            sid,
+            seq,
+            first,
+            count,
+            first_ts,
+            last_ts,
+            codec,
+            payload,
+            received,
+        ) in chunks.flush.rows():
+            yield (sid, seq, first, count, first_ts, last_ts, codec, stored_at, payload, received)
+        return
+    for c in chunks:
+        yield (
+            c.session_id,
+            c.seq,
+            c.first_index,
+            c.event_count,
+            c.first_timestamp,
+            c.last_timestamp,
+            c.codec,
+            stored_at,
+            c.payload,
+            c.received_at,
+        )

@@ -5,6 +5,13 @@ a few dict operations; the disk work happens in one worker thread, one
 transaction per flush. Two buffers: the *queued* one collects new items while
 the *in-flight* one is being written.
 
+Chunks live in Rust: the tracker engines queue them straight into
+:attr:`StorageWriter.chunks` (a :class:`replaywire._core.ChunkQueue`), and a
+flush takes them from it as one :class:`replaywire._core.Flush`, handed to
+the backend inside a :class:`~replaywire.storage.base.ChunkBatch`; their
+payloads never become Python objects unless a backend asks for them (the
+memory backend and the spool do).
+
 Acknowledgements: every flush is numbered (its *generation*). A caller that
 queued a chunk reads :attr:`StorageWriter.ticket` and may wait for
 :meth:`StorageWriter.wait_committed` -- that is how ``ACK_MODE=durable``
@@ -31,11 +38,10 @@ and closed by whoever created them, not by the writer.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -43,7 +49,7 @@ import structlog
 import trio
 
 from .. import _core
-from .base import Chunk, SessionError, SessionRecord, Storage, StorageError
+from .base import Chunk, ChunkBatch, SessionError, SessionRecord, Storage, StorageError
 
 if TYPE_CHECKING:
     from .spool import Spool
@@ -80,8 +86,11 @@ class WriterStats:
 
 @dataclass(slots=True)
 class _Batch:
+    """The Python half of one flush: records and errors. Its chunks are in
+    the Rust queue until the flush takes them (``chunks``)."""
+
     generation: int  # batches are numbered in the order they are written
-    chunks: list[Chunk] = field(default_factory=list)
+    chunks: ChunkBatch | None = None  # taken from the queue when written
     sessions: dict[str, SessionRecord] = field(default_factory=dict)  # latest per id
     errors: list[SessionError] = field(default_factory=list)
     since: float = math.inf  # trio time of the oldest item
@@ -127,14 +136,16 @@ class StorageWriter:
         self._on_flush = on_flush  # called with each committed flush's seconds
         # Stored chunks are compressed at flush time, in the writer's thread;
         # the queue, the ring buffer and pending reads keep raw events.
-        self._compressor = None if codec == "none" else _core.Compressor(codec, level)
+        self._codec = (codec, level) if codec != "none" else None
+        self.chunks = _core.ChunkQueue(batch_size=batch_size, max_pending_bytes=max_pending_bytes)
+        """Accepted chunks, queued by the tracker engines (Rust)."""
+        self.records: Callable[[str], SessionRecord | None] = lambda key: None
+        """The live record of a session key: the hub's, set when it is
+        built. A flush writes the record of every session its chunks
+        touched, as it is when the flush starts."""
         self._queued = _Batch(generation=1)
         self._inflight: _Batch | None = None
         self._written = 0  # generation of the last committed batch
-        # Per-session index of chunks not yet committed (queued or in flight).
-        self._pending: dict[str, dict[int, Chunk]] = {}
-        self._pending_count = 0
-        self._pending_bytes = 0
         # While spooling: what the spool holds that storage does not, so that
         # resumes and reads stay right (no payloads: those are on disk).
         self._spooling = False
@@ -186,19 +197,37 @@ class StorageWriter:
         once closed. Callers check :meth:`has_room` first while spooling."""
         if self._closed:
             raise StorageError("writer closed")
-        if self._pending_bytes >= self._max_pending_bytes:
+        queue = self.chunks
+        if not queue.has_room():
             self._request_flush()
             return False
-        by_seq = self._pending.setdefault(chunk.session_id, {})
-        if chunk.seq not in by_seq:
-            by_seq[chunk.seq] = chunk
-            self._pending_count += 1
-            self._pending_bytes += len(chunk.payload)
-            self._note_item()
-            self._queued.chunks.append(chunk)
-            if len(self._queued.chunks) >= self._batch_size:
-                self._wake.set()
+        first = queue.queued == 0
+        c = chunk
+        queue.put(
+            c.session_id,
+            c.seq,
+            c.first_index,
+            c.event_count,
+            c.first_timestamp,
+            c.last_timestamp,
+            c.codec,
+            c.payload,
+            c.received_at,
+        )
+        self.chunks_queued(first=first, full=queue.queued >= self._batch_size)
         return True
+
+    def chunks_queued(self, *, first: bool, full: bool) -> None:
+        """The tracker engines queued chunks: ``first`` when the queue was
+        empty (the interval clock starts), ``full`` when it holds
+        ``batch_size`` of them (flush now). Raises :class:`StorageError`
+        once closed."""
+        if self._closed:
+            raise StorageError("writer closed")
+        if first:
+            self._note_item()
+        if full:
+            self._wake.set()
 
     def has_room(self, nbytes: int) -> bool:
         """Whether ``nbytes`` more payload can be accepted without breaking a
@@ -208,8 +237,17 @@ class StorageWriter:
         error -- accepted data must always find a place."""
         if not self._spooling or self._spool is None:
             return True
-        self._refusing = not self._spool.has_room(self._pending_bytes + nbytes)
+        self._refusing = not self._spool.has_room(self.chunks.pending_bytes + nbytes)
         return not self._refusing
+
+    def _update_spool_room(self) -> None:
+        """Tell the tracker engines how much the spool still takes (they
+        refuse batches past it), or that storage is written directly."""
+        spool = self._spool
+        if self._spooling and spool is not None:
+            self.chunks.set_spool_room(max(0, spool.max_bytes - spool.nbytes))
+        else:
+            self.chunks.set_spool_room(None)
 
     async def wait_for_room(self) -> None:
         """Wait until pending payload bytes are below ``max_pending_bytes``
@@ -218,7 +256,7 @@ class StorageWriter:
         while True:
             if self._closed:
                 raise StorageError("writer closed")
-            if self._pending_bytes < self._max_pending_bytes:
+            if self.chunks.has_room():
                 await trio.lowlevel.checkpoint()
                 return
             progress = self._progress
@@ -248,8 +286,13 @@ class StorageWriter:
         self._note_item()
         self._queued.errors.append(error)
 
+    def _has_queued(self) -> bool:
+        """Anything waiting for the next flush (records, errors, chunks)."""
+        queue = self.chunks
+        return bool(self._queued) or queue.queued > 0 or queue.touched > 0
+
     def _note_item(self) -> None:
-        if not self._queued:  # first item: the run loop must start the interval clock
+        if self._queued.since == math.inf:  # first item: the run loop must start the clock
             self._queued.since = trio.current_time()
             self._wake.set()
 
@@ -272,7 +315,7 @@ class StorageWriter:
 
     def is_pending(self, session_id: str, seq: int) -> bool:
         """Whether the chunk is queued or in flight (not yet committed)."""
-        return seq in self._pending.get(session_id, ())
+        return self.chunks.pending_generation(session_id, seq) is not None
 
     async def wait_committed(self, ticket: int) -> None:
         """Return once the flush numbered ``ticket`` and every one before it
@@ -292,7 +335,7 @@ class StorageWriter:
         a flush at once rather than waiting for the interval. Safe to call
         from many tasks at once. Waits through write failures (bound it with
         a timeout); raises :class:`StorageError` if ``run`` stops first."""
-        if self._queued:
+        if self._has_queued():
             target = self._queued.generation
         elif self._inflight is not None:
             target = self._inflight.generation
@@ -309,10 +352,7 @@ class StorageWriter:
         other order can miss a chunk committed in between); deduplicate by
         seq when merging. Chunks in the spool are not here: see
         :meth:`spooled_spans`."""
-        by_seq = self._pending.get(session_id)
-        if not by_seq:
-            return []
-        return sorted(by_seq.values(), key=lambda c: (c.first_index, c.seq))
+        return [Chunk(*row) for row in self.chunks.pending_chunks(session_id)]
 
     def spooled_spans(self, session_id: str) -> dict[int, tuple[int, int]]:
         """The session's chunks that are in the spool and not yet in
@@ -338,8 +378,8 @@ class StorageWriter:
     def stats(self) -> WriterStats:
         spool = self._spool
         return WriterStats(
-            pending_chunks=self._pending_count,
-            pending_bytes=self._pending_bytes,
+            pending_chunks=self.chunks.pending_count,
+            pending_bytes=self.chunks.pending_bytes,
             flushes=self._flushes,
             chunks_written=self._chunks_written,
             last_flush_seconds=self._last_flush_seconds,
@@ -350,7 +390,7 @@ class StorageWriter:
             spooling=self._spooling,
             spool_bytes=spool.nbytes if spool is not None else 0,
             spool_records=spool.records if spool is not None else 0,
-            spool_full=self._spooling and self._refusing,
+            spool_full=self._spooling and (self._refusing or self.chunks.refusing),
             spooled_chunks=self._spooled_chunks,
             drained_chunks=self._drained_chunks,
         )
@@ -391,10 +431,11 @@ class StorageWriter:
         sessions: dict[str, SessionRecord] = {}
         chunks: list[Chunk] = []
         errors: list[SessionError] = []
-        for batch in (self._inflight, self._queued):
-            if batch:
+        queued = self._take_chunks()
+        for batch, batch_chunks in ((self._inflight, None), (self._queued, queued)):
+            if batch is not None:
                 sessions.update((sid, r.copy()) for sid, r in batch.sessions.items())
-                chunks += batch.chunks
+                chunks += batch_chunks if batch_chunks is not None else (batch.chunks or ())
                 errors += batch.errors
         if not (sessions or chunks or errors):
             return 0
@@ -421,7 +462,7 @@ class StorageWriter:
             self._progress.set()  # put_chunk calls held by backpressure now raise
             self._progress = trio.Event()
         await self._stopped.wait()
-        if self._queued or self._inflight is not None:
+        if self._has_queued() or self._inflight is not None:
             raise StorageError(f"writer stopped with {self.stats.pending_chunks} chunks unwritten")
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -435,10 +476,10 @@ class StorageWriter:
             while True:
                 batch = self._queued
                 now = trio.current_time()
-                if batch and (
+                if self._has_queued() and (
                     self._closed
                     or self._flush_now
-                    or len(batch.chunks) >= self._batch_size
+                    or self.chunks.queued >= self._batch_size
                     or now >= batch.since + self._interval
                 ):
                     await self._write(batch)
@@ -470,27 +511,32 @@ class StorageWriter:
         self._queued = _Batch(generation=batch.generation + 1)
         self._inflight = batch
         self._flush_now = False
-        # Copy the records now, on the loop: the hub keeps updating them.
+        chunks = batch.chunks = self._take_chunks()
+        # Copy the records now, on the loop: the hub keeps updating them
+        # (and the Rust counters behind them).
+        for key in chunks.flush.sessions:
+            if key not in batch.sessions and (record := self.records(key)) is not None:
+                batch.sessions[key] = record
         sessions = [record.copy() for record in batch.sessions.values()]
         batch.sessions = {record.session_id: record for record in sessions}
         started = time.perf_counter()
-        chunks = batch.chunks
-        if self._compressor is not None and chunks:
-            chunks = await trio.to_thread.run_sync(
-                _compressed, self._compressor, chunks, limiter=self._write_limiter
+        if self._codec is not None and chunks:
+            await trio.to_thread.run_sync(
+                chunks.flush.compress, *self._codec, limiter=self._write_limiter
             )
         if not self._spooling:
             if self._spool is None:
                 await self._write_until_done(sessions, chunks, batch.errors)
             elif not await self._try_write(sessions, chunks, batch.errors):
                 self._spooling = True
+                self._update_spool_room()
                 self._retry_at = trio.current_time() + _jittered(self._retry_delay)
                 log.warning("storage_spooling", spool_bytes=self._spool.nbytes)
         if self._spooling:
             await self._append_to_spool(sessions, chunks, batch.errors)
         else:
             self._flushes += 1
-            self._chunks_written += len(batch.chunks)
+            self._chunks_written += len(chunks)
             self._last_flush_seconds = time.perf_counter() - started
             if self._on_flush is not None:
                 self._on_flush(self._last_flush_seconds)
@@ -499,7 +545,7 @@ class StorageWriter:
     async def _try_write(
         self,
         sessions: list[SessionRecord],
-        chunks: list[Chunk],
+        chunks: Sequence[Chunk],
         errors: list[SessionError],
         **log_fields: Any,
     ) -> bool:
@@ -530,7 +576,7 @@ class StorageWriter:
         return True
 
     async def _write_until_done(
-        self, sessions: list[SessionRecord], chunks: list[Chunk], errors: list[SessionError]
+        self, sessions: list[SessionRecord], chunks: Sequence[Chunk], errors: list[SessionError]
     ) -> None:
         """No spool: retry the transaction with capped, jittered exponential
         backoff until it commits. Pending bytes meanwhile hold trackers back."""
@@ -540,7 +586,7 @@ class StorageWriter:
             delay, attempt = min(delay * 2, RETRY_MAX), attempt + 1
 
     async def _append_to_spool(
-        self, sessions: list[SessionRecord], chunks: list[Chunk], errors: list[SessionError]
+        self, sessions: list[SessionRecord], chunks: Sequence[Chunk], errors: list[SessionError]
     ) -> None:
         """Append a flush to the spool (fsynced), retrying while the local
         disk fails: accepted data is never dropped."""
@@ -563,6 +609,7 @@ class StorageWriter:
             await trio.sleep(_jittered(delay))
             delay = min(delay * 2, RETRY_MAX)
         self._spooled_chunks += len(chunks)
+        self._update_spool_room()
         for chunk in chunks:
             self._spooled.setdefault(chunk.session_id, {})[chunk.seq] = (
                 chunk.first_index,
@@ -580,6 +627,7 @@ class StorageWriter:
             spool = self._spool
             if spool is not None and spool.empty:
                 self._spooling = False
+                self._update_spool_room()
                 self._healthy = True
                 self._spooled.clear()
                 self._spooled_sessions.clear()
@@ -616,6 +664,7 @@ class StorageWriter:
             log.error("spool_consume_failed", error=exc.message)
             return False
         self._drained_chunks += len(piece.chunks)
+        self._update_spool_room()
         for chunk in piece.chunks:
             spans = self._spooled.get(chunk.session_id)
             if spans is not None:
@@ -630,33 +679,18 @@ class StorageWriter:
         )
         return True
 
+    def _take_chunks(self) -> ChunkBatch:
+        """The queued chunks as the flush of the current generation (the
+        queue numbers its flushes as this writer numbers its batches)."""
+        return ChunkBatch(self.chunks.take())
+
     def _commit(self, batch: _Batch) -> None:
-        for chunk in batch.chunks:
-            by_seq = self._pending[chunk.session_id]
-            del by_seq[chunk.seq]
-            if not by_seq:
-                del self._pending[chunk.session_id]
-            self._pending_bytes -= len(chunk.payload)
-        self._pending_count -= len(batch.chunks)
+        if batch.chunks is not None:
+            self.chunks.commit(batch.chunks.flush)
         self._inflight = None
         self._written = batch.generation
         self._progress.set()
         self._progress = trio.Event()
-
-
-def _compressed(compressor: _core.Compressor, chunks: list[Chunk]) -> list[Chunk]:
-    """The chunks with their raw payloads compressed (one call for the
-    whole flush; the GIL is released while compressing). Only each array's
-    contents are compressed, so that stored zstd chunks can be served
-    concatenated (see :class:`~replaywire.storage.Chunk`)."""
-    raw = [c for c in chunks if c.codec == "none"]
-    payloads = compressor.compress_many([c.payload for c in raw], array_contents=True)
-    packed = iter(payloads)
-    codec = compressor.codec
-    return [
-        dataclasses.replace(c, codec=codec, payload=next(packed)) if c.codec == "none" else c
-        for c in chunks
-    ]
 
 
 def _jittered(delay: float) -> float:

@@ -39,8 +39,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from types import TracebackType
-from typing import Protocol
+from typing import Any, NoReturn, Protocol
 
 import trio
 
@@ -179,6 +180,34 @@ class WebSocket:
             if messages:
                 self.messages_received += len(messages)
                 return messages
+
+    @property
+    def frame_decoder(self) -> _core.FrameDecoder | None:
+        """The Rust frame decoder, for a tracker engine to take its rules
+        from (None with the wsproto codec: it decodes the frames itself)."""
+        return self._decoder
+
+    async def feed_engine(self, engine: _core.TrackerEngine, committed: int) -> Any:
+        """Read once and feed the bytes to a tracker engine, which decodes
+        the frames itself (pings, the close frame and violations too: it
+        reports them, see :meth:`answer_close` and :meth:`fail`); its step.
+        The in-flight budget applies as in :meth:`receive`."""
+        data = await self._read(engine.buffered_bytes + engine.frame_remaining)
+        step = engine.feed(data, time.time(), time.perf_counter(), committed)
+        self.messages_received = engine.messages
+        return step
+
+    async def answer_close(self, code: int | None, reason: str) -> NoReturn:
+        """The peer's close frame (reported by a tracker engine), once its
+        messages were answered: echo it and raise :class:`ConnectionClosed`."""
+        await self._answer_close(code, reason)
+        raise self._closed  # type: ignore[misc]
+
+    async def fail(self, code: int, reason: str) -> NoReturn:
+        """The peer broke RFC 6455 (reported by a tracker engine): close
+        with ``code`` and raise :class:`ConnectionClosed`."""
+        await self._fail(code, reason)
+        raise self._closed  # type: ignore[misc]
 
     async def _answer_held_close(self) -> None:
         """Answer the peer's close frame if one was read (see "Order"), and

@@ -45,7 +45,9 @@ and ends in :class:`ConnectionClosed`.
 
 from __future__ import annotations
 
+import time
 import zlib
+from typing import Any
 
 import trio
 from wsproto.connection import Connection, ConnectionState, ConnectionType
@@ -53,6 +55,7 @@ from wsproto.events import BytesMessage, CloseConnection, Ping, TextMessage
 from wsproto.extensions import Extension, PerMessageDeflate
 from wsproto.frame_protocol import CloseReason, FrameDecoder, FrameProtocol, Opcode, RsvBits
 
+from .. import _core
 from .budget import InflightBudget
 from .connection import SKIP_CEILING_FACTOR, CloseHook, WebSocket
 from .extensions import MIN_COMPRESS_BYTES, DeflateParams
@@ -196,6 +199,19 @@ class WsprotoWebSocket(WebSocket):
     @property
     def close_pending(self) -> bool:
         return self._close_received is not None or self._failure is not None
+
+    @property
+    def frame_decoder(self) -> None:
+        """None: wsproto decodes the frames (see :meth:`feed_engine`)."""
+        return None
+
+    async def feed_engine(self, engine: _core.TrackerEngine, committed: int) -> Any:
+        """Read once and hand the messages wsproto decoded to a tracker
+        engine (``feed_messages``): both codecs share one protocol
+        implementation. Pings, closes and violations are handled here,
+        as by :meth:`receive`."""
+        messages = await self.receive()
+        return engine.feed_messages(messages, time.time(), time.perf_counter(), committed)
 
     async def receive(self) -> list[DataMessage]:
         """As :meth:`WebSocket.receive`, with wsproto's codec (and the same
