@@ -29,6 +29,7 @@ __all__ = [
     "TRACKER_MESSAGE_TYPES",
     "BufferSlice",
     "BufferStats",
+    "ChunkPayload",
     "ChunkQueue",
     "ClientMessage",
     "ClockSkew",
@@ -561,6 +562,13 @@ class ChunkQueue:
         """The session's pending chunks, ordered by first index."""
 
 @final
+class ChunkPayload:
+    """A chunk's payload kept in Rust; ``bytes()`` builds it."""
+
+    def __len__(self) -> int: ...
+    def __bytes__(self) -> bytes: ...
+
+@final
 class Flush:
     """One flush's chunks, owned by the writer; encoded in its thread."""
 
@@ -575,6 +583,11 @@ class Flush:
     def chunk_sessions(self) -> list[str]:
         """Keys of the sessions that have chunks here, sorted."""
     def rows(self) -> list[_ChunkRow]: ...
+    def shared_rows(
+        self,
+    ) -> list[tuple[str, int, int, int, float | None, float | None, str, ChunkPayload, float | None]]:
+        """``rows()`` with each payload left in Rust (shared with the
+        ring, not copied): for a backend that keeps them in memory."""
     def compress(self, codec: str, level: int | None = None) -> None:
         """Compress every raw chunk's array contents (GIL released)."""
     def encode_copy(self, started_at: dict[str, float], stored_at: float) -> bytes:

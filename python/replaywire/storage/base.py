@@ -297,6 +297,10 @@ class Storage(abc.ABC):
     """
 
     name: str
+    blocking: bool = True
+    """Whether calls block on I/O. The writer runs a non-blocking backend's
+    ``write`` on the event loop: a thread would only make the two contend
+    for the GIL, handing it back and forth once per switch interval."""
 
     @abc.abstractmethod
     def open(self) -> None:

@@ -22,12 +22,14 @@ from __future__ import annotations
 import threading
 from bisect import bisect_left, bisect_right, insort
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Final
 
+from .. import _core
 from .base import (
     ANY_SESSION,
     Chunk,
+    ChunkBatch,
     ExpiredCounts,
     ResumeState,
     SessionError,
@@ -42,10 +44,15 @@ from .base import (
 
 # A stored chunk: Chunk's fields in order (session_id, seq, first_index,
 # event_count, first_timestamp, last_timestamp, codec, payload, received_at).
-_Row = tuple[str, int, int, int, float | None, float | None, str, bytes, float | None]
+# A flush's payloads stay in Rust (ChunkPayload: the ring's event bytes,
+# shared), built into bytes only when read.
+_Row = tuple[
+    str, int, int, int, float | None, float | None, str, bytes | _core.ChunkPayload, float | None
+]
 _SESSION: Final = 0
 _SEQ: Final = 1
 _FIRST: Final = 2
+_COUNT: Final = 3
 _PAYLOAD: Final = 7
 
 
@@ -64,6 +71,14 @@ def _row(chunk: Chunk) -> _Row:
     )
 
 
+def _chunk(row: _Row) -> Chunk:
+    payload = row[_PAYLOAD]
+    if isinstance(payload, bytes):
+        return Chunk(*row)  # type: ignore[arg-type]
+    sid, seq, first, count, first_ts, last_ts, codec, _, received = row
+    return Chunk(sid, seq, first, count, first_ts, last_ts, codec, bytes(payload), received)
+
+
 def _first_index(row: _Row) -> int:
     return row[_FIRST]
 
@@ -78,6 +93,7 @@ class MemoryStorage(Storage):
     opened again. ``max_bytes=None`` keeps every chunk (tests)."""
 
     name = "memory"
+    blocking = False  # dicts and a lock held for microseconds
 
     def __init__(self, max_bytes: int | None = None) -> None:
         self._lock = threading.Lock()
@@ -118,17 +134,21 @@ class MemoryStorage(Storage):
             self._require_open()
             for record in sessions:
                 self._sessions[record.session_id] = record.copy()
-            for chunk in chunks:
-                seqs = self._seqs.setdefault(chunk.session_id, set())
-                if chunk.seq in seqs:
+            # A flush's rows come from Rust as these tuples already.
+            if isinstance(chunks, ChunkBatch):
+                rows: Iterable[_Row] = chunks.flush.shared_rows()
+            else:
+                rows = map(_row, chunks)
+            for row in rows:
+                sid, seq = row[_SESSION], row[_SEQ]
+                seqs = self._seqs.setdefault(sid, set())
+                if seq in seqs:
                     continue
-                seqs.add(chunk.seq)
-                row = _row(chunk)
-                insort(self._chunks.setdefault(chunk.session_id, []), row, key=_order)
-                end = self._ends.get(chunk.session_id, 0)
-                self._ends[chunk.session_id] = max(end, chunk.end_index)
+                seqs.add(seq)
+                insort(self._chunks.setdefault(sid, []), row, key=_order)
+                self._ends[sid] = max(self._ends.get(sid, 0), row[_FIRST] + row[_COUNT])
                 self._written.append(row)
-                self.stored_bytes += len(chunk.payload)
+                self.stored_bytes += len(row[_PAYLOAD])
             for error in errors:
                 self._errors.setdefault(error.session_id, []).append(error)
             if self.max_bytes is not None:
@@ -191,7 +211,7 @@ class MemoryStorage(Storage):
             start = bisect_right(chunks, from_index, key=_first_index)
             if start:
                 start = bisect_left(chunks, chunks[start - 1][_FIRST], key=_first_index)
-            rows = (Chunk(*chunks[i]) for i in range(start, len(chunks)))
+            rows = (_chunk(chunks[i]) for i in range(start, len(chunks)))
             return window(rows, from_index, max_events)
 
     def resume_state(self, session_id: str) -> ResumeState | None:

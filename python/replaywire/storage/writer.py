@@ -551,10 +551,15 @@ class StorageWriter:
     ) -> bool:
         """One attempt at a storage transaction; False (logged with
         ``log_fields``) if it failed."""
+        storage = self._storage
         try:
-            await trio.to_thread.run_sync(
-                self._storage.write, sessions, chunks, errors, limiter=self._write_limiter
-            )
+            if storage.blocking:
+                await trio.to_thread.run_sync(
+                    storage.write, sessions, chunks, errors, limiter=self._write_limiter
+                )
+            else:
+                await trio.lowlevel.checkpoint()
+                storage.write(sessions, chunks, errors)
         except Exception as exc:  # a bug in a backend must not drop data either
             self._write_failures += 1
             self._healthy = False

@@ -89,8 +89,22 @@ impl PendingChunk {
     /// the encoded bytes.
     pub fn payload(&self) -> Bytes {
         match &self.body {
-            Body::Events(events) => Bytes::from(array(events)),
+            Body::Events(_) => {
+                let mut out = vec![0; self.nbytes];
+                self.write_payload(&mut out);
+                Bytes::from(out)
+            }
             Body::Encoded { payload, .. } => payload.clone(),
+        }
+    }
+
+    /// Write the payload into `out`, which is exactly `nbytes` long.
+    pub fn write_payload(&self, out: &mut [u8]) {
+        match &self.body {
+            Body::Events(events) => {
+                crate::protocol::chunks::write_array(events.iter().map(|e| &e[..]), out)
+            }
+            Body::Encoded { payload, .. } => out.copy_from_slice(payload),
         }
     }
 

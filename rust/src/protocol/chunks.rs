@@ -55,7 +55,7 @@ pub(crate) fn array_len(count: usize, nbytes: usize) -> usize {
 }
 
 /// Write `[a,b,...]` into `out`, which must be exactly [`array_len`] long.
-pub(crate) fn write_array<'a>(items: impl Iterator<Item = &'a [u8]>, out: &mut [u8]) {
+pub fn write_array<'a>(items: impl Iterator<Item = &'a [u8]>, out: &mut [u8]) {
     let last = out.len() - 1;
     out[0] = b'[';
     let mut at = 1;

@@ -31,6 +31,7 @@ use crate::ws::{FrameDecoder, WsEvent};
 pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyChunkQueue>()?;
     m.add_class::<PyFlush>()?;
+    m.add_class::<PyChunkPayload>()?;
     m.add_class::<PyRateTable>()?;
     m.add_class::<PyIngest>()?;
     m.add_class::<PyTrackerEngine>()?;
@@ -59,7 +60,11 @@ pub struct PyChunkQueue {
 }
 
 fn chunk_tuple<'py>(py: Python<'py>, c: &PendingChunk) -> PyResult<Bound<'py, PyTuple>> {
-    let payload = c.payload();
+    // Written once, straight into the Python bytes.
+    let payload = PyBytes::new_with(py, c.nbytes, |out| {
+        c.write_payload(out);
+        Ok(())
+    })?;
     (
         &*c.key,
         c.seq,
@@ -68,7 +73,7 @@ fn chunk_tuple<'py>(py: Python<'py>, c: &PendingChunk) -> PyResult<Bound<'py, Py
         c.first_ts,
         c.last_ts,
         c.codec(),
-        PyBytes::new(py, &payload),
+        payload,
         c.received_at,
     )
         .into_pyobject(py)
@@ -277,6 +282,31 @@ impl PyFlush {
         flush.chunks.iter().map(|c| chunk_tuple(py, c)).collect()
     }
 
+    /// `rows()` with each payload left in Rust, as a `ChunkPayload` (the
+    /// ring's own event bytes, shared, not copied): for the memory
+    /// backend, which keeps them.
+    fn shared_rows<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyTuple>>> {
+        let flush = lock(&self.inner);
+        flush
+            .chunks
+            .iter()
+            .map(|c| {
+                (
+                    &*c.key,
+                    c.seq,
+                    c.first_index,
+                    c.count,
+                    c.first_ts,
+                    c.last_ts,
+                    c.codec(),
+                    Bound::new(py, PyChunkPayload(c.clone()))?,
+                    c.received_at,
+                )
+                    .into_pyobject(py)
+            })
+            .collect()
+    }
+
     /// Compress every raw chunk's array contents with `codec` (GIL released).
     #[pyo3(signature = (codec, level = None))]
     fn compress(&self, py: Python<'_>, codec: &str, level: Option<i64>) -> PyResult<()> {
@@ -318,6 +348,25 @@ impl PyFlush {
             f.generation,
             f.chunks.len()
         )
+    }
+}
+
+/// A stored chunk's payload kept in Rust: `len()` is its size, `bytes()`
+/// builds it (the events' JSON array, or the encoded bytes).
+#[pyclass(frozen, module = "replaywire._core", name = "ChunkPayload")]
+pub struct PyChunkPayload(Arc<PendingChunk>);
+
+#[pymethods]
+impl PyChunkPayload {
+    fn __len__(&self) -> usize {
+        self.0.nbytes
+    }
+
+    fn __bytes__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        PyBytes::new_with(py, self.0.nbytes, |out| {
+            self.0.write_payload(out);
+            Ok(())
+        })
     }
 }
 
