@@ -385,12 +385,26 @@ def running_storage(port: int) -> str:
     return f"{json.loads(body)['storage']['backend']} (running server)"
 
 
+def server_rss_mb(pid: int) -> float | None:
+    """The server's resident memory now (``VmRSS``, MB), read at the end of
+    the measured window: with the default ring limits it holds 20,000
+    events of each of the C sessions by then."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        return None
+    return None
+
+
 def run_once(args: argparse.Namespace) -> dict[str, object]:
     """Start a server as ``args`` say (unless --port), load it, stop it.
     With ``--port``, the storage is the running server's own (asked for)
     and its ack mode, backend and workers are not known here."""
-    with serving(args, LOAD_ENV) as (port, _):
+    with serving(args, LOAD_ENV) as (port, pid):
         figures = measure(port, args)
+        figures["server_rss_mb"] = server_rss_mb(pid) if args.port == 0 else None
         given = args.port != 0
         database = running_storage(port) if given else args.database_url
     unknown = "(running server)"
@@ -421,6 +435,7 @@ def main() -> int:
             f"(C={args.connections} W={args.window} B={args.batch}, {result['seconds']} s, "
             f"{result['database']}, ack {result['ack_mode']}, {result['ws_backend']},"
             f" {args.generator} generator)"
+            + (f"  server RSS {rss} MB" if (rss := result.get("server_rss_mb")) else "")
         )
     return 0
 
