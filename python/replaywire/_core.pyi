@@ -561,6 +561,9 @@ class ChunkQueue:
     def pending_chunks(self, session_id: str) -> list[_ChunkRow]:
         """The session's pending chunks, ordered by first index."""
 
+_SharedRow = tuple[str, int, int, int, float | None, float | None, str, ChunkPayload, float | None]
+"""A ``_ChunkRow`` whose payload stays in Rust."""
+
 @final
 class ChunkPayload:
     """A chunk's payload kept in Rust; ``bytes()`` builds it."""
@@ -583,9 +586,7 @@ class Flush:
     def chunk_sessions(self) -> list[str]:
         """Keys of the sessions that have chunks here, sorted."""
     def rows(self) -> list[_ChunkRow]: ...
-    def shared_rows(
-        self,
-    ) -> list[tuple[str, int, int, int, float | None, float | None, str, ChunkPayload, float | None]]:
+    def shared_rows(self) -> list[_SharedRow]:
         """``rows()`` with each payload left in Rust (shared with the
         ring, not copied): for a backend that keeps them in memory."""
     def compress(self, codec: str, level: int | None = None) -> None:
