@@ -16,7 +16,7 @@ use std::collections::VecDeque;
 use bytes::Bytes;
 
 use crate::protocol::chunks;
-use crate::protocol::{Event, EventsBatch};
+use crate::protocol::EventsBatch;
 
 /// Events and bytes dropped by one trim.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -27,7 +27,9 @@ pub struct Trimmed {
 
 #[derive(Debug, Clone, Default)]
 pub struct SessionRing {
-    events: VecDeque<Event>,
+    /// Only the raw bytes: an event's type and time are read once, at
+    /// append (16 bytes less per event, 10 MB per 640,000 events).
+    events: VecDeque<Bytes>,
     first_index: u64,
     nbytes: usize,
     /// Index of the latest meta event ever appended (may be trimmed).
@@ -105,7 +107,8 @@ impl SessionRing {
         if let Some(meta) = batch.last_meta() {
             self.last_meta = Some(at(meta));
         }
-        self.events.extend(batch.events().iter().cloned());
+        self.events
+            .extend(batch.events().iter().map(|e| e.raw().clone()));
         self.nbytes += batch.nbytes();
         first
     }
@@ -157,7 +160,7 @@ impl SessionRing {
                 break;
             }
             nbytes += event.len();
-            events.push(event.raw().clone());
+            events.push(event.clone());
         }
         Slice {
             first_index: start,
