@@ -11,6 +11,7 @@ while storage is down.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .base import (
     Chunk,
@@ -25,7 +26,6 @@ from .base import (
     iso_utc,
 )
 from .memory import MemoryStorage
-from .postgres import PostgresStorage
 from .spool import Spool
 from .sqlite import SqliteStorage
 from .writer import StorageWriter, WriterStats
@@ -49,6 +49,21 @@ __all__ = [
     "iso_utc",
     "open_storage",
 ]
+
+if TYPE_CHECKING:
+    from .postgres import PostgresStorage
+
+
+def __getattr__(name: str) -> object:
+    """``PostgresStorage`` is imported on first use: psycopg and its pool
+    cost the process about 10 MB that a SQLite or memory server never
+    needs."""
+    if name == "PostgresStorage":
+        from .postgres import PostgresStorage
+
+        return PostgresStorage
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 _EXPECTED = (
     "expected sqlite:///relative/path.db, sqlite:////absolute/path.db,"
@@ -90,5 +105,7 @@ def open_storage(url: str, *, pool_size: int = 4, memory_bytes: int | None = Non
     if scheme in ("postgresql", "postgres"):
         if pool_size < 1:
             raise StorageError(f"PostgreSQL pool size must be at least 1, not {pool_size}")
+        from .postgres import PostgresStorage
+
         return PostgresStorage(url, pool_size=pool_size)
     raise StorageError(f"unsupported database URL scheme {scheme!r}; {_EXPECTED}")
