@@ -493,7 +493,9 @@ class Server:
             reasons.append("draining")
         if writer.spool_full:
             reasons.append("spool_full")
-        if not writer.spooling:
+        # While draining, the storage is being closed under the check: its
+        # answer says nothing a balancer needs beyond "draining".
+        if not writer.spooling and not self.draining:
             if not storage_ok:
                 reasons.append("storage_unreachable")
             elif not writer.healthy:
