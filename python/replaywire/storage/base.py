@@ -166,6 +166,10 @@ class SessionFilter:
 ANY_SESSION = SessionFilter()
 
 
+ChunkRow = tuple[str, int, int, int, float | None, float | None, str, bytes, float | None]
+"""A :class:`Chunk`'s fields in order (:meth:`Chunk.row`)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Chunk:
     """One accepted tracker batch, stored as received."""
@@ -189,6 +193,22 @@ class Chunk:
     @property
     def end_index(self) -> int:
         return self.first_index + self.event_count
+
+    def row(self) -> ChunkRow:
+        """The fields in order, as a tuple: the shape the memory backend
+        keeps, the SQL backends bind and the Rust queue takes (a flush's
+        ``rows()`` have it too)."""
+        return (
+            self.session_id,
+            self.seq,
+            self.first_index,
+            self.event_count,
+            self.first_timestamp,
+            self.last_timestamp,
+            self.codec,
+            self.payload,
+            self.received_at,
+        )
 
 
 class ChunkBatch(Sequence[Chunk]):

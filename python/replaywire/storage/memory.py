@@ -56,21 +56,6 @@ _COUNT: Final = 3
 _PAYLOAD: Final = 7
 
 
-def _row(chunk: Chunk) -> _Row:
-    c = chunk
-    return (
-        c.session_id,
-        c.seq,
-        c.first_index,
-        c.event_count,
-        c.first_timestamp,
-        c.last_timestamp,
-        c.codec,
-        c.payload,
-        c.received_at,
-    )
-
-
 def _chunk(row: _Row) -> Chunk:
     payload = row[_PAYLOAD]
     if isinstance(payload, bytes):
@@ -138,7 +123,7 @@ class MemoryStorage(Storage):
             if isinstance(chunks, ChunkBatch):
                 rows: Iterable[_Row] = chunks.flush.shared_rows()
             else:
-                rows = map(_row, chunks)
+                rows = (c.row() for c in chunks)
             for row in rows:
                 sid, seq = row[_SESSION], row[_SEQ]
                 seqs = self._seqs.setdefault(sid, set())

@@ -378,30 +378,6 @@ def _migrate(conn: sqlite3.Connection, todo: Sequence[Migration]) -> None:
 def _chunk_rows(chunks: Sequence[Chunk], stored_at: float) -> Iterator[tuple[Any, ...]]:
     """The chunks' rows in ``_INSERT_CHUNK``'s order; a flush's straight
     from Rust (its ``rows()``: one tuple per chunk, no ``Chunk`` objects)."""
-    if isinstance(chunks, ChunkBatch):
-        for (
-            sid,
-            seq,
-            first,
-            count,
-            first_ts,
-            last_ts,
-            codec,
-            payload,
-            received,
-        ) in chunks.flush.rows():
-            yield (sid, seq, first, count, first_ts, last_ts, codec, stored_at, payload, received)
-        return
-    for c in chunks:
-        yield (
-            c.session_id,
-            c.seq,
-            c.first_index,
-            c.event_count,
-            c.first_timestamp,
-            c.last_timestamp,
-            c.codec,
-            stored_at,
-            c.payload,
-            c.received_at,
-        )
+    rows = chunks.flush.rows() if isinstance(chunks, ChunkBatch) else (c.row() for c in chunks)
+    for *head, payload, received_at in rows:
+        yield (*head, stored_at, payload, received_at)

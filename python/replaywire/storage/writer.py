@@ -202,18 +202,7 @@ class StorageWriter:
             self._request_flush()
             return False
         first = queue.queued == 0
-        c = chunk
-        queue.put(
-            c.session_id,
-            c.seq,
-            c.first_index,
-            c.event_count,
-            c.first_timestamp,
-            c.last_timestamp,
-            c.codec,
-            c.payload,
-            c.received_at,
-        )
+        queue.put(*chunk.row())
         self.chunks_queued(first=first, full=queue.queued >= self._batch_size)
         return True
 

@@ -99,6 +99,19 @@ impl PyBufferStats {
     }
 }
 
+/// `read`'s arguments checked, then the ring read (shared with `Ingest.read`).
+pub(super) fn read_ring(
+    ring: &SessionRing,
+    from_index: i64,
+    max_events: i64,
+    max_bytes: i64,
+) -> PyResult<PyBufferSlice> {
+    let from_index = index("from_index", from_index)?;
+    let max_events = positive("max_events", max_events)?;
+    let max_bytes = positive("max_bytes", max_bytes)?;
+    Ok(PyBufferSlice(ring.read(from_index, max_events, max_bytes)))
+}
+
 #[pyclass(module = "replaywire._core", name = "SessionBuffers")]
 struct PySessionBuffers {
     inner: SessionBuffers,
@@ -179,13 +192,7 @@ impl PySessionBuffers {
         max_events: i64,
         max_bytes: i64,
     ) -> PyResult<PyBufferSlice> {
-        let from_index = index("from_index", from_index)?;
-        let max_events = positive("max_events", max_events)?;
-        let max_bytes = positive("max_bytes", max_bytes)?;
-        Ok(PyBufferSlice(
-            self.ring(session_id)?
-                .read(from_index, max_events, max_bytes),
-        ))
+        read_ring(self.ring(session_id)?, from_index, max_events, max_bytes)
     }
 
     fn stats(&self) -> PyBufferStats {

@@ -15,7 +15,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
-use super::buffers::{PyBufferSlice, PyBufferStats};
+use super::buffers::{read_ring, PyBufferSlice, PyBufferStats};
 use super::protocol::{positive, PySessionStart, PySnapshotMissing};
 use super::ws::PyFrameDecoder;
 use crate::buffer::{BufferLimits, SessionBuffers};
@@ -643,12 +643,9 @@ impl PyIngest {
         max_events: i64,
         max_bytes: i64,
     ) -> PyResult<PyBufferSlice> {
-        let from_index = nonneg("from_index", from_index)?;
-        let max_events = positive("max_events", max_events)?;
-        let max_bytes = positive("max_bytes", max_bytes)?;
         ring_value(&self.state, session_id, |r| {
-            PyBufferSlice(r.read(from_index, max_events, max_bytes))
-        })
+            read_ring(r, from_index, max_events, max_bytes)
+        })?
     }
 
     fn stats(&self) -> PyBufferStats {
