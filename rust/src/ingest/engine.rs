@@ -497,7 +497,10 @@ impl TrackerEngine {
 
     fn batch(&mut self, batch: EventsBatch, ctx: &mut Ctx<'_>, step: &mut Step) -> Outcome {
         let seq = batch.seq();
-        if !self.counted {
+        // Counted already when this is a retry after backpressure; a retry
+        // that ends any other way clears it.
+        let counted = std::mem::take(&mut self.counted);
+        if !counted {
             ctx.state.counters.messages[0] += 1;
         }
         let session = match self.session(batch.session_id(), seq, ctx.state) {
@@ -507,7 +510,7 @@ impl TrackerEngine {
                 return Outcome::Done;
             }
         };
-        if !self.counted {
+        if !counted {
             if let Err(refusal) = self.admit(Some(&session.key), batch.count(), seq, ctx) {
                 self.refused(refusal, Some(session.key.clone()), step);
                 return Outcome::Done;
@@ -520,7 +523,6 @@ impl TrackerEngine {
             .expect("session() checked it is live");
         let seq = seq.unwrap_or_else(|| live.seqs.next_seq());
         if live.seqs.seen(seq) {
-            self.counted = false;
             state.counters.batches_duplicate += 1;
             let generation = if self.cfg.durable {
                 ctx.queue.pending_generation(&session.key, seq).unwrap_or(0)
@@ -531,7 +533,6 @@ impl TrackerEngine {
             return Outcome::Done;
         }
         if !live.seqs.fits(seq) {
-            self.counted = false;
             let message = format!(
                 "seq {seq} is more than {} ahead of {}",
                 live.seqs.max_ahead(),
@@ -542,7 +543,6 @@ impl TrackerEngine {
             return Outcome::Done;
         }
         if !ctx.queue.offer(batch.nbytes()) {
-            self.counted = false;
             let mut refusal = Refusal::new(
                 "storage_unavailable",
                 "storage is unreachable and the local spool is full; retry later",
@@ -556,7 +556,6 @@ impl TrackerEngine {
             self.counted = true;
             return Outcome::Retry(Stop::Backpressure);
         }
-        self.counted = false;
         let key = session.key.clone();
         accept(&key, seq, &batch, ctx, step);
         let generation = if self.cfg.durable {
