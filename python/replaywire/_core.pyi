@@ -536,7 +536,9 @@ class ChunkQueue:
         """While spooling, the bytes the spool still takes (None: not
         spooling); batches that would not fit are refused with
         ``storage_unavailable``."""
-    def spool_fits(self, nbytes: int) -> bool: ...
+    def offer(self, nbytes: int) -> bool:
+        """Whether ``nbytes`` more fit in the spool on top of what is
+        pending (always, when not spooling); remembered in ``refusing``."""
     @property
     def refusing(self) -> bool:
         """While spooling, the last batch offered was refused for want of room."""

@@ -131,7 +131,6 @@ class StorageWriter:
         self._spool = spool
         self._batch_size = batch_size
         self._interval = batch_interval
-        self._max_pending_bytes = max_pending_bytes
         self._drain_slice_bytes = drain_slice_bytes
         self._on_flush = on_flush  # called with each committed flush's seconds
         # Stored chunks are compressed at flush time, in the writer's thread;
@@ -151,7 +150,6 @@ class StorageWriter:
         self._spooling = False
         self._spooled: dict[str, dict[int, tuple[int, int]]] = {}  # sid -> seq -> (first, end)
         self._spooled_sessions: dict[str, SessionRecord] = {}
-        self._refusing = False  # the last has_room() said no
         self._retry_at = -math.inf  # trio time of the next drain attempt
         self._retry_delay = RETRY_MIN
         self._closed = False
@@ -223,11 +221,9 @@ class StorageWriter:
         promise: always while storage works (:meth:`put_chunk` applies
         backpressure); while spooling, only if the spool can still take it
         on top of everything pending. False means refuse with a retryable
-        error -- accepted data must always find a place."""
-        if not self._spooling or self._spool is None:
-            return True
-        self._refusing = not self._spool.has_room(self.chunks.pending_bytes + nbytes)
-        return not self._refusing
+        error -- accepted data must always find a place. The tracker
+        engines ask the same of :attr:`chunks` in Rust, per batch."""
+        return self.chunks.offer(nbytes)
 
     def _update_spool_room(self) -> None:
         """Tell the tracker engines how much the spool still takes (they
@@ -379,7 +375,7 @@ class StorageWriter:
             spooling=self._spooling,
             spool_bytes=spool.nbytes if spool is not None else 0,
             spool_records=spool.records if spool is not None else 0,
-            spool_full=self._spooling and (self._refusing or self.chunks.refusing),
+            spool_full=self._spooling and self.chunks.refusing,
             spooled_chunks=self._spooled_chunks,
             drained_chunks=self._drained_chunks,
         )

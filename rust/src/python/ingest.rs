@@ -148,9 +148,10 @@ impl PyChunkQueue {
         lock(&self.inner).refusing
     }
 
-    /// Whether `nbytes` more fit in the spool on top of what is pending.
-    fn spool_fits(&self, nbytes: usize) -> bool {
-        lock(&self.inner).spool_fits(nbytes)
+    /// Whether `nbytes` more fit in the spool on top of what is pending
+    /// (always, when not spooling); remembered in `refusing`.
+    fn offer(&self, nbytes: usize) -> bool {
+        lock(&self.inner).offer(nbytes)
     }
 
     /// Queue a chunk built in Python (a `storage.Chunk`'s fields); False if
