@@ -1,4 +1,5 @@
-"""Server-to-client messages, encoded as ready-to-send WebSocket frames.
+"""Server-to-client messages, encoded as ready-to-send WebSocket frames
+(the tracker's acks and errors are built by its engine, in Rust).
 
 Event arrays are spliced in as raw bytes (never parsed and re-serialised),
 so events reach viewers and REST clients byte-for-byte as the tracker sent
@@ -33,12 +34,6 @@ def json_string(value: str) -> bytes:
 def message(type_: str, data: dict[str, Any]) -> bytes:
     """A small control message as a text frame."""
     return _core.encode_text(json.dumps({"type": type_, "data": data}, separators=(",", ":")))
-
-
-def ack(session_id_json: bytes, seq: int) -> bytes:
-    return _core.encode_text(
-        b'{"type":"ack","data":{"sessionId":%b,"seq":%d}}' % (session_id_json, seq)
-    )
 
 
 def error(

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from .. import _core
 
-__all__ = ["TOO_LARGE", "DataMessage", "Message", "TooLarge", "TooLargeMessage"]
+__all__ = ["TOO_LARGE", "DataMessage", "Message", "TooLarge"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +38,5 @@ class TooLarge:
 
 PREFIX_BYTES = 4096
 
-TooLargeMessage = _core.WsTooLarge | TooLarge
 DataMessage = _core.WsMessage | _core.WsTooLarge | Message | TooLarge
 TOO_LARGE = (_core.WsTooLarge, TooLarge)
