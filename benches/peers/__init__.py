@@ -12,6 +12,9 @@ suite to run the same ingest workload against (issue 8, "Peers").
   serde_json with a ``RawValue`` per event (``rust-tungstenite/``, a crate
   of its own with its own Cargo.lock, like ``benches/loadgen``).
 
+The two JavaScript peers share their protocol handling (``protocol.js``) and
+differ only in the server around it, which is what they are compared on.
+
 Each one parses every message, validates every event as replaywire does,
 keeps a count-bounded ring per session and acks every batch with the same
 ack message (see their docstrings for what they leave out).
