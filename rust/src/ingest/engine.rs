@@ -133,6 +133,8 @@ struct Reply {
 
 #[derive(Debug, Clone)]
 struct Started {
+    /// The id the tracker uses for it.
+    client_id: Arc<str>,
     key: Arc<str>,
     open_id: u64,
     id_json: Arc<[u8]>,
@@ -367,6 +369,7 @@ impl TrackerEngine {
         self.sessions.insert(
             client_id.to_owned(),
             Started {
+                client_id: Arc::from(client_id),
                 key: key.clone(),
                 open_id: live.open_id,
                 id_json,
@@ -585,18 +588,10 @@ impl TrackerEngine {
             ClientMessage::SessionEnd(end) => {
                 counters[2] += 1;
                 match self.session(end.session_id.as_deref(), None, ctx.state) {
-                    Ok(session) => {
-                        let client_id = self
-                            .sessions
-                            .iter()
-                            .find(|(_, s)| s.key == session.key)
-                            .map(|(id, _)| id.clone())
-                            .unwrap_or_default();
-                        Outcome::Stop(Stop::End {
-                            client_id,
-                            key: session.key,
-                        })
-                    }
+                    Ok(session) => Outcome::Stop(Stop::End {
+                        client_id: session.client_id.to_string(),
+                        key: session.key,
+                    }),
                     Err(refusal) => {
                         self.refused(refusal, None, step);
                         Outcome::Done
@@ -664,7 +659,8 @@ impl TrackerEngine {
         seq: Option<u64>,
         state: &IngestState,
     ) -> Result<Started, Refusal> {
-        let (client_id, session) = match session_id {
+        // A clone is two reference counts: no allocation per batch.
+        let session = match session_id {
             None => {
                 if self.sessions.len() != 1 {
                     return Err(Refusal::new(
@@ -673,11 +669,10 @@ impl TrackerEngine {
                         seq,
                     ));
                 }
-                let (id, s) = self.sessions.iter().next().expect("one session");
-                (id.clone(), s.clone())
+                self.sessions.values().next().expect("one session").clone()
             }
             Some(id) => match self.sessions.get(id) {
-                Some(s) => (id.to_owned(), s.clone()),
+                Some(s) => s.clone(),
                 None => {
                     return Err(Refusal::new(
                         "unknown_session",
@@ -692,7 +687,7 @@ impl TrackerEngine {
             .get(&session.key)
             .is_some_and(|l| l.open_id == session.open_id && !l.ended);
         if !live {
-            self.sessions.remove(&client_id);
+            self.sessions.remove(&*session.client_id);
             return Err(Refusal::new(
                 "unknown_session",
                 "session has ended; send session_start",
@@ -819,7 +814,7 @@ impl TrackerEngine {
         payload.extend_from_slice(b"{\"type\":\"ack\",\"data\":{\"sessionId\":");
         payload.extend_from_slice(id_json);
         payload.extend_from_slice(b",\"seq\":");
-        payload.extend_from_slice(itoa(seq).as_bytes());
+        payload.extend_from_slice(seq.to_string().as_bytes());
         payload.extend_from_slice(b"}}");
         self.push_frame(&payload, generation, Some(mono));
     }
@@ -845,13 +840,7 @@ impl TrackerEngine {
 /// Accept a batch for a live session that has room: queue its chunk, append
 /// its events to the ring and update the hot counters. Returns the index of
 /// its first event.
-fn accept(
-    key: &Arc<str>,
-    seq: u64,
-    batch: &EventsBatch,
-    ctx: &mut Ctx<'_>,
-    step: &mut Step,
-) -> u64 {
+fn accept(key: &Arc<str>, seq: u64, batch: &EventsBatch, ctx: &mut Ctx<'_>, step: &mut Step) {
     let state = &mut *ctx.state;
     let buffers: &mut SessionBuffers = &mut state.buffers;
     let first_index = buffers.session(key).map_or(0, |r| r.next_index());
@@ -887,11 +876,6 @@ fn accept(
     if !step.woken.iter().any(|k| Arc::ptr_eq(k, key)) {
         step.woken.push(key.clone());
     }
-    first_index
-}
-
-fn itoa(n: u64) -> String {
-    n.to_string()
 }
 
 /// Python's `repr` of a str, as the server's messages quote ids.
