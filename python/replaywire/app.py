@@ -487,7 +487,7 @@ class Server:
         except Exception:
             storage_ok = False
         writer = self.writer.stats
-        buffers = self.hub.buffers.stats()
+        buffers = self.hub.ingest.stats()
         reasons: list[str] = []
         if self.draining:
             reasons.append("draining")
@@ -532,7 +532,7 @@ class Server:
         }
 
     def stats(self) -> dict[str, Any]:
-        buffers = self.hub.buffers.stats()
+        buffers = self.hub.ingest.stats()
         writer = self.writer.stats
         return {
             "version": __version__,

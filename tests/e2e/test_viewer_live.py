@@ -145,7 +145,7 @@ async def test_viewer_behind_the_ring_buffer_is_served_from_storage(start_server
     async with open_websocket_url(ws_url(server)) as tracker:
         await start_session(tracker, "trimmed")
         await send_batches(tracker, "trimmed", events[:1000])
-        assert server.hub.buffers.first_index("default:trimmed") >= 900
+        assert server.hub.ingest.first_index("default:trimmed") >= 900
         async with open_websocket_url(ws_url(server, "viewer")) as viewer:
             await viewer.send_message(
                 json.dumps(
@@ -173,7 +173,7 @@ async def test_a_late_joiner_renders_even_after_memory_trimmed_the_snapshot(serv
     async with open_websocket_url(ws_url(server)) as tracker:
         await start_session(tracker, "late")
         await send_batches(tracker, "late", events[:50_002], batch=500)
-        buffers = server.hub.buffers
+        buffers = server.hub.ingest
         assert (
             buffers.first_index("default:late") > 2
             and buffers.keyframe_index("default:late") is None

@@ -272,7 +272,7 @@ class Broadcaster:
     def __init__(self, fanout: Fanout, session: LiveSession) -> None:
         self.fanout = fanout  # its dependencies, and the budget it reports to
         self.session = session
-        self.position = fanout.hub.buffers.next_index(session.id)
+        self.position = fanout.hub.ingest.next_index(session.id)
         self.feeds: set[Feed] = set()
         self.encoder = Encoder(fanout.config, fanout.hub.clock)
         self.ticks = 0
@@ -320,7 +320,7 @@ class Broadcaster:
             self._snapshots[key] = frames_
 
     def _head(self) -> int | None:
-        buffers = self.fanout.hub.buffers
+        buffers = self.fanout.hub.ingest
         return buffers.next_index(self.session.id) if self.session.id in buffers else None
 
     def _end_index(self) -> int:
@@ -337,7 +337,7 @@ class Broadcaster:
             target = head if head is not None else self._end_index()
             if self.position >= target:
                 return
-            buffers = hub.buffers
+            buffers = hub.ingest
             building = time.perf_counter()
             inline = True  # built without awaiting (no storage read, no thread)
             if head is not None and self.position >= buffers.first_index(session.id):

@@ -308,7 +308,7 @@ class _Viewer:
         sent: list[bytes] = []
         index = start
         while index < end:
-            buffers = hub.buffers
+            buffers = hub.ingest
             if self.session_id in buffers and index >= buffers.first_index(self.session_id):
                 part = buffers.read(
                     self.session_id,
@@ -355,7 +355,7 @@ class _Viewer:
         is read back from storage (trackers bound it by taking a full
         snapshot every few minutes: rrweb's ``checkoutEveryNms``). A
         session that sent no full snapshot yet starts where memory does."""
-        buffers = self.deps.hub.buffers
+        buffers = self.deps.hub.ingest
         keyframe = buffers.keyframe_index(self.session_id) if self.session_id in buffers else None
         if keyframe is None:
             keyframe = live.record.keyframe_index

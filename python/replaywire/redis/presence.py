@@ -64,7 +64,7 @@ class Presence:
         for session in live[:limit]:
             item = session.record.to_json()
             item["viewers"] = session.viewers
-            item["nextIndex"] = hub.buffers.next_index(session.id)
+            item["nextIndex"] = hub.ingest.next_index(session.id)
             item["instance"] = self.instance
             items.append(item)
         return items

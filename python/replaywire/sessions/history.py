@@ -54,7 +54,7 @@ async def read_history(
     storage (int64), which cannot take it."""
     if from_index > MAX_INDEX:
         return EventsPage(from_index, 0, b"[]")
-    buffers = hub.buffers
+    buffers = hub.ingest
     if session_id in buffers and from_index >= buffers.first_index(session_id):
         part = buffers.read(session_id, from_index, limit, hub.config.viewer_batch_bytes * 16)
         return EventsPage(part.first_index, part.count, part.json())

@@ -45,6 +45,8 @@ class Hub:
         self.writer = writer
         self.metrics = metrics
         self.clock = clock
+        # The engines' shared state; viewers and history reads read the
+        # rings through it too.
         self.ingest = _core.Ingest(
             writer.chunks,
             max_events_per_session=config.max_events_per_session,
@@ -53,8 +55,6 @@ class Hub:
             max_seq_window=config.max_seq_window,
             ack_buckets=[b for b in LATENCY_BUCKETS if b != float("inf")],
         )
-        # Viewers and history reads read the rings through the same object.
-        self.buffers = self.ingest
         self.live: dict[str, LiveSession] = {}
         self._start_lock = trio.Lock()
         self._seen = _Scraped()
