@@ -187,4 +187,31 @@ function answer(own, raw, isBinary) {
   }
 }
 
-module.exports = { answer, MAX_MESSAGE_BYTES };
+/**
+ * The peers' command line: `--port PORT [--host HOST]` serves until
+ * SIGTERM/SIGINT, `--version` prints `versions()` as JSON.
+ */
+function main(argv, { runtime, versions, serve }) {
+  const options = { port: 0, host: '127.0.0.1' };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '--version') {
+      process.stdout.write(JSON.stringify(versions()) + '\n');
+      return;
+    } else if (arg === '--port') {
+      options.port = Number(argv[++i]);
+    } else if (arg === '--host') {
+      options.host = argv[++i];
+    } else {
+      process.stderr.write(`usage: ${runtime} server.js --port PORT [--host HOST] | --version\n`);
+      process.exitCode = 2;
+      return;
+    }
+  }
+  serve(options.port, options.host);
+  // Nothing is kept that outlives the process: stop at once.
+  process.on('SIGTERM', () => process.exit(0));
+  process.on('SIGINT', () => process.exit(0));
+}
+
+module.exports = { answer, main, MAX_MESSAGE_BYTES };

@@ -27,7 +27,7 @@
 //     bun server.js --port 9000          # serves until SIGTERM/SIGINT
 //     bun server.js --version            # versions, as JSON
 
-const { answer, MAX_MESSAGE_BYTES } = require('../protocol.js');
+const { answer, main, MAX_MESSAGE_BYTES } = require('../protocol.js');
 
 function serve(port, hostname) {
   return Bun.serve({
@@ -60,28 +60,8 @@ function serve(port, hostname) {
   });
 }
 
-function main(argv) {
-  const options = { port: 0, host: '127.0.0.1' };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    if (arg === '--version') {
-      const versions = { bun: Bun.version, revision: Bun.revision.slice(0, 12) };
-      process.stdout.write(JSON.stringify(versions) + '\n');
-      return;
-    } else if (arg === '--port') {
-      options.port = Number(argv[++i]);
-    } else if (arg === '--host') {
-      options.host = argv[++i];
-    } else {
-      process.stderr.write(`usage: bun server.js --port PORT [--host HOST] | --version\n`);
-      process.exitCode = 2;
-      return;
-    }
-  }
-  serve(options.port, options.host);
-  // Nothing is kept that outlives the process: stop at once.
-  process.on('SIGTERM', () => process.exit(0));
-  process.on('SIGINT', () => process.exit(0));
-}
-
-main(process.argv.slice(2));
+main(process.argv.slice(2), {
+  runtime: 'bun',
+  versions: () => ({ bun: Bun.version, revision: Bun.revision.slice(0, 12) }),
+  serve,
+});

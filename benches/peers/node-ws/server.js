@@ -30,7 +30,7 @@
 const http = require('http');
 const { WebSocketServer } = require('ws');
 
-const { answer, MAX_MESSAGE_BYTES } = require('../protocol.js');
+const { answer, main, MAX_MESSAGE_BYTES } = require('../protocol.js');
 
 function serve(port, host) {
   const wss = new WebSocketServer({
@@ -76,28 +76,8 @@ function track(ws, socket) {
   ws.on('error', () => ws.terminate());
 }
 
-function main(argv) {
-  const options = { port: 0, host: '127.0.0.1' };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    if (arg === '--version') {
-      const versions = { node: process.versions.node, ws: require('ws/package.json').version };
-      process.stdout.write(JSON.stringify(versions) + '\n');
-      return;
-    } else if (arg === '--port') {
-      options.port = Number(argv[++i]);
-    } else if (arg === '--host') {
-      options.host = argv[++i];
-    } else {
-      process.stderr.write(`usage: node server.js --port PORT [--host HOST] | --version\n`);
-      process.exitCode = 2;
-      return;
-    }
-  }
-  serve(options.port, options.host);
-  // Nothing is kept that outlives the process: stop at once.
-  process.on('SIGTERM', () => process.exit(0));
-  process.on('SIGINT', () => process.exit(0));
-}
-
-main(process.argv.slice(2));
+main(process.argv.slice(2), {
+  runtime: 'node',
+  versions: () => ({ node: process.versions.node, ws: require('ws/package.json').version }),
+  serve,
+});
