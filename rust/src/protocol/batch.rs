@@ -329,6 +329,12 @@ pub(super) struct EventHead {
     timestamp: f64,
 }
 
+impl EventHead {
+    pub(super) fn new(kind: i64, timestamp: f64) -> Self {
+        EventHead { kind, timestamp }
+    }
+}
+
 fn read_head(text: &str) -> std::result::Result<EventHead, String> {
     // A derived struct would also accept `[type, timestamp]`; events are objects.
     if !text.starts_with('{') {

