@@ -180,13 +180,35 @@ fn read_i64(value: &str) -> Option<i64> {
     serde_json::from_str(value).ok()
 }
 
-/// A valid JSON value read as serde_json reads an `f64`; plain digits
-/// below 2^53 (the usual millisecond `timestamp`) without calling it.
+/// A valid JSON value read as serde_json reads an `f64`; plain decimals
+/// (the usual millisecond `timestamp`, `1700000000021` or
+/// `1700000000021.5`) without calling it.
 fn read_f64(value: &str) -> Option<f64> {
-    if value.len() <= 15 && value.bytes().all(|c| c.is_ascii_digit()) {
-        return Some(value.bytes().fold(0, |n, c| n * 10 + u64::from(c - b'0')) as f64);
+    // Clinger's fast path: at most 15 digits make an integer m below 2^53
+    // and 10^k is exact, so m / 10^k, one IEEE division, is the correctly
+    // rounded value, as serde_json (with `float_roundtrip`) reads it.
+    const POWERS: [f64; 16] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+    ];
+    let mut m = 0u64;
+    let mut digits = 0;
+    let mut point = None;
+    for (at, &c) in value.as_bytes().iter().enumerate() {
+        match c {
+            b'0'..=b'9' => {
+                m = m.wrapping_mul(10).wrapping_add(u64::from(c - b'0'));
+                digits += 1;
+            }
+            // A valid number has digits on both sides of its point.
+            b'.' => point = Some(at),
+            _ => return serde_json::from_str(value).ok(),
+        }
     }
-    serde_json::from_str(value).ok()
+    if digits > 15 {
+        return serde_json::from_str(value).ok();
+    }
+    let decimals = point.map_or(0, |at| value.len() - at - 1);
+    Some(m as f64 / POWERS[decimals])
 }
 
 /// The keys of a message, as the general path's `Envelope` reads them.
@@ -311,6 +333,37 @@ mod tests {
             events(r#"{"type":"events_batch","data":{"events":[]}}"#),
             Some(vec![])
         );
+    }
+
+    #[test]
+    fn reads_timestamps_as_serde_json_does() {
+        for text in [
+            "0",
+            "1",
+            "1700000000021",
+            "1700000000021.0",
+            "1700000000021.5",
+            "170000000002.125",
+            "0.1",
+            "0.30000000000000004",
+            "123456789012345",
+            "1234567890123456",
+            "9007199254740993",
+            "1.000000000000001",
+            "99999999999999.9",
+            "1e3",
+            "-5",
+            "-0",
+            "-0.0",
+            "1.5E-3",
+        ] {
+            let theirs: f64 = serde_json::from_str(text).unwrap();
+            let ours = read_f64(text).unwrap();
+            assert_eq!(ours.to_bits(), theirs.to_bits(), "{text}");
+        }
+        for text in ["\"1\"", "null", "[]", "1e400"] {
+            assert_eq!(read_f64(text), None, "{text}");
+        }
     }
 
     #[test]
