@@ -44,6 +44,30 @@ def test_eviction_keeps_resume_state_and_deduplication() -> None:
     assert [c.seq for c in storage.read_chunks("a", 0, 100)] == [3]
 
 
+def test_long_runs_of_eviction_keep_reads_exact() -> None:
+    # Hundreds of a session's oldest chunks evicted one flush at a time
+    # (past the point where the list is compacted), with out-of-order
+    # writes and reads from every index between flushes.
+    size = len(make_chunk().payload)
+    storage = _opened(max_bytes=50 * size)
+    written: list[int] = []
+    order = [seq for block in range(0, 400, 4) for seq in (block + 1, block, block + 3, block + 2)]
+    for at in range(0, len(order), 8):
+        seqs = order[at : at + 8]
+        storage.write([make_session("a")], [make_chunk("a", seq) for seq in seqs], [])
+        written += seqs
+        live = sorted(written[-50:])
+        assert [c.seq for c in storage.read_chunks("a", 0, 10_000)] == live
+        first = live[0] * 10
+        for start in (0, first - 1, first, first + 5, first + 100, live[-1] * 10 + 9):
+            got = [c.seq for c in storage.read_chunks("a", max(start, 0), 10_000)]
+            assert got == [s for s in live if s * 10 + 9 >= start]
+    assert storage.evicted_chunks == 350
+    assert storage.stored_bytes == 50 * size
+    assert storage.expire(T0 + 1).chunks == 50
+    assert storage.stored_bytes == 0
+
+
 def test_expired_sessions_give_their_bytes_back() -> None:
     size = len(make_chunk().payload)
     storage = _opened(max_bytes=10 * size)

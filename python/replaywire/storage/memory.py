@@ -86,6 +86,10 @@ class MemoryStorage(Storage):
         self._sessions: dict[str, SessionRecord] = {}
         self._seqs: dict[str, set[int]] = {}
         self._chunks: dict[str, list[_Row]] = {}  # ordered by (first_index, seq)
+        # How many rows at the front of a session's list were evicted: they
+        # are dropped from the list in bulk (see _remove), since deleting
+        # the first item of a long list moves all the others.
+        self._heads: dict[str, int] = {}
         self._ends: dict[str, int] = {}  # past the last event ever stored
         self._errors: dict[str, list[SessionError]] = {}  # oldest first
         self._written: deque[_Row] = deque()  # stored chunks, oldest write first
@@ -130,7 +134,15 @@ class MemoryStorage(Storage):
                 if seq in seqs:
                     continue
                 seqs.add(seq)
-                insort(self._chunks.setdefault(sid, []), row, key=_order)
+                kept = self._chunks.get(sid)
+                if kept is None:
+                    self._chunks[sid] = [row]
+                elif (last := kept[-1])[_FIRST] < row[_FIRST] or (
+                    last[_FIRST] == row[_FIRST] and last[_SEQ] < seq
+                ):
+                    kept.append(row)  # in order, as a live session writes
+                else:
+                    insort(kept, row, lo=self._heads.get(sid, 0), key=_order)
                 self._ends[sid] = max(self._ends.get(sid, 0), row[_FIRST] + row[_COUNT])
                 self._written.append(row)
                 self.stored_bytes += len(row[_PAYLOAD])
@@ -149,13 +161,23 @@ class MemoryStorage(Storage):
     def _remove(self, row: _Row) -> bool:
         """Take ``row`` out of its session's list; False if it is gone
         already (expired with its session)."""
-        chunks = self._chunks.get(row[_SESSION])
+        sid = row[_SESSION]
+        chunks = self._chunks.get(sid)
         if not chunks:
             return False
-        i = bisect_left(chunks, _order(row), key=_order)
-        if i == len(chunks) or chunks[i] is not row:
-            return False
-        del chunks[i]
+        head = self._heads.get(sid, 0)
+        if head < len(chunks) and chunks[head] is row:
+            # The oldest chunk of its session, as eviction mostly finds.
+            head += 1
+            if head >= 64 and 2 * head >= len(chunks):
+                del chunks[:head]
+                head = 0
+            self._heads[sid] = head
+        else:
+            i = bisect_left(chunks, _order(row), lo=head, key=_order)
+            if i == len(chunks) or chunks[i] is not row:
+                return False
+            del chunks[i]
         self.stored_bytes -= len(row[_PAYLOAD])
         return True
 
@@ -191,11 +213,12 @@ class MemoryStorage(Storage):
         with self._lock:
             self._require_open()
             chunks = self._chunks.get(session_id, [])
+            head = self._heads.get(session_id, 0)
             # Same seek as SQLite: start at the last chunk starting at or
             # before from_index (all chunks sharing its first_index).
-            start = bisect_right(chunks, from_index, key=_first_index)
-            if start:
-                start = bisect_left(chunks, chunks[start - 1][_FIRST], key=_first_index)
+            start = bisect_right(chunks, from_index, lo=head, key=_first_index)
+            if start > head:
+                start = bisect_left(chunks, chunks[start - 1][_FIRST], lo=head, key=_first_index)
             rows = (_chunk(chunks[i]) for i in range(start, len(chunks)))
             return window(rows, from_index, max_events)
 
@@ -225,7 +248,7 @@ class MemoryStorage(Storage):
             chunks = errors = 0
             for sid in gone:
                 del self._sessions[sid]
-                dropped = self._chunks.pop(sid, [])
+                dropped = self._chunks.pop(sid, [])[self._heads.pop(sid, 0) :]
                 chunks += len(dropped)
                 self.stored_bytes -= sum(len(row[_PAYLOAD]) for row in dropped)
                 self._seqs.pop(sid, None)
