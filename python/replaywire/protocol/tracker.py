@@ -109,9 +109,9 @@ class _Tracker:
         while True:
             step = await ws.feed_engine(self.engine, 0)
             while True:
-                reply, stop = await self._after(step)
+                reply, stop = self._after(step)
                 if reply:
-                    await ws.send(reply)
+                    await ws.send_soon(reply)
                 if stop is None:
                     break
                 step = await self._stop(stop)
@@ -138,9 +138,9 @@ class _Tracker:
             while True:
                 step = await ws.feed_engine(engine, self.writer.committed)
                 while True:
-                    reply, stop = await self._after(step)
+                    reply, stop = self._after(step)
                     if reply:
-                        await ws.send(reply)
+                        await ws.send_soon(reply)
                     if engine.waiting:
                         self._replies_waiting.set()
                     if stop is None:
@@ -171,7 +171,7 @@ class _Tracker:
             reply = engine.release(writer.committed, time.perf_counter())
             self._room.set()
             if reply:
-                await ws.send(reply)
+                await ws.send_soon(reply)
 
     async def _drain_replies(self) -> None:
         """Durable acks: until every reply held by the engine was sent, at
@@ -186,7 +186,7 @@ class _Tracker:
 
     # -- what the engine reports --------------------------------------------
 
-    async def _after(self, step: Step) -> tuple[bytes, Any]:
+    def _after(self, step: Step) -> tuple[bytes, Any]:
         """Act on a step's notices, wake-ups and writer flags; return its
         replies and its stop."""
         reply, stop, notices, woken, flags = step

@@ -360,6 +360,19 @@ class WebSocket:
                 self._ping_due = False
                 await self._write(self._ping_frame())
 
+    async def send_soon(self, frames: bytes) -> None:
+        """:meth:`send`, but without waiting when the socket takes all of
+        ``frames`` at once (see :meth:`write_now`): a tracker's acks go out
+        once per read, and the send lock and trio's scheduling cost more
+        than the write. Otherwise (a full socket buffer, another task
+        sending, a failure to report) it is :meth:`send`."""
+        written = self.write_now(frames)
+        if written == len(frames):
+            return
+        # Nothing written (-1 or 0): send it all; part of it: write_now
+        # kept the rest, which send writes first.
+        await self.send(frames if written <= 0 else b"")
+
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Start the closing handshake: send a close frame (once). The
         stream itself is closed by :meth:`aclose`."""
