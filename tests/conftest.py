@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -222,3 +223,16 @@ def throwaway_redis() -> Iterator[services.ThrowawayRedis]:
         pytest.fail(str(exc), pytrace=False)
     yield server
     server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[services.ThrowawayRedisCluster]:
+    """A throwaway Redis Cluster of three masters for the run (tests keep
+    to a prefix of their own, ``redis_prefix`` style). Fails, never skips,
+    when it cannot be started: the cluster code would go untested."""
+    try:
+        cluster = services.ThrowawayRedisCluster().start()
+    except (services.ServiceUnavailable, OSError, subprocess.SubprocessError) as exc:
+        pytest.fail(f"no Redis Cluster for the tests: {exc}", pytrace=False)
+    yield cluster
+    cluster.cleanup()

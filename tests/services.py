@@ -365,3 +365,121 @@ def delete_prefix(url: str, prefix: str) -> None:
             client.delete(*keys)
     finally:
         client.close()
+
+
+def _cluster_port() -> int:
+    """A free port for a cluster node: its bus listens 10,000 above it, so
+    that one must be free too (and the port at most 55535)."""
+    for _ in range(1000):
+        port = free_port()
+        if port > 55535:
+            continue
+        with socket.socket() as bus:
+            try:
+                bus.bind(("127.0.0.1", port + 10_000))
+            except OSError:
+                continue
+        return port
+    raise ServiceUnavailable("no free port pair (P, P + 10000) for a cluster node")
+
+
+class ThrowawayRedisCluster:
+    """A private Redis Cluster of three masters (no replicas, no
+    persistence) on free ports of 127.0.0.1, from the installed
+    ``redis-server`` and ``redis-cli``. :meth:`start` returns once
+    ``CLUSTER INFO`` says ``cluster_state:ok`` on every node, or raises
+    :class:`ServiceUnavailable` saying why (with the nodes' logs);
+    :meth:`cleanup` (also at exit) kills the nodes and removes their folder."""
+
+    MASTERS = 3
+
+    def __init__(self) -> None:
+        server, cli = shutil.which("redis-server"), shutil.which("redis-cli")
+        if server is None or cli is None:
+            raise ServiceUnavailable("no redis-server or redis-cli binary on PATH")
+        self.server, self.cli = server, cli
+        self.ports: list[int] = []
+        while len(self.ports) < self.MASTERS:
+            port = _cluster_port()
+            if port not in self.ports:
+                self.ports.append(port)
+        self.root = Path(tempfile.mkdtemp(prefix="replaywire-redis-cluster-"))
+        self.procs: list[subprocess.Popen[bytes]] = []
+        atexit.register(self.cleanup)
+
+    @property
+    def url(self) -> str:
+        """A URL naming the cluster (any node would do)."""
+        return f"redis+cluster://127.0.0.1:{self.ports[0]}"
+
+    @property
+    def node_url(self) -> str:
+        """A plain URL of one node (for ``REDIS_CLUSTER=1``)."""
+        return f"redis://127.0.0.1:{self.ports[1]}"
+
+    def _logs(self) -> str:
+        return "\n".join(
+            f"--- node {port}:\n" + (self.root / f"node-{port}.log").read_text(errors="replace")
+            for port in self.ports
+            if (self.root / f"node-{port}.log").exists()
+        )
+
+    def _fail(self, why: str) -> ServiceUnavailable:
+        logs = self._logs()
+        self.cleanup()
+        return ServiceUnavailable(
+            f"Redis Cluster on ports {self.ports} did not start: {why}\n{logs}"
+        )
+
+    def start(self) -> ThrowawayRedisCluster:
+        for port in self.ports:
+            log = (self.root / f"node-{port}.log").open("ab")
+            command = [
+                self.server, "--port", str(port), "--bind", "127.0.0.1",
+                "--cluster-enabled", "yes",
+                "--cluster-config-file", str(self.root / f"nodes-{port}.conf"),
+                "--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", str(self.root),
+            ]  # fmt: skip
+            self.procs.append(subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT))
+            log.close()
+        deadline = time.monotonic() + START_TIMEOUT
+        for port in self.ports:
+            while (error := redis_reachable(f"redis://127.0.0.1:{port}")) is not None:
+                if any(p.poll() is not None for p in self.procs) or time.monotonic() > deadline:
+                    raise self._fail(f"node {port} does not answer: {error}")
+                time.sleep(0.05)
+        nodes = [f"127.0.0.1:{port}" for port in self.ports]
+        create = [self.cli, "--cluster", "create", *nodes, "--cluster-replicas", "0"]
+        done = subprocess.run(
+            [*create, "--cluster-yes"], capture_output=True, timeout=START_TIMEOUT, check=False
+        )
+        if done.returncode != 0:
+            out = (done.stdout + done.stderr).decode(errors="replace")
+            raise self._fail(f"redis-cli --cluster create exited {done.returncode}:\n{out}")
+        import redis
+
+        for port in self.ports:
+            client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=2)
+            try:
+                while client.cluster("info").get("cluster_state") != "ok":
+                    if time.monotonic() > deadline:
+                        raise self._fail(f"node {port}: CLUSTER INFO never said cluster_state:ok")
+                    time.sleep(0.05)
+            finally:
+                client.close()
+        return self
+
+    def cleanup(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(timeout=30)
+        self.procs = []
+        shutil.rmtree(self.root, ignore_errors=True)
+        atexit.unregister(self.cleanup)
+
+    def __enter__(self) -> ThrowawayRedisCluster:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.cleanup()
