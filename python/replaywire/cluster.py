@@ -1,5 +1,6 @@
 """What one instance shares with the others: rate limits and presence,
-through Redis when ``REDIS_URL`` is set, within this process otherwise.
+through Redis (a single server or a Redis Cluster) when ``REDIS_URL`` is
+set, within this process otherwise.
 
 The server holds one :class:`Cluster` and runs :meth:`Cluster.run` in its
 services nursery. Cross-instance live fan-out (:mod:`.redis.fanout`) hangs
@@ -50,6 +51,7 @@ class Cluster:
                 config.redis_url,
                 prefix=config.redis_prefix,
                 instance=self.instance,
+                cluster=config.redis_cluster,
                 on_state=lambda up: metrics.redis_up.set(int(up)),
             )
         metrics.redis_up.set(0)

@@ -34,6 +34,8 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("auto", "json", "console")
 WS_BACKENDS = ("rust", "wsproto")
 DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres", "memory")
+# redis+cluster:// (rediss+cluster://) names a Redis Cluster: replaywire.redis.link
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://", "redis+cluster://", "rediss+cluster://")
 # Knobs whose values are secrets, or may hold one (a password in a URL):
 # redacted wherever the configuration is printed or logged.
 SECRET_SUFFIXES = ("_url", "_password", "_secret", "_token")
@@ -289,7 +291,12 @@ class Config:
         100_000, "Counters (IPs, trackers, sessions) tracked per limit; new ones are refused above"
     )
     redis_url: str = _knob(
-        "", "redis://host:6379/0 to share rate limits and presence between instances"
+        "",
+        "redis://host:6379/0 to share rate limits and presence between instances;"
+        " redis+cluster://host:port names a Redis Cluster (any node)",
+    )
+    redis_cluster: bool = _knob(
+        False, "REDIS_URL is a redis:// or rediss:// URL of a node of a Redis Cluster (Redis 7+)"
     )
     redis_prefix: str = _knob("replaywire:", "Prefix of every Redis key this server writes")
     redis_sync_interval: int = _knob(
@@ -366,10 +373,15 @@ class Config:
                 f"DATABASE_URL: expected {', '.join(s + '://' for s in DATABASE_SCHEMES)}"
                 f" URL, got scheme {scheme if sep else '(none)'!r}",
             )
-        if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+        if self.redis_url and not self.redis_url.startswith(REDIS_SCHEMES):
             raise ConfigError(
                 "redis_url",
-                f"REDIS_URL={self.redis_url!r}: expected redis://, rediss:// or unix://",
+                f"REDIS_URL={self.redis_url!r}: expected {', '.join(REDIS_SCHEMES)}",
+            )
+        if self.redis_cluster and not self.redis_url.startswith(REDIS_SCHEMES[:2]):
+            raise ConfigError(
+                "redis_cluster",
+                "REDIS_CLUSTER needs a REDIS_URL redis:// or rediss:// to a node of the cluster",
             )
         if self.workers > 1 and not (self.redis_url and scheme.lower().startswith("postgres")):
             raise ConfigError(

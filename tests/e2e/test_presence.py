@@ -141,7 +141,7 @@ def _session_counter(url: str) -> int:
     client = redis.Redis.from_url(url)
     try:
         total = 0
-        for key in client.scan_iter(match="replaywire:rl:session_events:*"):
+        for key in client.scan_iter(match="replaywire:{t:default}:rl:session_events:*"):
             total += int(client.get(key) or 0)
         return total
     finally:

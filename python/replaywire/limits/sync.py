@@ -21,6 +21,13 @@ most what the instances admit for that subject during one sync interval
 plus one round trip, and never by more than (N-1) x L in one window with N
 instances (each admits at most L on its own view).
 
+Keys are hash-tagged by what they count: an IP's counters (its
+connections window, its concurrency leases) share ``{ip:ADDRESS}``, a
+tenant's session counters ``{t:TENANT}``, so each lives in one slot of a
+Redis Cluster. There the script calls are grouped by slot (one call
+touches keys of one slot; the cluster pipeline sends each node its calls
+in one round trip).
+
 Redis down: the call fails, the windows stay dirty with their increments,
 every instance limits on what it knows (its own counts plus the last totals
 seen), and the increments reach Redis after it comes back if their window
@@ -34,7 +41,10 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 import trio
+from redis.commands.core import Script
+from redis.exceptions import NoScriptError
 
+from ..auth.tenants import SEPARATOR
 from ..redis import RedisLink, RedisUnavailable
 
 if TYPE_CHECKING:
@@ -103,7 +113,7 @@ class CounterSync:
         self.interval = interval
         self.lease_ms = int(lease * 1000)
         self.renew = renew
-        self.script = link.client.register_script(SYNC_SCRIPT)
+        self.script: Script | None = None  # registered in a worker thread (see link.client)
         self.syncs = 0
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -131,7 +141,7 @@ class CounterSync:
                 continue
             ttl = 2 * table.window_ms
             for key, start, delta in rows:
-                keys.append(link.key("rl", table.name, str(start), key))
+                keys.append(window_key(link, table.name, start, key))
                 window_args += (delta, ttl)
             sent.append((table, rows))
         ips: list[tuple[str, int]] = []
@@ -163,27 +173,64 @@ class CounterSync:
     def _send(
         self, keys: list[str], window_args: list[int], ips: list[tuple[str, int]]
     ) -> list[Any]:
-        """In a worker thread: one pipeline of script calls, at most CHUNK keys each."""
+        """In a worker thread: one pipeline of script calls, at most CHUNK
+        keys each, each within one slot on a cluster."""
         link = self.link
-        me = link.instance
+        if self.script is None:
+            self.script = link.client.register_script(SYNC_SCRIPT)
+        conc_keys = [concurrency_key(link, ip) for ip, _ in ips]
         pipe = link.client.pipeline(transaction=False)
-        calls: list[tuple[int, int]] = []  # (windows, ips) per call
-        w, c = 0, 0
-        while w < len(keys) or c < len(ips) or not calls:
-            nw = min(CHUNK, len(keys) - w)
-            nc = min(CHUNK - nw, len(ips) - c)
-            call_keys = keys[w : w + nw] + [link.key("conc", ip) for ip, _ in ips[c : c + nc]]
-            args: list[int | str] = [nw, me, self.lease_ms, *window_args[2 * w : 2 * (w + nw)]]
-            args += [count for _, count in ips[c : c + nc]]
-            self.script(keys=call_keys, args=args, client=pipe)
-            calls.append((nw, nc))
-            w, c = w + nw, c + nc
-        replies = pipe.execute()
-        windows: list[Any] = []
-        others: list[Any] = []
-        for (nw, _), reply in zip(calls, replies, strict=True):
+        calls: list[tuple[list[int], list[int], list[str], list[int | str]]] = []
+        for windows, conc in _groups(link, keys, conc_keys):
+            w, c = 0, 0
+            while w < len(windows) or c < len(conc):
+                nw = min(CHUNK, len(windows) - w)
+                nc = min(CHUNK - nw, len(conc) - c)
+                win, ipi = windows[w : w + nw], conc[c : c + nc]
+                call_keys = [keys[i] for i in win] + [conc_keys[i] for i in ipi]
+                args: list[int | str] = [nw, link.instance, self.lease_ms]
+                for i in win:
+                    args += window_args[2 * i : 2 * i + 2]
+                args += [ips[i][1] for i in ipi]
+                self.script(keys=call_keys, args=args, client=pipe)
+                calls.append((win, ipi, call_keys, args))
+                w, c = w + nw, c + nc
+        replies = pipe.execute(raise_on_error=False)
+        totals: list[Any] = [0] * (len(keys) + len(ips))
+        for (win, ipi, call_keys, args), reply in zip(calls, replies, strict=True):
+            if isinstance(reply, NoScriptError):
+                # A cluster pipeline does not load scripts: a node that has
+                # not seen it yet (new, restarted, failed over) gets it now.
+                reply = self.script(keys=call_keys, args=args)
             if isinstance(reply, redis.ResponseError):
                 raise reply
-            windows += reply[:nw]
-            others += reply[nw:]
-        return windows + others
+            for at, value in zip([*win, *(len(keys) + i for i in ipi)], reply, strict=True):
+                totals[at] = value
+        return totals
+
+
+def window_key(link: RedisLink, table: str, start: int, subject: str) -> str:
+    """A window counter's key, in its subject's slot: a session's in its
+    tenant's (``subject`` is the session's key, ``tenant:sessionId``), any
+    other subject's (an IP) in the IP's, beside its concurrency leases."""
+    by_tenant = table == "session_events"
+    tag = "t:" + subject.partition(SEPARATOR)[0] if by_tenant else "ip:" + subject
+    return link.tagged(tag, "rl", table, str(start), subject)
+
+
+def concurrency_key(link: RedisLink, ip: str) -> str:
+    """The hash of every instance's concurrency lease for ``ip``."""
+    return link.tagged("ip:" + ip, "conc")
+
+
+def _groups(
+    link: RedisLink, windows: list[str], conc: list[str]
+) -> list[tuple[list[int], list[int]]]:
+    """The indices of ``windows`` and ``conc`` keys grouped by cluster slot
+    (one group with a single Redis, where any call may touch any key)."""
+    groups: dict[int, tuple[list[int], list[int]]] = {}
+    for kind, keys in enumerate((windows, conc)):
+        for i, key in enumerate(keys):
+            slot = link.slot(key) if link.cluster else 0
+            groups.setdefault(slot, ([], []))[kind].append(i)
+    return list(groups.values())

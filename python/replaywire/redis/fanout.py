@@ -3,9 +3,9 @@
 A viewer on instance B of a session whose tracker is connected to instance
 A (presence says where a session lives):
 
-1. B subscribes to the session's channel (``fanout:s:{id}``, once per
-   session however many viewers B has), and once Redis confirmed it,
-   publishes the id on ``fanout:want``.
+1. B subscribes to the session's channel (``{id}:fanout``, hash-tagged
+   with the session's key, once per session however many viewers B has),
+   and once Redis confirmed it, publishes the id on ``{fanout}:want``.
 2. A answers with a ``head`` (its broadcaster's position: where its next
    delta starts) and adds a :class:`RelayFeed` to the session's local
    broadcaster. The relay is one more "codec" of that broadcaster: each
@@ -36,6 +36,10 @@ multiply what Redis carries, and the compressed events are the
 common case costs the receiver no compression at all. See
 ``benches/cluster_fanout.py`` for the measured cost.
 
+On a Redis Cluster both channels are shard channels (``SPUBLISH`` /
+``SSUBSCRIBE``): a session's messages go through the node owning its slot
+only, and the want channel's node carries the (small, periodic) wants.
+
 Publishing: relayed messages (and wants) collect in a bounded outbox; one
 task sends everything collected in one pipelined call in a worker thread
 (:meth:`RedisLink.call`): one thread hop per burst, never per viewer or
@@ -56,7 +60,6 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING
 
-import redis
 import structlog
 import trio
 
@@ -285,14 +288,14 @@ class ClusterFanout:
         self._nursery: trio.Nursery | None = None
         self.subscriber: Subscriber | None = None
         if link is not None:
-            self.want_channel = link.key("fanout", "want")
-            self.session_prefix = link.key("fanout", "s", "")
+            self.want_channel = link.tagged("fanout", "want")
             self.subscriber = Subscriber(
                 link.url,
                 deliver=self._deliver,
                 on_subscribed=self._on_subscribed,
                 on_state=self._on_state,
                 max_pending=SUBSCRIBER_BYTES,
+                cluster=link.cluster,
             )
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -331,8 +334,19 @@ class ClusterFanout:
         head = wire.message(wire.HEAD, broadcaster.position, 0, session.record.keyframe_index)
         self.publish_session(session_id, head)
 
+    def session_channel(self, session_id: str) -> str:
+        """The channel of one session's relayed messages, in its slot."""
+        assert self.link is not None
+        return self.link.tagged(session_id, "fanout")
+
+    def _session_of(self, channel: str) -> str:
+        """The session id of a :meth:`session_channel` (or junk, which no
+        remote session matches)."""
+        assert self.link is not None
+        return channel.removeprefix(self.link.prefix + "{").removesuffix("}:fanout")
+
     def publish_session(self, session_id: str, msg: bytes) -> None:
-        self._publish(self.session_prefix + session_id, msg)
+        self._publish(self.session_channel(session_id), msg)
 
     def _publish(self, channel: str, msg: bytes) -> None:
         if self.outbox_bytes + len(msg) > OUTBOX_BYTES:
@@ -350,7 +364,7 @@ class ClusterFanout:
             self._outbox_ready = trio.Event()
             batch, self.outbox, self.outbox_bytes = self.outbox, [], 0
             try:
-                await link.call(_publish_all, link.client, batch)
+                await link.call(_publish_all, link, batch)
                 self.metrics.relay_messages_total.labels("published").inc(len(batch))
             except RedisUnavailable:
                 self.metrics.relay_messages_total.labels("dropped").inc(len(batch))
@@ -374,7 +388,7 @@ class ClusterFanout:
             remote = RemoteSession(self, session_id)
             self.remotes[session_id] = remote
             self._nursery.start_soon(remote.run)
-            self.subscriber.subscribe(self.session_prefix + session_id)  # then a want
+            self.subscriber.subscribe(self.session_channel(session_id))  # then a want
         remote.last_used = trio.current_time()
         with trio.move_on_after(JOIN_TIMEOUT):
             await remote.synced.wait()
@@ -414,7 +428,7 @@ class ClusterFanout:
         if self.remotes.get(remote.id) is remote:
             del self.remotes[remote.id]
             if self.subscriber is not None:
-                self.subscriber.unsubscribe(self.session_prefix + remote.id)
+                self.subscriber.unsubscribe(self.session_channel(remote.id))
 
     def forget(self, remote: RemoteSession) -> None:
         self.close(remote)
@@ -430,7 +444,7 @@ class ClusterFanout:
             if channel == self.want_channel:
                 self._wanted(data.decode("utf-8", "replace"))
                 continue
-            remote = self.remotes.get(channel.removeprefix(self.session_prefix))
+            remote = self.remotes.get(self._session_of(channel))
             if remote is None:
                 continue
             try:
@@ -441,7 +455,7 @@ class ClusterFanout:
     def _on_subscribed(self, channel: str) -> None:
         if channel == self.want_channel:
             return
-        session_id = channel.removeprefix(self.session_prefix)
+        session_id = self._session_of(channel)
         if session_id in self.remotes:
             self._want(session_id)  # first subscription, or again after an outage
 
@@ -477,9 +491,10 @@ class ClusterFanout:
                     self._want(remote.id)
 
 
-def _publish_all(client: redis.Redis, batch: list[tuple[str, bytes]]) -> None:
-    """In a worker thread: every collected message in one round trip."""
-    pipe = client.pipeline(transaction=False)
+def _publish_all(link: RedisLink, batch: list[tuple[str, bytes]]) -> None:
+    """In a worker thread: every collected message in one round trip (one
+    per node owning one of their channels, on a cluster)."""
+    pipe = link.client.pipeline(transaction=False)
     for channel, data in batch:
-        pipe.publish(channel, data)
+        link.publish(pipe, channel, data)
     pipe.execute()

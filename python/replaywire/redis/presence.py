@@ -1,10 +1,12 @@
 """Presence: which sessions are live on which instance, and their viewers.
 
-Each instance writes one key, ``{prefix}presence:{instance}``, every
+Each instance writes one key, ``{prefix}{presence}:i:{instance}``, every
 ``PRESENCE_INTERVAL`` seconds (2): its live sessions (the
 ``MAX_PUBLISHED`` most recently started, with exact totals) as JSON, with a
-TTL of ``PRESENCE_TTL`` (10 s), and its id into the ``{prefix}instances``
-sorted set (score: last heartbeat, ms). A reader lists the set and reads
+TTL of ``PRESENCE_TTL`` (10 s), and its id into the
+``{prefix}{presence}:instances`` sorted set (score: last heartbeat, ms).
+The ``{presence}`` hash tag keeps them in one slot of a Redis Cluster, so
+a heartbeat is one pipeline and a read one ``MGET`` on one node. A reader lists the set and reads
 every instance's key: an instance that crashed stops renewing, so its
 sessions disappear from every view at most ``PRESENCE_TTL`` seconds after
 its last heartbeat (about ``PRESENCE_TTL`` after the crash, never more). A
@@ -108,17 +110,17 @@ class Presence:
         link = self.link
         assert link is not None
         pipe = link.client.pipeline(transaction=False)
-        pipe.set(link.key("presence", self.instance), json.dumps(beat), px=self.ttl_ms)
-        pipe.zadd(link.key("instances"), {self.instance: beat["at"]})
-        pipe.zremrangebyscore(link.key("instances"), "-inf", beat["at"] - GONE_AFTER)
+        pipe.set(_key(link, self.instance), json.dumps(beat), px=self.ttl_ms)
+        pipe.zadd(_instances(link), {self.instance: beat["at"]})
+        pipe.zremrangebyscore(_instances(link), "-inf", beat["at"] - GONE_AFTER)
         pipe.execute()
 
     def _remove(self) -> None:
         link = self.link
         assert link is not None
         pipe = link.client.pipeline(transaction=False)
-        pipe.delete(link.key("presence", self.instance))
-        pipe.zrem(link.key("instances"), self.instance)
+        pipe.delete(_key(link, self.instance))
+        pipe.zrem(_instances(link), self.instance)
         pipe.execute()
 
     # -- reading ----------------------------------------------------------
@@ -127,11 +129,11 @@ class Presence:
         """In a worker thread: every live instance's last heartbeat."""
         link = self.link
         assert link is not None
-        ids = link.client.zrange(link.key("instances"), 0, -1)
+        ids = link.client.zrange(_instances(link), 0, -1)
         if not ids:
             return []
         names = [i.decode() if isinstance(i, bytes) else str(i) for i in ids]
-        values = link.client.mget([link.key("presence", name) for name in names])
+        values = link.client.mget([_key(link, name) for name in names])
         return [json.loads(v) for v in values if v is not None]
 
     async def _others(self) -> list[dict[str, Any]] | None:
@@ -207,6 +209,16 @@ class Presence:
             "viewers": sum(r["viewers"] for r in rows),
             "instances": rows,
         }
+
+
+def _key(link: RedisLink, instance: str) -> str:
+    """One instance's heartbeat key."""
+    return link.tagged("presence", "i", instance)
+
+
+def _instances(link: RedisLink) -> str:
+    """The sorted set of instances seen (score: last heartbeat, ms)."""
+    return link.tagged("presence", "instances")
 
 
 def _merge(merged: dict[str, dict[str, Any]], item: dict[str, Any]) -> None:

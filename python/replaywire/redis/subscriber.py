@@ -15,6 +15,11 @@ at, so a receiver sees the hole and resynchronises its viewers. Redis
 itself disconnects a subscriber that lets its output buffer grow
 (``client-output-buffer-limit pubsub``), which ends the same way.
 
+With a Redis Cluster the channels are shard channels (``SSUBSCRIBE``,
+Redis 7): redis-py's cluster pub/sub keeps one connection per node owning
+a subscribed channel's slot and reads them in turn, so a message travels
+only within its shard instead of to every node.
+
 Error handling: a lost connection is reported (``on_state(False)``), the
 thread waits with exponential backoff and full jitter (100 ms to 5 s, as
 the link), reconnects, subscribes every channel again and reports
@@ -33,14 +38,12 @@ import queue
 import random
 import threading
 from collections.abc import Callable
+from typing import Any
 
-import redis
 import structlog
 import trio
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
-from .link import BACKOFF_MAX, BACKOFF_MIN, SOCKET_TIMEOUT
+from .link import BACKOFF_MAX, BACKOFF_MIN, ERRORS, connect
 
 __all__ = ["Subscriber"]
 
@@ -54,7 +57,8 @@ class Subscriber:
     """``deliver(batch)`` runs in the trio loop with ``[(channel, data), ...]``;
     ``on_subscribed(channel)`` once Redis confirmed a subscription (a
     holder's answer can then not be missed); ``on_state(up)`` on every
-    change of the connection's state."""
+    change of the connection's state; ``cluster``: ``url`` is a node of a
+    Redis Cluster (see :func:`~replaywire.redis.link.client_url`)."""
 
     def __init__(
         self,
@@ -64,8 +68,10 @@ class Subscriber:
         on_subscribed: Callable[[str], None],
         on_state: Callable[[bool], None],
         max_pending: int,
+        cluster: bool = False,
     ) -> None:
         self.url = url
+        self.cluster = cluster
         self._deliver = deliver
         self._on_subscribed = on_subscribed
         self._on_state = on_state
@@ -117,23 +123,21 @@ class Subscriber:
         delay = 0.0
         up = False
         while not self._stop.is_set():
-            client = redis.Redis.from_url(
-                self.url,
-                socket_timeout=SOCKET_TIMEOUT,
-                socket_connect_timeout=SOCKET_TIMEOUT,
-                retry=Retry(NoBackoff(), 0),  # our own backoff, below
-            )
-            pubsub = client.pubsub()  # type: ignore[no-untyped-call, unused-ignore]  # typed from redis 8 on
+            client: Any = None
+            pubsub: Any = None
             try:
+                client = connect(self.url, cluster=self.cluster)  # a cluster's: asks for slots
+                pubsub = client.pubsub()
                 self._take_commands(pubsub, connected=False)
-                pubsub.ping()  # connect now, so that an outage shows at once
+                if not self.cluster:
+                    pubsub.ping()  # connect now, so that an outage shows at once
                 if self._channels:
-                    pubsub.subscribe(*self._channels)
+                    self._subscribe(pubsub, *self._channels)
                 if not up:
                     up, delay = True, 0.0
                     self._call(self._on_state, True)
                 self._listen(pubsub)
-            except (redis.RedisError, OSError) as exc:
+            except ERRORS as exc:
                 if up:
                     up = False
                     log.warning("redis_subscriber_down", error=str(exc) or type(exc).__name__)
@@ -141,13 +145,33 @@ class Subscriber:
                 delay = min(BACKOFF_MAX, max(BACKOFF_MIN, delay * 2))
                 self._stop.wait(random.uniform(0, delay))
             finally:
-                try:
-                    pubsub.close()
-                    client.close()
-                except (redis.RedisError, OSError):
-                    pass
+                for resource in (pubsub, client):
+                    try:
+                        if resource is not None:
+                            resource.close()
+                    except ERRORS:
+                        pass
 
-    def _take_commands(self, pubsub: redis.client.PubSub, *, connected: bool) -> None:
+    def _subscribe(self, pubsub: Any, *channels: str) -> None:
+        if self.cluster:
+            pubsub.ssubscribe(*channels)
+        else:
+            pubsub.subscribe(*channels)
+
+    def _unsubscribe(self, pubsub: Any, channel: str) -> None:
+        if self.cluster:
+            pubsub.sunsubscribe(channel)
+        else:
+            pubsub.unsubscribe(channel)
+
+    def _get(self, pubsub: Any, timeout: float) -> dict[str, Any] | None:
+        if self.cluster:
+            message: dict[str, Any] | None = pubsub.get_sharded_message(timeout=timeout)
+        else:
+            message = pubsub.get_message(timeout=timeout)
+        return message
+
+    def _take_commands(self, pubsub: Any, *, connected: bool) -> None:
         while True:
             try:
                 op, channel = self._commands.get_nowait()
@@ -156,24 +180,24 @@ class Subscriber:
             if op == "subscribe":
                 self._channels.add(channel)
                 if connected:
-                    pubsub.subscribe(channel)
+                    self._subscribe(pubsub, channel)
             else:
                 self._channels.discard(channel)
                 if connected:
-                    pubsub.unsubscribe(channel)  # type: ignore[no-untyped-call]
+                    self._unsubscribe(pubsub, channel)
 
-    def _listen(self, pubsub: redis.client.PubSub) -> None:
+    def _listen(self, pubsub: Any) -> None:
         while not self._stop.is_set():
             self._take_commands(pubsub, connected=True)
             batch: list[tuple[str, bytes]] = []
             nbytes = 0
-            msg = pubsub.get_message(timeout=POLL)
+            msg = self._get(pubsub, POLL)
             while msg is not None and len(batch) < MAX_BATCH:
                 channel = msg["channel"]
                 name = channel.decode() if isinstance(channel, bytes) else str(channel)
-                if msg["type"] == "subscribe":
+                if msg["type"] in ("subscribe", "ssubscribe"):
                     self._call(self._on_subscribed, name)
-                elif msg["type"] == "message":
+                elif msg["type"] in ("message", "smessage"):
                     data = msg["data"]
                     with self._lock:
                         room = self.pending + nbytes + len(data) <= self.max_pending
@@ -182,7 +206,7 @@ class Subscriber:
                         nbytes += len(data)
                     else:
                         self.dropped += 1
-                msg = pubsub.get_message(timeout=0)
+                msg = self._get(pubsub, 0)
             if batch:
                 with self._lock:
                     self.pending += nbytes

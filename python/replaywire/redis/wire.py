@@ -1,12 +1,14 @@
 """The bytes instances exchange over Redis pub/sub for live fan-out.
 
-Channels (under ``REDIS_PREFIX``):
+Channels (under ``REDIS_PREFIX``; the braces are hash tags, which put a
+channel in its slot on a Redis Cluster):
 
-- ``fanout:want``: an instance with viewers of a session it does not hold
+- ``{fanout}:want``: an instance with viewers of a session it does not hold
   publishes the session id here (on join, then every ``PRESENCE_INTERVAL``
   while it has viewers). The instance holding the session answers with a
   ``head`` on the session's channel and relays its ticks from then on.
-- ``fanout:s:{sessionId}``: the holder's messages for that session, in
+- ``{sessionKey}:fanout`` (the session's tenant-scoped key,
+  ``tenant:sessionId``): the holder's messages for that session, in
   order: ``head`` (where its stream of deltas continues), ``delta`` (one per
   tick) and ``end``.
 
