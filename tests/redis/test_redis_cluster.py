@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import trio
+from redis.client import Redis
 from redis.cluster import RedisCluster
 from redis.crc import key_slot
 from trio_websocket import open_websocket_url
@@ -48,6 +49,19 @@ def cluster_prefix(redis_cluster: services.ThrowawayRedisCluster) -> Iterator[st
 
 def slot(key: str) -> int:
     return int(key_slot(key.encode()))
+
+
+def subscribers(cluster: services.ThrowawayRedisCluster, channel: str) -> tuple[int, int]:
+    """Subscribers of ``channel`` over every node: sharded, then plain."""
+    sharded = plain = 0
+    for port in cluster.ports:
+        node = Redis(host="127.0.0.1", port=port)
+        try:
+            sharded += sum(n for _, n in node.pubsub_shardnumsub(channel))
+            plain += sum(n for _, n in node.pubsub_numsub(channel))
+        finally:
+            node.close()
+    return sharded, plain
 
 
 # -- keys and configuration (no cluster needed) ---------------------------------
@@ -157,6 +171,10 @@ async def test_a_viewer_on_b_gets_every_event_sent_to_a_once_and_in_order(
             remotes = b.cluster.fanout.remotes
             await until(lambda: "default:c" in remotes and len(remotes["default:c"].feeds) == 1)
             remote = remotes["default:c"]
+            # Sharded pub/sub: B on the session's channel, A and B on the wants.
+            channel = b.cluster.fanout.session_channel("default:c")
+            assert subscribers(redis_cluster, channel) == (1, 0)
+            assert subscribers(redis_cluster, b.cluster.fanout.want_channel) == (2, 0)
             for seq in range(1, batches):
                 await send(tracker, "c", events, seq)
                 await trio.sleep(0.01)
