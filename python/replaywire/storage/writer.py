@@ -2,8 +2,11 @@
 
 Items (trackers' chunks, session records, errors) are queued on the loop in
 a few dict operations; the disk work happens in one worker thread, one
-transaction per flush. Two buffers: the *queued* one collects new items while
-the *in-flight* one is being written.
+transaction per flush. Flushes are pipelined: while one is being written
+(and committed), the next is taken from the queue and compressed in a
+second thread, so a flush's commit latency does not leave the core idle;
+meanwhile the *queued* buffer collects new items. At most two flushes are
+in flight, and they commit in order.
 
 Chunks live in Rust: the tracker engines queue them straight into
 :attr:`StorageWriter.chunks` (a :class:`replaywire._core.ChunkQueue`), and a
@@ -90,6 +93,7 @@ class _Batch:
     the Rust queue until the flush takes them (``chunks``)."""
 
     generation: int  # batches are numbered in the order they are written
+    started: float = 0.0  # perf_counter when the flush was taken from the queue
     chunks: ChunkBatch | None = None  # taken from the queue when written
     sessions: dict[str, SessionRecord] = field(default_factory=dict)  # latest per id
     errors: list[SessionError] = field(default_factory=list)
@@ -143,7 +147,7 @@ class StorageWriter:
         built. A flush writes the record of every session its chunks
         touched, as it is when the flush starts."""
         self._queued = _Batch(generation=1)
-        self._inflight: _Batch | None = None
+        self._inflight: list[_Batch] = []  # taken, not yet committed; oldest first
         self._written = 0  # generation of the last committed batch
         # While spooling: what the spool holds that storage does not, so that
         # resumes and reads stay right (no payloads: those are on disk).
@@ -161,6 +165,7 @@ class StorageWriter:
         self._progress = trio.Event()  # set and replaced after each commit and at close
         self._stopped = trio.Event()
         self._write_limiter = trio.CapacityLimiter(1)  # reads never delay a flush
+        self._compress_limiter = trio.CapacityLimiter(1)  # the next flush, beside the write
         self._read_limiter = trio.CapacityLimiter(READ_THREADS)
         self._flushes = 0
         self._chunks_written = 0
@@ -322,8 +327,8 @@ class StorageWriter:
         a timeout); raises :class:`StorageError` if ``run`` stops first."""
         if self._has_queued():
             target = self._queued.generation
-        elif self._inflight is not None:
-            target = self._inflight.generation
+        elif self._inflight:
+            target = self._inflight[-1].generation
         else:
             await trio.lowlevel.checkpoint()
             return
@@ -348,8 +353,10 @@ class StorageWriter:
         """A copy of the newest not yet stored record of the session (queued,
         in flight, or in the spool)."""
         record = self._queued.sessions.get(session_id)
-        if record is None and self._inflight is not None:
-            record = self._inflight.sessions.get(session_id)
+        for batch in reversed(self._inflight):
+            if record is not None:
+                break
+            record = batch.sessions.get(session_id)
         if record is None:
             record = self._spooled_sessions.get(session_id)
         return None if record is None else record.copy()
@@ -417,11 +424,11 @@ class StorageWriter:
         chunks: list[Chunk] = []
         errors: list[SessionError] = []
         queued = self._take_chunks()
-        for batch, batch_chunks in ((self._inflight, None), (self._queued, queued)):
-            if batch is not None:
-                sessions.update((sid, r.copy()) for sid, r in batch.sessions.items())
-                chunks += batch_chunks if batch_chunks is not None else (batch.chunks or ())
-                errors += batch.errors
+        batches = [(batch, None) for batch in self._inflight] + [(self._queued, queued)]
+        for batch, batch_chunks in batches:
+            sessions.update((sid, r.copy()) for sid, r in batch.sessions.items())
+            chunks += batch_chunks if batch_chunks is not None else (batch.chunks or ())
+            errors += batch.errors
         if not (sessions or chunks or errors):
             return 0
         self._spool_busy += 1
@@ -447,7 +454,7 @@ class StorageWriter:
             self._progress.set()  # put_chunk calls held by backpressure now raise
             self._progress = trio.Event()
         await self._stopped.wait()
-        if self._has_queued() or self._inflight is not None:
+        if self._has_queued() or self._inflight:
             raise StorageError(f"writer stopped with {self.stats.pending_chunks} chunks unwritten")
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -456,59 +463,88 @@ class StorageWriter:
         if self._running or self._stopped.is_set():
             raise RuntimeError("StorageWriter.run() can only run once")
         self._running = True
-        task_status.started()
         try:
-            while True:
-                batch = self._queued
-                now = trio.current_time()
-                if self._has_queued() and (
-                    self._closed
-                    or self._flush_now
-                    or self.chunks.queued >= self._batch_size
-                    or now >= batch.since + self._interval
-                ):
-                    await self._write(batch)
-                    continue
-                if self._closed:
-                    if self._spooling:
-                        log.warning(
-                            "shutdown_with_spool",
-                            spool_bytes=self.stats.spool_bytes,
-                            hint="replayed into storage at the next start",
-                        )
-                    return
-                if self._spooling and now >= self._retry_at:
-                    await self._drain_step()
-                    continue
-                self._flush_now = False
-                wake = self._wake = trio.Event()
-                deadline = batch.since + self._interval  # inf when empty
-                if self._spooling:
-                    deadline = min(deadline, self._retry_at)
-                with trio.move_on_at(deadline):
-                    await wake.wait()
+            # The flusher takes and compresses flushes; the storer writes
+            # them, in order. The channel holds none: the flusher waits for
+            # the storer before taking a third.
+            send, receive = trio.open_memory_channel[_Batch | None](0)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._store_all, receive)
+                task_status.started()
+                async with send:
+                    await self._flush_all(send)
         finally:
             self._stopped.set()
             self._progress.set()
 
-    async def _write(self, batch: _Batch) -> None:
-        """Write ``batch`` until it is committed or spooled, then forget it."""
+    async def _flush_all(self, send: trio.MemorySendChannel[_Batch | None]) -> None:
+        """Take each flush when it is due and hand it to the storer; None
+        asks the storer for one step of draining the spool."""
+        while True:
+            batch = self._queued
+            now = trio.current_time()
+            if self._has_queued() and (
+                self._closed
+                or self._flush_now
+                or self.chunks.queued >= self._batch_size
+                or now >= batch.since + self._interval
+            ):
+                await send.send(await self._prepare(batch))
+                continue
+            if self._closed:
+                if self._spooling:
+                    log.warning(
+                        "shutdown_with_spool",
+                        spool_bytes=self.stats.spool_bytes,
+                        hint="replayed into storage at the next start",
+                    )
+                return
+            if self._spooling and now >= self._retry_at:
+                self._retry_at = math.inf  # until the storer's attempt sets it
+                await send.send(None)
+                continue
+            self._flush_now = False
+            wake = self._wake = trio.Event()
+            deadline = batch.since + self._interval  # inf when empty
+            if self._spooling:
+                deadline = min(deadline, self._retry_at)
+            with trio.move_on_at(deadline):
+                await wake.wait()
+
+    async def _store_all(self, receive: trio.MemoryReceiveChannel[_Batch | None]) -> None:
+        async with receive:
+            async for batch in receive:
+                if batch is None:
+                    await self._drain_step()
+                    self._wake.set()  # the flusher's deadline depends on the outcome
+                else:
+                    await self._store(batch)
+
+    async def _prepare(self, batch: _Batch) -> _Batch:
+        """Take ``batch`` from the queue as the next flush and compress it
+        (in a thread of its own, beside the write of the flush before)."""
         self._queued = _Batch(generation=batch.generation + 1)
-        self._inflight = batch
+        self._inflight.append(batch)
         self._flush_now = False
+        batch.started = time.perf_counter()
         chunks = batch.chunks = self._take_chunks()
         # Copy the records now, on the loop: the hub keeps updating them
         # (and the Rust counters behind them).
         for key in chunks.flush.sessions:
             if key not in batch.sessions and (record := self.records(key)) is not None:
                 batch.sessions[key] = record
-        sessions = [record.copy() for record in batch.sessions.values()]
-        batch.sessions = {record.session_id: record for record in sessions}
-        started = time.perf_counter()
+        batch.sessions = {sid: record.copy() for sid, record in batch.sessions.items()}
         if self._codec is not None and chunks:
             await trio.to_thread.run_sync(
-                chunks.flush.compress, *self._codec, limiter=self._write_limiter
+                chunks.flush.compress, *self._codec, limiter=self._compress_limiter
             )
+        return batch
+
+    async def _store(self, batch: _Batch) -> None:
+        """Write ``batch`` until it is committed or spooled, then forget it."""
+        chunks = batch.chunks
+        assert chunks is not None
+        sessions = list(batch.sessions.values())
         if not self._spooling:
             if self._spool is None:
                 await self._write_until_done(sessions, chunks, batch.errors)
@@ -522,7 +558,7 @@ class StorageWriter:
         else:
             self._flushes += 1
             self._chunks_written += len(chunks)
-            self._last_flush_seconds = time.perf_counter() - started
+            self._last_flush_seconds = time.perf_counter() - batch.started
             if self._on_flush is not None:
                 self._on_flush(self._last_flush_seconds)
         self._commit(batch)
@@ -677,7 +713,7 @@ class StorageWriter:
     def _commit(self, batch: _Batch) -> None:
         if batch.chunks is not None:
             self.chunks.commit(batch.chunks.flush)
-        self._inflight = None
+        self._inflight.remove(batch)  # the oldest: flushes commit in order
         self._written = batch.generation
         self._progress.set()
         self._progress = trio.Event()
