@@ -189,6 +189,7 @@ class Server:
                 await services.start(self.writer.run)
                 await services.start(self.cluster.run)
                 services.start_soon(self.hub.run_idle_sweeper)
+                services.start_soon(self.hub.run_detached_checks)
                 if self.config.retention_interval > 0:
                     services.start_soon(self._run_upkeep)
                 if self.config.log_sample_seconds > 0:

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from ..config import Config
     from ..limits import Limiter
     from ..observability.metrics import Metrics
-    from ..sessions import Hub
+    from ..sessions import Hub, LiveSession
     from ..storage import StorageWriter
 
 REPLY_BACKLOG = 4096  # answers waiting for their flush, per connection
@@ -69,10 +69,14 @@ async def serve_tracker(
     tenant's: a session of another tenant with the same id is another
     session (replaywire.auth.tenants)."""
     tracker = _Tracker(ws, deps, principal)
-    if deps.config.durable_acks:
-        await tracker.serve_durable()
-    else:
-        await tracker.serve()
+    try:
+        if deps.config.durable_acks:
+            await tracker.serve_durable()
+        else:
+            await tracker.serve()
+    finally:
+        for session in tracker.attached.values():
+            deps.hub.detach(session)
 
 
 class _Tracker:
@@ -98,6 +102,8 @@ class _Tracker:
             limit_events=config.limit_events_per_tracker,
             window_ms=limiter.window_ms,
         )
+        # The sessions this connection started, by key (see Hub.attach).
+        self.attached: dict[str, LiveSession] = {}
         self._replies_waiting = trio.Event()  # durable: the engine holds replies
         self._room = trio.Event()  # durable: the sender made room or sent all
 
@@ -225,6 +231,8 @@ class _Tracker:
             session = self.hub.live.get(key)
             if session is not None:
                 await self.hub.end_session(session, "client")
+            if (attached := self.attached.pop(key, None)) is not None:
+                self.hub.detach(attached)
             engine.ended(client_id)
         elif kind == "backpressure":
             await self.writer.wait_for_room()
@@ -240,9 +248,15 @@ class _Tracker:
 
     async def _start(self, start: _core.SessionStart) -> None:
         sid = start.session_id
+        key = self.principal.key(sid)
         try:
-            await self.hub.start_session(start, self.principal.key(sid))
+            session = await self.hub.start_session(start, key)
         except ProtocolError as exc:
             self.engine.refuse(exc.code, exc.message, exc.seq, exc.retry_after_ms)
             return
-        self.engine.started(sid, self.principal.key(sid))
+        if self.attached.get(key) is not session:
+            if (before := self.attached.pop(key, None)) is not None:
+                self.hub.detach(before)
+            self.hub.attach(session)
+            self.attached[key] = session
+        self.engine.started(sid, key)

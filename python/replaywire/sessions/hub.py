@@ -6,6 +6,17 @@ state this hub shares with every engine (:attr:`Hub.ingest`: seq windows,
 hot counters, ring buffers, the storage queue). The hub opens, resumes and
 ends sessions, which needs storage reads and flushes, and wakes the
 viewers of the sessions an engine reports as changed.
+
+Instances share storage, and a session's tracker may reconnect to any of
+them (a new page load behind a load balancer that is not sticky). An
+instance whose live session has no tracker connected (*detached*) cannot
+tell from its ring whether the session went on elsewhere, so it checks
+storage: when the session is started here again, and every
+``DETACHED_CHECK_INTERVAL`` while viewers watch it here. If storage is
+ahead, the session is reopened where storage left it (:meth:`Hub.catch_up`)
+and its broadcaster sends the events written elsewhere from storage, so
+viewers here see them in order, once, and a resume answers the true
+``nextSeq``. History reads of a detached session skip the ring.
 """
 
 from __future__ import annotations
@@ -20,11 +31,13 @@ from .. import _core
 from ..auth.tenants import session_key
 from ..config import Config
 from ..observability.metrics import LATENCY_BUCKETS, SNAPSHOT_MISSING_REASONS, Metrics
-from ..storage import SessionError, SessionRecord, Storage, StorageWriter
+from ..storage import ResumeState, SessionError, SessionRecord, Storage, StorageWriter
 from .history import EventsPage, read_history
 from .live import LiveSession
 
 log = structlog.get_logger("replaywire.sessions")
+
+DETACHED_CHECK_INTERVAL = 1.0  # seconds between storage checks of a watched detached session
 
 
 class Hub:
@@ -57,6 +70,7 @@ class Hub:
         )
         self.live: dict[str, LiveSession] = {}
         self._start_lock = trio.Lock()
+        self._catch_up_lock = trio.Lock()
         self._seen = _Scraped()
         writer.records = self._record
         metrics.add_collect_hook(self._collect)
@@ -74,6 +88,8 @@ class Hub:
         sid = key if key is not None else start.session_id
         async with self._start_lock:
             session = self.live.get(sid)
+            if session is not None and not session.ended and not session.trackers:
+                await self.catch_up(session)
             if session is None or session.ended:
                 session = await self._open(sid)
             _apply_start(session.record, start)
@@ -93,9 +109,23 @@ class Hub:
         else:
             record = record.copy()
         record.status, record.ended_at = "active", None
-        # The seq window and index continue from storage, the writer's
-        # queue (counted in Rust) and the spool during an outage.
-        next_seq, next_index = self.ingest.open(
+        next_seq, next_index = self._open_ingest(sid, record, resume)
+        if new:
+            log.info("session_started", session_id=sid)
+        else:
+            log.info("session_resumed", session_id=sid, next_index=next_index, next_seq=next_seq)
+        session = LiveSession(record, self.ingest.counters, trio.current_time())
+        self.live[sid] = session
+        self.metrics.sessions_active.set(len(self.live))
+        return session
+
+    def _open_ingest(
+        self, sid: str, record: SessionRecord, resume: ResumeState | None
+    ) -> tuple[int, int]:
+        """Open the session in Rust: the seq window and index continue from
+        storage, the writer's queue (counted in Rust) and the spool during
+        an outage. Returns ``(next_seq, next_index)``."""
+        return self.ingest.open(
             sid,
             next_index=resume.next_index if resume is not None else 0,
             next_seq=resume.next_seq if resume is not None else 0,
@@ -107,14 +137,80 @@ class Hub:
             keyframe_index=record.keyframe_index,
             clock_skew_ms=record.clock_skew_ms,
         )
-        if new:
-            log.info("session_started", session_id=sid)
-        else:
-            log.info("session_resumed", session_id=sid, next_index=next_index, next_seq=next_seq)
-        session = LiveSession(record, self.ingest.counters, trio.current_time())
-        self.live[sid] = session
-        self.metrics.sessions_active.set(len(self.live))
-        return session
+
+    def _reopen(
+        self, session: LiveSession, stored: SessionRecord | None, resume: ResumeState
+    ) -> None:
+        """Reopen a live session (closed in Rust) where storage left it."""
+        record = stored.copy() if stored is not None else session.record.copy()
+        record.status, record.ended_at = "active", None
+        self._open_ingest(session.id, record, resume)
+        # Not written back: the instance writing the session now keeps
+        # its record in storage.
+        session.replace_record(record)
+
+    def attach(self, session: LiveSession) -> None:
+        """A tracker connection started ``session`` here."""
+        session.trackers += 1
+
+    def detach(self, session: LiveSession) -> None:
+        """A tracker connection that started ``session`` here is gone."""
+        session.trackers = max(0, session.trackers - 1)
+
+    async def catch_up(self, session: LiveSession) -> bool:
+        """Bring a detached ``session`` up to what storage holds (another
+        instance may have gone on with it): if storage has more events
+        than its ring, reopen it where storage left it (its ring restarts
+        there, empty, and its broadcaster reads what it missed from
+        storage); if storage says it ended, end it here too. True if
+        either happened."""
+        async with self._catch_up_lock:
+            if not self._detached(session):
+                return False
+            sid = session.id
+            resume = await self.writer.read(self.storage.resume_state, sid)
+            record = await self.writer.read(self.storage.get_session, sid)
+            if not self._detached(session):
+                return False  # a tracker started it while storage was read
+            before = self.ingest.next_index(sid)
+            ahead = resume is not None and resume.next_index > before
+            if ahead:
+                assert resume is not None
+                self.ingest.close(sid)
+                self._reopen(session, record, resume)
+                log.info(
+                    "session_caught_up",
+                    session_id=sid,
+                    next_index=self.ingest.next_index(sid),
+                    ring_next_index=before,
+                )
+                session.notify()
+            if record is not None and record.status == "ended":
+                await self.end_session(session, "client")  # its tracker ended it elsewhere
+                return True
+            return ahead
+
+    def _detached(self, session: LiveSession) -> bool:
+        """Live here, with no tracker connected here."""
+        return (
+            not session.ended
+            and not session.trackers
+            and self.live.get(session.id) is session
+            and session.id in self.ingest
+        )
+
+    async def run_detached_checks(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Every DETACHED_CHECK_INTERVAL, catch up the detached sessions
+        that viewers here watch: their events may be arriving elsewhere."""
+        task_status.started()
+        while True:
+            await trio.sleep(DETACHED_CHECK_INTERVAL)
+            watched = [s for s in self.live.values() if s.viewers and not s.trackers]
+            for session in watched:
+                if not session.ended:
+                    await self.catch_up(session)
 
     def wake(self, keys: list[str]) -> None:
         """The engines appended events to these sessions: wake their viewers."""
@@ -196,9 +292,14 @@ class Hub:
             for s in self.live.values()
             if s.last_activity <= cutoff and not s.ended and s.id.startswith(prefix)
         ]
+        ended = []
         for session in idle:
+            if not session.trackers and await self.catch_up(session):
+                session.last_activity = trio.current_time()  # it went on elsewhere
+                continue
             await self.end_session(session, reason)
-        return [s.id for s in idle]
+            ended.append(session.id)
+        return ended
 
     async def run_idle_sweeper(
         self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED

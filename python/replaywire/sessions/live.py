@@ -38,6 +38,7 @@ class LiveSession:
         "id",
         "id_json",
         "last_activity",
+        "trackers",
         "viewers",
     )
 
@@ -55,8 +56,17 @@ class LiveSession:
         self.changed = trio.Event()
         self.last_activity = now
         self.viewers = 0
+        # Tracker connections that started it here. At 0 the session is
+        # *detached*: its tracker may have reconnected to another instance,
+        # which then writes its events, so this ring may no longer be its
+        # tail (see Hub.catch_up).
+        self.trackers = 0
         self.ended = False
         self.end_index: int | None = None  # the session's next index when it ended
+
+    def replace_record(self, record: SessionRecord) -> None:
+        """Take ``record`` as the session's (its counters reopened in Rust)."""
+        self._record = record
 
     @property
     def record(self) -> SessionRecord:
