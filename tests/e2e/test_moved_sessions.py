@@ -1,5 +1,5 @@
 """A session whose tracker reconnects to another instance (a page load
-behind a load balancer that is not sticky). Two instances share one
+behind a load balancer that is not sticky), or opens a second connection. Two instances share one
 PostgreSQL database and no Redis: the instance left behind must not go on
 treating its ring as the session's tail. REST reads there return the whole
 session, a resume there answers the true ``nextSeq``, and a viewer there
@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import trio
 from trio_websocket import open_websocket_url
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
 
 from e2e.clients import get_json, recv_json, start_session, ws_url
 from replaywire import Server, _core
-from rrweb import batch_message, session_events
+from rrweb import batch_message, session_events, start_message
 
 StartServer = Callable[..., Any]
 BATCH = 25
@@ -57,7 +60,7 @@ async def send_range(
             reply = await recv_json(ws)
             assert reply["type"] == "ack" and reply["data"]["seq"] == seq, reply
     live = server.hub.live[KEY.format(session_id)]
-    await until(lambda: live.trackers == 0)
+    await until(lambda: not live.trackers)
 
 
 async def all_events(server: Server, session_id: str) -> list[Any]:
@@ -140,4 +143,46 @@ async def test_a_viewer_stays_with_a_session_that_moved_to_another_instance(
     # ended), and the end as the tracker sent it on B.
     assert [json.loads(e) for e in received] == [json.loads(e) for e in events]
     assert ended_at == [len(events)]
-    assert KEY.format("v") not in a.hub.live
+    await until(lambda: KEY.format("v") not in a.hub.live)  # once its flush is done
+
+
+async def test_a_newer_connection_takes_a_session_over_and_the_older_is_closed(
+    start_server: StartServer, fresh_postgres_url: str, tmp_path: Path
+) -> None:
+    # A duplicated tab, or a reconnect that races the old socket's close:
+    # two live connections of one session on one instance.
+    a, _ = await two_instances(start_server, fresh_postgres_url, tmp_path)
+    events = list(session_events(10 * BATCH, seed=9))
+    half_sent, taken_over = trio.Event(), trio.Event()
+    closed: list[tuple[int | None, str | None]] = []
+
+    def older() -> None:  # the websockets client, in a thread
+        with connect(ws_url(a)) as ws:
+            ws.send(start_message("t"))
+            assert json.loads(ws.recv(timeout=10))["type"] == "session_started"
+            for seq in range(5):
+                ws.send(batch_message("t", seq, events[seq * BATCH : (seq + 1) * BATCH]).decode())
+                assert json.loads(ws.recv(timeout=10))["type"] == "ack"
+            trio.from_thread.run_sync(half_sent.set)
+            try:
+                ws.recv(timeout=10)
+            except ConnectionClosed as exc:
+                assert exc.rcvd is not None
+                closed.append((exc.rcvd.code, exc.rcvd.reason))
+            trio.from_thread.run_sync(taken_over.set)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(partial(trio.to_thread.run_sync, older))
+        await half_sent.wait()
+        async with open_websocket_url(ws_url(a)) as newer:
+            started = await start_session(newer, "t")
+            assert started["nextSeq"] == 5
+            with trio.fail_after(10):
+                await taken_over.wait()
+            assert closed == [(4409, "session_taken_over")]
+            for seq in range(5, 10):
+                part = events[seq * BATCH : (seq + 1) * BATCH]
+                await newer.send_message(batch_message("t", seq, part).decode())
+                assert (await recv_json(newer))["type"] == "ack"
+            assert len(a.hub.live[KEY.format("t")].trackers) == 1
+    assert await all_events(a, "t") == [json.loads(e) for e in events]

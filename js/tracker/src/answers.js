@@ -54,6 +54,12 @@ export const RECONNECT = "reconnect";
 export const BLAME = "blame";
 /** The server refused the connection itself (policy): reconnect, slowly. */
 export const POLICY = "policy";
+/**
+ * A newer connection of the same session took it over (another tab with
+ * the same session, docs/protocol.md "Two connections of one session"):
+ * stop, for reconnecting would take it back and the two would alternate.
+ */
+export const TAKEN_OVER = "taken_over";
 
 /** @param {number | undefined} code a WebSocket close code */
 export function closeAction(code) {
@@ -65,6 +71,8 @@ export function closeAction(code) {
       return BLAME;
     case 1008: // policy violation: a key, an origin or a quota
       return POLICY;
+    case 4409: // session taken over by a newer connection
+      return TAKEN_OVER;
     default:
       // 1000, 1001 going away, 1005/1006 no close frame, 1011 internal
       // error or heartbeat, 1012 restart, 1013 try again later, ...

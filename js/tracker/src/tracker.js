@@ -293,6 +293,11 @@ export class Tracker {
       this.started = false;
       clearTimeout(this.timers.healthy);
       const action = answers.closeAction(event?.code);
+      if (action === answers.TAKEN_OVER) {
+        this.fail("session_taken_over", "a newer connection of this session took it over; this tracker stopped");
+        this.stop({ end: false });
+        return;
+      }
       if (action === answers.BLAME) this.blame(event.code);
       this.reconnectLater(action === answers.POLICY ? this.options.policyBackoffMaxMs : this.options.backoffMaxMs);
     };

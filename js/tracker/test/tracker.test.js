@@ -435,3 +435,18 @@ test("at most one full snapshot in flight", async () => {
   await until(() => record.taken === 2);
   await t.stop({ end: false });
 });
+
+test("a session taken over by a newer connection (4409): the tracker stops, reports it and does not reconnect", async () => {
+  const errors = [];
+  const t = tracker({ onError: (err) => errors.push(err.data.code) });
+  const ws = await connected(t);
+  t.addEvent(event(1));
+  await tick();
+  ws.close(4409);
+  await tick();
+  await new Promise((resolve) => setTimeout(resolve, 20)); // past any reconnect backoff
+  assert.equal(FakeSocket.all.length, 1);
+  assert.deepEqual(errors, ["session_taken_over"]);
+  assert.equal(t.stats().lastError.code, "session_taken_over");
+  assert.equal(t.stats().reconnects, 0);
+});

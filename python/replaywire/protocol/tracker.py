@@ -44,6 +44,10 @@ if TYPE_CHECKING:
     from ..storage import StorageWriter
 
 REPLY_BACKLOG = 4096  # answers waiting for their flush, per connection
+# The close code of a connection whose session a newer connection started
+# (docs/protocol.md, "Two connections of one session").
+TAKEN_OVER = 4409
+TAKE_OVER_SECONDS = 1.0
 
 Step = tuple[bytes, Any, Any, Any, int]  # TrackerEngine.feed's answer
 
@@ -76,7 +80,7 @@ async def serve_tracker(
             await tracker.serve()
     finally:
         for session in tracker.attached.values():
-            deps.hub.detach(session)
+            deps.hub.detach(session, tracker)
 
 
 class _Tracker:
@@ -232,7 +236,7 @@ class _Tracker:
             if session is not None:
                 await self.hub.end_session(session, "client")
             if (attached := self.attached.pop(key, None)) is not None:
-                self.hub.detach(attached)
+                self.hub.detach(attached, self)
             engine.ended(client_id)
         elif kind == "backpressure":
             await self.writer.wait_for_room()
@@ -256,7 +260,18 @@ class _Tracker:
             return
         if self.attached.get(key) is not session:
             if (before := self.attached.pop(key, None)) is not None:
-                self.hub.detach(before)
-            self.hub.attach(session)
+                self.hub.detach(before, self)
+            older = self.hub.attach(session, self)
             self.attached[key] = session
+            for tracker in older:
+                # A peer that does not read could hold its send lock: the
+                # start does not wait for it (its heartbeat ends it).
+                with trio.move_on_after(TAKE_OVER_SECONDS):
+                    await tracker.take_over()
         self.engine.started(sid, key)
+
+    async def take_over(self) -> None:
+        """A newer connection started one of this connection's sessions:
+        close this one (its other sessions, if any, with it). What it sent
+        before is kept; it gets no more answers."""
+        await self.ws.close(TAKEN_OVER, "session_taken_over")

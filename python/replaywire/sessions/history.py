@@ -58,7 +58,7 @@ async def read_history(
     live = hub.live.get(session_id)
     # A detached session's ring may have stopped short of its tail (see
     # replaywire.sessions.hub): storage and the queue are read instead.
-    attached = live is None or live.trackers > 0 or live.ended
+    attached = live is None or bool(live.trackers) or live.ended
     if attached and session_id in buffers and from_index >= buffers.first_index(session_id):
         part = buffers.read(session_id, from_index, limit, hub.config.viewer_batch_bytes * 16)
         return EventsPage(part.first_index, part.count, part.json())

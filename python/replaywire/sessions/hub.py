@@ -33,7 +33,7 @@ from ..config import Config
 from ..observability.metrics import LATENCY_BUCKETS, SNAPSHOT_MISSING_REASONS, Metrics
 from ..storage import ResumeState, SessionError, SessionRecord, Storage, StorageWriter
 from .history import EventsPage, read_history
-from .live import LiveSession
+from .live import LiveSession, TrackerHandle
 
 log = structlog.get_logger("replaywire.sessions")
 
@@ -149,13 +149,20 @@ class Hub:
         # its record in storage.
         session.replace_record(record)
 
-    def attach(self, session: LiveSession) -> None:
-        """A tracker connection started ``session`` here."""
-        session.trackers += 1
+    def attach(self, session: LiveSession, tracker: TrackerHandle) -> list[TrackerHandle]:
+        """``tracker`` started ``session`` here. It takes the session over
+        from the connections that had it: returned, for the caller to close
+        them (docs/protocol.md, "Two connections of one session")."""
+        older = [t for t in session.trackers if t is not tracker]
+        session.trackers = [tracker]
+        if older:
+            log.info("tracker_taken_over", session_id=session.id, connections=len(older))
+        return older
 
-    def detach(self, session: LiveSession) -> None:
-        """A tracker connection that started ``session`` here is gone."""
-        session.trackers = max(0, session.trackers - 1)
+    def detach(self, session: LiveSession, tracker: TrackerHandle) -> None:
+        """``tracker``, which started ``session`` here, is gone."""
+        if tracker in session.trackers:
+            session.trackers.remove(tracker)
 
     async def catch_up(self, session: LiveSession) -> bool:
         """Bring a detached ``session`` up to what storage holds (another

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import Protocol
 
 import trio
 
@@ -13,6 +14,14 @@ from ..storage import SessionRecord
 
 # (event_count, byte_count, last_event_at, keyframe_index, clock_skew_ms, next_seq)
 Counters = tuple[int, int, float | None, int | None, float | None, int]
+
+
+class TrackerHandle(Protocol):
+    """A tracker connection, as the hub sees it: something a newer
+    connection of the same session takes over."""
+
+    async def take_over(self) -> None:
+        """Close this connection: a newer one started the session."""
 
 
 class LiveSession:
@@ -56,11 +65,12 @@ class LiveSession:
         self.changed = trio.Event()
         self.last_activity = now
         self.viewers = 0
-        # Tracker connections that started it here. At 0 the session is
+        # The tracker connection that started it here (one at most: a newer
+        # one takes over, see Hub.attach). With none the session is
         # *detached*: its tracker may have reconnected to another instance,
         # which then writes its events, so this ring may no longer be its
         # tail (see Hub.catch_up).
-        self.trackers = 0
+        self.trackers: list[TrackerHandle] = []
         self.ended = False
         self.end_index: int | None = None  # the session's next index when it ended
 
