@@ -152,6 +152,8 @@ class Server:
             serve_websocket=self.run_websocket,
             warn=self.warn_client,
         )
+        # One handler for every connection (not a partial made per accept).
+        self._handle_http = partial(handle_connection, deps=self.http_deps)
         self.port = 0
         self.draining = False
         self.forced = False
@@ -305,7 +307,7 @@ class Server:
         it is logged with its traceback and the bound context (conn_id,
         client, session) and counted."""
         try:
-            await self.gate.serve(stream, partial(handle_connection, deps=self.http_deps))
+            await self.gate.serve(stream, self._handle_http)
         except Exception as exc:
             self.metrics.task_crashes_total.labels("connection").inc()
             log.error("connection_crashed", exc_info=exc)

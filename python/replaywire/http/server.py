@@ -72,15 +72,44 @@ class HttpDeps:
     warn: Callable[..., None]  # the server's sampled client-fault log
 
 
+@dataclass(frozen=True, slots=True)
+class _Upgraded:
+    """An accepted WebSocket upgrade: what serving it needs, and nothing of
+    the HTTP exchange (its parser, buffers and header objects)."""
+
+    ws: WebSocket
+    kind: str  # "tracker" or "viewer"
+    request: Request  # without its headers
+
+
 async def handle_connection(
     stream: trio.SocketStream, client: str | None = None, *, deps: HttpDeps
 ) -> None:
     """Serve one TCP connection from ``client`` (``ip:port``, by default the
-    stream's peer): keep-alive HTTP requests, or one upgrade."""
+    stream's peer): keep-alive HTTP requests, or one upgrade.
+
+    An upgraded connection is served from here once the HTTP exchange has
+    returned, so that none of its objects (the h11 connection and its
+    buffers, the request's headers, the frames that read them) stays
+    alive, per connection, for as long as the WebSocket is open."""
     client = client or peer_name(stream)
+    structlog.contextvars.bind_contextvars(client=client)
+    try:
+        upgraded = await _serve_http(stream, client, deps)
+        if upgraded is not None:
+            await deps.serve_websocket(upgraded.ws, upgraded.kind, upgraded.request)
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        pass
+    finally:
+        with trio.CancelScope(shield=True):
+            await stream.aclose()
+
+
+async def _serve_http(stream: trio.SocketStream, client: str, deps: HttpDeps) -> _Upgraded | None:
+    """HTTP/1.1 requests on ``stream`` until it closes, or until one is a
+    WebSocket upgrade: then the accepted upgrade, to be served."""
     config = deps.config
     conn = h11.Connection(h11.SERVER, max_incomplete_event_size=config.max_request_bytes)
-    structlog.contextvars.bind_contextvars(client=client)
     served = False
     try:
         while True:
@@ -94,18 +123,21 @@ async def handle_connection(
                 # not a slow client: closed all the same, but not counted.
                 idle = served and not conn.trailing_data[0]
                 await _timed_out(conn, stream, deps, count=not idle)
-                return
+                return None
             if not isinstance(event, h11.Request):
-                return  # ConnectionClosed or anything but a request
-            if await _serve_request(conn, stream, event, deps, client, deadline):
-                return
+                return None  # ConnectionClosed or anything but a request
+            outcome = await _serve_request(conn, stream, event, deps, client, deadline)
+            if isinstance(outcome, _Upgraded):
+                return outcome
+            if outcome:
+                return None
             served = True
             if conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE:
-                return
+                return None
             try:
                 conn.start_next_cycle()
             except h11.LocalProtocolError:
-                return
+                return None
     except h11.RemoteProtocolError as exc:
         deps.metrics.protocol_errors_total.labels("bad_http").inc()
         if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
@@ -120,11 +152,7 @@ async def handle_connection(
                 )
             # The rest of the request may still be coming, or unread (431).
             await linger_close(stream)
-    except (trio.BrokenResourceError, trio.ClosedResourceError):
-        pass
-    finally:
-        with trio.CancelScope(shield=True):
-            await stream.aclose()
+    return None
 
 
 async def _timed_out(
@@ -147,10 +175,11 @@ async def _serve_request(
     deps: HttpDeps,
     client: str,
     deadline: float,
-) -> bool:
+) -> bool | _Upgraded:
     """Answer one request; the rest of it (a body, the end of an upgrade
-    request) must arrive by ``deadline``. Returns True when the connection
-    was taken over (WebSocket) or must close."""
+    request) must arrive by ``deadline``. Returns the upgrade when it was
+    accepted (the caller serves the WebSocket), True when the connection
+    must close."""
     started = time.perf_counter()
     headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in event.headers}
     request_id = headers.get("x-request-id", "")[:128] or uuid.uuid4().hex
@@ -236,7 +265,9 @@ async def _upgrade(
     request: Request,
     deps: HttpDeps,
     deadline: float,
-) -> bool:
+) -> bool | _Upgraded:
+    """Accept a WebSocket upgrade (the caller serves it), or answer why not
+    (raises HttpError); True when the connection must close."""
     accept = check_upgrade(event)
     kind = request.query.get("type", "")
     if kind not in ("tracker", "viewer"):
@@ -290,6 +321,7 @@ async def _upgrade(
     )
     deps.metrics.http_requests_total.labels("/ws", "101").inc()
     trailing, _ = conn.trailing_data
+    request.headers = {}  # read by now; not kept as long as the connection
     if deps.config.ws_backend == "wsproto":
         ws: WebSocket = WsprotoWebSocket(
             stream,
@@ -299,8 +331,7 @@ async def _upgrade(
             deflate=deflate,
             budget=deps.inflight,
         )
-        await deps.serve_websocket(ws, kind, request)
-        return True
+        return _Upgraded(ws, kind, request)
     decoder = _core.FrameDecoder(
         max_frame_bytes=deps.config.max_frame_bytes,
         max_message_bytes=deps.config.max_message_bytes,
@@ -318,8 +349,7 @@ async def _upgrade(
         deflate=deflate,
         budget=deps.inflight,
     )
-    await deps.serve_websocket(ws, kind, request)
-    return True
+    return _Upgraded(ws, kind, request)
 
 
 async def _next_request(conn: h11.Connection, stream: trio.SocketStream, limit: int) -> h11.Event:
