@@ -56,7 +56,7 @@ async def test_a_ping_asked_for_while_another_task_sends_follows_its_frames() ->
     async with pair() as (ws, peer), trio.open_nursery() as nursery:
         nursery.start_soon(ws.send, big)
         await trio.testing.wait_all_tasks_blocked()
-        assert ws._send_lock.locked()  # the sender waits for room
+        assert ws._sending  # the sender waits for room
         ws.ping_now()  # the sweep asks now: it may not interleave
         received = b""
         with trio.fail_after(10):

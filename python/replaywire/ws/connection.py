@@ -82,7 +82,33 @@ class WebSocket:
 
     The frame codec is the Rust core's; :class:`~.wsproto_backend.WsprotoWebSocket`
     is the same connection with wsproto's codec (``WS_BACKEND=wsproto``): it
-    overrides :meth:`receive` and the control frames, and shares the rest."""
+    overrides :meth:`receive` and the control frames, and shares the rest.
+
+    Slots, not a ``__dict__``: a server holds one per open connection, and
+    most of them sit idle (see docs/benchmarks.md, idle connections)."""
+
+    __slots__ = (
+        "_budget",
+        "_close_received",
+        "_close_sent",
+        "_closed",
+        "_decoder",
+        "_fileno",
+        "_on_close",
+        "_pending",
+        "_ping_due",
+        "_send_lock",
+        "_sent_close",
+        "_socket",
+        "_stream",
+        "_tail",
+        "bytes_received",
+        "bytes_sent",
+        "deflate",
+        "idle_since",
+        "messages_received",
+        "pinged_at",
+    )
 
     def __init__(
         self,
@@ -94,7 +120,7 @@ class WebSocket:
         deflate: DeflateParams | None = None,
         budget: InflightBudget | None = None,
     ) -> None:
-        self._decoder = decoder
+        self._decoder: _core.FrameDecoder | None = decoder
         self._setup(stream, initial, on_close, deflate, budget)
 
     def _setup(
@@ -110,8 +136,11 @@ class WebSocket:
         self.deflate = deflate
         """permessage-deflate as agreed in the handshake, or None."""
         self._pending = initial
-        self._send_lock = trio.Lock()
+        # Made on first use (_lock): an idle tracker's few frames all go out
+        # with write_now, and a lock per connection is a few hundred bytes.
+        self._send_lock: trio.Lock | None = None
         sock = getattr(stream, "socket", None)
+        self._socket: trio.socket.SocketType | None = sock  # see _read
         self._fileno = sock.fileno() if sock is not None else -1  # for write_now
         self._tail = b""  # unwritten rest of a write_now
         self._ping_due = False  # the heartbeat's ping, held back while a task sends
@@ -139,11 +168,24 @@ class WebSocket:
         return self._closed
 
     @property
+    def _sending(self) -> bool:
+        """A task holds the send lock: it is writing frames."""
+        return self._send_lock is not None and self._send_lock.locked()
+
+    def _lock(self) -> trio.Lock:
+        """The send lock, made the first time a task waits to send."""
+        if self._send_lock is None:
+            self._send_lock = trio.Lock()
+        return self._send_lock
+
+    @property
     def close_pending(self) -> bool:
         """The peer's close (or a violation) came with the messages last
         returned: the next :meth:`receive` ends the connection. A caller
         with answers to those messages still queued sends them first."""
-        return self._close_received is not None or self._decoder.failed
+        return self._close_received is not None or (
+            self._decoder is not None and self._decoder.failed
+        )
 
     async def receive(self) -> list[DataMessage]:
         """Wait for data messages; return all of those completed by one read.
@@ -156,6 +198,7 @@ class WebSocket:
         in progress takes its share of the in-flight budget, waiting
         (unread) while the budget is busy."""
         decoder = self._decoder
+        assert decoder is not None, "receive() on a connection fed to a tracker engine"
         while True:
             await self._answer_held_close()
             # A decoder that failed after returning messages raises now,
@@ -184,7 +227,8 @@ class WebSocket:
     @property
     def frame_decoder(self) -> _core.FrameDecoder | None:
         """The Rust frame decoder, for a tracker engine to take its rules
-        from (None with the wsproto codec: it decodes the frames itself)."""
+        from (None with the wsproto codec: it decodes the frames itself, and
+        once :meth:`feed_engine` was called)."""
         return self._decoder
 
     async def feed_engine(self, engine: _core.TrackerEngine, committed: int) -> Any:
@@ -192,6 +236,10 @@ class WebSocket:
         the frames itself (pings, the close frame and violations too: it
         reports them, see :meth:`answer_close` and :meth:`fail`); its step.
         The in-flight budget applies as in :meth:`receive`."""
+        # The engine decodes with a decoder of its own (made with this one's
+        # rules): this one is not needed from now on, and an idle connection
+        # need not keep it.
+        self._decoder = None
         data = await self._read(engine.buffered_bytes + engine.frame_remaining)
         step = engine.feed(data, time.time(), time.perf_counter(), committed)
         self.messages_received = engine.messages
@@ -234,6 +282,12 @@ class WebSocket:
                 await self._budget.hold(self, need if need > FREE_BYTES else 0)
             self.idle_since = trio.current_time()
             try:
+                socket = self._socket
+                if socket is not None and not socket.is_readable():
+                    # Wait with no read in progress: a connection idle for
+                    # hours then keeps none of the frames of trio's read path
+                    # alive meanwhile (docs/benchmarks.md, idle connections).
+                    await trio.lowlevel.wait_readable(socket)
                 data = bytes(await self._stream.receive_some(READ_SIZE))
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 data = b""
@@ -286,7 +340,7 @@ class WebSocket:
         by the session's broadcaster directly, one syscall, instead of
         waking the viewer's task. A partial write keeps the rest, which the
         next :meth:`send` writes first; call ``send(b"")`` to flush it."""
-        if self._close_sent or self._send_lock.locked() or self._fileno < 0 or self._tail:
+        if self._close_sent or self._sending or self._fileno < 0 or self._tail:
             return -1
         try:
             written = os.write(self._fileno, frames)
@@ -314,7 +368,7 @@ class WebSocket:
         nothing else (a viewer) dropped for not answering it."""
         if self._close_sent:
             return
-        if self._send_lock.locked():
+        if self._sending:
             self._ping_due = True
             return
         self._write_nowait(self._ping_frame())
@@ -324,7 +378,7 @@ class WebSocket:
         far as the socket takes it now. The heartbeat calls it while it
         waits for a pong: a quiet connection has no next frame to carry a
         queued ping out."""
-        if self._tail and not self._send_lock.locked():
+        if self._tail and not self._sending:
             self._write_nowait(b"")
 
     async def abort(self, code: int, reason: str) -> None:
@@ -335,7 +389,7 @@ class WebSocket:
         :class:`ConnectionClosed` (``code``, ``local=True``)."""
         if not self._close_sent:
             self._close_sent = True
-            if not self._send_lock.locked():
+            if not self._sending:
                 self._write_nowait(self._close_frame(code, reason))
             if self._on_close is not None:
                 self._on_close(code, local=True)
@@ -348,7 +402,7 @@ class WebSocket:
         """Write already encoded frames. Sends are serialised, so frames of
         different tasks never interleave. Raises :class:`ConnectionClosed`
         when the peer is gone."""
-        async with self._send_lock:
+        async with self._lock():
             if self._close_sent:
                 raise (
                     self._closed
@@ -376,7 +430,7 @@ class WebSocket:
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Start the closing handshake: send a close frame (once). The
         stream itself is closed by :meth:`aclose`."""
-        async with self._send_lock:
+        async with self._lock():
             if self._close_sent:
                 return
             self._close_sent = True
@@ -457,7 +511,7 @@ class WebSocket:
         code = received if received is not None else 1005
         if self._on_close is not None:
             self._on_close(code, local=False)
-        async with self._send_lock:
+        async with self._lock():
             if not self._close_sent:
                 self._close_sent = True
                 # Echo the status code, as RFC 6455 section 5.5.1 asks.
