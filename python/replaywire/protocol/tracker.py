@@ -108,8 +108,10 @@ class _Tracker:
         )
         # The sessions this connection started, by key (see Hub.attach).
         self.attached: dict[str, LiveSession] = {}
-        self._replies_waiting = trio.Event()  # durable: the engine holds replies
-        self._room = trio.Event()  # durable: the sender made room or sent all
+        # Durable acks only, made by serve_durable (not per idle connection
+        # otherwise): the engine holds replies; the sender made room or sent all.
+        self._replies_waiting: trio.Event
+        self._room: trio.Event
 
     # -- reading ----------------------------------------------------------
 
@@ -129,6 +131,8 @@ class _Tracker:
     async def serve_durable(self) -> None:
         """Acks once committed: a second task sends what each commit frees."""
         ended: list[ConnectionClosed] = []
+        self._replies_waiting = trio.Event()
+        self._room = trio.Event()
         ws = self.ws
 
         async def until_closed(fn: Callable[[], Awaitable[None]]) -> None:
