@@ -763,6 +763,10 @@ class TrackerEngine:
     @property
     def buffered_bytes(self) -> int: ...
     @property
+    def buffer_capacity(self) -> int:
+        """Bytes allocated for what the connection holds between reads
+        (frame buffer, decoded messages, replies): zero once it is idle."""
+    @property
     def frame_remaining(self) -> int: ...
     @property
     def failed(self) -> bool: ...

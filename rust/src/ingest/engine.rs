@@ -220,6 +220,28 @@ impl TrackerEngine {
         self.received
     }
 
+    /// Bytes allocated for what the connection holds between reads: its
+    /// frame decoder's buffer and the queues of decoded messages and of
+    /// replies. Zero once it went idle with nothing pending (see `shed`).
+    pub fn buffer_capacity(&self) -> usize {
+        self.frames.buffer_capacity()
+            + self.inbox.capacity() * std::mem::size_of::<WsEvent>()
+            + self.replies.capacity() * std::mem::size_of::<Reply>()
+    }
+
+    /// Frees the queues once they are empty: an idle connection (most of a
+    /// server's) keeps no allocation sized by its last burst. Refilling
+    /// them costs one small allocation per read, against everything a read
+    /// does besides.
+    fn shed(&mut self) {
+        if self.inbox.is_empty() && self.inbox.capacity() > 0 {
+            self.inbox = VecDeque::new();
+        }
+        if self.replies.is_empty() && self.replies.capacity() > 0 {
+            self.replies = VecDeque::new();
+        }
+    }
+
     /// Messages decoded but not handled yet (after a stop).
     pub fn held(&self) -> usize {
         self.inbox.len()
@@ -318,6 +340,7 @@ impl TrackerEngine {
                 message,
             });
         }
+        self.shed();
         step
     }
 
@@ -340,6 +363,7 @@ impl TrackerEngine {
                 out.extend_from_slice(&reply.frame);
             }
         }
+        self.shed();
         out
     }
 

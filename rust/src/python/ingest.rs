@@ -898,6 +898,13 @@ impl PyTrackerEngine {
         self.inner.frames().buffered_bytes()
     }
 
+    /// Bytes allocated for what the connection holds between reads (frame
+    /// buffer, decoded messages, replies): zero once it is idle.
+    #[getter]
+    fn buffer_capacity(&self) -> usize {
+        self.inner.buffer_capacity()
+    }
+
     #[getter]
     fn frame_remaining(&self) -> usize {
         self.inner.frames().frame_remaining()

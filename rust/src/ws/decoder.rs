@@ -265,6 +265,12 @@ impl FrameDecoder {
         // long as the connection: start afresh once little is left in it.
         if self.buf.capacity() > SHRINK_ABOVE && self.buf.len() <= SHRINK_ABOVE / 4 {
             self.buf = BytesMut::from(&self.buf[..]);
+        } else if self.buf.is_empty() && self.buf.capacity() > 0 {
+            // Every frame read was handed out: let go of the allocation
+            // (the next read makes one of its own size), so that a
+            // connection between messages, idle most of its life, holds
+            // none.
+            self.buf = BytesMut::new();
         }
         if let Err(err) = &result {
             self.failed = Some(err.clone());
@@ -274,6 +280,11 @@ impl FrameDecoder {
             self.frame = None;
         }
         result
+    }
+
+    /// Bytes allocated for the input buffer: zero between frames.
+    pub fn buffer_capacity(&self) -> usize {
+        self.buf.capacity()
     }
 
     /// Bytes held for incomplete frames and messages.
@@ -822,6 +833,24 @@ mod tests {
             Err(Error::WebSocket { close_code, .. }) => close_code,
             other => panic!("expected a WebSocket error, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn input_buffer_released_between_frames() {
+        let mut dec = FrameDecoder::new(DecoderConfig::default());
+        let mut out = Vec::new();
+        let frame = client(1, &vec![b'a'; 100_000], true);
+        dec.feed(&frame[..50_000], &mut out).unwrap();
+        dec.feed(&frame[50_000..], &mut out).unwrap();
+        assert_eq!(out.len(), 1);
+        assert_eq!(dec.buffer_capacity(), 0);
+        // A read that ends mid-frame keeps what the frame needs.
+        let small = client(1, b"hello", true);
+        dec.feed(&small[..3], &mut out).unwrap();
+        assert!(dec.buffer_capacity() >= 3);
+        dec.feed(&small[3..], &mut out).unwrap();
+        assert_eq!(out.len(), 2);
+        assert_eq!(dec.buffer_capacity(), 0);
     }
 
     #[test]
