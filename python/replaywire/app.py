@@ -117,6 +117,7 @@ class Server:
             limiter=self.limiter,
             metrics=self.metrics,
             warn=self.warn_client,
+            claim=self.cluster.fanout.claim,
         )
         if self.limiter.session_events is not None:  # counted by the engines
             self.hub.ingest.set_session_limit(self.limiter.session_events)

@@ -186,3 +186,53 @@ async def test_a_newer_connection_takes_a_session_over_and_the_older_is_closed(
                 assert (await recv_json(newer))["type"] == "ack"
             assert len(a.hub.live[KEY.format("t")].trackers) == 1
     assert await all_events(a, "t") == [json.loads(e) for e in events]
+
+
+async def test_with_redis_a_start_on_another_instance_takes_the_session_over(
+    start_server: StartServer,
+    fresh_postgres_url: str,
+    tmp_path: Path,
+    redis_url: str,
+    redis_prefix: str,
+) -> None:
+    # Two tabs of one session on two instances: the newer connection's
+    # instance claims the session through Redis, and the older instance
+    # closes its connection (4409) and reads storage from then on.
+    common = {
+        "database_url": fresh_postgres_url,
+        "ack_mode": "durable",
+        "redis_url": redis_url,
+        "redis_prefix": redis_prefix,
+    }
+    a: Server = await start_server(instance_id="a", spool_dir=str(tmp_path / "a"), **common)
+    b: Server = await start_server(instance_id="b", spool_dir=str(tmp_path / "b"), **common)
+    await until(lambda: a.cluster.fanout.subscribed and b.cluster.fanout.subscribed)
+    events = list(session_events(10 * BATCH, seed=10))
+    half_sent, taken_over = trio.Event(), trio.Event()
+    closed: list[tuple[int | None, str | None]] = []
+
+    def older() -> None:  # on A, with the websockets client, in a thread
+        with connect(ws_url(a)) as ws:
+            ws.send(start_message("r"))
+            assert json.loads(ws.recv(timeout=10))["type"] == "session_started"
+            for seq in range(5):
+                ws.send(batch_message("r", seq, events[seq * BATCH : (seq + 1) * BATCH]).decode())
+                assert json.loads(ws.recv(timeout=10))["type"] == "ack"
+            trio.from_thread.run_sync(half_sent.set)
+            try:
+                ws.recv(timeout=10)
+            except ConnectionClosed as exc:
+                assert exc.rcvd is not None
+                closed.append((exc.rcvd.code, exc.rcvd.reason))
+            trio.from_thread.run_sync(taken_over.set)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(partial(trio.to_thread.run_sync, older))
+        await half_sent.wait()
+        await send_range(b, "r", events, range(5, 10), resume_at=5)
+        with trio.fail_after(10):
+            await taken_over.wait()
+    assert closed == [(4409, "session_taken_over")]
+    held = a.hub.live[KEY.format("r")]
+    assert not held.trackers and held.epoch == b.hub.live[KEY.format("r")].epoch == 2
+    assert await all_events(a, "r") == [json.loads(e) for e in events]

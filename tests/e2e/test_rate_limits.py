@@ -203,15 +203,22 @@ async def test_a_session_limit_is_shared_by_instances(
     # session yet, so its first batch is admitted on its own view (the
     # documented overshoot: at most one sync interval's worth); after one
     # sync both instances know the session's total of 90 and refuse more.
-    async with open_websocket_url(ws_url(a)) as ws_a, open_websocket_url(ws_url(b)) as ws_b:
+    # Each page load is a new connection, here to A, then B, then A again
+    # (two live connections of one session would take it from each other).
+    async with open_websocket_url(ws_url(a)) as ws_a:
         await start_session(ws_a, "shared-1")
         assert (await send(ws_a, 0, events))["type"] == "ack"
         await synced(a)
+    async with open_websocket_url(ws_url(b)) as ws_b:
         await start_session(ws_b, "shared-1")
         assert (await send(ws_b, 1, events[:30]))["type"] == "ack"
         await synced(b)
         await synced(a)
-        for ws, seq in ((ws_b, 2), (ws_a, 2)):
-            reply = await send(ws, seq, events[:30])
-            assert reply["type"] == "error", reply
-            assert reply["data"]["code"] == "rate_limited" and reply["data"]["seq"] == seq
+        reply = await send(ws_b, 2, events[:30])
+        assert reply["type"] == "error", reply
+        assert reply["data"]["code"] == "rate_limited" and reply["data"]["seq"] == 2
+    async with open_websocket_url(ws_url(a)) as ws_a:
+        await start_session(ws_a, "shared-1")
+        reply = await send(ws_a, 2, events[:30])
+        assert reply["type"] == "error", reply
+        assert reply["data"]["code"] == "rate_limited" and reply["data"]["seq"] == 2

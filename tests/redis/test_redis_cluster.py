@@ -215,18 +215,25 @@ async def test_a_session_limit_is_shared_through_the_cluster(
 
     # As through a single Redis (tests/e2e/test_rate_limits.py): 60 events
     # on A, 30 on B before B knew the session, then both refuse more.
-    async with open_websocket_url(ws_url(a)) as ws_a, open_websocket_url(ws_url(b)) as ws_b:
+    # Each page load is a new connection, here to A, then B, then A again
+    # (two live connections of one session would take it from each other).
+    async with open_websocket_url(ws_url(a)) as ws_a:
         await start_session(ws_a, "shared-1")
         assert (await send_batch(ws_a, 0, events))["type"] == "ack"
         await synced(a)
+    async with open_websocket_url(ws_url(b)) as ws_b:
         await start_session(ws_b, "shared-1")
         assert (await send_batch(ws_b, 1, events[:30]))["type"] == "ack"
         await synced(b)
         await synced(a)
-        for ws, seq in ((ws_b, 2), (ws_a, 2)):
-            reply = await send_batch(ws, seq, events[:30])
-            assert reply["type"] == "error", reply
-            assert reply["data"]["code"] == "rate_limited" and reply["data"]["seq"] == seq
+        reply = await send_batch(ws_b, 2, events[:30])
+        assert reply["type"] == "error", reply
+        assert reply["data"]["code"] == "rate_limited" and reply["data"]["seq"] == 2
+    async with open_websocket_url(ws_url(a)) as ws_a:
+        await start_session(ws_a, "shared-1")
+        reply = await send_batch(ws_a, 2, events[:30])
+        assert reply["type"] == "error", reply
+        assert reply["data"]["code"] == "rate_limited" and reply["data"]["seq"] == 2
     # The counter is on the cluster, under the tenant's tag.
     client = RedisCluster.from_url(redis_cluster.node_url)
     try:

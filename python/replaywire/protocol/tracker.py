@@ -52,6 +52,10 @@ TAKE_OVER_SECONDS = 1.0
 Step = tuple[bytes, Any, Any, Any, int]  # TrackerEngine.feed's answer
 
 
+async def _no_claim(session: LiveSession) -> None:
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class TrackerDeps:
     """What a tracker connection uses of the server, and nothing else: built
@@ -63,6 +67,9 @@ class TrackerDeps:
     limiter: Limiter
     metrics: Metrics
     warn: Callable[..., None]  # the server's sampled client-fault log
+    # Announce that a connection here started the session (its instance
+    # owns it now: replaywire.redis.fanout); a no-op without Redis.
+    claim: Callable[[LiveSession], Awaitable[None]] = _no_claim
 
 
 async def serve_tracker(
@@ -272,6 +279,7 @@ class _Tracker:
                 # start does not wait for it (its heartbeat ends it).
                 with trio.move_on_after(TAKE_OVER_SECONDS):
                     await tracker.take_over()
+            await self.deps.claim(session)
         self.engine.started(sid, key)
 
     async def take_over(self) -> None:

@@ -36,7 +36,18 @@ multiply what Redis carries, and the compressed events are the
 common case costs the receiver no compression at all. See
 ``benches/cluster_fanout.py`` for the measured cost.
 
-On a Redis Cluster both channels are shard channels (``SPUBLISH`` /
+Ownership: the instance holding a session's tracker connection owns it.
+When a tracker starts (or resumes) a session, its instance claims it
+(:meth:`ClusterFanout.claim`): it takes the next epoch of the session
+(``INCR`` of the session's ``epoch`` key) and announces ``epoch instance
+session`` on ``{fanout}:owner``. An instance that holds the session with
+an older epoch of its own closes its tracker connection of it (4409, as
+for two connections on one instance) and so leaves the session
+*detached*, reading storage rather than its ring (see
+:mod:`replaywire.sessions.hub`). An announcement older than the
+instance's own claim is stale and ignored.
+
+On a Redis Cluster the channels are shard channels (``SPUBLISH`` /
 ``SSUBSCRIBE``): a session's messages go through the node owning its slot
 only, and the want channel's node carries the (small, periodic) wants.
 
@@ -88,6 +99,7 @@ SUBSCRIBER_BYTES = 64 * 1024 * 1024
 JOIN_TIMEOUT = 2.0  # seconds a joining viewer waits for the holder's head
 SNAPSHOT_WAIT = 5.0  # seconds a snapshot waits for the holder's storage to catch up
 SNAPSHOT_POLL = 0.02
+EPOCH_TTL_MIN = 86_400  # seconds a session's ownership epoch is kept at least
 
 
 class RelayFeed(Feed):
@@ -279,6 +291,8 @@ class ClusterFanout:
         self.local = fanout
         self.link = link
         self.presence = presence
+        # How long a session's epoch outlives its last claim (_next_epoch).
+        self._epoch_ttl = int(max(EPOCH_TTL_MIN, 4 * config.session_idle_timeout))
         self.relays: dict[str, RelayFeed] = {}  # sessions held here that others watch
         self.remotes: dict[str, RemoteSession] = {}  # sessions held elsewhere watched here
         self.outbox: list[tuple[str, bytes]] = []
@@ -289,6 +303,7 @@ class ClusterFanout:
         self.subscriber: Subscriber | None = None
         if link is not None:
             self.want_channel = link.tagged("fanout", "want")
+            self.owner_channel = link.tagged("fanout", "owner")
             self.subscriber = Subscriber(
                 link.url,
                 deliver=self._deliver,
@@ -307,6 +322,7 @@ class ClusterFanout:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 subscriber.subscribe(self.want_channel)
+                subscriber.subscribe(self.owner_channel)
                 subscriber.start()
                 nursery.start_soon(self._publish_loop)
                 nursery.start_soon(self._renew_loop)
@@ -314,6 +330,43 @@ class ClusterFanout:
         finally:
             with trio.CancelScope(shield=True):
                 await subscriber.stop()
+
+    # -- ownership ------------------------------------------------------------
+
+    async def claim(self, session: LiveSession) -> None:
+        """A tracker connection here started ``session``: take the next
+        epoch of it and tell the other instances. Without Redis (or while
+        it is down) nothing is claimed: storage checks still keep
+        instances from serving a stale tail."""
+        link = self.link
+        if link is None:
+            return
+        try:
+            key = link.tagged(session.id, "epoch")
+            epoch = await link.call(_next_epoch, link, key, self._epoch_ttl)
+        except RedisUnavailable:
+            return
+        session.epoch = epoch
+        message = f"{epoch} {self.presence.instance} {session.id}"
+        self._publish(self.owner_channel, message.encode())
+
+    def _claimed(self, data: bytes) -> None:
+        """Another instance claimed a session: if this one holds it with
+        an older epoch, its tracker connection goes (the newer takes over)."""
+        try:
+            epoch_text, instance, session_id = data.decode().split(" ", 2)
+            epoch = int(epoch_text)
+        except ValueError:
+            log.warning("owner_message_invalid", data=data[:200])
+            return
+        session = self.hub.live.get(session_id)
+        if instance == self.presence.instance or session is None or epoch <= session.epoch:
+            return
+        session.epoch = epoch
+        if session.trackers and self._nursery is not None:
+            log.info("session_claimed_elsewhere", session_id=session_id, instance=instance)
+            for tracker in self.hub.release(session):
+                self._nursery.start_soon(tracker.take_over)
 
     # -- the holder's side ----------------------------------------------------
 
@@ -444,6 +497,9 @@ class ClusterFanout:
             if channel == self.want_channel:
                 self._wanted(data.decode("utf-8", "replace"))
                 continue
+            if channel == self.owner_channel:
+                self._claimed(data)
+                continue
             remote = self.remotes.get(self._session_of(channel))
             if remote is None:
                 continue
@@ -453,7 +509,7 @@ class ClusterFanout:
                 log.warning("relay_message_invalid", channel=channel, error=str(exc))
 
     def _on_subscribed(self, channel: str) -> None:
-        if channel == self.want_channel:
+        if channel in (self.want_channel, self.owner_channel):
             return
         session_id = self._session_of(channel)
         if session_id in self.remotes:
@@ -489,6 +545,17 @@ class ClusterFanout:
                     self.close(remote)
                 else:
                     self._want(remote.id)
+
+
+def _next_epoch(link: RedisLink, key: str, ttl: int) -> int:
+    """In a worker thread: the session's next ownership epoch. The key
+    lives ``ttl`` seconds past the last claim, far longer than any instance
+    keeps an idle session live, so an epoch that starts over at 1 has no
+    holder left to compare with."""
+    client = link.client
+    epoch = int(client.incr(key))
+    client.expire(key, ttl)
+    return epoch
 
 
 def _publish_all(link: RedisLink, batch: list[tuple[str, bytes]]) -> None:

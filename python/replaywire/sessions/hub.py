@@ -159,6 +159,12 @@ class Hub:
             log.info("tracker_taken_over", session_id=session.id, connections=len(older))
         return older
 
+    def release(self, session: LiveSession) -> list[TrackerHandle]:
+        """Another instance took ``session`` over: it is detached here;
+        the connections that had it are returned, for the caller to close."""
+        older, session.trackers = session.trackers, []
+        return older
+
     def detach(self, session: LiveSession, tracker: TrackerHandle) -> None:
         """``tracker``, which started ``session`` here, is gone."""
         if tracker in session.trackers:

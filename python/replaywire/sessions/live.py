@@ -44,6 +44,7 @@ class LiveSession:
         "client_id",
         "end_index",
         "ended",
+        "epoch",
         "id",
         "id_json",
         "last_activity",
@@ -71,6 +72,9 @@ class LiveSession:
         # which then writes its events, so this ring may no longer be its
         # tail (see Hub.catch_up).
         self.trackers: list[TrackerHandle] = []
+        # This instance's latest ownership epoch of the session (with
+        # Redis, see replaywire.redis.fanout); 0 before any claim.
+        self.epoch = 0
         self.ended = False
         self.end_index: int | None = None  # the session's next index when it ended
 
