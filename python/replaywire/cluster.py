@@ -73,6 +73,7 @@ class Cluster:
             ttl=config.presence_ttl,
         )
         self.fanout = ClusterFanout(config, metrics, hub, fanout, self.link, self.presence)
+        self.presence.watching = self.fanout.watching
         self._evict_interval = min(1.0, config.rate_limit_window)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:

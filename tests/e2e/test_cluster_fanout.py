@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import trio
@@ -84,6 +85,19 @@ async def watch(port: int, session_id: str, codec: str, seen: Collected) -> None
                 seen.take(await ws.get_message())
 
 
+async def viewers_counted(server: Any, session_id: str, viewers: int) -> None:
+    """Until ``GET /sessions/active`` and ``/stats`` on ``server`` count
+    ``viewers`` of the session (heartbeats come every INTERVAL)."""
+    with trio.fail_after(10):
+        while True:
+            active = await get_json(server, "/sessions/active")
+            seen = [s["viewers"] for s in active["sessions"] if s["sessionId"] == session_id]
+            stats = await get_json(server, "/stats")
+            if seen == [viewers] and stats["cluster"]["viewers"] == viewers:
+                return
+            await trio.sleep(INTERVAL / 2)
+
+
 async def send(ws: WebSocketConnection, session_id: str, events: list[bytes], seq: int) -> None:
     part = events[seq * BATCH : (seq + 1) * BATCH]
     await ws.send_message(batch_message(session_id, seq, part).decode())
@@ -135,6 +149,10 @@ async def test_a_viewer_on_b_gets_every_event_of_a_session_on_a(
             key = "default:x"  # sessions are keyed by tenant (development mode: default)
             await until(lambda: key in remotes and len(remotes[key].feeds) == 2)  # joined
             remote = remotes[key]
+            # Presence counts B's two viewers with the session, on both
+            # instances, though A holds it and has none of its own.
+            for server in (SimpleNamespace(port=port_a), b):
+                await viewers_counted(server, "x", 2)
             for seq in range(1, batches // 2):
                 await send(tracker, "x", events, seq)
                 await trio.sleep(0.01)

@@ -459,6 +459,10 @@ class ClusterFanout:
         record = await self.hub.get_record(session_id)
         return record is not None and record.status != "ended"
 
+    def watching(self) -> dict[str, int]:
+        """Viewers here of each session held elsewhere (for presence)."""
+        return {sid: r.viewers for sid, r in self.remotes.items() if r.viewers}
+
     def subscribe(
         self, remote: RemoteSession, codec: str, ws: WebSocket | None = None
     ) -> tuple[RemoteSession, Feed]:

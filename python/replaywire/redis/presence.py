@@ -2,7 +2,10 @@
 
 Each instance writes one key, ``{prefix}{presence}:i:{instance}``, every
 ``PRESENCE_INTERVAL`` seconds (2): its live sessions (the
-``MAX_PUBLISHED`` most recently started, with exact totals) as JSON, with a
+``MAX_PUBLISHED`` most recently started, with exact totals) and the viewers
+it has of sessions held elsewhere (``watching``: they watch through the
+relay, redis/fanout.py, and are counted with the session wherever it is
+listed) as JSON, with a
 TTL of ``PRESENCE_TTL`` (10 s), and its id into the
 ``{prefix}{presence}:instances`` sorted set (score: last heartbeat, ms).
 The ``{presence}`` hash tag keeps them in one slot of a Redis Cluster, so
@@ -25,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -55,6 +59,9 @@ class Presence:
         self.interval = interval
         self.ttl_ms = int(ttl * 1000)
         self.heartbeats = 0
+        # This instance's viewers of sessions held elsewhere, by session
+        # (set by the cross-instance fan-out, which watches them).
+        self.watching: Callable[[], dict[str, int]] = dict
 
     # -- this instance ----------------------------------------------------
 
@@ -71,14 +78,19 @@ class Presence:
             items.append(item)
         return items
 
+    def _viewers(self) -> int:
+        """Viewers connected here, of sessions held here or elsewhere."""
+        return sum(s.viewers for s in self.hub.live.values()) + sum(self.watching().values())
+
     def _heartbeat(self) -> dict[str, Any]:
-        live = self.hub.live
+        watching = self.watching()
         return {
             "instance": self.instance,
             "at": int(time.time() * 1000),
-            "count": len(live),
-            "viewers": sum(s.viewers for s in live.values()),
+            "count": len(self.hub.live),
+            "viewers": self._viewers(),
             "sessions": self.local_sessions(MAX_PUBLISHED),
+            "watching": dict(list(watching.items())[:MAX_PUBLISHED]),
         }
 
     # -- heartbeat --------------------------------------------------------
@@ -173,6 +185,11 @@ class Presence:
                 _merge(merged, item)
         for item in local:  # this instance's fresh view wins over its own heartbeat
             _merge(merged, item)
+        # Viewers watching through another instance than the holder's.
+        for watching in [self.watching(), *(b.get("watching") or {} for b in others)]:
+            for sid, viewers in watching.items():
+                if sid in merged:
+                    merged[sid]["viewers"] = int(merged[sid].get("viewers", 0)) + int(viewers)
         sessions = sorted(merged.values(), key=lambda s: s.get("startedAt") or "", reverse=True)
         count = len(self.hub.live) + sum(int(b.get("count", 0)) for b in others)
         return {
@@ -189,11 +206,7 @@ class Presence:
             return None
         others = await self._others()
         live = self.hub.live
-        mine = {
-            "instance": self.instance,
-            "sessions": len(live),
-            "viewers": sum(s.viewers for s in live.values()),
-        }
+        mine = {"instance": self.instance, "sessions": len(live), "viewers": self._viewers()}
         rows = [mine] + [
             {
                 "instance": b["instance"],
