@@ -21,8 +21,13 @@ A (presence says where a session lives):
    bytes as they are; others cost B one decompression per tick and codec).
    A delta starts exactly where the previous one ended, so there is no gap
    and no duplicate; a message whose index shows a hole (lost during a
-   Redis outage, dropped because B was behind) resynchronises B's viewers
-   with a fresh snapshot, as a slow local viewer is.
+   Redis outage, dropped because B was behind, or relayed by an instance
+   the session has left) makes B send the missing events from storage
+   first (:meth:`RemoteSession._fill`); only if storage cannot cover them
+   within ``SNAPSHOT_WAIT`` are B's viewers resynchronised with a fresh
+   snapshot, as a slow local viewer is. Only the instance holding the
+   session's tracker connection answers wants, so after a move the new
+   holder's head and deltas take over where the old holder's stopped.
 4. B asks again every ``PRESENCE_INTERVAL`` while it has viewers (A answers
    each with a ``head``, which is also how B notices what it missed); A
    drops a relay nobody asked for within ``PRESENCE_TTL``. A B that hears
@@ -205,7 +210,7 @@ class RemoteSession:
                 self.position = msg.first
                 self.synced.set()
             elif msg.first > self.position:
-                self._resync(msg.first)  # we missed deltas (an outage, a drop)
+                await self._fill(msg.first)  # we missed deltas (an outage, a drop, a move)
             return
         if not self.synced.is_set():
             return  # deltas for another instance's viewers, before our head
@@ -213,7 +218,7 @@ class RemoteSession:
             if msg.first < self.position:
                 return  # a stale holder's end: the session went on elsewhere
             if msg.first > self.position:
-                self._resync(msg.first)
+                await self._fill(msg.first)
             end = Tick(msg.first, 0, end=True)
             for feed in list(self.feeds):
                 feed.push(end)
@@ -222,10 +227,37 @@ class RemoteSession:
             return
         if msg.next_index <= self.position:
             return  # already had it
-        if msg.first != self.position:
-            self._resync(msg.next_index)
-            return
-        await self._tick(msg)
+        if msg.first < self.position:
+            return  # partly had it (two holders, as the session moved): the next shows a gap
+        if msg.first > self.position:
+            await self._fill(msg.first)
+        if msg.first == self.position:
+            await self._tick(msg)
+
+    async def _fill(self, index: int) -> None:
+        """Events ``position .. index`` were not relayed to us (lost in an
+        outage, dropped while we were behind, or relayed by the holder the
+        session left): send them from storage, as deltas, where the
+        holders commit them (waiting up to SNAPSHOT_WAIT). Only if storage
+        cannot cover them do the viewers resynchronise."""
+        limit = self.fanout.config.viewer_batch_events
+        while self.position < index:
+            page = await self.read(self.position, min(limit, index - self.position))
+            if not page.count or page.first_index != self.position:
+                self._resync(index)
+                return
+            await self._tick_events(page.first_index, page.count, page.events)
+        log.info("relay_gap_filled", session_id=self.id, next_index=index)
+
+    async def _tick_events(self, first: int, count: int, events: bytes) -> None:
+        """One delta of events read here (a JSON array), for every feed."""
+        built: dict[str, bytes] = {}
+        while missing := sorted({feed.codec for feed in self.feeds} - built.keys()):
+            for codec in missing:
+                built[codec] = await self.encoder.frame(
+                    codec, b"delta", self.id_json, first, count, events
+                )
+        self._push(Tick(first, count, built))
 
     async def _tick(self, msg: wire.Relayed) -> None:
         events: bytes | None = msg.data if msg.codec == wire.CODEC_NONE else None
@@ -243,8 +275,11 @@ class RemoteSession:
                 built[codec] = await self.encoder.frame(
                     codec, b"delta", self.id_json, msg.first, msg.count, events
                 )
-        tick = Tick(msg.first, msg.count, built)
-        self.position = msg.next_index
+        self._push(Tick(msg.first, msg.count, built))
+
+    def _push(self, tick: Tick) -> None:
+        """Hand ``tick`` to every feed; the stream continues after it."""
+        self.position = tick.first_index + tick.count
         self._snapshots.clear()
         self.ticks += 1
         metrics = self.fanout.metrics
@@ -254,7 +289,7 @@ class RemoteSession:
             feed.push(tick)
             if feed.written_directly != written:
                 metrics.viewer_messages_total.inc()
-                metrics.viewer_bytes_total.inc(len(built[feed.codec]))
+                metrics.viewer_bytes_total.inc(len(tick.frames[feed.codec]))
             if feed.resyncs != before:
                 metrics.viewer_resyncs_total.inc()
 
@@ -294,6 +329,7 @@ class ClusterFanout:
         # How long a session's epoch outlives its last claim (_next_epoch).
         self._epoch_ttl = int(max(EPOCH_TTL_MIN, 4 * config.session_idle_timeout))
         self.relays: dict[str, RelayFeed] = {}  # sessions held here that others watch
+        hub.watched = lambda session: session.viewers > 0 or session.id in self.relays
         self.remotes: dict[str, RemoteSession] = {}  # sessions held elsewhere watched here
         self.outbox: list[tuple[str, bytes]] = []
         self.outbox_bytes = 0
@@ -372,9 +408,11 @@ class ClusterFanout:
 
     def _wanted(self, session_id: str) -> None:
         """Another instance has viewers of ``session_id``: relay it, and say
-        where the relayed deltas start."""
+        where the relayed deltas start. Only the instance holding the
+        session's tracker connection answers: one it left (detached) follows
+        storage and would only slow the followers down."""
         session = self.hub.live.get(session_id)
-        if session is None or session.ended:
+        if session is None or session.ended or not session.trackers:
             return
         relay = self.relays.get(session_id)
         broadcaster = self.local.broadcasters.get(session_id)

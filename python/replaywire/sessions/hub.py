@@ -71,6 +71,9 @@ class Hub:
         self.live: dict[str, LiveSession] = {}
         self._start_lock = trio.Lock()
         self._catch_up_lock = trio.Lock()
+        # Whether anyone follows a session live from here: its viewers, or
+        # (set by the cross-instance fan-out) other instances' through a relay.
+        self.watched: Callable[[LiveSession], bool] = lambda session: session.viewers > 0
         self._seen = _Scraped()
         writer.records = self._record
         metrics.add_collect_hook(self._collect)
@@ -216,11 +219,11 @@ class Hub:
         self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
     ) -> None:
         """Every DETACHED_CHECK_INTERVAL, catch up the detached sessions
-        that viewers here watch: their events may be arriving elsewhere."""
+        that are watched from here: their events may be arriving elsewhere."""
         task_status.started()
         while True:
             await trio.sleep(DETACHED_CHECK_INTERVAL)
-            watched = [s for s in self.live.values() if s.viewers and not s.trackers]
+            watched = [s for s in self.live.values() if not s.trackers and self.watched(s)]
             for session in watched:
                 if not session.ended:
                     await self.catch_up(session)
