@@ -157,16 +157,21 @@ def markdown(meta: dict[str, Any], runs: list[Run]) -> str:
     if rows := _of(runs, "connections"):
         out += ["## Idle tracker connections", ""]
         out += ["| ws backend | connections | accepted/s | RSS before MiB | RSS with all MiB |"]
-        out[-1] += " KiB per connection |"
-        out += ["|---|---:|---:|---:|---:|---:|"]
+        out[-1] += " KiB per connection | streaming acks/s, beside ÷ alone |"
+        out += ["|---|---:|---:|---:|---:|---:|---:|"]
         for r in rows:
             x = r["result"]
+            ratio = x.get("streaming_ack_ratio")
             out.append(
                 f"| {r['label']} | {x['connections']:,} | {x['accept_per_s']:,}"
                 f" | {x['rss_before_mib']} | {x['rss_with_all_mib']}"
-                f" | {x['rss_per_connection_kib']} |"
+                f" | {x['rss_per_connection_kib']} | {'-' if ratio is None else ratio} |"
             )
-        out.append("")
+        out += ["", "Streaming: the ingest load (-c/-w/-b) once on a fresh server alone, once"]
+        out += ["beside the idle connections; client addresses 127.0.0.2 onwards.", ""]
+        for r in rows:
+            if why := r["result"].get("fd_limited"):
+                out += [f"{r['label']}: asked {r['result']['asked']:,}, opened fewer: {why}.", ""]
     if rows := _of(runs, "storage"):
         out += ["## Storage backends and ack modes", ""]
         out += ["| ws backend | storage | ack | events/s | ack p50 ms | ack p99 ms | vs ceiling |"]

@@ -50,6 +50,7 @@ import contextlib
 import json
 import os
 import platform
+import resource
 import shlex
 import sys
 import threading
@@ -218,7 +219,12 @@ class Suite:
             if "connections" in scenarios:
                 k = a.idle_connections
                 runs.append(
-                    ("connections", ws, 3 + k / 300, lambda ws=ws, k=k: self.connections(ws, k))
+                    (
+                        "connections",
+                        ws,
+                        3 + 2 * per_run + k / 1000,
+                        lambda ws=ws, k=k: self.connections(ws, k),
+                    )
                 )
             if "storage" in scenarios:
                 for storage in storages:
@@ -369,10 +375,30 @@ class Suite:
         return result
 
     def connections(self, ws: str, count: int) -> dict[str, Any]:
+        """K idle trackers (RSS per connection, accept rate), and the ingest
+        load run once alone and once beside them: its acks/s ratio."""
         args = self._ingest_args(ws)
-        with ingest_load.serving(args, UNLIMITED) as (port, pid):
+        env = {**LOAD_ENV, **UNLIMITED}
+        # The load alone, on a server of its own: the idle connections' server
+        # starts as fresh as this one did.
+        with ingest_load.serving(args, env) as (port, _):
+            alone = _summary(ingest_load.measure(port, args), args)
+        asked = count
+        # Before the server starts: it inherits the limit.
+        count, fd_limited = idle.fd_room(count)
+        with ingest_load.serving(args, env) as (port, pid):
             assert pid is not None
-            return trio.run(idle.run_idle, port, pid, count)
+            result = idle.run_idle(
+                port,
+                pid,
+                count,
+                beside=lambda: _summary(ingest_load.measure(port, args), args),
+                alone=alone,
+            )
+        result.update(asked=asked, fd_limit=resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+        if fd_limited is not None:
+            result["fd_limited"] = fd_limited
+        return result
 
     def storage(self, ws: str, storage: str, ack: str) -> dict[str, Any]:
         return self._load(ws, storage, ack)
