@@ -241,11 +241,18 @@ class RemoteSession:
         holders commit them (waiting up to SNAPSHOT_WAIT). Only if storage
         cannot cover them do the viewers resynchronise."""
         limit = self.fanout.config.viewer_batch_events
+        deadline = trio.current_time() + SNAPSHOT_WAIT
         while self.position < index:
-            page = await self.read(self.position, min(limit, index - self.position))
-            if not page.count or page.first_index != self.position:
-                self._resync(index)
-                return
+            page = await self.fanout.hub.history(
+                self.id, self.position, min(limit, index - self.position)
+            )
+            if not page.count:
+                # Accepted by the holder, not committed yet (one flush).
+                if trio.current_time() >= deadline:
+                    self._resync(index)
+                    return
+                await trio.sleep(SNAPSHOT_POLL)
+                continue
             await self._tick_events(page.first_index, page.count, page.events)
         log.info("relay_gap_filled", session_id=self.id, next_index=index)
 
