@@ -38,15 +38,19 @@ def record_page(browser: Browser, site: PageServer, page: str, name: str, user: 
 
 
 def refuse_a_batch(server: ServerProcess, session_id: str, url: str) -> None:
-    """A second tracker connection of a live session (as after a network
-    change) sends a batch far past the seq window: it is refused with
-    ``seq_out_of_window``, which the server records as the session's error."""
+    """A later tracker connection of the session (a second one while the
+    page's is live would take the session over from it) resumes it and
+    sends a batch far past the seq window: it is refused with
+    ``seq_out_of_window``, which the server records as the session's
+    error. Then it ends the session again."""
     with connect(f"ws://127.0.0.1:{server.port}/ws?type=tracker") as ws:
         ws.send(start_message(session_id, userId="u-carol", url=url))
         assert json.loads(ws.recv(timeout=10))["type"] == "session_started"
         ws.send(batch_message(session_id, 1_000_000, list(session_events(1))).decode())
         refused = json.loads(ws.recv(timeout=10))
         assert refused["data"]["code"] == "seq_out_of_window", refused
+        ws.send(json.dumps({"type": "session_end", "data": {"sessionId": session_id}}))
+        assert json.loads(ws.recv(timeout=10))["type"] == "session_ended"
 
 
 def filter_list(browser: Browser, page: str, **fields: str | bool) -> None:
@@ -72,10 +76,10 @@ def test_find_share_pause_and_see_errors(
     browser.eval("alice", "window.replaywire.tracker.stop().then(() => true)")  # ended
     bob = record_page(browser, site, "page2.html", "bob", "u-bob")  # stays live
     carol = record_page(browser, site, "app.html", "carol", "u-carol")
-    refuse_a_batch(dev_server, carol, site.url("app.html"))
     browser.click("carol", "#add")
     browser.wait_for("carol", TRACKER_IDLE)
     browser.eval("carol", "window.replaywire.tracker.stop().then(() => true)")
+    refuse_a_batch(dev_server, carol, site.url("app.html"))
 
     # The list, first screen of the viewer: every session, newest first.
     browser.goto("viewer", dev_server.url("/viewer/"))
