@@ -154,6 +154,34 @@ async def test_a_viewer_stays_with_a_session_that_moved_to_another_instance(
     await until(lambda: KEY.format("v") not in a.hub.live)  # once its flush is done
 
 
+class OlderConnection:
+    """A tracker connection (the websockets client, in a thread) that
+    starts ``session_id`` on ``server``, sends its first five batches, then
+    waits to be closed: ``closed`` gets the close code and reason."""
+
+    def __init__(self, server: Server, session_id: str, events: list[bytes]) -> None:
+        self.server, self.session_id, self.events = server, session_id, events
+        self.half_sent, self.taken_over = trio.Event(), trio.Event()
+        self.closed: list[tuple[int | None, str | None]] = []
+
+    def run(self) -> None:
+        sid = self.session_id
+        with connect(ws_url(self.server)) as ws:
+            ws.send(start_message(sid))
+            assert json.loads(ws.recv(timeout=10))["type"] == "session_started"
+            for seq in range(5):
+                part = self.events[seq * BATCH : (seq + 1) * BATCH]
+                ws.send(batch_message(sid, seq, part).decode())
+                assert json.loads(ws.recv(timeout=10))["type"] == "ack"
+            trio.from_thread.run_sync(self.half_sent.set)
+            try:
+                ws.recv(timeout=10)
+            except ConnectionClosed as exc:
+                assert exc.rcvd is not None
+                self.closed.append((exc.rcvd.code, exc.rcvd.reason))
+            trio.from_thread.run_sync(self.taken_over.set)
+
+
 async def test_a_newer_connection_takes_a_session_over_and_the_older_is_closed(
     start_server: StartServer, fresh_postgres_url: str, tmp_path: Path
 ) -> None:
@@ -161,33 +189,16 @@ async def test_a_newer_connection_takes_a_session_over_and_the_older_is_closed(
     # two live connections of one session on one instance.
     a, _ = await two_instances(start_server, fresh_postgres_url, tmp_path)
     events = list(session_events(10 * BATCH, seed=9))
-    half_sent, taken_over = trio.Event(), trio.Event()
-    closed: list[tuple[int | None, str | None]] = []
-
-    def older() -> None:  # the websockets client, in a thread
-        with connect(ws_url(a)) as ws:
-            ws.send(start_message("t"))
-            assert json.loads(ws.recv(timeout=10))["type"] == "session_started"
-            for seq in range(5):
-                ws.send(batch_message("t", seq, events[seq * BATCH : (seq + 1) * BATCH]).decode())
-                assert json.loads(ws.recv(timeout=10))["type"] == "ack"
-            trio.from_thread.run_sync(half_sent.set)
-            try:
-                ws.recv(timeout=10)
-            except ConnectionClosed as exc:
-                assert exc.rcvd is not None
-                closed.append((exc.rcvd.code, exc.rcvd.reason))
-            trio.from_thread.run_sync(taken_over.set)
-
+    older = OlderConnection(a, "t", events)
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(partial(trio.to_thread.run_sync, older))
-        await half_sent.wait()
+        nursery.start_soon(partial(trio.to_thread.run_sync, older.run))
+        await older.half_sent.wait()
         async with open_websocket_url(ws_url(a)) as newer:
             started = await start_session(newer, "t")
             assert started["nextSeq"] == 5
             with trio.fail_after(10):
-                await taken_over.wait()
-            assert closed == [(4409, "session_taken_over")]
+                await older.taken_over.wait()
+            assert older.closed == [(4409, "session_taken_over")]
             for seq in range(5, 10):
                 part = events[seq * BATCH : (seq + 1) * BATCH]
                 await newer.send_message(batch_message("t", seq, part).decode())
@@ -216,31 +227,14 @@ async def test_with_redis_a_start_on_another_instance_takes_the_session_over(
     b: Server = await start_server(instance_id="b", spool_dir=str(tmp_path / "b"), **common)
     await until(lambda: a.cluster.fanout.subscribed and b.cluster.fanout.subscribed)
     events = list(session_events(10 * BATCH, seed=10))
-    half_sent, taken_over = trio.Event(), trio.Event()
-    closed: list[tuple[int | None, str | None]] = []
-
-    def older() -> None:  # on A, with the websockets client, in a thread
-        with connect(ws_url(a)) as ws:
-            ws.send(start_message("r"))
-            assert json.loads(ws.recv(timeout=10))["type"] == "session_started"
-            for seq in range(5):
-                ws.send(batch_message("r", seq, events[seq * BATCH : (seq + 1) * BATCH]).decode())
-                assert json.loads(ws.recv(timeout=10))["type"] == "ack"
-            trio.from_thread.run_sync(half_sent.set)
-            try:
-                ws.recv(timeout=10)
-            except ConnectionClosed as exc:
-                assert exc.rcvd is not None
-                closed.append((exc.rcvd.code, exc.rcvd.reason))
-            trio.from_thread.run_sync(taken_over.set)
-
+    older = OlderConnection(a, "r", events)  # on A
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(partial(trio.to_thread.run_sync, older))
-        await half_sent.wait()
+        nursery.start_soon(partial(trio.to_thread.run_sync, older.run))
+        await older.half_sent.wait()
         await send_range(b, "r", events, range(5, 10), resume_at=5)
         with trio.fail_after(10):
-            await taken_over.wait()
-    assert closed == [(4409, "session_taken_over")]
+            await older.taken_over.wait()
+    assert older.closed == [(4409, "session_taken_over")]
     held = a.hub.live[KEY.format("r")]
     assert not held.trackers and held.epoch == b.hub.live[KEY.format("r")].epoch == 2
     assert await all_events(a, "r") == [json.loads(e) for e in events]
