@@ -183,6 +183,14 @@ async def synced(server: Server) -> None:
 async def test_a_session_limit_is_shared_by_instances(
     start_server: StartServer, tmp_path: Path, redis_url: str, redis_prefix: str
 ) -> None:
+    await share_a_session_limit(start_server, tmp_path, redis_url, redis_prefix)
+
+
+async def share_a_session_limit(
+    start_server: StartServer, tmp_path: Path, redis_url: str, redis_prefix: str
+) -> None:
+    """Two instances sharing ``redis_url`` (a single Redis or a cluster)
+    enforce one session's limit together (also tests/redis/)."""
     shared = {
         "redis_url": redis_url,
         "redis_prefix": redis_prefix,

@@ -22,13 +22,13 @@ import services
 from e2e.clients import get_json, recv_json, start_session, ws_url
 from e2e.processes import ServerProcess
 from e2e.test_cluster_fanout import BATCH, Collected, send, until, watch
-from e2e.test_rate_limits import DAY, own_storage, synced
+from e2e.test_rate_limits import own_storage, share_a_session_limit
 from replaywire import Server
 from replaywire.config import Config, ConfigError
 from replaywire.limits.sync import _groups, concurrency_key, window_key
 from replaywire.redis import RedisLink
 from replaywire.redis.link import client_url
-from rrweb import batch_message, session_events
+from rrweb import session_events
 
 StartServer = Callable[..., Any]
 INTERVAL, TTL = 0.2, 1.0
@@ -198,42 +198,9 @@ async def test_a_session_limit_is_shared_through_the_cluster(
     redis_cluster: services.ThrowawayRedisCluster,
     cluster_prefix: str,
 ) -> None:
-    shared = {
-        "redis_url": redis_cluster.url,
-        "redis_prefix": cluster_prefix,
-        "redis_sync_interval": 20,
-        "rate_limit_window": DAY,
-        "limit_events_per_session": 100,
-    }
-    a: Server = await start_server(instance_id="a", **shared)
-    b: Server = await start_server(instance_id="b", **own_storage(tmp_path, "b"), **shared)
-    events = list(session_events(60))
-
-    async def send_batch(ws: Any, seq: int, part: list[bytes]) -> dict[str, Any]:
-        await ws.send_message(batch_message("shared-1", seq, part).decode())
-        return await recv_json(ws)
-
-    # As through a single Redis (tests/e2e/test_rate_limits.py): 60 events
-    # on A, 30 on B before B knew the session, then both refuse more.
-    # Each page load is a new connection, here to A, then B, then A again
-    # (two live connections of one session would take it from each other).
-    async with open_websocket_url(ws_url(a)) as ws_a:
-        await start_session(ws_a, "shared-1")
-        assert (await send_batch(ws_a, 0, events))["type"] == "ack"
-        await synced(a)
-    async with open_websocket_url(ws_url(b)) as ws_b:
-        await start_session(ws_b, "shared-1")
-        assert (await send_batch(ws_b, 1, events[:30]))["type"] == "ack"
-        await synced(b)
-        await synced(a)
-        reply = await send_batch(ws_b, 2, events[:30])
-        assert reply["type"] == "error", reply
-        assert reply["data"]["code"] == "rate_limited" and reply["data"]["seq"] == 2
-    async with open_websocket_url(ws_url(a)) as ws_a:
-        await start_session(ws_a, "shared-1")
-        reply = await send_batch(ws_a, 2, events[:30])
-        assert reply["type"] == "error", reply
-        assert reply["data"]["code"] == "rate_limited" and reply["data"]["seq"] == 2
+    # As through a single Redis: 60 events on A, 30 on B before B knew the
+    # session, then both refuse more.
+    await share_a_session_limit(start_server, tmp_path, redis_cluster.url, cluster_prefix)
     # The counter is on the cluster, under the tenant's tag.
     client = RedisCluster.from_url(redis_cluster.node_url)
     try:
