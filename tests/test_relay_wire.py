@@ -5,6 +5,7 @@ that are not such a message are refused with WireError, never misread."""
 
 from __future__ import annotations
 
+import pytest
 import zstandard
 from hypothesis import given
 from hypothesis import strategies as st
@@ -47,3 +48,14 @@ def test_other_bytes_are_refused_or_read_as_a_valid_message(data: bytes) -> None
         return
     assert data[0] == wire.VERSION and got.kind in (wire.DELTA, wire.HEAD, wire.END)
     assert got.codec in (wire.CODEC_NONE, wire.CODEC_ZSTD)
+
+
+@given(st.text(min_size=1, max_size=300), st.none() | indices)
+def test_wants_round_trip_whatever_the_session_key(session_id: str, from_index: int | None) -> None:
+    # Keys are tenant-scoped client ids: spaces, digits and any text.
+    assert wire.decode_want(wire.want(session_id, from_index)) == (session_id, from_index)
+
+
+def test_a_want_without_an_index_is_refused() -> None:
+    with pytest.raises(wire.WireError):
+        wire.decode_want(b"session-without-index")

@@ -146,6 +146,7 @@ class Server:
                 metrics=self.metrics,
                 dictionary=self.dictionary,
                 health=self.health,
+                held_head=self.cluster.fanout.head,
                 stats=self.stats,
             ),
             draining=lambda: self.draining,

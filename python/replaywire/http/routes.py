@@ -11,6 +11,8 @@ from functools import partial
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
+import trio
+
 from .. import __version__
 from ..auth import ADMIN, READ, Auth, Principal, client_id
 from ..errors import HttpError
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
     from ..protocol.dictionary import Dictionary
     from ..redis.presence import Presence
     from ..sessions import Hub
+    from ..sessions.history import EventsPage
     from ..storage import Storage
 
 
@@ -40,6 +43,9 @@ class RouteDeps:
     metrics: Metrics
     dictionary: Dictionary | None  # codec=zstd-dict's, when configured
     health: Callable[[], Awaitable[dict[str, Any]]]  # readiness, with its reasons
+    # How far another instance holding a session has taken it (None: the
+    # tail is here or in storage); see ClusterFanout.head.
+    held_head: Callable[[str], Awaitable[int | None]]
     stats: Callable[[], dict[str, Any]]  # the operator's counters
 
 
@@ -277,7 +283,7 @@ async def get_events(deps: RouteDeps, request: Request, params: dict[str, str]) 
     # Stored zstd chunks are sent as stored when the client reads zstd; a
     # plain page is sent in pieces, never joined (events may be 50 MB).
     wanted = {"zstd": "zstd", None: "parts"}.get(coding, "none")
-    page = await deps.hub.history(key, from_index, limit, wanted)
+    page = await _settled_history(deps, key, from_index, limit, wanted)
     head = b'{"sessionId":%b,"fromIndex":%d,"count":%d,"nextIndex":%d,"events":' % (
         json_string(sid),
         page.first_index,
@@ -293,6 +299,30 @@ async def get_events(deps: RouteDeps, request: Request, params: dict[str, str]) 
         )
     body, headers = await encoding.encode(coding, head + page.events + b"}")
     return Response(200, body, headers=headers)
+
+
+HELD_WAIT = 5.0  # seconds a read waits for another instance's accepted events to be stored
+HELD_POLL = 0.02
+
+
+async def _settled_history(
+    deps: RouteDeps, key: str, from_index: int, limit: int, codec: str
+) -> EventsPage:
+    """The page, including what another instance holding the session live
+    has accepted and not yet committed (one flush, ``BATCH_INTERVAL``):
+    a short page is read again until storage reaches that instance's
+    head, for at most ``HELD_WAIT``."""
+    page = await deps.hub.history(key, from_index, limit, codec)
+    if page.count >= limit:
+        return page
+    held = await deps.held_head(key)
+    if held is None:
+        return page
+    with trio.move_on_after(HELD_WAIT):
+        while page.next_index < min(held, from_index + limit):
+            await trio.sleep(HELD_POLL)
+            page = await deps.hub.history(key, from_index, limit, codec)
+    return page
 
 
 MAX_ERRORS_LIMIT = 1000  # most errors one GET /sessions/{id}/errors returns

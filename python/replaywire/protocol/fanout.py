@@ -45,7 +45,11 @@ from . import dictionary, frames
 
 if TYPE_CHECKING:
     from ..observability.metrics import Metrics
+    from ..redis.fanout import RemoteSession
     from ..sessions import Hub
+
+    # A feed already subscribed to the broadcaster a viewer continues with.
+    Handover = tuple["Broadcaster | RemoteSession", "Feed"]
 
 log = structlog.get_logger("replaywire.fanout")
 
@@ -74,6 +78,10 @@ class Tick:
     count: int
     frames: Mapping[str, bytes] = field(default_factory=dict)
     end: bool = False
+    # With ``end``: the stream goes on in another broadcaster, from this
+    # tick's index (the session moved between instances, see
+    # replaywire.redis.fanout): the viewer continues with this feed of it.
+    moved: Handover | None = None
 
     @property
     def next_index(self) -> int:

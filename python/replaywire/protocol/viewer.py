@@ -28,7 +28,7 @@ from ..sessions import LiveSession
 from ..ws import ConnectionClosed, WebSocket
 from ..ws.messages import TOO_LARGE, DataMessage
 from . import dictionary, frames
-from .fanout import Broadcaster, Encoder, Fanout, feed_key
+from .fanout import Broadcaster, Encoder, Fanout, Feed, feed_key
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -157,9 +157,12 @@ async def _watch(
     with trio.CancelScope() as scope:
         task_status.started(scope)
         hub = deps.hub
-        live: LiveSession | RemoteSession | None = hub.live.get(session_id)
-        if live is None:  # held by another instance? (redis/fanout.py)
-            live = await deps.cluster_fanout.watch(session_id)
+        here = hub.live.get(session_id)
+        live: LiveSession | RemoteSession | None = here
+        if here is None or (here.held_elsewhere and not here.trackers):
+            # Held by another instance (redis/fanout.py); one that left
+            # this one is followed here from storage when Redis cannot relay it.
+            live = await deps.cluster_fanout.watch(session_id) or here
         if live is None and await hub.get_record(session_id) is None:
             unknown = f"no session {client_id(session_id)!r}"
             deps.metrics.protocol_errors_total.labels("unknown_session").inc()
@@ -177,13 +180,7 @@ async def _watch(
             refused = f"session {client_id(session_id)!r} has {limit} viewers, the most allowed"
             await _send(ws, frames.error("viewer_limit", refused))
             return
-        live.viewers += 1
-        deps.metrics.viewers_active.inc()
-        try:
-            await viewer.follow(live, from_index)
-        finally:
-            live.viewers -= 1
-            deps.metrics.viewers_active.dec()
+        await viewer.follow(live, from_index)
 
 
 class _Viewer:
@@ -200,20 +197,52 @@ class _Viewer:
         self.read: Callable[[int, int], Awaitable[EventsPage]] = partial(
             deps.hub.history, session_id
         )
+        self.broadcaster: Broadcaster | RemoteSession | None = None  # while following
 
     async def follow(self, live: LiveSession | RemoteSession, from_index: int | None) -> None:
         """A live session: snapshot up to the broadcaster's position, then
         its shared deltas; a fresh snapshot whenever the feed overflowed.
         A session held by another instance has its :class:`RemoteSession`
-        as broadcaster, whose snapshots wait for the shared storage."""
+        as broadcaster, whose snapshots wait for the shared storage. When
+        the session moves between instances, the feed ends with a hand-over
+        to the broadcaster that goes on from the same index (no snapshot)."""
         broadcaster: Broadcaster | RemoteSession
         if isinstance(live, LiveSession):
             broadcaster, feed = self.deps.fanout.subscribe(live, self.codec, self.ws)
-            unsubscribe = partial(self.deps.fanout.unsubscribe, broadcaster, feed)
         else:
             broadcaster, feed = self.deps.cluster_fanout.subscribe(live, self.codec, self.ws)
-            unsubscribe = partial(self.deps.cluster_fanout.unsubscribe, broadcaster, feed)
-            self.read = live.read
+        self._following(broadcaster, +1)
+        try:
+            await self._stream(broadcaster, feed, from_index)
+        finally:
+            assert self.broadcaster is not None
+            self._following(self.broadcaster, -1)
+
+    def _following(self, broadcaster: Broadcaster | RemoteSession, step: int) -> None:
+        """Count this viewer in (``+1``) or out (``-1``) of ``broadcaster``'s
+        session. Counting in also points :attr:`read` at where that
+        broadcaster's snapshots come from."""
+        live = _session_of(broadcaster)
+        live.viewers += step
+        self.deps.metrics.viewers_active.inc(step)
+        if step > 0:
+            self.broadcaster = broadcaster
+            self.read = (
+                partial(self.deps.hub.history, self.session_id)
+                if isinstance(broadcaster, Broadcaster)
+                else broadcaster.read
+            )
+
+    def _unsubscribe(self, broadcaster: Broadcaster | RemoteSession, feed: Feed) -> None:
+        if isinstance(broadcaster, Broadcaster):
+            self.deps.fanout.unsubscribe(broadcaster, feed)
+        else:
+            self.deps.cluster_fanout.unsubscribe(broadcaster, feed)
+
+    async def _stream(
+        self, broadcaster: Broadcaster | RemoteSession, feed: Feed, from_index: int | None
+    ) -> None:
+        live = _session_of(broadcaster)
         try:
             position = broadcaster.position
             start = self._keyframe(live) if from_index is None else from_index
@@ -238,6 +267,13 @@ class _Viewer:
                     if not await self.snapshot(broadcaster, start, position, resync=True):
                         return
                     continue
+                if tick.moved is not None:  # the same stream, from another broadcaster
+                    self._unsubscribe(broadcaster, feed)
+                    self._following(broadcaster, -1)
+                    broadcaster, feed = tick.moved
+                    self._following(broadcaster, +1)
+                    live = _session_of(broadcaster)
+                    continue
                 if tick.end:
                     ended = {"sessionId": self.client_id, "nextIndex": tick.first_index}
                     await _send(self.ws, frames.message("session_ended", ended))
@@ -249,7 +285,7 @@ class _Viewer:
                     self.deps.metrics.viewer_messages_total.inc()
                     self.deps.metrics.viewer_bytes_total.inc(len(frame))
         finally:
-            unsubscribe()
+            self._unsubscribe(broadcaster, feed)
 
     def _name_dictionary(self, joined: dict[str, object]) -> None:
         """``dictionaryId`` for a ``codec=zstd-dict`` viewer: the bytes are
@@ -309,7 +345,10 @@ class _Viewer:
         index = start
         while index < end:
             buffers = hub.ingest
-            if self.session_id in buffers and index >= buffers.first_index(self.session_id):
+            sid = self.session_id
+            # The ring, where it holds ``index`` (a session that moved to
+            # another instance goes on past this instance's ring).
+            if sid in buffers and buffers.first_index(sid) <= index < buffers.next_index(sid):
                 part = buffers.read(
                     self.session_id,
                     index,
@@ -362,6 +401,11 @@ class _Viewer:
         if keyframe is not None:
             return keyframe
         return buffers.first_index(self.session_id) if self.session_id in buffers else 0
+
+
+def _session_of(broadcaster: Broadcaster | RemoteSession) -> LiveSession | RemoteSession:
+    """The session a broadcaster broadcasts (a remote one is its own)."""
+    return broadcaster.session if isinstance(broadcaster, Broadcaster) else broadcaster
 
 
 async def _send(ws: WebSocket, frame: bytes) -> bool:

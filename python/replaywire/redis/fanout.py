@@ -25,9 +25,13 @@ A (presence says where a session lives):
    the session has left) makes B send the missing events from storage
    first (:meth:`RemoteSession._fill`); only if storage cannot cover them
    within ``SNAPSHOT_WAIT`` are B's viewers resynchronised with a fresh
-   snapshot, as a slow local viewer is. Only the instance holding the
-   session's tracker connection answers wants, so after a move the new
-   holder's head and deltas take over where the old holder's stopped.
+   snapshot, as a slow local viewer is. The instance holding the
+   session's tracker connection answers wants (between page loads, the
+   one that held it last), so after a move the new holder's head and
+   deltas take over where the old holder's stopped. A want carries the
+   index B's viewers reached: the holder first relays what it holds in
+   memory from there (:meth:`ClusterFanout._relay_from_ring`), which
+   storage may not have yet.
 4. B asks again every ``PRESENCE_INTERVAL`` while it has viewers (A answers
    each with a ``head``, which is also how B notices what it missed); A
    drops a relay nobody asked for within ``PRESENCE_TTL``. A B that hears
@@ -49,7 +53,11 @@ session`` on ``{fanout}:owner``. An instance that holds the session with
 an older epoch of its own closes its tracker connection of it (4409, as
 for two connections on one instance) and so leaves the session
 *detached*, reading storage rather than its ring (see
-:mod:`replaywire.sessions.hub`). An announcement older than the
+:mod:`replaywire.sessions.hub`); its viewers are handed over to a
+:class:`RemoteSession` that follows the new holder, from the index they
+reached (:meth:`ClusterFanout._hand_over`), and back to the local
+broadcaster when a tracker brings the session back
+(:meth:`ClusterFanout._hand_back`). An announcement older than the
 instance's own claim is stale and ignored.
 
 On a Redis Cluster the channels are shard channels (``SPUBLISH`` /
@@ -104,6 +112,7 @@ SUBSCRIBER_BYTES = 64 * 1024 * 1024
 JOIN_TIMEOUT = 2.0  # seconds a joining viewer waits for the holder's head
 SNAPSHOT_WAIT = 5.0  # seconds a snapshot waits for the holder's storage to catch up
 SNAPSHOT_POLL = 0.02
+CATCH_UP_BYTES = 8 * 1024 * 1024  # most a holder relays from its ring for one want
 EPOCH_TTL_MIN = 86_400  # seconds a session's ownership epoch is kept at least
 
 
@@ -152,6 +161,7 @@ class RemoteSession:
         self.last_used = trio.current_time()
         self.heard_at = trio.current_time()
         self.ticks = 0
+        self.settling = False  # see settle()
         self._wake = trio.Event()
         self._snapshots: dict[tuple[int, int, str, bool], list[bytes]] = {}
 
@@ -180,6 +190,7 @@ class RemoteSession:
     # -- messages from the holder -------------------------------------------
 
     def receive(self, msg: wire.Relayed) -> None:
+        self.heard_at = trio.current_time()
         size = len(msg.data)
         if self.inbound and self.inbound_bytes + size > self.fanout.config.viewer_backlog_bytes:
             self.fanout.metrics.relay_messages_total.labels("dropped").inc()
@@ -192,6 +203,9 @@ class RemoteSession:
         try:
             while not self.closed:
                 if not self.inbound:
+                    if self.settling:
+                        await self._settle()
+                        continue
                     self._wake = trio.Event()
                     await self._wake.wait()
                     continue
@@ -310,6 +324,31 @@ class RemoteSession:
             feed.drop()
             self.fanout.metrics.viewer_resyncs_total.inc()
 
+    def settle(self) -> None:
+        """No instance answers for the session: settle it once the
+        messages that did come are sent (see :meth:`_settle`)."""
+        self.settling = True
+        self._wake.set()
+
+    async def _settle(self) -> None:
+        """If storage says the session ended, send the rest of it from
+        storage and end the stream; otherwise its holder is gone and the
+        stream ends where it is (the viewers may join again)."""
+        self.settling = False
+        hub = self.fanout.hub
+        record = await hub.writer.read(hub.storage.get_session, self.id)
+        if self.closed:
+            return
+        end = self.position
+        if record is not None and record.status == "ended" and record.event_count > end:
+            await self._fill(record.event_count)
+            end = self.position
+        tick = Tick(end, 0, end=True)
+        for feed in list(self.feeds):
+            feed.push(tick)
+        self.ended = True
+        self.fanout.close(self)
+
     def wake(self) -> None:
         self._wake.set()
 
@@ -336,8 +375,13 @@ class ClusterFanout:
         # How long a session's epoch outlives its last claim (_next_epoch).
         self._epoch_ttl = int(max(EPOCH_TTL_MIN, 4 * config.session_idle_timeout))
         self.relays: dict[str, RelayFeed] = {}  # sessions held here that others watch
-        hub.watched = lambda session: session.viewers > 0 or session.id in self.relays
+        # A session watched through the relay from here is checked against
+        # storage too, so that it ends here when it ended elsewhere.
+        hub.watched = lambda session: (
+            session.viewers > 0 or session.id in self.relays or session.id in self.remotes
+        )
         self.remotes: dict[str, RemoteSession] = {}  # sessions held elsewhere watched here
+        self._compress = _core.Compressor("zstd", config.viewer_zstd_level).compress
         self.outbox: list[tuple[str, bytes]] = []
         self.outbox_bytes = 0
         self.subscribed = False  # whether the subscriber's connection is up
@@ -381,6 +425,7 @@ class ClusterFanout:
         epoch of it and tell the other instances. Without Redis (or while
         it is down) nothing is claimed: storage checks still keep
         instances from serving a stale tail."""
+        self._hand_back(session)
         link = self.link
         if link is None:
             return
@@ -402,24 +447,90 @@ class ClusterFanout:
         except ValueError:
             log.warning("owner_message_invalid", data=data[:200])
             return
+        if instance == self.presence.instance:
+            return
+        if session_id in self.remotes:
+            self._want(session_id)  # the new holder relays it from now on
         session = self.hub.live.get(session_id)
-        if instance == self.presence.instance or session is None or epoch <= session.epoch:
+        if session is None or epoch <= session.epoch:
             return
         session.epoch = epoch
-        if session.trackers and self._nursery is not None:
+        session.held_elsewhere = True
+        if self._nursery is None:
+            return
+        if session.trackers:
             log.info("session_claimed_elsewhere", session_id=session_id, instance=instance)
             for tracker in self.hub.release(session):
                 self._nursery.start_soon(tracker.take_over)
+        self._hand_over(session)
+
+    def _hand_over(self, session: LiveSession) -> None:
+        """``session`` went on elsewhere: its viewers here continue through
+        the relay from its new holder, from the index their broadcaster
+        had reached, with no snapshot. What the relay does not carry
+        (events the new holder accepted before this instance subscribed)
+        is read from storage by :meth:`RemoteSession._fill`."""
+        broadcaster = self.local.broadcasters.get(session.id)
+        if broadcaster is None or broadcaster.session is not session:
+            return
+        relay = self.relays.pop(session.id, None)
+        if relay is not None:  # the new holder answers the other instances now
+            self.local.unsubscribe(broadcaster, relay)
+        if not broadcaster.feeds:
+            return
+        remote = self.remotes.get(session.id)
+        if remote is not None and remote.feeds:
+            return  # cannot be: viewers of a session live here follow it here
+        if remote is not None:
+            self.close(remote)
+        remote = self._remote(session.id)
+        remote.position = broadcaster.position
+        remote.synced.set()  # a head further on is filled from storage
+        remote.record.keyframe_index = session.record.keyframe_index
+        end = broadcaster.position
+        for feed in list(broadcaster.feeds):
+            _, follower = self.subscribe(remote, feed.codec, feed.ws)
+            self.local.unsubscribe(broadcaster, feed)
+            feed.push(Tick(end, 0, end=True, moved=(remote, follower)))
+        log.info("viewers_handed_over", session_id=session.id, next_index=end, to="relay")
+
+    def _hand_back(self, session: LiveSession) -> None:
+        """A tracker here took ``session`` back: viewers here that followed
+        it through the relay continue from this instance's broadcaster,
+        at the index the relay had reached. The broadcaster reads from
+        storage what it has not in its ring; a viewer the relay took
+        further than this instance has come is resynchronised."""
+        remote = self.remotes.get(session.id)
+        if remote is None:
+            return
+        self.close(remote)
+        if not remote.feeds or not remote.synced.is_set():
+            return
+        existing = self.local.broadcasters.get(session.id)
+        fresh = existing is None or not existing.feeds
+        position = remote.position
+        for feed in list(remote.feeds):
+            broadcaster, follower = self.local.subscribe(session, feed.codec, feed.ws)
+            if fresh:  # nobody else follows it: it goes on from there
+                broadcaster.position = position
+            if broadcaster.position != position:
+                follower.drop()  # viewers saw what this instance has not (yet)
+            fresh = False
+            self.unsubscribe(remote, feed)
+            feed.push(Tick(position, 0, end=True, moved=(broadcaster, follower)))
+        log.info("viewers_handed_over", session_id=session.id, next_index=position, to="local")
 
     # -- the holder's side ----------------------------------------------------
 
-    def _wanted(self, session_id: str) -> None:
+    def _wanted(self, session_id: str, from_index: int | None = None) -> None:
         """Another instance has viewers of ``session_id``: relay it, and say
-        where the relayed deltas start. Only the instance holding the
-        session's tracker connection answers: one it left (detached) follows
-        storage and would only slow the followers down."""
+        where the relayed deltas start. The instance holding the session's
+        tracker connection answers, or the one it was last held by while no
+        other instance claimed it since (its ring is the tail until then):
+        one that another instance claimed it from would only slow the
+        followers down."""
         session = self.hub.live.get(session_id)
-        if session is None or session.ended or not session.trackers:
+        if session is None or session.ended or (session.held_elsewhere and not session.trackers):
             return
         relay = self.relays.get(session_id)
         broadcaster = self.local.broadcasters.get(session_id)
@@ -429,8 +540,32 @@ class ClusterFanout:
             self.relays[session_id] = relay
             log.info("relay_started", session_id=session_id)
         relay.wanted_at = trio.current_time()
-        head = wire.message(wire.HEAD, broadcaster.position, 0, session.record.keyframe_index)
+        keyframe = session.record.keyframe_index
+        if from_index is not None and from_index < broadcaster.position:
+            self._relay_from_ring(session, from_index, broadcaster.position, keyframe)
+        head = wire.message(wire.HEAD, broadcaster.position, 0, keyframe)
         self.publish_session(session_id, head)
+
+    def _relay_from_ring(
+        self, session: LiveSession, first: int, end: int, keyframe: int | None
+    ) -> None:
+        """Relay events ``first .. end`` from the ring, before the head (in
+        order: this runs before the broadcaster's next tick). At most
+        ``CATCH_UP_BYTES`` are sent; past that, or once the ring has
+        trimmed them, the follower reads them from storage."""
+        ingest, config = self.hub.ingest, self.config
+        if session.id not in ingest or first < ingest.first_index(session.id):
+            return
+        sent = 0
+        while first < end and sent < CATCH_UP_BYTES:
+            part = ingest.read(session.id, first, end - first, config.viewer_batch_bytes)
+            if not part.count:
+                return
+            payload = wire.delta_payload(self._compress, part.json())
+            msg = wire.message(wire.DELTA, part.first_index, part.count, keyframe, payload)
+            self.publish_session(session.id, msg)
+            sent += len(msg)
+            first = part.first_index + part.count
 
     def session_channel(self, session_id: str) -> str:
         """The channel of one session's relayed messages, in its slot."""
@@ -482,11 +617,7 @@ class ClusterFanout:
                 return None
             remote = self.remotes.get(session_id)  # another viewer may have been quicker
         if remote is None:
-            assert self.subscriber is not None
-            remote = RemoteSession(self, session_id)
-            self.remotes[session_id] = remote
-            self._nursery.start_soon(remote.run)
-            self.subscriber.subscribe(self.session_channel(session_id))  # then a want
+            remote = self._remote(session_id)
         remote.last_used = trio.current_time()
         with trio.move_on_after(JOIN_TIMEOUT):
             await remote.synced.wait()
@@ -494,6 +625,39 @@ class ClusterFanout:
             if not remote.feeds:
                 self.close(remote)
             return None
+        return remote
+
+    async def head(self, session_id: str) -> int | None:
+        """How far the instance holding ``session_id`` has broadcast it, when
+        that is another instance: a history read here covers what it has
+        accepted but not yet committed by waiting for storage to reach this
+        index. None when the session's tail is here or in storage (and
+        without Redis)."""
+        hub = self.hub
+        session = hub.live.get(session_id)
+        if self.link is None or (
+            session is not None and (session.ended or not session.held_elsewhere)
+        ):
+            return None
+        remote = self.remotes.get(session_id)
+        if remote is not None and remote.synced.is_set() and not remote.closed:
+            return remote.position
+        if session is None and await self.presence.holder(session_id) is None:
+            return None
+        stored = await hub.writer.read(hub.storage.get_session, session_id)
+        if stored is None or stored.status == "ended":
+            return None  # all of it is stored
+        remote = await self.watch(session_id)
+        return None if remote is None else remote.position
+
+    def _remote(self, session_id: str) -> RemoteSession:
+        """Start watching ``session_id`` held elsewhere: subscribe to its
+        channel (the subscription's confirmation sends a want)."""
+        assert self.subscriber is not None and self._nursery is not None
+        remote = RemoteSession(self, session_id)
+        self.remotes[session_id] = remote
+        self._nursery.start_soon(remote.run)
+        self.subscriber.subscribe(self.session_channel(session_id))
         return remote
 
     async def _held_elsewhere(self, session_id: str) -> bool:
@@ -536,7 +700,10 @@ class ClusterFanout:
         self.close(remote)
 
     def _want(self, session_id: str) -> None:
-        self._publish(self.want_channel, session_id.encode())
+        remote = self.remotes.get(session_id)
+        synced = remote is not None and remote.synced.is_set()
+        from_index = remote.position if synced and remote is not None else None
+        self._publish(self.want_channel, wire.want(session_id, from_index))
 
     # -- callbacks from the subscriber thread (run in the loop) ---------------
 
@@ -544,7 +711,10 @@ class ClusterFanout:
         self.metrics.relay_messages_total.labels("received").inc(len(batch))
         for channel, data in batch:
             if channel == self.want_channel:
-                self._wanted(data.decode("utf-8", "replace"))
+                try:
+                    self._wanted(*wire.decode_want(data))
+                except wire.WireError as exc:
+                    log.warning("relay_message_invalid", channel=channel, error=str(exc))
                 continue
             if channel == self.owner_channel:
                 self._claimed(data)
@@ -585,13 +755,11 @@ class ClusterFanout:
                 if not remote.feeds and now - remote.last_used > interval:
                     self.close(remote)
                 elif remote.synced.is_set() and now - remote.heard_at > ttl and self.subscribed:
-                    # The holder is gone (its heartbeat's TTL passed too).
+                    # The holder is gone (its heartbeat's TTL passed too),
+                    # or it ended the session before it relayed the end.
                     log.info("relay_holder_silent", session_id=remote.id)
-                    end = Tick(remote.position, 0, end=True)
-                    for feed in list(remote.feeds):
-                        feed.push(end)
-                    remote.ended = True
-                    self.close(remote)
+                    remote.heard_at = now  # one settling at a time
+                    remote.settle()
                 else:
                     self._want(remote.id)
 

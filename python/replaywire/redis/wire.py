@@ -4,9 +4,14 @@ Channels (under ``REDIS_PREFIX``; the braces are hash tags, which put a
 channel in its slot on a Redis Cluster):
 
 - ``{fanout}:want``: an instance with viewers of a session it does not hold
-  publishes the session id here (on join, then every ``PRESENCE_INTERVAL``
-  while it has viewers). The instance holding the session answers with a
-  ``head`` on the session's channel and relays its ticks from then on.
+  publishes ``FROM SESSION`` here (on join, then every ``PRESENCE_INTERVAL``
+  while it has viewers, and when another instance claims the session):
+  the session's key and the index its viewers have reached (``-`` before
+  the first head). The instance holding the session answers with a
+  ``head`` on the session's channel and relays its ticks from then on;
+  when it holds the events from ``FROM`` on in memory, it sends them first,
+  as deltas, so that a viewer that followed the session from another
+  instance misses nothing its new holder has not yet stored.
 - ``{sessionKey}:fanout`` (the session's tenant-scoped key,
   ``tenant:sessionId``): the holder's messages for that session, in
   order: ``head`` (where its stream of deltas continues), ``delta`` (one per
@@ -25,7 +30,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["Relayed", "decode", "delta_payload", "message"]
+__all__ = ["Relayed", "decode", "decode_want", "delta_payload", "message", "want"]
 
 VERSION = 1
 DELTA, HEAD, END = 1, 2, 3
@@ -89,3 +94,20 @@ def decode(data: bytes) -> Relayed:
         raw_length,
         data[HEADER.size :],
     )
+
+
+def want(session_id: str, from_index: int | None) -> bytes:
+    """A ``{fanout}:want`` message: ``session_id`` from ``from_index`` on."""
+    return f"{'-' if from_index is None else from_index} {session_id}".encode()
+
+
+def decode_want(data: bytes) -> tuple[str, int | None]:
+    """The session key and index of a :func:`want` message."""
+    text = data.decode("utf-8", "replace")
+    first, _, session_id = text.partition(" ")
+    if first == "-":
+        return session_id, None
+    try:
+        return session_id, max(0, int(first))
+    except ValueError:
+        raise WireError(f"want message without an index: {text[:200]!r}") from None

@@ -158,6 +158,7 @@ class Hub:
         them (docs/protocol.md, "Two connections of one session")."""
         older = [t for t in session.trackers if t is not tracker]
         session.trackers = [tracker]
+        session.held_elsewhere = False
         if older:
             log.info("tracker_taken_over", session_id=session.id, connections=len(older))
         return older

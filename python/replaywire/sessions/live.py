@@ -45,6 +45,7 @@ class LiveSession:
         "end_index",
         "ended",
         "epoch",
+        "held_elsewhere",
         "id",
         "id_json",
         "last_activity",
@@ -75,6 +76,9 @@ class LiveSession:
         # This instance's latest ownership epoch of the session (with
         # Redis, see replaywire.redis.fanout); 0 before any claim.
         self.epoch = 0
+        # Whether Redis said another instance claimed it after this one's
+        # last claim: then viewers here follow it through the relay.
+        self.held_elsewhere = False
         self.ended = False
         self.end_index: int | None = None  # the session's next index when it ended
 
