@@ -24,7 +24,8 @@ the server that owns it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import Any, Generic, TypeVar, overload
 
 from prometheus_client import (
     GC_COLLECTOR,
@@ -86,369 +87,362 @@ FLUSH_CHUNK_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 200, 500, 1000, 2500, 10000, fl
 _log = get_logger(__name__)
 
 
-class Metrics:
-    """Every metric replaywire exports, registered in a registry of its own.
+M = TypeVar("M", Counter, Gauge, Histogram)
 
-    Labelled series whose label values are known in advance (connection kind,
-    session end reason) are created at zero up front, so dashboards see them
-    before the first event.
-    """
+
+class Row(Generic[M]):
+    """One metric of :class:`Metrics`, declared where the class lists them:
+    its kind, help and label names; the label values to create at zero
+    up front (``preset``), so that dashboards see them before the first
+    event; and the value to start at (``initial``: of each preset child,
+    or of the metric). The exported name is ``PREFIX`` and the attribute's
+    name. Each :class:`Metrics` builds its own metric from the row, into
+    its own registry, and keeps it as an instance attribute of the same
+    name, which then shadows the row: reading a metric is a plain
+    attribute lookup."""
+
+    def __init__(
+        self,
+        kind: type[M],
+        help: str,
+        *,
+        labels: tuple[str, ...] = (),
+        buckets: tuple[float, ...] | None = None,
+        preset: Iterable[str] = (),
+        initial: float | None = None,
+    ) -> None:
+        self.kind: type[M] = kind
+        self.help = help
+        self.labels = labels
+        self.buckets = buckets
+        self.preset = tuple(preset)
+        self.initial = initial
+        self.name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, obj: None, owner: type) -> Row[M]: ...
+    @overload
+    def __get__(self, obj: object, owner: type) -> M: ...
+    def __get__(self, obj: object, owner: type) -> Row[M] | M:
+        if obj is None:
+            return self
+        raise AttributeError(f"{self.name}: Metrics.__init__ builds every row's metric")
+
+    def build(self, registry: CollectorRegistry) -> M:
+        extra: dict[str, Any] = {} if self.buckets is None else {"buckets": self.buckets}
+        metric: M = self.kind(
+            PREFIX + self.name, self.help, self.labels, registry=registry, **extra
+        )
+        children = [metric.labels(value) for value in self.preset] or [metric]
+        if self.initial is not None:
+            for child in children:
+                assert isinstance(child, Gauge), "only gauges start at a value"
+                child.set(self.initial)
+        return metric
+
+
+class Metrics:
+    """Every metric replaywire exports, registered in a registry of its own:
+    one :class:`Row` each, grouped by the room that updates them."""
+
+    # --- The server (replaywire.app) ----------------------------------------
+    build_info = Row(
+        Gauge,
+        "Always 1; the version label says which replaywire runs.",
+        labels=("version",),
+        preset=(__version__,),
+        initial=1,
+    )
+    draining = Row(
+        Gauge,
+        "1 once a shutdown started (readiness fails, new connections are refused).",
+    )
+
+    # --- Connections (http/, ws/) -------------------------------------------
+    connections_total = Row(
+        Counter,
+        "WebSocket connections accepted, by kind (tracker or viewer).",
+        labels=("kind",),
+        preset=CONNECTION_KINDS,
+    )
+    connections_active = Row(
+        Gauge,
+        "WebSocket connections open now, by kind (tracker or viewer).",
+        labels=("kind",),
+        preset=CONNECTION_KINDS,
+    )
+    ws_closes_total = Row(
+        Counter,
+        "WebSocket close frames sent or received, by close code (e.g. 1000, 1002, 1009).",
+        labels=("code",),
+    )
+    tcp_connections_open = Row(
+        Gauge,
+        "TCP connections being served now: HTTP, WebSocket, and those still sending "
+        "their request (bounded by MAX_CONNECTIONS).",
+    )
+    connections_refused_total = Row(
+        Counter,
+        "TCP connections refused (503) because MAX_CONNECTIONS were open; refusals "
+        'over LIMIT_CONCURRENT_PER_IP are in rate_limited_total{limit="concurrent"}.',
+    )
+    http_write_timeouts_total = Row(
+        Counter,
+        "REST connections closed because the client read 256 KiB of an answer slower "
+        "than HTTP_WRITE_TIMEOUT (or stopped reading).",
+    )
+    handshake_timeouts_total = Row(
+        Counter,
+        "Connections closed (408) because their request was not complete within "
+        "HANDSHAKE_TIMEOUT: slowloris clients (idle kept-alive connections are not counted).",
+    )
+    ws_ping_timeouts_total = Row(
+        Counter,
+        "WebSockets dropped (1011) because they sent nothing within WS_PING_TIMEOUT "
+        "of a ping: dead or unresponsive peers.",
+    )
+
+    # --- Large messages in flight, MAX_INFLIGHT_BYTES (ws/budget.py) --------
+    inflight_bytes = Row(
+        Gauge,
+        "Bytes of incomplete large WebSocket messages held across all connections.",
+    )
+    inflight_waits_total = Row(
+        Counter,
+        "Times a connection was not read because MAX_INFLIGHT_BYTES was in use.",
+    )
+
+    # --- REST (http/routes.py) ----------------------------------------------
+    http_requests_total = Row(
+        Counter,
+        "HTTP requests answered, by route template and status code.",
+        labels=("route", "status"),
+    )
+    http_request_seconds = Row(
+        Histogram,
+        "Time from a complete HTTP request head to the end of the answer, by route.",
+        labels=("route",),
+        buckets=LATENCY_BUCKETS,
+    )
+
+    # --- Ingest (protocol/tracker.py; counted in the Rust engines, read at scrape time)
+    messages_total = Row(
+        Counter,
+        "Client messages decoded, by connection kind and message type.",
+        labels=("kind", "type"),
+    )
+    events_ingested_total = Row(
+        Counter,
+        "rrweb events accepted from trackers (duplicates not counted).",
+    )
+    bytes_ingested_total = Row(
+        Counter,
+        "Raw bytes of the rrweb events accepted from trackers.",
+    )
+    batches_acked_total = Row(
+        Counter,
+        "events_batch messages acknowledged to trackers (after commit with durable acks).",
+    )
+    ack_seconds = Row(
+        Histogram,
+        "Time from reading an events_batch to sending its ack; with durable acks it "
+        "includes the storage commit.",
+        buckets=LATENCY_BUCKETS,
+    )
+    batches_duplicate_total = Row(
+        Counter,
+        "events_batch messages ignored because their seq was already accepted (resends).",
+    )
+    protocol_errors_total = Row(
+        Counter,
+        "Error answers sent to clients, by code: an error frame's code "
+        "(e.g. invalid_message) or a WebSocket close code (e.g. 1002).",
+        labels=("code",),
+    )
+
+    # --- Sessions and their rings (sessions/; the rings' figures read from Rust) ---------
+    sessions_active = Row(
+        Gauge,
+        "Live recording sessions (started and not yet ended).",
+    )
+    sessions_started_total = Row(
+        Counter,
+        "Recording sessions started by trackers.",
+    )
+    sessions_ended_total = Row(
+        Counter,
+        "Recording sessions ended, by reason: client (session_end or disconnect), "
+        "idle (no events for SESSION_IDLE_TIMEOUT), cleanup, shutdown.",
+        labels=("reason",),
+        preset=SESSION_END_REASONS,
+    )
+    snapshots_missing_total = Row(
+        Counter,
+        "Notices from trackers that a page's full snapshot could not be delivered"
+        " (snapshot_missing), by reason: too_large (over MAX_EVENT_BYTES or"
+        " MAX_MESSAGE_BYTES), other (any reason this server does not know)."
+        " Such sessions hold incremental events only.",
+        labels=("reason",),
+        preset=SNAPSHOT_MISSING_REASONS,
+    )
+    buffer_bytes = Row(
+        Gauge,
+        "Bytes of events held in memory across all live sessions.",
+    )
+    buffer_events = Row(
+        Gauge,
+        "Events held in memory across all live sessions.",
+    )
+    buffer_trimmed_events_total = Row(
+        Counter,
+        "Events dropped from memory to stay within the buffer limits (still in storage).",
+    )
+
+    # --- Viewers and live fan-out (protocol/viewer.py, protocol/fanout.py) --
+    viewers_active = Row(
+        Gauge,
+        "Viewer subscriptions to live sessions open now.",
+    )
+    viewer_messages_total = Row(
+        Counter,
+        "Messages sent to viewers.",
+    )
+    viewer_bytes_total = Row(
+        Counter,
+        "Bytes of messages sent to viewers (WebSocket payload).",
+    )
+    viewer_ticks_total = Row(
+        Counter,
+        "Live deltas built (once per session tick, shared by all its viewers).",
+    )
+    viewer_resyncs_total = Row(
+        Counter,
+        "Viewers whose backlog overflowed VIEWER_BACKLOG_BYTES and were sent a fresh snapshot.",
+    )
+    viewer_fanout_seconds_total = Row(
+        Counter,
+        "Event-loop time live fan-out took: building ticks and writing them to "
+        "viewers' sockets (what it grows by per second is the share of the loop).",
+    )
+    viewer_tick_stretch = Row(
+        Gauge,
+        "Factor on VIEWER_FLUSH_INTERVAL while live fan-out takes more than "
+        "VIEWER_FANOUT_BUDGET of the event loop (1: not stretched).",
+        initial=1,
+    )
+
+    # --- Storage (storage/) -------------------------------------------------
+    storage_flushes_total = Row(
+        Counter,
+        "Flushes of accepted batches to storage (successful or not).",
+    )
+    storage_flush_seconds = Row(
+        Histogram,
+        "Time one storage flush took.",
+        buckets=LATENCY_BUCKETS,
+    )
+    storage_flush_chunks = Row(
+        Histogram,
+        "Chunks (accepted batches) written by one successful storage flush.",
+        buckets=FLUSH_CHUNK_BUCKETS,
+    )
+    storage_pending_chunks = Row(
+        Gauge,
+        "Accepted batches queued for storage or in flight (the storage queue depth).",
+    )
+    db_up = Row(
+        Gauge,
+        "1 while the database takes writes; 0 while writes fail (batches then wait in "
+        "the spool or hold trackers back).",
+    )
+    storage_pending_bytes = Row(
+        Gauge,
+        "Accepted bytes waiting to be written to storage; trackers are slowed "
+        "above MAX_PENDING_BYTES.",
+    )
+    storage_write_failures_total = Row(
+        Counter,
+        "Storage flushes that failed (their batches are retried).",
+    )
+    storage_chunks_written_total = Row(
+        Counter,
+        "Event chunks (one per accepted batch) written to storage.",
+    )
+    storage_spooling = Row(
+        Gauge,
+        "1 while storage is failing and accepted batches go to the local spool.",
+    )
+    storage_spool_bytes = Row(
+        Gauge,
+        "Bytes in the local outage spool, not yet in storage (new batches are "
+        "refused with storage_unavailable at SPOOL_MAX_BYTES).",
+    )
+    storage_spooled_chunks_total = Row(
+        Counter,
+        "Chunks written to the local spool because storage was failing.",
+    )
+    memory_storage_evicted_chunks_total = Row(
+        Counter,
+        "memory:// only: stored chunks evicted, oldest first, to stay within MEMORY_STORAGE_BYTES.",
+    )
+    storage_drained_chunks_total = Row(
+        Counter,
+        "Chunks moved from the local spool into storage.",
+    )
+
+    # --- Rate limits and Redis (limits/, redis/) ----------------------------
+    rate_limited_total = Row(
+        Counter,
+        "Connections (429) and tracker messages (rate_limited) refused, by limit: "
+        "connections, concurrent, messages, events, session_events, keys_full.",
+        labels=("limit",),
+    )
+    relay_messages_total = Row(
+        Counter,
+        "Cross-instance fan-out messages over Redis pub/sub, by direction: published,"
+        " received, dropped (outbox or inbound queue full, or Redis down; the receivers"
+        " resynchronise).",
+        labels=("direction",),
+    )
+    redis_up = Row(
+        Gauge,
+        "1 while Redis (REDIS_URL) answers; 0 while it does not or is not configured.",
+    )
+
+    # --- Logs and tasks (observability/) ------------------------------------
+    log_records_dropped_total = Row(
+        Counter,
+        "Log lines not written to LOG_DIR because the file writer's queue was full "
+        "(stdout still had them).",
+    )
+    log_lines_suppressed_total = Row(
+        Counter,
+        "Repeated warnings not logged (sampled: first one, then one line per "
+        "LOG_SAMPLE_SECONDS), by event name.",
+        labels=("event",),
+        preset=SAMPLED_EVENTS,
+    )
+    task_crashes_total = Row(
+        Counter,
+        "Tasks ended by an unexpected exception (logged with its traceback), by task: "
+        "connection (one client's handler; the server goes on).",
+        labels=("task",),
+        preset=("connection",),
+    )
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self._hooks: list[Callable[[], None]] = []
-        r = self.registry
         # The collectors a process-wide registry has by default: CPU, memory,
         # open files, the Python version and the garbage collector.
         for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
-            r.register(collector)
-
-        self.build_info = Gauge(
-            PREFIX + "build_info",
-            "Always 1; the version label says which replaywire runs.",
-            ["version"],
-            registry=r,
-        )
-        self.build_info.labels(__version__).set(1)
-        self.draining = Gauge(
-            PREFIX + "draining",
-            "1 once a shutdown started (readiness fails, new connections are refused).",
-            registry=r,
-        )
-
-        # --- connections --------------------------------------------------
-        self.connections_total = Counter(
-            PREFIX + "connections_total",
-            "WebSocket connections accepted, by kind (tracker or viewer).",
-            ["kind"],
-            registry=r,
-        )
-        self.connections_active = Gauge(
-            PREFIX + "connections_active",
-            "WebSocket connections open now, by kind (tracker or viewer).",
-            ["kind"],
-            registry=r,
-        )
-        self.ws_closes_total = Counter(
-            PREFIX + "ws_closes_total",
-            "WebSocket close frames sent or received, by close code (e.g. 1000, 1002, 1009).",
-            ["code"],
-            registry=r,
-        )
-        self.tcp_connections_open = Gauge(
-            PREFIX + "tcp_connections_open",
-            "TCP connections being served now: HTTP, WebSocket, and those still sending "
-            "their request (bounded by MAX_CONNECTIONS).",
-            registry=r,
-        )
-        self.connections_refused_total = Counter(
-            PREFIX + "connections_refused_total",
-            "TCP connections refused (503) because MAX_CONNECTIONS were open; refusals "
-            'over LIMIT_CONCURRENT_PER_IP are in rate_limited_total{limit="concurrent"}.',
-            registry=r,
-        )
-        self.http_write_timeouts_total = Counter(
-            PREFIX + "http_write_timeouts_total",
-            "REST connections closed because the client read 256 KiB of an answer slower "
-            "than HTTP_WRITE_TIMEOUT (or stopped reading).",
-            registry=r,
-        )
-        self.handshake_timeouts_total = Counter(
-            PREFIX + "handshake_timeouts_total",
-            "Connections closed (408) because their request was not complete within "
-            "HANDSHAKE_TIMEOUT: slowloris clients (idle kept-alive connections are not counted).",
-            registry=r,
-        )
-        self.ws_ping_timeouts_total = Counter(
-            PREFIX + "ws_ping_timeouts_total",
-            "WebSockets dropped (1011) because they sent nothing within WS_PING_TIMEOUT "
-            "of a ping: dead or unresponsive peers.",
-            registry=r,
-        )
-
-        # --- ingest -------------------------------------------------------
-        self.messages_total = Counter(
-            PREFIX + "messages_total",
-            "Client messages decoded, by connection kind and message type.",
-            ["kind", "type"],
-            registry=r,
-        )
-        self.events_ingested_total = Counter(
-            PREFIX + "events_ingested_total",
-            "rrweb events accepted from trackers (duplicates not counted).",
-            registry=r,
-        )
-        self.bytes_ingested_total = Counter(
-            PREFIX + "bytes_ingested_total",
-            "Raw bytes of the rrweb events accepted from trackers.",
-            registry=r,
-        )
-        self.batches_acked_total = Counter(
-            PREFIX + "batches_acked_total",
-            "events_batch messages acknowledged to trackers (after commit with durable acks).",
-            registry=r,
-        )
-        self.ack_seconds = Histogram(
-            PREFIX + "ack_seconds",
-            "Time from reading an events_batch to sending its ack; with durable acks it "
-            "includes the storage commit.",
-            buckets=LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.batches_duplicate_total = Counter(
-            PREFIX + "batches_duplicate_total",
-            "events_batch messages ignored because their seq was already accepted (resends).",
-            registry=r,
-        )
-        self.protocol_errors_total = Counter(
-            PREFIX + "protocol_errors_total",
-            "Error answers sent to clients, by code: an error frame's code "
-            "(e.g. invalid_message) or a WebSocket close code (e.g. 1002).",
-            ["code"],
-            registry=r,
-        )
-
-        # --- HTTP ---------------------------------------------------------
-        self.http_requests_total = Counter(
-            PREFIX + "http_requests_total",
-            "HTTP requests answered, by route template and status code.",
-            ["route", "status"],
-            registry=r,
-        )
-        self.http_request_seconds = Histogram(
-            PREFIX + "http_request_seconds",
-            "Time from a complete HTTP request head to the end of the answer, by route.",
-            ["route"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
-        )
-
-        # --- sessions -----------------------------------------------------
-        self.sessions_active = Gauge(
-            PREFIX + "sessions_active",
-            "Live recording sessions (started and not yet ended).",
-            registry=r,
-        )
-        self.sessions_started_total = Counter(
-            PREFIX + "sessions_started_total",
-            "Recording sessions started by trackers.",
-            registry=r,
-        )
-        self.sessions_ended_total = Counter(
-            PREFIX + "sessions_ended_total",
-            "Recording sessions ended, by reason: client (session_end or disconnect), "
-            "idle (no events for SESSION_IDLE_TIMEOUT), cleanup, shutdown.",
-            ["reason"],
-            registry=r,
-        )
-        self.snapshots_missing_total = Counter(
-            PREFIX + "snapshots_missing_total",
-            "Notices from trackers that a page's full snapshot could not be delivered"
-            " (snapshot_missing), by reason: too_large (over MAX_EVENT_BYTES or"
-            " MAX_MESSAGE_BYTES), other (any reason this server does not know)."
-            " Such sessions hold incremental events only.",
-            ["reason"],
-            registry=r,
-        )
-
-        # --- viewers ------------------------------------------------------
-        self.viewers_active = Gauge(
-            PREFIX + "viewers_active",
-            "Viewer subscriptions to live sessions open now.",
-            registry=r,
-        )
-        self.viewer_messages_total = Counter(
-            PREFIX + "viewer_messages_total",
-            "Messages sent to viewers.",
-            registry=r,
-        )
-        self.viewer_bytes_total = Counter(
-            PREFIX + "viewer_bytes_total",
-            "Bytes of messages sent to viewers (WebSocket payload).",
-            registry=r,
-        )
-
-        self.viewer_ticks_total = Counter(
-            PREFIX + "viewer_ticks_total",
-            "Live deltas built (once per session tick, shared by all its viewers).",
-            registry=r,
-        )
-        self.viewer_resyncs_total = Counter(
-            PREFIX + "viewer_resyncs_total",
-            "Viewers whose backlog overflowed VIEWER_BACKLOG_BYTES and were sent a fresh snapshot.",
-            registry=r,
-        )
-        self.viewer_fanout_seconds_total = Counter(
-            PREFIX + "viewer_fanout_seconds_total",
-            "Event-loop time live fan-out took: building ticks and writing them to "
-            "viewers' sockets (what it grows by per second is the share of the loop).",
-            registry=r,
-        )
-        self.viewer_tick_stretch = Gauge(
-            PREFIX + "viewer_tick_stretch",
-            "Factor on VIEWER_FLUSH_INTERVAL while live fan-out takes more than "
-            "VIEWER_FANOUT_BUDGET of the event loop (1: not stretched).",
-            registry=r,
-        )
-        self.viewer_tick_stretch.set(1)
-
-        # --- storage ------------------------------------------------------
-        self.storage_flushes_total = Counter(
-            PREFIX + "storage_flushes_total",
-            "Flushes of accepted batches to storage (successful or not).",
-            registry=r,
-        )
-        self.storage_flush_seconds = Histogram(
-            PREFIX + "storage_flush_seconds",
-            "Time one storage flush took.",
-            buckets=LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.storage_flush_chunks = Histogram(
-            PREFIX + "storage_flush_chunks",
-            "Chunks (accepted batches) written by one successful storage flush.",
-            buckets=FLUSH_CHUNK_BUCKETS,
-            registry=r,
-        )
-        self.storage_pending_chunks = Gauge(
-            PREFIX + "storage_pending_chunks",
-            "Accepted batches queued for storage or in flight (the storage queue depth).",
-            registry=r,
-        )
-        self.db_up = Gauge(
-            PREFIX + "db_up",
-            "1 while the database takes writes; 0 while writes fail (batches then wait in "
-            "the spool or hold trackers back).",
-            registry=r,
-        )
-        self.storage_pending_bytes = Gauge(
-            PREFIX + "storage_pending_bytes",
-            "Accepted bytes waiting to be written to storage; trackers are slowed "
-            "above MAX_PENDING_BYTES.",
-            registry=r,
-        )
-        self.storage_write_failures_total = Counter(
-            PREFIX + "storage_write_failures_total",
-            "Storage flushes that failed (their batches are retried).",
-            registry=r,
-        )
-        self.storage_chunks_written_total = Counter(
-            PREFIX + "storage_chunks_written_total",
-            "Event chunks (one per accepted batch) written to storage.",
-            registry=r,
-        )
-
-        self.storage_spooling = Gauge(
-            PREFIX + "storage_spooling",
-            "1 while storage is failing and accepted batches go to the local spool.",
-            registry=r,
-        )
-        self.storage_spool_bytes = Gauge(
-            PREFIX + "storage_spool_bytes",
-            "Bytes in the local outage spool, not yet in storage (new batches are "
-            "refused with storage_unavailable at SPOOL_MAX_BYTES).",
-            registry=r,
-        )
-        self.storage_spooled_chunks_total = Counter(
-            PREFIX + "storage_spooled_chunks_total",
-            "Chunks written to the local spool because storage was failing.",
-            registry=r,
-        )
-        self.memory_storage_evicted_chunks_total = Counter(
-            PREFIX + "memory_storage_evicted_chunks_total",
-            "memory:// only: stored chunks evicted, oldest first, to stay within "
-            "MEMORY_STORAGE_BYTES.",
-            registry=r,
-        )
-        self.storage_drained_chunks_total = Counter(
-            PREFIX + "storage_drained_chunks_total",
-            "Chunks moved from the local spool into storage.",
-            registry=r,
-        )
-
-        # --- large messages in flight (MAX_INFLIGHT_BYTES) ----------------
-        self.inflight_bytes = Gauge(
-            PREFIX + "inflight_bytes",
-            "Bytes of incomplete large WebSocket messages held across all connections.",
-            registry=r,
-        )
-        self.inflight_waits_total = Counter(
-            PREFIX + "inflight_waits_total",
-            "Times a connection was not read because MAX_INFLIGHT_BYTES was in use.",
-            registry=r,
-        )
-
-        # --- in-memory session buffers (read from the Rust core) ----------
-        self.buffer_bytes = Gauge(
-            PREFIX + "buffer_bytes",
-            "Bytes of events held in memory across all live sessions.",
-            registry=r,
-        )
-        self.buffer_events = Gauge(
-            PREFIX + "buffer_events",
-            "Events held in memory across all live sessions.",
-            registry=r,
-        )
-        self.buffer_trimmed_events_total = Counter(
-            PREFIX + "buffer_trimmed_events_total",
-            "Events dropped from memory to stay within the buffer limits (still in storage).",
-            registry=r,
-        )
-
-        # --- the server itself -------------------------------------------
-        self.log_records_dropped_total = Counter(
-            PREFIX + "log_records_dropped_total",
-            "Log lines not written to LOG_DIR because the file writer's queue was full "
-            "(stdout still had them).",
-            registry=r,
-        )
-        self.log_lines_suppressed_total = Counter(
-            PREFIX + "log_lines_suppressed_total",
-            "Repeated warnings not logged (sampled: first one, then one line per "
-            "LOG_SAMPLE_SECONDS), by event name.",
-            ["event"],
-            registry=r,
-        )
-        self.task_crashes_total = Counter(
-            PREFIX + "task_crashes_total",
-            "Tasks ended by an unexpected exception (logged with its traceback), by task: "
-            "connection (one client's handler; the server goes on).",
-            ["task"],
-            registry=r,
-        )
-        self.task_crashes_total.labels("connection")
-        for event in SAMPLED_EVENTS:
-            self.log_lines_suppressed_total.labels(event)
-
-        # --- rate limits and Redis (issue 6) ------------------------------
-        self.rate_limited_total = Counter(
-            PREFIX + "rate_limited_total",
-            "Connections (429) and tracker messages (rate_limited) refused, by limit: "
-            "connections, concurrent, messages, events, session_events, keys_full.",
-            ["limit"],
-            registry=r,
-        )
-        self.relay_messages_total = Counter(
-            PREFIX + "relay_messages_total",
-            "Cross-instance fan-out messages over Redis pub/sub, by direction: published,"
-            " received, dropped (outbox or inbound queue full, or Redis down; the receivers"
-            " resynchronise).",
-            ["direction"],
-            registry=r,
-        )
-        self.redis_up = Gauge(
-            PREFIX + "redis_up",
-            "1 while Redis (REDIS_URL) answers; 0 while it does not or is not configured.",
-            registry=r,
-        )
-
-        for kind in CONNECTION_KINDS:
-            self.connections_total.labels(kind)
-            self.connections_active.labels(kind)
-        for reason in SESSION_END_REASONS:
-            self.sessions_ended_total.labels(reason)
-        for reason in SNAPSHOT_MISSING_REASONS:
-            self.snapshots_missing_total.labels(reason)
+            self.registry.register(collector)
+        for name, row in vars(Metrics).items():
+            if isinstance(row, Row):
+                setattr(self, name, row.build(self.registry))
 
     def add_collect_hook(self, hook: Callable[[], None]) -> None:
         """Run ``hook()`` before every :meth:`render`, to refresh values that
