@@ -2,7 +2,7 @@
 permessage-deflate ratio of realistic tracker batches compressed with the
 context kept between messages (what browsers do unless told otherwise)
 against a context reset before each message (what the server now requires,
-so that an oversized message can be skipped; issue 17).
+so that an oversized message can be skipped).
 
     python benches/deflate_context.py
 

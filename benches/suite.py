@@ -3,7 +3,7 @@ results folder.
 
     python -m benches --scenarios ingest,latency --ws-backend rust,wsproto -d 5
 
-Scenarios (issue 8): ``ingest`` (throughput, closed loop: C trackers with W
+Scenarios: ``ingest`` (throughput, closed loop: C trackers with W
 unacked batches of B events), ``latency`` (ack latency under a fixed offered
 load at fractions of the measured maximum, open loop, see
 :mod:`benches.openloop`), ``fanout`` (N viewers of one busy session,

@@ -1,5 +1,5 @@
 """Peers: reference servers speaking replaywire's tracker protocol, for the
-suite to run the same ingest workload against (issue 8, "Peers").
+suite to run the same ingest workload against.
 
 - ``node-ws``: Node.js and the ``ws`` library (``node-ws/server.js``, its
   dependencies pinned by ``node-ws/package-lock.json``);

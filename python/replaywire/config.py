@@ -267,7 +267,7 @@ class Config:
         " write every accepted batch, exit; keep terminationGracePeriodSeconds above it",
         lo=0,
     )
-    # rate limits and Redis (issue 6). 0 turns a limit off. Counters are
+    # rate limits and Redis. 0 turns a limit off. Counters are
     # fixed windows of RATE_LIMIT_WINDOW seconds; see docs/configuration.md "Rate limits".
     rate_limit_window: float = _knob(10.0, "Length in seconds of every rate-limit window")
     limit_connections_per_ip: int = _knob(
@@ -327,7 +327,7 @@ class Config:
         lo=0,
     )
     instance_id: str = _knob("", "Name of this instance in logs (default: host-pid)")
-    # tenants and credentials (issue 7; replaywire.auth). The tenants
+    # tenants and credentials (replaywire.auth). The tenants
     # themselves are a table, not a knob: [tenants.NAME] in the --config
     # file, or the JSON object TENANTS in the environment.
     jwt_secret: str = _knob(

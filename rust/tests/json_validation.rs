@@ -1,6 +1,5 @@
-//! Which JSON reader should validate the events of a batch (issue 19,
-//! "Validation")? Measured on our corpus, ignored by default; run in
-//! release:
+//! Which JSON reader should validate the events of a batch? Measured
+//! on our corpus, ignored by default; run in release:
 //!
 //! ```text
 //! cargo test --release --features json-candidates --test json_validation -- --ignored --nocapture

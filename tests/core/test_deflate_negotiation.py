@@ -93,7 +93,7 @@ def test_parse_never_raises(value: bytes) -> None:
 def test_browser_offer() -> None:
     # Chrome, Safari and the websockets client all send this. The client is
     # required not to keep its context (RFC 7692 7.1.1.1 allows it unasked),
-    # so that an oversized message can be skipped (issue 17).
+    # so that an oversized message can be skipped.
     assert negotiate("permessage-deflate; client_max_window_bits") == (
         "permessage-deflate; server_no_context_takeover; client_no_context_takeover;"
         " client_max_window_bits=15",

@@ -1,5 +1,5 @@
 """A compressed message over MAX_MESSAGE_BYTES is skipped and answered, never
-closed with 1009 (issue 17): the server requires ``client_no_context_takeover``
+closed with 1009: the server requires ``client_no_context_takeover``
 from every client that negotiates permessage-deflate, even one that did not
 offer it (RFC 7692 section 7.1.1.1), so no later message depends on the
 skipped one's bytes.

@@ -1,4 +1,4 @@
-"""Tenants, credentials and origins (issue 7): who may record, who may read.
+"""Tenants, credentials and origins: who may record, who may read.
 
 - :mod:`.tenants`: the configured tenants, and session ids namespaced by tenant;
 - :mod:`.tokens`: JWTs and hashed opaque tokens;

@@ -1,7 +1,8 @@
 """Redis: the state instances share. The link (one client, its up/down
-state and backoff) and presence; the rate-limit counters' sync lives with
-the limits (:mod:`replaywire.limits.sync`). Cross-instance fan-out will use
-the same link."""
+state and backoff, a single server or a cluster), presence, and
+cross-instance fan-out with session ownership (:mod:`.fanout`, over the
+same link); the rate-limit counters' sync lives with the limits
+(:mod:`replaywire.limits.sync`)."""
 
 from .link import RedisLink, RedisUnavailable
 

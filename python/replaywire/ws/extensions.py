@@ -21,7 +21,7 @@ What we answer to an acceptable offer:
   ``payload_too_large``, the connection going on; were the client to keep its
   context, the next message would refer to the skipped one's bytes and the
   server could only close with 1009, which a tracker takes for a network
-  drop and resends the same message in a loop (issue 17). What it costs in
+  drop and resends the same message in a loop. What it costs in
   compression of tracker traffic is measured by ``benches/deflate_context.py``
   (docs/protocol.md, "Compression").
 - ``server_max_window_bits=N`` when offered, echoing N: we compress with a

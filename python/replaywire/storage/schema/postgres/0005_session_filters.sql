@@ -1,4 +1,4 @@
--- GET /sessions filters (issue 20): a user's sessions newest first, in the
+-- GET /sessions filters: a user's sessions newest first, in the
 -- listing order (tenant, then started_at and session_id descending), so a
 -- filter by user and a page after a cursor read the index in order. It
 -- replaces sessions_by_user, whose (tenant, user_id) it starts with. Like

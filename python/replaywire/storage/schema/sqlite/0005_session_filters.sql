@@ -1,4 +1,4 @@
--- GET /sessions filters (issue 20): a user's sessions newest first, and
+-- GET /sessions filters: a user's sessions newest first, and
 -- pages by the (started_at, session_id) keyset, read from an index in the
 -- listing order instead of sorting every matching row.
 
