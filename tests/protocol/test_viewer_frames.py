@@ -23,7 +23,7 @@ from replaywire.protocol import dictionary
 from replaywire.protocol.fanout import RELAY, Encoder
 from replaywire.redis import wire
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "data"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
 import make_corpus
 
 EVENTS = make_corpus.incremental_events([5], 400)
