@@ -25,6 +25,16 @@ from websockets.sync.client import connect
 from rrweb import batch_message, start_message
 
 
+def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
+    """Return once ``check()`` holds (asked every 50 ms), or fail saying
+    ``what`` was awaited: for state other threads or processes change."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited {timeout} s for {what}")
+        time.sleep(0.05)
+
+
 class ServerProcess:
     """One `python -m replaywire serve` with its environment and log file."""
 

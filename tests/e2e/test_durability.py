@@ -17,7 +17,7 @@ from typing import Any
 
 import psycopg
 
-from e2e.processes import ServerProcess, WindowedTracker
+from e2e.processes import ServerProcess, WindowedTracker, wait_until
 from rrweb import session_events
 from services import ThrowawayPostgres, create_database
 
@@ -113,32 +113,32 @@ def run_outage(tmp_path: Path, pg: ThrowawayPostgres, url: str) -> None:
     feeder = threading.Thread(target=lambda: done.append(tracker.run(port, pace=0.025)))
     feeder.start()
     try:
-        time.sleep(4)
+        wait_until(lambda: len(tracker.acked) >= 100, 30, "100 batches acked before the outage")
         status, body = get_health(server)
         assert (status, body["status"]) == (200, "ok"), body
 
         pg.stop()
-        stopped_at = time.monotonic()
         acked_at_stop = len(tracker.acked)
-        statuses = []
-        while time.monotonic() - stopped_at < 20:
-            statuses.append(get_health(server))
-            time.sleep(1)
-        acked_during = len(tracker.acked) - acked_at_stop
-        # Ingest went on through the spool, and readiness said so.
-        assert acked_during > 100, acked_during
-        assert statuses[-1][0] == 200 and statuses[-1][1]["status"] == "degraded", statuses[-1]
-        assert statuses[-1][1]["storage"]["spoolBytes"] > 0
+        health: list[tuple[int, Any]] = []
+
+        def spooling() -> bool:
+            health.append(get_health(server))
+            return (
+                len(tracker.acked) - acked_at_stop > 100 and health[-1][1]["status"] == "degraded"
+            )
+
+        # Ingest goes on through the spool, and readiness says so.
+        wait_until(spooling, 40, "100 batches acked through the spool, readiness degraded")
+        assert health[-1][0] == 200 and health[-1][1]["storage"]["spoolBytes"] > 0, health[-1]
 
         pg.start()
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            status, body = get_health(server)
-            if body["status"] == "ok" and not body["storage"]["spooling"]:
-                break
-            time.sleep(0.5)
-        else:
-            raise AssertionError(f"never ready again: {body}")
+
+        def ready() -> bool:
+            health.append(get_health(server))
+            body = health[-1][1]
+            return bool(body["status"] == "ok" and not body["storage"]["spooling"])
+
+        wait_until(ready, 60, "readiness again, the spool drained")
 
         feeder.join(timeout=120)
         assert done == [True], server.tail()
