@@ -35,6 +35,8 @@ import zlib
 from dataclasses import dataclass
 from typing import Any
 
+from . import codecs
+
 __all__ = ["EventsMessage", "GapError", "ViewerStream", "decode_message", "split_events"]
 
 # Version 2: version kind codec flags count firstIndex rawLength serverTime idLength.
@@ -42,7 +44,6 @@ BINARY_HEADER = struct.Struct(">BBBBIQIQH")
 # Version 1 (servers before serverTime): the same without serverTime.
 BINARY_HEADER_V1 = struct.Struct(">BBBBIQIH")
 KINDS = {1: "snapshot", 2: "delta", 3: "session_events"}
-CODECS = {0: "none", 1: "deflate", 2: "zstd", 3: "zstd-dict"}
 FLAG_RESYNC = 0x01
 
 
@@ -114,7 +115,7 @@ def decode_message(
     payload = frame[offset + id_length :]
     if raw_length > max_size:
         raise ValueError(f"frame announces {raw_length} bytes, more than max_size")
-    name = CODECS[codec]
+    name = codecs.BY_WIRE_ID[codec].name
     if name == "none":
         events_json = bytes(payload)
     elif name == "deflate":

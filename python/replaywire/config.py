@@ -24,16 +24,15 @@ from pathlib import Path
 from typing import Any
 
 from .auth.tenants import Tenant, TenantError, parse_tenants
+from .codecs import STORAGE_CODECS
+from .storage import SCHEMES as DATABASE_SCHEMES
 
 KiB = 1024
 MiB = 1024 * KiB
 ACK_MODES = ("auto", "durable", "received")
-CODECS = ("none", "deflate", "zstd")
-VIEWER_CODECS = (*CODECS, "zstd-dict")  # zstd-dict: with VIEWER_DICTIONARY
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("auto", "json", "console")
 WS_BACKENDS = ("rust", "wsproto")
-DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres", "memory")
 # redis+cluster:// (rediss+cluster://) names a Redis Cluster: replaywire.redis.link
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://", "redis+cluster://", "rediss+cluster://")
 # Knobs whose values are secrets, or may hold one (a password in a URL):
@@ -94,7 +93,7 @@ class Config:
         "auto",
         "How stored chunks are compressed: zstd, deflate, none, or auto (zstd; none for"
         " memory://, where compressing costs a core's share and buys only retention)",
-        choices=("auto", *CODECS),
+        choices=("auto", *STORAGE_CODECS),
     )
     storage_level: int = _knob(
         3, "Compression level of stored chunks (zstd 1-19, deflate 0-9)", lo=0, hi=22

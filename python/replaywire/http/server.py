@@ -28,7 +28,7 @@ import trio
 
 from .. import _core
 from ..auth import origins
-from ..config import VIEWER_CODECS
+from ..codecs import BY_NAME, VIEWER_CODECS
 from ..errors import HttpError
 from ..storage import StorageError
 from ..ws import WebSocket, check_upgrade
@@ -275,7 +275,7 @@ async def _upgrade(
     codec = request.query.get("codec", "none")
     if codec not in VIEWER_CODECS:
         raise HttpError(400, "bad_request", f"query parameter codec must be one of {VIEWER_CODECS}")
-    if codec == "zstd-dict" and not deps.config.viewer_dictionary:
+    if BY_NAME[codec].dictionary and not deps.config.viewer_dictionary:
         raise HttpError(400, "bad_request", "codec=zstd-dict: this server has no VIEWER_DICTIONARY")
     if deps.draining():
         raise HttpError(503, "draining", "server is shutting down")

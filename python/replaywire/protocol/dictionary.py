@@ -32,7 +32,6 @@ if TYPE_CHECKING:
     from ..storage import Storage
 
 MAGIC = 0xEC30A437  # zstd dictionary header (RFC 8878, section 5), little-endian
-CODEC = "zstd-dict"
 DELTA_EVENTS = (3, 10)  # events per training sample: what a viewer's tick holds
 
 

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 import structlog
 import trio
 
-from .. import _core
+from .. import _core, codecs
 from ..config import Config
 from ..redis import wire
 from ..sessions import LiveSession
@@ -173,8 +173,7 @@ class Encoder:
 
     def __init__(self, config: Config, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
-        self._levels = {"zstd": config.viewer_zstd_level, "deflate": config.viewer_deflate_level}
-        self._levels[dictionary.CODEC] = config.viewer_zstd_level
+        self._config = config
         self._dictionary = dictionary.load(config.viewer_dictionary)
         self._compressors: dict[str, _core.Compressor] = {}
         # Inside sharing_zstd(): the events zstd-compressed last, and their
@@ -265,11 +264,14 @@ class Encoder:
     def _compressor(self, codec: str) -> _core.Compressor:
         compressor = self._compressors.get(codec)
         if compressor is None:
-            if codec == dictionary.CODEC:  # refused at the upgrade without one
+            row = codecs.BY_NAME[codec]
+            assert row.level is not None, f"{codec} frames are not compressed"
+            level: int = getattr(self._config, row.level)
+            if row.dictionary:  # refused at the upgrade without one
                 assert self._dictionary is not None
-                compressor = _core.Compressor("zstd", self._levels[codec], self._dictionary.data)
+                compressor = _core.Compressor(row.compressor, level, self._dictionary.data)
             else:
-                compressor = _core.Compressor(codec, self._levels[codec])
+                compressor = _core.Compressor(row.compressor, level)
             self._compressors[codec] = compressor
         return compressor
 

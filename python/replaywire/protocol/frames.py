@@ -12,7 +12,7 @@ import json
 import struct
 from typing import Any
 
-from .. import _core
+from .. import _core, codecs
 
 CODEC_NONE = b'"none"'
 
@@ -21,7 +21,6 @@ CODEC_NONE = b'"none"'
 # frame's codec. Version 2 added serverTime (epoch ms) before the id length.
 BINARY_VERSION = 2
 BINARY_KINDS = {b"snapshot": 1, b"delta": 2, b"session_events": 3}
-BINARY_CODECS = {"none": 0, "deflate": 1, "zstd": 2, "zstd-dict": 3}
 # version kind codec flags count first raw server_time idlen
 BINARY_HEADER = struct.Struct(">BBBBIQIQH")
 FLAG_RESYNC = 0x01
@@ -107,7 +106,7 @@ def events_binary(
     header = BINARY_HEADER.pack(
         BINARY_VERSION,
         BINARY_KINDS[type_],
-        BINARY_CODECS[codec],
+        codecs.BY_NAME[codec].wire_id,
         FLAG_RESYNC if resync else 0,
         count,
         first_index,

@@ -20,14 +20,14 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from .. import _core
+from .. import _core, codecs
 from ..auth.gate import DEV_PRINCIPAL, Principal
 from ..auth.tenants import client_id
 from ..errors import ProtocolError
 from ..sessions import LiveSession
 from ..ws import ConnectionClosed, WebSocket
 from ..ws.messages import TOO_LARGE, DataMessage
-from . import dictionary, frames
+from . import frames
 from .fanout import Broadcaster, Encoder, Fanout, Feed, feed_key
 
 if TYPE_CHECKING:
@@ -290,7 +290,7 @@ class _Viewer:
     def _name_dictionary(self, joined: dict[str, object]) -> None:
         """``dictionaryId`` for a ``codec=zstd-dict`` viewer: the bytes are
         at ``GET /dictionaries/{id}``."""
-        if self.codec == dictionary.CODEC:
+        if codecs.BY_NAME[self.codec].dictionary:
             assert self.deps.dictionary is not None  # refused at the upgrade without one
             joined["dictionaryId"] = self.deps.dictionary.id
 

@@ -10,6 +10,7 @@ while storage is down.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,6 +32,7 @@ from .sqlite import SqliteStorage
 from .writer import StorageWriter, WriterStats
 
 __all__ = [
+    "SCHEMES",
     "Chunk",
     "ChunkBatch",
     "ExpiredCounts",
@@ -88,24 +90,42 @@ def open_storage(url: str, *, pool_size: int = 4, memory_bytes: int | None = Non
     only the scheme: URLs may carry passwords and this message ends up in
     logs."""
     scheme, sep, rest = url.partition("://")
-    scheme = scheme.lower()
     if not sep:
         raise StorageError(f"database URL has no scheme; {_EXPECTED}")
-    if scheme == "memory":
-        if rest:
-            raise StorageError(f"memory:// takes no path; {_EXPECTED}")
-        return MemoryStorage(max_bytes=memory_bytes)
-    if scheme == "sqlite":
-        if not rest.startswith("/") or rest in ("/", "//"):
-            raise StorageError(f"sqlite URL needs a path after three slashes; {_EXPECTED}")
-        path = rest[1:]
-        if path == ":memory:":
-            raise StorageError("sqlite:///:memory: is not supported; use memory://")
-        return SqliteStorage(Path(path))
-    if scheme in ("postgresql", "postgres"):
-        if pool_size < 1:
-            raise StorageError(f"PostgreSQL pool size must be at least 1, not {pool_size}")
-        from .postgres import PostgresStorage
+    opener = SCHEMES.get(scheme.lower())
+    if opener is None:
+        raise StorageError(f"unsupported database URL scheme {scheme.lower()!r}; {_EXPECTED}")
+    return opener(url, rest, pool_size, memory_bytes)
 
-        return PostgresStorage(url, pool_size=pool_size)
-    raise StorageError(f"unsupported database URL scheme {scheme!r}; {_EXPECTED}")
+
+def _memory(url: str, rest: str, pool_size: int, memory_bytes: int | None) -> Storage:
+    if rest:
+        raise StorageError(f"memory:// takes no path; {_EXPECTED}")
+    return MemoryStorage(max_bytes=memory_bytes)
+
+
+def _sqlite(url: str, rest: str, pool_size: int, memory_bytes: int | None) -> Storage:
+    if not rest.startswith("/") or rest in ("/", "//"):
+        raise StorageError(f"sqlite URL needs a path after three slashes; {_EXPECTED}")
+    path = rest[1:]
+    if path == ":memory:":
+        raise StorageError("sqlite:///:memory: is not supported; use memory://")
+    return SqliteStorage(Path(path))
+
+
+def _postgres(url: str, rest: str, pool_size: int, memory_bytes: int | None) -> Storage:
+    if pool_size < 1:
+        raise StorageError(f"PostgreSQL pool size must be at least 1, not {pool_size}")
+    from .postgres import PostgresStorage
+
+    return PostgresStorage(url, pool_size=pool_size)
+
+
+# The database URL schemes, and the backend each opens: DATABASE_URL is
+# checked against these keys (replaywire.config).
+SCHEMES: dict[str, Callable[[str, str, int, int | None], Storage]] = {
+    "sqlite": _sqlite,
+    "postgresql": _postgres,
+    "postgres": _postgres,
+    "memory": _memory,
+}
