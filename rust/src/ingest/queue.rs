@@ -109,39 +109,60 @@ impl PendingChunk {
     }
 
     /// The payload compressed with `compressor` (the array's contents, so
-    /// that stored chunks concatenate); encoded chunks stay as they are.
-    fn compressed(&self, compressor: &mut Compressor, name: &Arc<str>) -> Result<Self, CodecError> {
-        let raw = match &self.body {
-            Body::Events(events) => Bytes::from(array(events)),
-            Body::Encoded { codec, payload } if &**codec == "none" => payload.clone(),
-            Body::Encoded { .. } => return Ok(self.clone()),
+    /// that stored chunks concatenate); `None` for a chunk encoded already.
+    /// The contents are joined in `scratch.raw` and compressed into
+    /// `scratch.out`, both reused from chunk to chunk; the payload is an
+    /// exact-size copy of the output, so that a pending chunk holds its
+    /// compressed size, not zstd's bound on it.
+    fn compressed(
+        &self,
+        compressor: &mut Compressor,
+        name: &Arc<str>,
+        scratch: &mut Scratch,
+    ) -> Result<Option<Self>, CodecError> {
+        let Scratch { raw, out } = scratch;
+        let contents = match &self.body {
+            Body::Events(events) => {
+                raw.clear();
+                raw.reserve(self.nbytes);
+                for (i, e) in events.iter().enumerate() {
+                    if i > 0 {
+                        raw.push(b',');
+                    }
+                    raw.extend_from_slice(e);
+                }
+                // As `array_contents` reads `[e0,e1,...]`.
+                raw.trim_ascii()
+            }
+            Body::Encoded { codec, payload } if &**codec == "none" => {
+                crate::protocol::array_contents(payload).unwrap_or(payload)
+            }
+            Body::Encoded { .. } => return Ok(None),
         };
-        let contents = crate::protocol::array_contents(&raw).unwrap_or(&raw);
-        let mut out = Vec::new();
-        compressor.compress_to(contents, &mut out)?;
-        let mut chunk = self.clone();
-        chunk.nbytes = out.len();
-        chunk.body = Body::Encoded {
-            codec: name.clone(),
-            payload: Bytes::from(out),
-        };
-        Ok(chunk)
+        compressor.compress_to(contents, out)?;
+        Ok(Some(PendingChunk {
+            key: self.key.clone(),
+            seq: self.seq,
+            first_index: self.first_index,
+            count: self.count,
+            first_ts: self.first_ts,
+            last_ts: self.last_ts,
+            received_at: self.received_at,
+            generation: self.generation,
+            body: Body::Encoded {
+                codec: name.clone(),
+                payload: Bytes::copy_from_slice(out),
+            },
+            nbytes: out.len(),
+        }))
     }
 }
 
-/// `[e0,e1,...]` from raw events.
-fn array(events: &[Bytes]) -> Vec<u8> {
-    let len: usize = events.iter().map(Bytes::len).sum::<usize>() + events.len() + 1;
-    let mut out = Vec::with_capacity(len.max(2));
-    out.push(b'[');
-    for (i, e) in events.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        out.extend_from_slice(e);
-    }
-    out.push(b']');
-    out
+/// Buffers one compression pass reuses from chunk to chunk.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    raw: Vec<u8>,
+    out: Vec<u8>,
 }
 
 /// What [`ChunkQueue::put`] did.
@@ -171,9 +192,12 @@ impl Flush {
     /// Every raw chunk compressed (the writer's thread, once per flush).
     pub fn compress(&mut self, compressor: &mut Compressor, name: &str) -> Result<(), CodecError> {
         let name: Arc<str> = Arc::from(name);
+        let mut scratch = Scratch::default();
         for chunk in &mut self.chunks {
             if chunk.codec() == "none" {
-                *chunk = Arc::new(chunk.compressed(compressor, &name)?);
+                if let Some(compressed) = chunk.compressed(compressor, &name, &mut scratch)? {
+                    *chunk = Arc::new(compressed);
+                }
             }
         }
         Ok(())
@@ -426,5 +450,44 @@ mod tests {
             &*flush.chunks[0].payload(),
             b"[{\"type\":3,\"timestamp\":1}]"
         );
+    }
+
+    #[test]
+    fn a_compressed_flush_holds_each_array_contents_in_a_frame_of_its_own() {
+        use crate::codec::{decompress, Codec};
+        let mut q = ChunkQueue::new(10, 1 << 20);
+        let events = |n: u64| -> Vec<Bytes> {
+            (0..n)
+                .map(|i| Bytes::from(format!("{{\"type\":3,\"timestamp\":{i}}}")))
+                .collect()
+        };
+        for (seq, n) in [(0, 3), (1, 1), (2, 0)] {
+            let chunk = PendingChunk::from_events(
+                Arc::from("s"),
+                seq,
+                seq * 3,
+                events(n),
+                None,
+                None,
+                None,
+            );
+            q.put(chunk);
+        }
+        let mut flush = q.take();
+        let raw: Vec<Bytes> = flush.chunks.iter().map(|c| c.payload()).collect();
+        let codec = Codec::Zstd { level: 1 };
+        flush
+            .compress(&mut Compressor::new(codec).unwrap(), "zstd")
+            .unwrap();
+        for (chunk, raw) in flush.chunks.iter().zip(&raw) {
+            assert_eq!(chunk.codec(), "zstd");
+            let payload = chunk.payload();
+            assert_eq!(chunk.nbytes, payload.len());
+            let contents = decompress(codec, &payload, 1 << 20, None).unwrap();
+            assert_eq!(&contents[..], &raw[1..raw.len() - 1]);
+        }
+        // Queued chunks keep their raw size: commit frees what put counted.
+        q.commit(&flush);
+        assert_eq!((q.pending_count(), q.pending_bytes()), (0, 0));
     }
 }

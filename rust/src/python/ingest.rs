@@ -308,16 +308,24 @@ impl PyFlush {
             .collect()
     }
 
-    /// Compress every raw chunk's array contents with `codec` (GIL released).
+    /// Compress every raw chunk's array contents with `codec` (GIL released),
+    /// with the calling thread's storage compressor (see
+    /// `STORAGE_COMPRESSOR`).
     #[pyo3(signature = (codec, level = None))]
     fn compress(&self, py: Python<'_>, codec: &str, level: Option<i64>) -> PyResult<()> {
         let codec = Codec::new(codec, level).map_err(|e| PyValueError::new_err(e.to_string()))?;
-        let mut compressor =
-            Compressor::new(codec).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let mut compressor = match STORAGE_COMPRESSOR.take() {
+            Some(kept) if kept.codec() == codec => kept,
+            _ => Compressor::new(codec).map_err(|e| PyValueError::new_err(e.to_string()))?,
+        };
         let name = codec.name();
         let mut flush = std::mem::take(&mut *lock(&self.inner));
+        let largest = flush.chunks.iter().map(|c| c.nbytes).max().unwrap_or(0);
         let result = py.detach(|| flush.compress(&mut compressor, name));
         *lock(&self.inner) = flush;
+        if largest <= KEPT_COMPRESSOR_MAX_INPUT {
+            STORAGE_COMPRESSOR.set(Some(compressor));
+        }
         result.map_err(|e| PyRuntimeError::new_err(e.to_string()))
     }
 
@@ -351,6 +359,20 @@ impl PyFlush {
         )
     }
 }
+
+thread_local! {
+    /// The compressor of the last flush this thread compressed, kept for
+    /// the next: a zstd context's tables cost about as much to set up as
+    /// compressing one chunk does. Freed with the thread (the writer's are
+    /// trio's cached worker threads), or replaced when the codec changes.
+    static STORAGE_COMPRESSOR: std::cell::Cell<Option<Compressor>> =
+        const { std::cell::Cell::new(None) };
+}
+
+/// A flush with a chunk larger than this does not keep its compressor: the
+/// context grows with the largest input (~3.5 MiB after a multi-MB
+/// snapshot at zstd 3) and would stay that size in the thread.
+const KEPT_COMPRESSOR_MAX_INPUT: usize = 256 * 1024;
 
 /// A stored chunk's payload kept in Rust: `len()` is its size, `bytes()`
 /// builds it (the events' JSON array, or the encoded bytes).
