@@ -136,6 +136,27 @@ def test_file_is_in_wal_mode_with_payload_as_blob(storage: SqliteStorage, db: Pa
         conn.close()
 
 
+def test_checkpoints_have_a_thread_of_their_own_that_close_stops(db: Path) -> None:
+    def checkpointers() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if t.name == f"checkpoints of {db}"]
+
+    storage = SqliteStorage(db)
+    storage.open()
+    try:
+        storage.write([make_session()], [make_chunk(seq=0)], [])
+        assert len(checkpointers()) == 1
+    finally:
+        storage.close()
+    assert checkpointers() == []
+    assert not db.with_name(db.name + "-wal").exists()  # the last close copied the WAL back
+    storage.open()  # and a reopened storage has one again
+    try:
+        assert len(checkpointers()) == 1
+        assert storage.resume_state("s1") is not None
+    finally:
+        storage.close()
+
+
 def test_reads_are_not_blocked_by_an_open_write_transaction(
     storage: SqliteStorage, db: Path
 ) -> None:

@@ -4,11 +4,25 @@ WAL lets readers run while a write transaction is open, so history reads are
 never stuck behind a long flush. ``synchronous=NORMAL`` in WAL mode survives a
 crash of the process (committed data is in the WAL, which the OS holds); only
 a power loss or kernel crash may drop the last transactions.
+(``synchronous=FULL`` would fsync the WAL at every commit to survive those
+too, at the price of one fsync per flush.)
 
 Connections: one writer connection, guarded by a lock, and a small pool of
 reader connections (``query_only``), one per concurrent reader thread. A pool
 rather than ``threading.local`` because trio's worker threads come and go;
 a pool can close every connection it made on :meth:`SqliteStorage.close`.
+
+Checkpoints (copying the WAL back into the database file, with an fsync of
+each) are not left to the commit that fills the WAL, as SQLite does by
+default: that commit, and the acks waiting for it, would wait for the
+copy and both fsyncs. A thread of the storage's own, with a connection of
+its own, runs a passive checkpoint (one that never blocks the writer or
+readers) at most every :data:`CHECKPOINT_INTERVAL` seconds of writing. The
+writer's own automatic checkpoint stays as the bound on the WAL's size
+(:data:`WAL_AUTOCHECKPOINT_PAGES`): a passive checkpoint racing
+back-to-back flushes rarely leaves the WAL entirely copied, which SQLite
+needs before it starts the WAL over; the writer's then finds little left
+to copy.
 """
 
 from __future__ import annotations
@@ -22,6 +36,8 @@ from dataclasses import fields
 from os import PathLike
 from pathlib import Path
 from typing import Any
+
+import structlog
 
 from .base import (
     ANY_SESSION,
@@ -41,8 +57,12 @@ from .base import (
 )
 from .migrations import Migration, load, pending
 
+log = structlog.get_logger("replaywire.storage")
+
 BUSY_TIMEOUT = 5.0  # seconds a connection waits for a lock before SQLITE_BUSY
 MAX_IDLE_READERS = 8  # reader connections kept open between reads
+CHECKPOINT_INTERVAL = 0.1  # seconds of writes between two background checkpoints
+WAL_AUTOCHECKPOINT_PAGES = 16384  # the writer checkpoints itself past this (64 MiB)
 
 _SESSION_COLUMNS = tuple(f.name for f in fields(SessionRecord))
 _SELECT_SESSION = f"SELECT {', '.join(_SESSION_COLUMNS)} FROM sessions"
@@ -127,6 +147,9 @@ class SqliteStorage(Storage):
         self._pool_lock = threading.Lock()
         self._idle: list[sqlite3.Connection] = []
         self._open = False
+        self._checkpoint_due = threading.Event()  # set by writes, and by close
+        self._checkpointer: threading.Thread | None = None
+        self._last_checkpoint = 0.0  # monotonic time the checkpointer was last woken
 
     def __repr__(self) -> str:
         return f"SqliteStorage({str(self.path)!r})"
@@ -154,6 +177,11 @@ class SqliteStorage(Storage):
             self._writer = conn
             with self._pool_lock:
                 self._open = True
+            self._checkpoint_due.clear()
+            self._checkpointer = threading.Thread(
+                target=self._checkpoint_loop, name=f"checkpoints of {self.path}", daemon=True
+            )
+            self._checkpointer.start()
 
     def close(self) -> None:
         with self._write_lock:
@@ -162,9 +190,36 @@ class SqliteStorage(Storage):
                 idle, self._idle = self._idle, []
             for conn in idle:
                 conn.close()
+            checkpointer, self._checkpointer = self._checkpointer, None
+            if checkpointer is not None:
+                self._checkpoint_due.set()
+                checkpointer.join()
             if self._writer is not None:
-                self._writer.close()
+                self._writer.close()  # the last connection: SQLite checkpoints the rest
                 self._writer = None
+
+    def _checkpoint_loop(self) -> None:
+        """The checkpointer thread: a passive checkpoint each time a write
+        asks for one, until :meth:`close`. A failed checkpoint is only
+        logged: the WAL keeps everything meanwhile, and the next one
+        retries."""
+        conn: sqlite3.Connection | None = None
+        try:
+            while True:
+                self._checkpoint_due.wait()
+                self._checkpoint_due.clear()
+                with self._pool_lock:
+                    if not self._open:
+                        return
+                try:
+                    if conn is None:
+                        conn = self._connect(reader=True)
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error as exc:
+                    log.warning("sqlite_checkpoint_failed", path=str(self.path), error=str(exc))
+        finally:
+            if conn is not None:
+                conn.close()
 
     def _connect(self, *, reader: bool = False) -> sqlite3.Connection:
         # isolation_level=None: we issue BEGIN/COMMIT ourselves.
@@ -177,6 +232,8 @@ class SqliteStorage(Storage):
             conn.execute("PRAGMA synchronous = NORMAL")
             if reader:
                 conn.execute("PRAGMA query_only = ON")
+            else:
+                conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
         except BaseException:
             conn.close()
             raise
@@ -234,6 +291,10 @@ class SqliteStorage(Storage):
             except BaseException:
                 _rollback(conn)
                 raise
+        now = time.monotonic()
+        if now - self._last_checkpoint >= CHECKPOINT_INTERVAL:
+            self._last_checkpoint = now
+            self._checkpoint_due.set()
 
     # --- reads ---------------------------------------------------------------
 
