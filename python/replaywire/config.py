@@ -96,7 +96,7 @@ class Config:
         choices=("auto", *STORAGE_CODECS),
     )
     storage_level: int = _knob(
-        3, "Compression level of stored chunks (zstd 1-19, deflate 0-9)", lo=0, hi=22
+        1, "Compression level of stored chunks (zstd 1-19, deflate 0-9)", lo=0, hi=22
     )
     memory_storage_bytes: int = _knob(
         1024 * MiB,
