@@ -218,6 +218,21 @@ def test_chunks_already_stored_are_skipped_and_new_ones_kept(
     assert storage.session_errors("s1") == [make_error()]  # the rest of the write went in
 
 
+def test_a_flush_right_after_another_survives_a_cut_connection(
+    storage: PostgresStorage, sql: Callable[..., list[tuple[Any, ...]]]
+) -> None:
+    # Back-to-back flushes do not check the connection first: one that was
+    # cut meanwhile fails the first try, and the flush goes through a new one.
+    storage.write([make_session()], [make_chunk(seq=0)], [])
+    writer = storage._writer
+    assert writer is not None
+    assert sql("SELECT pg_terminate_backend(%s)", writer.info.backend_pid) == [(True,)]
+    storage.write([make_session()], [make_chunk(seq=1)], [make_error()])
+    assert storage._writer is not writer
+    assert [c.seq for c in storage.read_chunks("s1", 0, 100)] == [0, 1]
+    assert storage.session_errors("s1") == [make_error()]
+
+
 def test_a_large_flush_round_trips(storage: PostgresStorage) -> None:
     sessions = [make_session(f"s{i}", T0 + i) for i in range(50)]
     chunks = [

@@ -1,7 +1,9 @@
 """PostgreSQL: the backend for several instances sharing one database.
 
 Connections: one for writes, held by the storage and checked with an empty
-query before each flush (replaced, by connecting directly, when it is dead),
+query before a flush when it has been idle for :data:`WRITER_CHECK_IDLE`
+seconds (replaced, by connecting directly, when it is dead; a flush that
+finds an unchecked one dead is tried once more on a new one),
 and a :class:`psycopg_pool.ConnectionPool` for reads and upkeep, all
 autocommit; every transaction is an explicit ``conn.transaction()``.
 Connecting gives up after :data:`CONNECT_TIMEOUT` seconds and a refused
@@ -10,12 +12,13 @@ connection fails at once, so an outage surfaces as a retryable
 but its host up) and the writer turns to its spool; reads wait for a pooled
 connection a shorter time while the writer finds the database unreachable.
 
-Writes: one transaction per flush. Sessions are upserted with one pipelined
-``executemany``; chunks arrive as one binary ``COPY`` stream built by the Rust
-core (:func:`replaywire._core.encode_chunks_copy`), first straight into
-``chunks`` inside a savepoint, and only if that meets a chunk already stored
-(a retried flush, a spool replay) again through a temporary staging table and
-``INSERT ... ON CONFLICT DO NOTHING``.
+Writes: one transaction per flush, in four round trips: ``BEGIN``, the
+chunks as one binary ``COPY`` stream built by the Rust core
+(:func:`replaywire._core.encode_chunks_copy`) straight into ``chunks``, the
+session upserts and errors in one pipeline, ``COMMIT``. Only if the ``COPY``
+meets a chunk already stored (a retried flush, a spool replay) is the
+transaction done again with the chunks through a temporary staging table
+and ``INSERT ... ON CONFLICT DO NOTHING``.
 
 Chunks are partitioned by the day their *session started* (see
 ``schema/postgres/0001_init.sql``). Partitions are made ahead of need: by
@@ -36,6 +39,7 @@ contain the URL or its password.
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 import time
@@ -86,6 +90,7 @@ CONNECT_TIMEOUT = 3  # seconds (libpq takes whole seconds); a URL's own value wi
 POOL_TIMEOUT = 5.0  # default seconds a read waits for a pooled connection
 DOWN_TIMEOUT = 0.5  # ...while the writer finds the database unreachable
 RECONNECT_TIMEOUT = 10.0  # the pool retries a lost connection this long, then starts over
+WRITER_CHECK_IDLE = 1.0  # seconds without a write after which a flush first checks its connection
 DEFAULT_TENANT = "default"  # every row's tenant until tenants exist
 
 _SESSION_COLUMNS = tuple(f.name for f in fields(SessionRecord))
@@ -257,6 +262,7 @@ class PostgresStorage(Storage):
         self._write_lock = threading.Lock()
         self._writer: Connection | None = None
         self._writer_lost = False  # its last connect or check failed: the database is down
+        self._writer_used = -math.inf  # monotonic time of the writer's last successful write
         self._pool: ConnectionPool[Connection] | None = None
         self._partitions_lock = threading.Lock()
         self._partitions: set[date] = set()  # attached, as far as this instance knows
@@ -366,13 +372,16 @@ class PostgresStorage(Storage):
         with self._translated(what, waited=timeout), pool.connection(timeout) as conn:
             yield conn
 
-    def _writer_connection(self) -> Connection:
-        """The writer's connection, alive as far as one round trip can tell;
-        a new one if it was lost. Call with ``_write_lock`` held."""
+    def _writer_connection(self, *, check: bool = True) -> Connection:
+        """The writer's connection, alive as far as one round trip can tell
+        (with ``check``; else as far as psycopg knows); a new one if it was
+        lost. Call with ``_write_lock`` held."""
         if self._conninfo is None:
             raise StorageError("storage is not open")
         conn = self._writer
         if conn is not None and not conn.broken:
+            if not check:
+                return conn
             try:
                 conn.execute("")
             except psycopg.OperationalError:
@@ -418,29 +427,52 @@ class PostgresStorage(Storage):
         except (ValueError, OverflowError, OSError) as exc:
             raise StorageError(f"postgres write: time out of range: {exc}") from exc
         with self._write_lock, self._translated("write"):
-            conn = self._writer_connection()
-            data = None
-            if chunks:
-                starts = self._chunk_starts(conn, sessions, chunks, stored_at)
-                self._ensure_partitions(conn, {utc_day(t) for t in starts.values()})
-                data = _encode(chunks, starts, stored_at)
+            # Back-to-back flushes skip the check's round trip: a connection
+            # lost since the last one fails this one's first statement, and
+            # the flush is tried once more on a checked (or new) connection.
+            checked = time.monotonic() - self._writer_used >= WRITER_CHECK_IDLE
+            conn = self._writer_connection(check=checked)
             try:
-                with conn.transaction(), conn.cursor() as cur:
-                    if session_rows:
-                        cur.executemany(_UPSERT_SESSION, session_rows)
-                    if data is not None:
-                        _copy_chunks(conn, cur, data)
-                    if error_rows:
-                        cur.executemany(_INSERT_ERROR, error_rows)
-            except pg_errors.CheckViolation as exc:
-                if "no partition" not in str(exc):
+                self._write_flush(conn, sessions, session_rows, chunks, error_rows, stored_at)
+            except psycopg.OperationalError:
+                if checked or not conn.broken:
                     raise
-                # A partition this instance knew was dropped (retention by
-                # another instance): forget what we knew and let the retry
-                # create it again.
-                with self._partitions_lock:
-                    self._partitions.clear()
-                raise StorageError(f"postgres write: {exc}", retryable=True) from exc
+                conn = self._writer_connection()
+                self._write_flush(conn, sessions, session_rows, chunks, error_rows, stored_at)
+            self._writer_used = time.monotonic()
+
+    def _write_flush(
+        self,
+        conn: Connection,
+        sessions: Sequence[SessionRecord],
+        session_rows: Sequence[Sequence[Any]],
+        chunks: Sequence[Chunk],
+        error_rows: Sequence[Sequence[Any]],
+        stored_at: float,
+    ) -> None:
+        """One flush's transaction (see the module's docstring)."""
+        data = None
+        if chunks:
+            starts = self._chunk_starts(conn, sessions, chunks, stored_at)
+            self._ensure_partitions(conn, {utc_day(t) for t in starts.values()})
+            data = _encode(chunks, starts, stored_at)
+        try:
+            try:
+                _write_transaction(conn, session_rows, data, error_rows, staged=False)
+            except pg_errors.UniqueViolation:
+                # Some chunks are stored already (a retried flush, a spool
+                # replay): the flush again, its chunks through a staging
+                # table, keeping what is stored (the first stored wins).
+                _write_transaction(conn, session_rows, data, error_rows, staged=True)
+        except pg_errors.CheckViolation as exc:
+            if "no partition" not in str(exc):
+                raise
+            # A partition this instance knew was dropped (retention by
+            # another instance): forget what we knew and let the retry
+            # create it again.
+            with self._partitions_lock:
+                self._partitions.clear()
+            raise StorageError(f"postgres write: {exc}", retryable=True) from exc
 
     def _chunk_starts(
         self,
@@ -645,17 +677,28 @@ def _encode(chunks: Sequence[Chunk], starts: Mapping[str, float], stored_at: flo
         raise StorageError(f"postgres write: cannot encode chunks: {exc}") from exc
 
 
-def _copy_chunks(conn: Connection, cur: psycopg.Cursor[Any], data: bytes) -> None:
-    """COPY ``data`` into chunks; chunks already stored are skipped."""
-    try:
-        # A savepoint: a duplicate undoes only the COPY.
-        with conn.transaction(), cur.copy(_COPY_CHUNKS) as copy:
-            copy.write(data)
-    except pg_errors.UniqueViolation:
-        # Some chunks are stored already (a retried flush, a spool replay):
-        # the same stream again, through a staging table, keeping what is
-        # stored (the first stored wins).
-        cur.execute(_CREATE_STAGING)
-        with cur.copy(_COPY_STAGING) as copy:
-            copy.write(data)
-        cur.execute(_INSERT_STAGED)
+def _write_transaction(
+    conn: Connection,
+    session_rows: Sequence[Sequence[Any]],
+    data: bytes | None,
+    error_rows: Sequence[Sequence[Any]],
+    *,
+    staged: bool,
+) -> None:
+    """One flush's transaction: the COPY first (it cannot be pipelined),
+    then every other statement in one pipeline. ``staged``: the COPY goes
+    to a staging table, and from there into ``chunks`` skipping the chunks
+    stored already."""
+    with conn.transaction(), conn.cursor() as cur:
+        if data is not None:
+            if staged:
+                cur.execute(_CREATE_STAGING)
+            with cur.copy(_COPY_STAGING if staged else _COPY_CHUNKS) as copy:
+                copy.write(data)
+        with conn.pipeline():
+            if data is not None and staged:
+                cur.execute(_INSERT_STAGED)
+            if session_rows:
+                cur.executemany(_UPSERT_SESSION, session_rows)
+            if error_rows:
+                cur.executemany(_INSERT_ERROR, error_rows)
