@@ -12,10 +12,11 @@ connection fails at once, so an outage surfaces as a retryable
 but its host up) and the writer turns to its spool; reads wait for a pooled
 connection a shorter time while the writer finds the database unreachable.
 
-Writes: one transaction per flush, in four round trips: ``BEGIN``, the
-chunks as one binary ``COPY`` stream built by the Rust core
-(:func:`replaywire._core.encode_chunks_copy`) straight into ``chunks``, the
-session upserts and errors in one pipeline, ``COMMIT``. Only if the ``COPY``
+Writes: one transaction per flush, in three round trips: ``BEGIN`` with the
+session upserts and errors in one pipeline, the chunks as one binary
+``COPY`` stream built by the Rust core
+(:func:`replaywire._core.encode_chunks_copy`) straight into ``chunks``,
+``COMMIT``. Only if the ``COPY``
 meets a chunk already stored (a retried flush, a spool replay) is the
 transaction done again with the chunks through a temporary staging table
 and ``INSERT ... ON CONFLICT DO NOTHING``.
@@ -44,7 +45,7 @@ import re
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import fields
 from datetime import date, timedelta
 from typing import Any
@@ -53,6 +54,7 @@ from urllib.parse import unquote, urlsplit
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
 from .. import _core
@@ -685,20 +687,38 @@ def _write_transaction(
     *,
     staged: bool,
 ) -> None:
-    """One flush's transaction: the COPY first (it cannot be pipelined),
-    then every other statement in one pipeline. ``staged``: the COPY goes
-    to a staging table, and from there into ``chunks`` skipping the chunks
-    stored already."""
-    with conn.transaction(), conn.cursor() as cur:
-        if data is not None:
-            if staged:
-                cur.execute(_CREATE_STAGING)
-            with cur.copy(_COPY_STAGING if staged else _COPY_CHUNKS) as copy:
-                copy.write(data)
-        with conn.pipeline():
-            if data is not None and staged:
-                cur.execute(_INSERT_STAGED)
-            if session_rows:
-                cur.executemany(_UPSERT_SESSION, session_rows)
-            if error_rows:
-                cur.executemany(_INSERT_ERROR, error_rows)
+    """One flush's transaction in three round trips: ``BEGIN`` with every
+    statement but the COPY in one pipeline, the COPY (it cannot be
+    pipelined), ``COMMIT``. Begun and ended by hand, not with
+    ``conn.transaction()``, whose ``BEGIN`` would be a round trip of its
+    own. ``staged``: the COPY goes to a staging table, and from there into
+    ``chunks`` skipping the chunks stored already."""
+    with conn.cursor() as cur:
+        try:
+            with conn.pipeline():
+                cur.execute("BEGIN")
+                if session_rows:
+                    cur.executemany(_UPSERT_SESSION, session_rows)
+                if error_rows:
+                    cur.executemany(_INSERT_ERROR, error_rows)
+                if data is not None and staged:
+                    cur.execute(_CREATE_STAGING)
+            if data is not None:
+                with cur.copy(_COPY_STAGING if staged else _COPY_CHUNKS) as copy:
+                    copy.write(data)
+            with conn.pipeline():
+                if data is not None and staged:
+                    cur.execute(_INSERT_STAGED)
+                cur.execute("COMMIT")
+        except BaseException:
+            _rollback(conn)
+            raise
+
+
+def _rollback(conn: Connection) -> None:
+    """End a failed transaction, if the connection still has one; a
+    connection that fails even that is left for the next write to replace."""
+    if conn.broken or conn.info.transaction_status == TransactionStatus.IDLE:
+        return
+    with suppress(psycopg.Error):
+        conn.execute("ROLLBACK")
