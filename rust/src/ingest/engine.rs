@@ -188,7 +188,7 @@ pub struct TrackerEngine {
     /// already (it waits for storage room).
     counted: bool,
     /// The framing violation to report once `inbox` is handled.
-    frame_error: Option<Error>,
+    frame_error: Option<Box<Error>>,
     replies: VecDeque<Reply>,
     /// Data messages its frame decoder completed.
     received: u64,
@@ -275,7 +275,7 @@ impl TrackerEngine {
         if !data.is_empty() {
             let mut events = Vec::new();
             if let Err(err) = self.frames.feed(data, &mut events) {
-                self.frame_error.get_or_insert(err);
+                self.frame_error.get_or_insert_with(|| Box::new(err));
             }
             self.received += events
                 .iter()
@@ -328,7 +328,7 @@ impl TrackerEngine {
             }
         }
         if let Some(err) = self.frame_error.take() {
-            let (close_code, message) = match err {
+            let (close_code, message) = match *err {
                 Error::WebSocket {
                     close_code,
                     message,

@@ -216,9 +216,11 @@ pub struct FrameDecoder {
     partial: Option<Partial>,
     skip: Option<Skip>,
     utf8: Utf8Validator,
-    inflater: Option<Inflater>,
+    /// Boxed: most connections have none, and the decoder lives as long as
+    /// its connection (an idle one keeps it too).
+    inflater: Option<Box<Inflater>>,
     close_received: bool,
-    failed: Option<Error>,
+    failed: Option<Box<Error>>,
 }
 
 impl FrameDecoder {
@@ -228,7 +230,7 @@ impl FrameDecoder {
     /// ([`InflateConfig::validate`]).
     pub fn new(cfg: DecoderConfig) -> Self {
         FrameDecoder {
-            inflater: cfg.deflate.map(Inflater::new),
+            inflater: cfg.deflate.map(|c| Box::new(Inflater::new(c))),
             cfg,
             buf: BytesMut::new(),
             frame: None,
@@ -253,7 +255,7 @@ impl FrameDecoder {
     /// close frame, input is discarded.
     pub fn feed(&mut self, data: &[u8], out: &mut Vec<WsEvent>) -> Result<()> {
         if let Some(err) = &self.failed {
-            return Err(err.clone());
+            return Err((**err).clone());
         }
         if data.is_empty() || self.close_received {
             return Ok(());
@@ -273,7 +275,7 @@ impl FrameDecoder {
             self.buf = BytesMut::new();
         }
         if let Err(err) = &result {
-            self.failed = Some(err.clone());
+            self.failed = Some(Box::new(err.clone()));
             self.buf = BytesMut::new();
             self.partial = None;
             self.skip = None;
@@ -312,7 +314,7 @@ impl FrameDecoder {
     /// The error the decoder failed with, if it did: every `feed` from
     /// then on returns it.
     pub fn error(&self) -> Option<&Error> {
-        self.failed.as_ref()
+        self.failed.as_deref()
     }
 
     /// The most a skipped message may announce (see the module docs).
@@ -754,7 +756,7 @@ impl FrameDecoder {
 /// as it comes out. A free function so that the decoder's fields can be
 /// borrowed one by one.
 fn inflate(
-    inflater: &mut Option<Inflater>,
+    inflater: &mut Option<Box<Inflater>>,
     utf8: &mut Utf8Validator,
     limit: usize,
     payload: &[u8],
