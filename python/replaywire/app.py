@@ -40,12 +40,11 @@ import trio
 
 from . import __version__, _core
 from .auth import Auth
-from .auth.gate import DEV_PRINCIPAL
+from .auth.gate import Principal
 from .cluster import Cluster
 from .config import Config, ConfigError
 from .http import HttpDeps, RouteDeps, handle_connection
 from .http.listener import ConnectionGate, ensure_fd_limit
-from .http.routes import Request
 from .observability.logfiles import dropped_records
 from .observability.logging import shutdown_logging
 from .observability.metrics import Metrics
@@ -103,7 +102,11 @@ class Server:
         self.limiter = self.cluster.limiter
         # MAX_CONNECTIONS and LIMIT_CONCURRENT_PER_IP, counted from accept.
         self.gate = ConnectionGate(
-            config.max_connections, self.limiter, self.metrics, warn=self.warn_client
+            config.max_connections,
+            self.limiter,
+            self.metrics,
+            warn=self.warn_client,
+            on_crash=self._connection_crashed,
         )
         self.protocol = _core.ProtocolDecoder(
             max_events_per_batch=config.max_events_per_batch, max_event_bytes=config.max_event_bytes
@@ -154,8 +157,11 @@ class Server:
             serve_websocket=self.run_websocket,
             warn=self.warn_client,
         )
-        # One handler for every connection (not a partial made per accept).
-        self._handle_http = partial(handle_connection, deps=self.http_deps)
+        # One handler for every connection (not a partial made per accept):
+        # the gate's admission, then HTTP.
+        self._serve_connection = partial(
+            self.gate.serve, handler=partial(handle_connection, deps=self.http_deps)
+        )
         self.port = 0
         self.draining = False
         self.forced = False
@@ -303,16 +309,12 @@ class Server:
                 task_status=task_status,
             )
 
-    async def _serve_connection(self, stream: trio.SocketStream) -> None:
-        """One TCP connection. A bug that escapes its handler ends that
-        connection only (its stream is closed by the handler's own cleanup);
-        it is logged with its traceback and the bound context (conn_id,
-        client, session) and counted."""
-        try:
-            await self.gate.serve(stream, self._handle_http)
-        except Exception as exc:
-            self.metrics.task_crashes_total.labels("connection").inc()
-            log.error("connection_crashed", exc_info=exc)
+    def _connection_crashed(self, exc: Exception) -> None:
+        """A bug escaped one connection's handler: it ends that connection
+        only (its stream is closed all the same); logged with its traceback
+        and the bound context (conn_id, client, session), and counted."""
+        self.metrics.task_crashes_total.labels("connection").inc()
+        log.error("connection_crashed", exc_info=exc)
 
     async def _drain(self, handlers: trio.Nursery, deadline: float) -> None:
         """Stop accepting, commit what is queued, close every WebSocket with
@@ -423,7 +425,7 @@ class Server:
 
     # -- WebSocket connections -------------------------------------------
 
-    async def run_websocket(self, ws: WebSocket, kind: str, request: Request) -> None:
+    async def run_websocket(self, ws: WebSocket, kind: str, who: Principal, codec: str) -> None:
         self._conn_ids += 1
         conn_id = f"c{self._conn_ids}"
         structlog.contextvars.bind_contextvars(conn_id=conn_id, client_type=kind)
@@ -436,13 +438,10 @@ class Server:
         try:
             async with ws:
                 try:
-                    who = request.principal or DEV_PRINCIPAL
                     if kind == "tracker":
                         await serve_tracker(ws, self.tracker_deps, who)
                     else:
-                        await serve_viewer(
-                            ws, self.viewer_deps, request.query.get("codec", "none"), who
-                        )
+                        await serve_viewer(ws, self.viewer_deps, codec, who)
                 except ConnectionClosed as exc:
                     closed = exc
         finally:

@@ -265,7 +265,7 @@ class EchoServer:
     def count_close(self, code: int, *, local: bool) -> None:
         pass
 
-    async def run_websocket(self, ws: WebSocket, kind: str, request: object) -> None:
+    async def run_websocket(self, ws: WebSocket, kind: str, who: object, codec: str) -> None:
         async with ws:
             try:
                 while True:

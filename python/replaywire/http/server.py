@@ -41,6 +41,7 @@ from .routes import Request, RouteDeps, dispatch
 
 if TYPE_CHECKING:
     from ..auth import Auth
+    from ..auth.gate import Principal
     from ..config import Config
     from ..limits import Limiter
     from ..observability.metrics import Metrics
@@ -66,20 +67,22 @@ class HttpDeps:
     routes: RouteDeps  # what the REST routes use
     draining: Callable[[], bool]  # shutting down: upgrades are refused
     count_close: CloseHook  # every WebSocket close, by code
-    # Serves an upgraded connection (its kind, "tracker" or "viewer") until
-    # it closes: the server's, which keeps track of its WebSockets.
-    serve_websocket: Callable[[WebSocket, str, Request], Awaitable[None]]
+    # Serves an upgraded connection (its kind, "tracker" or "viewer"; who
+    # upgraded; a viewer's codec) until it closes: the server's, which
+    # keeps track of its WebSockets.
+    serve_websocket: Callable[[WebSocket, str, Principal, str], Awaitable[None]]
     warn: Callable[..., None]  # the server's sampled client-fault log
 
 
 @dataclass(frozen=True, slots=True)
 class _Upgraded:
     """An accepted WebSocket upgrade: what serving it needs, and nothing of
-    the HTTP exchange (its parser, buffers and header objects)."""
+    the HTTP exchange (its parser, buffers, request and header objects)."""
 
     ws: WebSocket
     kind: str  # "tracker" or "viewer"
-    request: Request  # without its headers
+    principal: Principal  # who upgraded (replaywire.auth)
+    codec: str  # a viewer's codec (query parameter codec)
 
 
 async def handle_connection(
@@ -97,7 +100,9 @@ async def handle_connection(
     try:
         upgraded = await _serve_http(stream, client, deps)
         if upgraded is not None:
-            await deps.serve_websocket(upgraded.ws, upgraded.kind, upgraded.request)
+            await deps.serve_websocket(
+                upgraded.ws, upgraded.kind, upgraded.principal, upgraded.codec
+            )
     except (trio.BrokenResourceError, trio.ClosedResourceError):
         pass
     finally:
@@ -272,6 +277,7 @@ async def _upgrade(
     kind = request.query.get("type", "")
     if kind not in ("tracker", "viewer"):
         raise HttpError(400, "bad_request", "query parameter type must be 'tracker' or 'viewer'")
+    kind = "tracker" if kind == "tracker" else "viewer"  # the constant, not a string per connection
     codec = request.query.get("codec", "none")
     if codec not in VIEWER_CODECS:
         raise HttpError(400, "bad_request", f"query parameter codec must be one of {VIEWER_CODECS}")
@@ -281,10 +287,10 @@ async def _upgrade(
         raise HttpError(503, "draining", "server is shutting down")
     # 401/403 before the upgrade (replaywire.auth.gate).
     if kind == "tracker":
-        request.principal = deps.auth.tracker(request.query, request.headers)
+        principal = deps.auth.tracker(request.query, request.headers)
     else:
-        request.principal = deps.auth.viewer(request.query, request.headers)
-    structlog.contextvars.bind_contextvars(tenant=request.principal.tenant)
+        principal = deps.auth.viewer(request.query, request.headers)
+    structlog.contextvars.bind_contextvars(tenant=principal.tenant)
     deflate: DeflateParams | None = None
     extension_headers: list[tuple[bytes, bytes]] = []
     if deps.config.ws_deflate:
@@ -321,7 +327,6 @@ async def _upgrade(
     )
     deps.metrics.http_requests_total.labels("/ws", "101").inc()
     trailing, _ = conn.trailing_data
-    request.headers = {}  # read by now; not kept as long as the connection
     if deps.config.ws_backend == "wsproto":
         ws: WebSocket = WsprotoWebSocket(
             stream,
@@ -331,7 +336,7 @@ async def _upgrade(
             deflate=deflate,
             budget=deps.inflight,
         )
-        return _Upgraded(ws, kind, request)
+        return _Upgraded(ws, kind, principal, codec)
     decoder = _core.FrameDecoder(
         max_frame_bytes=deps.config.max_frame_bytes,
         max_message_bytes=deps.config.max_message_bytes,
@@ -349,7 +354,7 @@ async def _upgrade(
         deflate=deflate,
         budget=deps.inflight,
     )
-    return _Upgraded(ws, kind, request)
+    return _Upgraded(ws, kind, principal, codec)
 
 
 async def _next_request(conn: h11.Connection, stream: trio.SocketStream, limit: int) -> h11.Event:
