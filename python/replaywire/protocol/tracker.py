@@ -24,7 +24,7 @@ REPLY_BACKLOG answers (its socket is then not read: TCP backpressure).
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -72,25 +72,37 @@ class TrackerDeps:
     claim: Callable[[LiveSession], Awaitable[None]] = _no_claim
 
 
-async def serve_tracker(
+def serve_tracker(
     ws: WebSocket, deps: TrackerDeps, principal: Principal = DEV_PRINCIPAL
-) -> None:
+) -> Coroutine[Any, Any, None]:
     """Serve one tracker connection of ``principal``'s tenant until it
     closes (raises ConnectionClosed). Session ids it sends are that
     tenant's: a session of another tenant with the same id is another
-    session (replaywire.auth.tenants)."""
+    session (replaywire.auth.tenants).
+
+    A plain function that returns the tracker's coroutine, for the caller
+    to await: the task of an idle connection then holds one frame less
+    (docs/benchmarks.md, idle connections)."""
     tracker = _Tracker(ws, deps, principal)
-    try:
-        if deps.config.durable_acks:
-            await tracker.serve_durable()
-        else:
-            await tracker.serve()
-    finally:
-        for session in tracker.attached.values():
-            deps.hub.detach(session, tracker)
+    return tracker.serve_durable() if deps.config.durable_acks else tracker.serve()
 
 
 class _Tracker:
+    # Slots, not a __dict__: one per open tracker connection.
+    __slots__ = (
+        "_replies_waiting",
+        "_room",
+        "attached",
+        "deps",
+        "engine",
+        "hub",
+        "metrics",
+        "principal",
+        "warn",
+        "writer",
+        "ws",
+    )
+
     def __init__(self, ws: WebSocket, deps: TrackerDeps, principal: Principal) -> None:
         config = deps.config
         self.ws = ws
@@ -123,17 +135,31 @@ class _Tracker:
     # -- reading ----------------------------------------------------------
 
     async def serve(self) -> None:
-        """Acks on receipt: every read's replies are sent before the next read."""
-        ws = self.ws
-        while True:
-            step = await ws.feed_engine(self.engine, 0)
+        """Acks on receipt: every read's replies are sent before the next read.
+        An idle connection waits for its peer in this frame (see
+        :meth:`WebSocket.idle_wait`)."""
+        ws, engine = self.ws, self.engine
+        try:
             while True:
-                reply, stop = self._after(step)
-                if reply:
-                    await ws.send_soon(reply)
-                if stop is None:
-                    break
-                step = await self._stop(stop)
+                wait = ws.idle_wait(engine)
+                if wait is not None:
+                    # Not contextlib.suppress: it would stay alive as long as the wait.
+                    try:  # noqa: SIM105
+                        await wait
+                    except (trio.BrokenResourceError, trio.ClosedResourceError):
+                        pass  # closed meanwhile: the read below reports how
+                step = await ws.feed_engine(engine, 0)
+                while True:
+                    reply, stop = self._after(step)
+                    if reply:
+                        await ws.send_soon(reply)
+                    if stop is None:
+                        break
+                    step = await self._stop(stop)
+                # Nothing of this read is kept alive while the peer is idle.
+                step, reply = None, b""
+        finally:
+            self._detach_all()
 
     async def serve_durable(self) -> None:
         """Acks once committed: a second task sends what each commit frees."""
@@ -175,10 +201,18 @@ class _Tracker:
                     self._room = trio.Event()
                     await self._room.wait()
 
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(until_closed, self._send_committed)
-            nursery.start_soon(until_closed, read)
-        raise ended[0]
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(until_closed, self._send_committed)
+                nursery.start_soon(until_closed, read)
+            raise ended[0]
+        finally:
+            self._detach_all()
+
+    def _detach_all(self) -> None:
+        """The connection is over: its sessions are no longer its."""
+        for session in self.attached.values():
+            self.hub.detach(session, self)
 
     async def _send_committed(self) -> None:
         engine, writer, ws = self.engine, self.writer, self.ws

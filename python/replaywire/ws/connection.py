@@ -40,6 +40,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections.abc import Awaitable
 from types import TracebackType
 from typing import Any, NoReturn, Protocol
 
@@ -97,6 +98,7 @@ class WebSocket:
         "_on_close",
         "_pending",
         "_ping_due",
+        "_readable",
         "_send_lock",
         "_sent_close",
         "_socket",
@@ -136,6 +138,7 @@ class WebSocket:
         self.deflate = deflate
         """permessage-deflate as agreed in the handshake, or None."""
         self._pending = initial
+        self._readable = False  # idle_wait found the socket readable: _read needn't look
         # Made on first use (_lock): an idle tracker's few frames all go out
         # with write_now, and a lock per connection is a few hundred bytes.
         self._send_lock: trio.Lock | None = None
@@ -245,6 +248,34 @@ class WebSocket:
         self.messages_received = engine.messages
         return step
 
+    def idle_wait(self, engine: _core.TrackerEngine) -> Awaitable[None] | None:
+        """The wait for the peer's next bytes, for a caller that then feeds
+        ``engine`` (:meth:`feed_engine`) to await itself; None when the read
+        would not wait for the socket: bytes are there (checked here once
+        for the read), what the handshake read is pending, the connection
+        is over, or the in-flight budget applies (see :meth:`_read`, which
+        then does all that).
+
+        A plain method that returns trio's wait: an idle connection's task,
+        most of a server's, then holds neither this frame nor those of the
+        read (docs/benchmarks.md, idle connections). The wait raises
+        ``trio.ClosedResourceError`` when the connection is closed under
+        it; the caller then reads, which raises :class:`ConnectionClosed`."""
+        socket = self._socket
+        if socket is None or self._pending or self._closed is not None:
+            return None
+        if socket.is_readable():  # a busy connection: the common case
+            self._readable = True
+            return None
+        need = engine.buffered_bytes + engine.frame_remaining
+        if self.close_pending or (
+            self._budget is not None and (need > FREE_BYTES or self._budget.held(self))
+        ):
+            return None
+        self._readable = True  # once the wait returns
+        self.idle_since = trio.current_time()
+        return trio.lowlevel.wait_readable(socket)  # noqa: ASYNC105  # the caller awaits it
+
     async def answer_close(self, code: int | None, reason: str) -> NoReturn:
         """The peer's close frame (reported by a tracker engine), once its
         messages were answered: echo it and raise :class:`ConnectionClosed`."""
@@ -281,9 +312,10 @@ class WebSocket:
             if self._budget is not None and (need > FREE_BYTES or self._budget.held(self)):
                 await self._budget.hold(self, need if need > FREE_BYTES else 0)
             self.idle_since = trio.current_time()
+            readable, self._readable = self._readable, False
             try:
                 socket = self._socket
-                if socket is not None and not socket.is_readable():
+                if socket is not None and not readable and not socket.is_readable():
                     # Wait with no read in progress: a connection idle for
                     # hours then keeps none of the frames of trio's read path
                     # alive meanwhile (docs/benchmarks.md, idle connections).

@@ -205,6 +205,11 @@ class WsprotoWebSocket(WebSocket):
         """None: wsproto decodes the frames (see :meth:`feed_engine`)."""
         return None
 
+    def idle_wait(self, engine: _core.TrackerEngine) -> None:
+        """None: a read of wsproto's codec waits as it always did (its
+        need is its own, and :meth:`receive` may read several times)."""
+        return None
+
     async def feed_engine(self, engine: _core.TrackerEngine, committed: int) -> Any:
         """Read once and hand the messages wsproto decoded to a tracker
         engine (``feed_messages``): both codecs share one protocol
