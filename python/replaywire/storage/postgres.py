@@ -12,14 +12,14 @@ connection fails at once, so an outage surfaces as a retryable
 but its host up) and the writer turns to its spool; reads wait for a pooled
 connection a shorter time while the writer finds the database unreachable.
 
-Writes: one transaction per flush, in three round trips: ``BEGIN`` with the
+Writes: one transaction per flush, in four round trips: ``BEGIN`` with the
 session upserts and errors in one pipeline, the chunks as one binary
 ``COPY`` stream built by the Rust core
-(:func:`replaywire._core.encode_chunks_copy`) straight into ``chunks``,
-``COMMIT``. Only if the ``COPY``
-meets a chunk already stored (a retried flush, a spool replay) is the
-transaction done again with the chunks through a temporary staging table
-and ``INSERT ... ON CONFLICT DO NOTHING``.
+(:func:`replaywire._core.encode_chunks_copy`) straight into ``chunks`` (two
+round trips: the COPY's start, then its data and end), ``COMMIT``. Only if
+the ``COPY`` meets a chunk already stored (a retried flush, a spool replay)
+is the transaction done again with the chunks through a temporary staging
+table and ``INSERT ... ON CONFLICT DO NOTHING``.
 
 Chunks are partitioned by the day their *session started* (see
 ``schema/postgres/0001_init.sql``). Partitions are made ahead of need: by
@@ -687,9 +687,9 @@ def _write_transaction(
     *,
     staged: bool,
 ) -> None:
-    """One flush's transaction in three round trips: ``BEGIN`` with every
+    """One flush's transaction in four round trips: ``BEGIN`` with every
     statement but the COPY in one pipeline, the COPY (it cannot be
-    pipelined), ``COMMIT``. Begun and ended by hand, not with
+    pipelined; two), ``COMMIT``. Begun and ended by hand, not with
     ``conn.transaction()``, whose ``BEGIN`` would be a round trip of its
     own. ``staged``: the COPY goes to a staging table, and from there into
     ``chunks`` skipping the chunks stored already."""
