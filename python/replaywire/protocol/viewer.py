@@ -290,7 +290,8 @@ class _Viewer:
     def _name_dictionary(self, joined: dict[str, object]) -> None:
         """``dictionaryId`` for a ``codec=zstd-dict`` viewer: the bytes are
         at ``GET /dictionaries/{id}``."""
-        if codecs.BY_NAME[self.codec].dictionary:
+        codec = codecs.BY_NAME.get(self.codec)  # None: a pmd feed key (protocol/fanout.py)
+        if codec is not None and codec.dictionary:
             assert self.deps.dictionary is not None  # refused at the upgrade without one
             joined["dictionaryId"] = self.deps.dictionary.id
 
