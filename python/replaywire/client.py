@@ -83,56 +83,46 @@ def decode_message(
     ``dictionary``: for ``codec=zstd-dict``, the bytes of
     ``GET /dictionaries/{dictionaryId}`` (the id ``viewer_joined`` names)."""
     if isinstance(frame, str):
-        message = json.loads(frame)
-        if message.get("type") in ("snapshot", "delta", "session_events"):
-            data = message["data"]
-            events = json.dumps(data["events"], separators=(",", ":")).encode()
-            return EventsMessage(
-                message["type"],
-                data["sessionId"],
-                data["firstIndex"],
-                data["count"],
-                data.get("codec", "none"),
-                events,
-                bool(data.get("resync", False)),
-                data.get("serverTime"),
-            )
+        return _decode_text(frame)
+    return _decode_binary(frame, max_size, dictionary)
+
+
+def _decode_text(frame: str) -> Any:
+    message = json.loads(frame)
+    if message.get("type") not in ("snapshot", "delta", "session_events"):
         return message
+    data = message["data"]
+    return EventsMessage(
+        message["type"],
+        data["sessionId"],
+        data["firstIndex"],
+        data["count"],
+        data.get("codec", "none"),
+        json.dumps(data["events"], separators=(",", ":")).encode(),
+        bool(data.get("resync", False)),
+        data.get("serverTime"),
+    )
+
+
+def _decode_binary(frame: bytes, max_size: int, dictionary: bytes | None) -> EventsMessage:
     version = frame[0]
     server_time: int | None
     if version == 2:
         header = BINARY_HEADER
-        _, kind, codec, flags, count, first, raw_length, server_time, id_length = (
+        _, kind, wire_id, flags, count, first, raw_length, server_time, id_length = (
             header.unpack_from(frame)
         )
     elif version == 1:
         header, server_time = BINARY_HEADER_V1, None
-        _, kind, codec, flags, count, first, raw_length, id_length = header.unpack_from(frame)
+        _, kind, wire_id, flags, count, first, raw_length, id_length = header.unpack_from(frame)
     else:
         raise ValueError(f"binary frame version {version} is not supported")
     offset = header.size
     session_id = frame[offset : offset + id_length].decode()
-    payload = frame[offset + id_length :]
     if raw_length > max_size:
         raise ValueError(f"frame announces {raw_length} bytes, more than max_size")
-    name = codecs.BY_WIRE_ID[codec].name
-    if name == "none":
-        events_json = bytes(payload)
-    elif name == "deflate":
-        inflater = zlib.decompressobj(wbits=-15)
-        events_json = inflater.decompress(payload, raw_length + 1)
-    else:
-        import zstandard  # optional: only viewers that ask for zstd need it
-
-        if name == "zstd-dict":
-            if dictionary is None:
-                raise ValueError("a zstd-dict frame needs the dictionary (GET /dictionaries/ID)")
-            decompressor = zstandard.ZstdDecompressor(
-                dict_data=zstandard.ZstdCompressionDict(dictionary)
-            )
-        else:
-            decompressor = zstandard.ZstdDecompressor()
-        events_json = decompressor.decompress(payload, max_output_size=max_size)
+    codec = codecs.BY_WIRE_ID[wire_id]
+    events_json = _decompress(codec, frame[offset + id_length :], raw_length, max_size, dictionary)
     if len(events_json) != raw_length:
         raise ValueError(f"decompressed {len(events_json)} bytes, header says {raw_length}")
     return EventsMessage(
@@ -140,11 +130,31 @@ def decode_message(
         session_id,
         first,
         count,
-        name,
+        codec.name,
         events_json,
         bool(flags & FLAG_RESYNC),
         server_time,
     )
+
+
+def _decompress(
+    codec: codecs.Codec, payload: bytes, raw_length: int, max_size: int, dictionary: bytes | None
+) -> bytes:
+    """A binary frame's events, with the standard library's zlib or the
+    ``zstandard`` package (a decoder this project did not write)."""
+    if codec.compressor == "none":
+        return bytes(payload)
+    if codec.compressor == "deflate":
+        return zlib.decompressobj(wbits=-15).decompress(payload, raw_length + 1)
+    import zstandard  # optional: only viewers that ask for zstd need it
+
+    if not codec.dictionary:
+        return zstandard.ZstdDecompressor().decompress(payload, max_output_size=max_size)
+    if dictionary is None:
+        raise ValueError(f"a {codec.name} frame needs the dictionary (GET /dictionaries/ID)")
+    decompressor = zstandard.ZstdDecompressor(dict_data=zstandard.ZstdCompressionDict(dictionary))
+    data: bytes = decompressor.decompress(payload, max_output_size=max_size)
+    return data
 
 
 def split_events(events_json: bytes) -> list[bytes]:
