@@ -45,7 +45,7 @@ def lower_modules() -> list[Path]:
 def test_the_rooms_are_there() -> None:
     names = {p.relative_to(PACKAGE).as_posix() for p in lower_modules()}
     assert {"http/server.py", "http/routes.py", "protocol/tracker.py"} <= names
-    assert {"protocol/viewer.py", "protocol/fanout.py"} <= names
+    assert {"protocol/viewer.py", "protocol/broadcast.py"} <= names
 
 
 @pytest.mark.parametrize("path", lower_modules(), ids=lambda p: p.relative_to(PACKAGE).as_posix())

@@ -40,7 +40,7 @@ import trio
 
 from . import __version__, _core
 from .auth import Auth
-from .auth.gate import Principal
+from .auth.principals import Principal
 from .cluster import Cluster
 from .config import Config, ConfigError
 from .http import HttpDeps, RouteDeps, handle_connection
@@ -50,7 +50,7 @@ from .observability.logging import shutdown_logging
 from .observability.metrics import Metrics
 from .observability.sampling import LogSampler
 from .protocol import TrackerDeps, ViewerDeps, dictionary, serve_tracker, serve_viewer
-from .protocol.fanout import Fanout
+from .protocol.broadcast import Broadcasts
 from .sessions import Hub
 from .storage import Spool, Storage, StorageError, StorageWriter, iso_utc, open_storage
 from .workers import open_reuseport_listeners
@@ -96,9 +96,11 @@ class Server:
             level=config.storage_level,
         )
         self.hub = Hub(config, self.storage, self.writer, self.metrics)
-        self.fanout = Fanout(config, self.hub, self.metrics, warn=self.warn_client)
+        self.broadcasts = Broadcasts(config, self.hub, self.metrics, warn=self.warn_client)
         # Rate limits and presence, shared through Redis when REDIS_URL is set.
-        self.cluster = Cluster(config, self.metrics, self.hub, self.fanout, warn=self.warn_client)
+        self.cluster = Cluster(
+            config, self.metrics, self.hub, self.broadcasts, warn=self.warn_client
+        )
         self.limiter = self.cluster.limiter
         # MAX_CONNECTIONS and LIMIT_CONCURRENT_PER_IP, counted from accept.
         self.gate = ConnectionGate(
@@ -120,7 +122,7 @@ class Server:
             limiter=self.limiter,
             metrics=self.metrics,
             warn=self.warn_client,
-            claim=self.cluster.fanout.claim,
+            claim=self.cluster.relay.claim,
         )
         if self.limiter.session_events is not None:  # counted by the engines
             self.hub.ingest.set_session_limit(self.limiter.session_events)
@@ -129,8 +131,8 @@ class Server:
             hub=self.hub,
             metrics=self.metrics,
             protocol=self.protocol,
-            fanout=self.fanout,
-            cluster_fanout=self.cluster.fanout,
+            broadcasts=self.broadcasts,
+            relay=self.cluster.relay,
             dictionary=self.dictionary,
             warn=self.warn_client,
         )
@@ -149,7 +151,7 @@ class Server:
                 metrics=self.metrics,
                 dictionary=self.dictionary,
                 health=self.health,
-                held_head=self.cluster.fanout.head,
+                held_head=self.cluster.relay.head,
                 stats=self.stats,
             ),
             draining=lambda: self.draining,
@@ -195,7 +197,7 @@ class Server:
             # is accepted, so resumed sessions continue from the right seq.
             await self.writer.recover()
             async with trio.open_nursery() as services:
-                self.fanout.nursery = services
+                self.broadcasts.nursery = services
                 await services.start(self.writer.run)
                 await services.start(self.cluster.run)
                 services.start_soon(self.hub.run_idle_sweeper)

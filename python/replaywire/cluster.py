@@ -3,7 +3,7 @@ through Redis (a single server or a Redis Cluster) when ``REDIS_URL`` is
 set, within this process otherwise.
 
 The server holds one :class:`Cluster` and runs :meth:`Cluster.run` in its
-services nursery. Cross-instance live fan-out (:mod:`.redis.fanout`) hangs
+services nursery. Cross-instance live fan-out (:mod:`.redis.relay`) hangs
 off the same object and the same :class:`~replaywire.redis.RedisLink`.
 
 Resource handling: :meth:`run` owns the background tasks (counter sync,
@@ -22,13 +22,13 @@ import trio
 from .limits import CounterSync, Limiter
 from .observability.logging import instance_name
 from .redis import RedisLink
-from .redis.fanout import ClusterFanout
 from .redis.presence import Presence
+from .redis.relay import Relay
 
 if TYPE_CHECKING:
     from .config import Config
     from .observability.metrics import Metrics
-    from .protocol.fanout import Fanout
+    from .protocol.broadcast import Broadcasts
     from .sessions import Hub
 
 __all__ = ["Cluster"]
@@ -40,7 +40,7 @@ class Cluster:
         config: Config,
         metrics: Metrics,
         hub: Hub,
-        fanout: Fanout,
+        broadcasts: Broadcasts,
         *,
         warn: Callable[..., None] = lambda event, **fields: None,
     ) -> None:
@@ -72,8 +72,8 @@ class Cluster:
             interval=config.presence_interval,
             ttl=config.presence_ttl,
         )
-        self.fanout = ClusterFanout(config, metrics, hub, fanout, self.link, self.presence)
-        self.presence.watching = self.fanout.watching
+        self.relay = Relay(config, metrics, hub, broadcasts, self.link, self.presence)
+        self.presence.watching = self.relay.watching
         self._evict_interval = min(1.0, config.rate_limit_window)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -83,7 +83,7 @@ class Cluster:
             else:
                 nursery.start_soon(self._evict_locally)
             await nursery.start(self.presence.run)
-            await nursery.start(self.fanout.run)
+            await nursery.start(self.relay.run)
             task_status.started()
 
     async def _evict_locally(self) -> None:

@@ -145,7 +145,7 @@ async def test_a_viewer_on_b_gets_every_event_of_a_session_on_a(
             await send(tracker, "x", events, 0)
             for codec, seen in early.items():
                 nursery.start_soon(watch, b.port, "x", codec, seen)
-            remotes = b.cluster.fanout.remotes
+            remotes = b.cluster.relay.remotes
             key = "default:x"  # sessions are keyed by tenant (development mode: default)
             await until(lambda: key in remotes and len(remotes[key].feeds) == 2)  # joined
             remote = remotes[key]
@@ -171,7 +171,7 @@ async def test_a_viewer_on_b_gets_every_event_of_a_session_on_a(
             assert seen.resyncs == 0
         assert early["zstd"].first_index == 0 and late.first_index == 500
         # One relayed delta per tick, not one per viewer; B forgot the session.
-        assert b.cluster.fanout.remotes == {}
+        assert b.cluster.relay.remotes == {}
         assert remote.ticks >= 2
     finally:
         if a.proc is not None and a.proc.poll() is None:
@@ -202,7 +202,7 @@ async def test_redis_outage_keeps_ingest_and_fan_out_resumes_without_a_gap(
         await start_session(tracker, "o")
         await send(tracker, "o", events, 0)
         nursery.start_soon(watch, b.port, "o", "zstd", seen)
-        remotes = b.cluster.fanout.remotes
+        remotes = b.cluster.relay.remotes
         await until(lambda: "default:o" in remotes and len(remotes["default:o"].feeds) == 1)
         for seq in range(1, 10):
             await send(tracker, "o", events, seq)

@@ -217,7 +217,7 @@ async def test_with_redis_a_start_on_another_instance_takes_the_session_over(
     }
     a: Server = await start_server(instance_id="a", spool_dir=str(tmp_path / "a"), **common)
     b: Server = await start_server(instance_id="b", spool_dir=str(tmp_path / "b"), **common)
-    await until(lambda: a.cluster.fanout.subscribed and b.cluster.fanout.subscribed)
+    await until(lambda: a.cluster.relay.subscribed and b.cluster.relay.subscribed)
     events = list(session_events(10 * BATCH, seed=10))
     older = OlderConnection(a, "r", events)  # on A
     async with trio.open_nursery() as nursery:

@@ -111,7 +111,7 @@ async def test_viewers_left_behind_follow_the_relay_and_come_back(
         batch_interval=SLOW_FLUSH_MS,
         **common,
     )
-    await until(lambda: a.cluster.fanout.subscribed and b.cluster.fanout.subscribed)
+    await until(lambda: a.cluster.relay.subscribed and b.cluster.relay.subscribed)
     key = KEY.format("h")
     events = list(session_events(24 * BATCH, seed=12))
     viewer = Viewer(a, "h")
@@ -127,7 +127,7 @@ async def test_viewers_left_behind_follow_the_relay_and_come_back(
         await send_visit(b, "h", events, range(8, 16))
         await until(lambda: len(viewer.events) == 16 * BATCH)
         assert await stored_chunks(a, key) == 8  # B's are not stored yet
-        assert a.hub.live[key].viewers == 0 and a.cluster.fanout.watching() == {key: 1}
+        assert a.hub.live[key].viewers == 0 and a.cluster.relay.watching() == {key: 1}
         # REST on A waits for B's batches to be stored rather than stop short.
         assert await all_events(a, "h") == [json.loads(e) for e in events[: 16 * BATCH]]
 

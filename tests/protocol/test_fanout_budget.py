@@ -11,20 +11,20 @@ from types import SimpleNamespace
 
 from conftest import make_config
 from replaywire.observability.metrics import Metrics
-from replaywire.protocol.fanout import Fanout
+from replaywire.protocol.broadcast import Broadcasts
 
 
-def fanout(tmp_path: Path, budget: float) -> tuple[Fanout, Metrics]:
+def fanout(tmp_path: Path, budget: float) -> tuple[Broadcasts, Metrics]:
     metrics = Metrics()
     config = make_config(tmp_path, viewer_fanout_budget=budget)
-    return Fanout(config, SimpleNamespace(), metrics), metrics  # type: ignore[arg-type]
+    return Broadcasts(config, SimpleNamespace(), metrics), metrics  # type: ignore[arg-type]
 
 
-def window(f: Fanout, share: float) -> None:
+def window(f: Broadcasts, share: float) -> None:
     """One measuring window in which ticks took ``share`` of the loop."""
-    f._window_start = time.perf_counter() - Fanout.WINDOW
+    f._window_start = time.perf_counter() - Broadcasts.WINDOW
     f._window_spent = 0.0
-    f.spent(share * Fanout.WINDOW)
+    f.spent(share * Broadcasts.WINDOW)
 
 
 def test_over_budget_stretches_ticks_to_the_budget(tmp_path: Path) -> None:
@@ -34,7 +34,7 @@ def test_over_budget_stretches_ticks_to_the_budget(tmp_path: Path) -> None:
     assert metrics.viewer_tick_stretch._value.get() == f.stretch
     window(f, 0.2)  # at the budget with that stretch: kept
     assert abs(f.stretch - 2.5) < 0.05
-    assert metrics.viewer_fanout_seconds_total._value.get() >= 0.7 * Fanout.WINDOW
+    assert metrics.viewer_fanout_seconds_total._value.get() >= 0.7 * Broadcasts.WINDOW
 
 
 def test_stretch_relaxes_to_one_and_is_capped(tmp_path: Path) -> None:

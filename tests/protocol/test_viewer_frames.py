@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from conftest import make_config
 from replaywire.client import decode_message
 from replaywire.protocol import dictionary
-from replaywire.protocol.fanout import RELAY, Encoder
+from replaywire.protocol.broadcast import RELAY, Encoder
 from replaywire.redis import wire
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))

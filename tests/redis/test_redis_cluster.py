@@ -168,13 +168,13 @@ async def test_a_viewer_on_b_gets_every_event_sent_to_a_once_and_in_order(
             await send(tracker, "c", events, 0)
             await followed_live(b.port, "c")
             nursery.start_soon(watch, b.port, "c", "zstd", seen)
-            remotes = b.cluster.fanout.remotes
+            remotes = b.cluster.relay.remotes
             await until(lambda: "default:c" in remotes and len(remotes["default:c"].feeds) == 1)
             remote = remotes["default:c"]
             # Sharded pub/sub: B on the session's channel, A and B on the wants.
-            channel = b.cluster.fanout.session_channel("default:c")
+            channel = b.cluster.relay.session_channel("default:c")
             assert subscribers(redis_cluster, channel) == (1, 0)
-            assert subscribers(redis_cluster, b.cluster.fanout.want_channel) == (2, 0)
+            assert subscribers(redis_cluster, b.cluster.relay.want_channel) == (2, 0)
             for seq in range(1, batches):
                 await send(tracker, "c", events, seq)
                 await trio.sleep(0.01)
@@ -186,7 +186,7 @@ async def test_a_viewer_on_b_gets_every_event_sent_to_a_once_and_in_order(
         # first index against the last one's end), with no resync.
         assert seen.first_index == 0 and seen.resyncs == 0
         assert seen.ended_at == len(events) and seen.next_index == len(events)
-        assert remote.ticks >= 2 and b.cluster.fanout.remotes == {}
+        assert remote.ticks >= 2 and b.cluster.relay.remotes == {}
     finally:
         if a.proc is not None and a.proc.poll() is None:
             await trio.to_thread.run_sync(a.stop)

@@ -3,10 +3,10 @@
 - :mod:`.tenants`: the configured tenants, and session ids namespaced by tenant;
 - :mod:`.tokens`: JWTs and hashed opaque tokens;
 - :mod:`.origins`: tracker origins, CORS and security headers;
-- :mod:`.gate`: :class:`Auth`, which turns a request into a :class:`Principal`.
+- :mod:`.principals`: :class:`Auth`, which turns a request into a :class:`Principal`.
 """
 
-from .gate import ADMIN, READ, WRITE, Auth, Principal
+from .principals import ADMIN, READ, WRITE, Auth, Principal
 from .tenants import Tenant, TenantError, client_id, parse_tenants, session_key
 
 __all__ = [

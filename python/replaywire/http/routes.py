@@ -44,7 +44,7 @@ class RouteDeps:
     dictionary: Dictionary | None  # codec=zstd-dict's, when configured
     health: Callable[[], Awaitable[dict[str, Any]]]  # readiness, with its reasons
     # How far another instance holding a session has taken it (None: the
-    # tail is here or in storage); see ClusterFanout.head.
+    # tail is here or in storage); see Relay.head.
     held_head: Callable[[str], Awaitable[int | None]]
     stats: Callable[[], dict[str, Any]]  # the operator's counters
 

@@ -41,7 +41,7 @@ from .routes import Request, RouteDeps, dispatch
 
 if TYPE_CHECKING:
     from ..auth import Auth
-    from ..auth.gate import Principal
+    from ..auth.principals import Principal
     from ..config import Config
     from ..limits import Limiter
     from ..observability.metrics import Metrics
@@ -285,7 +285,7 @@ async def _upgrade(
         raise HttpError(400, "bad_request", "codec=zstd-dict: this server has no VIEWER_DICTIONARY")
     if deps.draining():
         raise HttpError(503, "draining", "server is shutting down")
-    # 401/403 before the upgrade (replaywire.auth.gate).
+    # 401/403 before the upgrade (replaywire.auth.principals).
     if kind == "tracker":
         principal = deps.auth.tracker(request.query, request.headers)
     else:

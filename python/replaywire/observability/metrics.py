@@ -301,7 +301,7 @@ class Metrics:
         "Events dropped from memory to stay within the buffer limits (still in storage).",
     )
 
-    # --- Viewers and live fan-out (protocol/viewer.py, protocol/fanout.py) --
+    # --- Viewers and live fan-out (protocol/viewer.py, protocol/broadcast.py)
     viewers_active = Row(
         Gauge,
         "Viewer subscriptions to live sessions open now.",

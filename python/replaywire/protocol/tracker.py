@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from .. import _core
-from ..auth.gate import DEV_PRINCIPAL, Principal
+from ..auth.principals import DEV_PRINCIPAL, Principal
 from ..errors import ProtocolError
 from ..storage import StorageError
 from ..ws import ConnectionClosed, WebSocket
@@ -68,7 +68,7 @@ class TrackerDeps:
     metrics: Metrics
     warn: Callable[..., None]  # the server's sampled client-fault log
     # Announce that a connection here started the session (its instance
-    # owns it now: replaywire.redis.fanout); a no-op without Redis.
+    # owns it now: replaywire.redis.relay); a no-op without Redis.
     claim: Callable[[LiveSession], Awaitable[None]] = _no_claim
 
 

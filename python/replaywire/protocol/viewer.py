@@ -2,7 +2,7 @@
 ``get_session_events``.
 
 Each joined session is watched by its own task. For a live session it
-subscribes to the session's broadcaster (:mod:`.fanout`): it first sends a
+subscribes to the session's broadcaster (:mod:`.broadcast`): it first sends a
 *snapshot* of the events before the broadcaster's position, encoded for
 this viewer, then the broadcaster's shared *delta* frames from its bounded
 feed; when the feed overflows it sends a fresh snapshot (``resync``). A
@@ -21,19 +21,19 @@ from typing import TYPE_CHECKING
 import trio
 
 from .. import _core, codecs
-from ..auth.gate import DEV_PRINCIPAL, Principal
+from ..auth.principals import DEV_PRINCIPAL, Principal
 from ..auth.tenants import client_id
 from ..errors import ProtocolError
 from ..sessions import LiveSession
 from ..ws import ConnectionClosed, WebSocket
 from ..ws.messages import TOO_LARGE, DataMessage
 from . import frames
-from .fanout import Broadcaster, Encoder, Fanout, Feed, feed_key
+from .broadcast import Broadcaster, Broadcasts, Encoder, Feed, feed_key
 
 if TYPE_CHECKING:
     from ..config import Config
     from ..observability.metrics import Metrics
-    from ..redis.fanout import ClusterFanout, RemoteSession
+    from ..redis.relay import Relay, RemoteSession
     from ..sessions import Hub
     from ..sessions.history import EventsPage
     from .dictionary import Dictionary
@@ -48,8 +48,8 @@ class ViewerDeps:
     hub: Hub  # live sessions, their rings, and history
     metrics: Metrics
     protocol: _core.ProtocolDecoder  # the server's, compiled once from its limits
-    fanout: Fanout  # this instance's broadcasters
-    cluster_fanout: ClusterFanout  # sessions held by another instance (Redis)
+    broadcasts: Broadcasts  # this instance's broadcasters
+    relay: Relay  # sessions held by another instance (Redis)
     dictionary: Dictionary | None  # codec=zstd-dict's, when configured
     warn: Callable[..., None]  # the server's sampled client-fault log
 
@@ -160,9 +160,9 @@ async def _watch(
         here = hub.live.get(session_id)
         live: LiveSession | RemoteSession | None = here
         if here is None or (here.held_elsewhere and not here.trackers):
-            # Held by another instance (redis/fanout.py); one that left
+            # Held by another instance (redis/relay.py); one that left
             # this one is followed here from storage when Redis cannot relay it.
-            live = await deps.cluster_fanout.watch(session_id) or here
+            live = await deps.relay.watch(session_id) or here
         if live is None and await hub.get_record(session_id) is None:
             unknown = f"no session {client_id(session_id)!r}"
             deps.metrics.protocol_errors_total.labels("unknown_session").inc()
@@ -208,9 +208,9 @@ class _Viewer:
         to the broadcaster that goes on from the same index (no snapshot)."""
         broadcaster: Broadcaster | RemoteSession
         if isinstance(live, LiveSession):
-            broadcaster, feed = self.deps.fanout.subscribe(live, self.codec, self.ws)
+            broadcaster, feed = self.deps.broadcasts.subscribe(live, self.codec, self.ws)
         else:
-            broadcaster, feed = self.deps.cluster_fanout.subscribe(live, self.codec, self.ws)
+            broadcaster, feed = self.deps.relay.subscribe(live, self.codec, self.ws)
         self._following(broadcaster, +1)
         try:
             await self._stream(broadcaster, feed, from_index)
@@ -235,9 +235,9 @@ class _Viewer:
 
     def _unsubscribe(self, broadcaster: Broadcaster | RemoteSession, feed: Feed) -> None:
         if isinstance(broadcaster, Broadcaster):
-            self.deps.fanout.unsubscribe(broadcaster, feed)
+            self.deps.broadcasts.unsubscribe(broadcaster, feed)
         else:
-            self.deps.cluster_fanout.unsubscribe(broadcaster, feed)
+            self.deps.relay.unsubscribe(broadcaster, feed)
 
     async def _stream(
         self, broadcaster: Broadcaster | RemoteSession, feed: Feed, from_index: int | None
@@ -290,7 +290,7 @@ class _Viewer:
     def _name_dictionary(self, joined: dict[str, object]) -> None:
         """``dictionaryId`` for a ``codec=zstd-dict`` viewer: the bytes are
         at ``GET /dictionaries/{id}``."""
-        codec = codecs.BY_NAME.get(self.codec)  # None: a pmd feed key (protocol/fanout.py)
+        codec = codecs.BY_NAME.get(self.codec)  # None: a pmd feed key (protocol/broadcast.py)
         if codec is not None and codec.dictionary:
             assert self.deps.dictionary is not None  # refused at the upgrade without one
             joined["dictionaryId"] = self.deps.dictionary.id

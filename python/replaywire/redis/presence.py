@@ -4,7 +4,7 @@ Each instance writes one key, ``{prefix}{presence}:i:{instance}``, every
 ``PRESENCE_INTERVAL`` seconds (2): its live sessions (the
 ``MAX_PUBLISHED`` most recently started, with exact totals) and the viewers
 it has of sessions held elsewhere (``watching``: they watch through the
-relay, redis/fanout.py, and are counted with the session wherever it is
+relay, redis/relay.py, and are counted with the session wherever it is
 listed) as JSON, with a
 TTL of ``PRESENCE_TTL`` (10 s), and its id into the
 ``{prefix}{presence}:instances`` sorted set (score: last heartbeat, ms).

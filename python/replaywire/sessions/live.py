@@ -74,7 +74,7 @@ class LiveSession:
         # tail (see Hub.catch_up).
         self.trackers: list[TrackerHandle] = []
         # This instance's latest ownership epoch of the session (with
-        # Redis, see replaywire.redis.fanout); 0 before any claim.
+        # Redis, see replaywire.redis.relay); 0 before any claim.
         self.epoch = 0
         # Whether Redis said another instance claimed it after this one's
         # last claim: then viewers here follow it through the relay.

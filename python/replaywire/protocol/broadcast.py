@@ -11,7 +11,7 @@ latest full snapshot onwards (``resync: true``), then deltas again. So a
 slow viewer costs neither memory nor the tracker anything.
 
 Budget: writing a tick to a thousand sockets takes milliseconds of the one
-event loop that also reads every tracker. :class:`Fanout` measures the share
+event loop that also reads every tracker. :class:`Broadcasts` measures the share
 of wall time ticks take; above ``VIEWER_FANOUT_BUDGET`` (20%) every
 session's tick interval is stretched by the excess, so a crowd of viewers
 costs ingest at most about that share and sees deltas a little later
@@ -45,13 +45,13 @@ from . import dictionary, frames
 
 if TYPE_CHECKING:
     from ..observability.metrics import Metrics
-    from ..redis.fanout import RemoteSession
+    from ..redis.relay import RemoteSession
     from ..sessions import Hub
 
     # A feed already subscribed to the broadcaster a viewer continues with.
     Handover = tuple["Broadcaster | RemoteSession", "Feed"]
 
-log = structlog.get_logger("replaywire.fanout")
+log = structlog.get_logger("replaywire.broadcast")
 
 THREAD_COMPRESS_BYTES = 256 * 1024  # larger payloads are compressed off the event loop
 TICK_MAX_EVENTS = 1_000_000  # a tick's message is bounded by VIEWER_BATCH_BYTES instead
@@ -80,7 +80,7 @@ class Tick:
     end: bool = False
     # With ``end``: the stream goes on in another broadcaster, from this
     # tick's index (the session moved between instances, see
-    # replaywire.redis.fanout): the viewer continues with this feed of it.
+    # replaywire.redis.relay): the viewer continues with this feed of it.
     moved: Handover | None = None
 
     @property
@@ -136,7 +136,7 @@ class Feed:
 
     def drop(self) -> None:
         """Drop the backlog and have the viewer resynchronised (its stream
-        has a hole it cannot fill from the ticks: see redis/fanout.py)."""
+        has a hole it cannot fill from the ticks: see redis/relay.py)."""
         self.backlog.clear()
         self.nbytes = 0
         self.overflowed = True
@@ -279,12 +279,12 @@ class Encoder:
 class Broadcaster:
     """Turns one live session's new events into ticks for its feeds."""
 
-    def __init__(self, fanout: Fanout, session: LiveSession) -> None:
-        self.fanout = fanout  # its dependencies, and the budget it reports to
+    def __init__(self, broadcasts: Broadcasts, session: LiveSession) -> None:
+        self.broadcasts = broadcasts  # its dependencies, and the budget it reports to
         self.session = session
-        self.position = fanout.hub.ingest.next_index(session.id)
+        self.position = broadcasts.hub.ingest.next_index(session.id)
         self.feeds: set[Feed] = set()
-        self.encoder = Encoder(fanout.config, fanout.hub.clock)
+        self.encoder = Encoder(broadcasts.config, broadcasts.hub.clock)
         self.ticks = 0
         # Snapshot frames built for a viewer that joined (or resynced) since
         # the last tick, reused by the others: a crowd joining at once, or
@@ -292,8 +292,8 @@ class Broadcaster:
         self._snapshots: dict[tuple[int, int, str, bool], list[bytes]] = {}
 
     async def run(self) -> None:
-        fanout, session = self.fanout, self.session
-        config = fanout.config
+        broadcasts, session = self.broadcasts, self.session
+        config = broadcasts.config
         base_interval = config.viewer_flush_interval / 1000
         try:
             while self.feeds:
@@ -306,7 +306,7 @@ class Broadcaster:
                     # Coalesce: a tick per interval, or sooner once enough
                     # bytes wait (a burst, or a full snapshot arriving).
                     base = session.record.byte_count
-                    with trio.move_on_after(base_interval * fanout.stretch):
+                    with trio.move_on_after(base_interval * broadcasts.stretch):
                         while (
                             not session.ended
                             and session.record.byte_count - base < config.viewer_flush_bytes
@@ -319,7 +319,7 @@ class Broadcaster:
                         feed.push(end)
                     return
         finally:
-            fanout.forget(self)
+            broadcasts.forget(self)
 
     def cached_snapshot(self, key: tuple[int, int, str, bool]) -> list[bytes] | None:
         """Frames of snapshot ``(start, end, codec, resync)`` built since the last tick."""
@@ -330,7 +330,7 @@ class Broadcaster:
             self._snapshots[key] = frames_
 
     def _head(self) -> int | None:
-        buffers = self.fanout.hub.ingest
+        buffers = self.broadcasts.hub.ingest
         return buffers.next_index(self.session.id) if self.session.id in buffers else None
 
     def _end_index(self) -> int:
@@ -340,8 +340,8 @@ class Broadcaster:
     async def _tick(self) -> None:
         """Send every event from ``position`` to the head, in as many ticks as
         the per-message limits require."""
-        fanout, session = self.fanout, self.session
-        hub, config = fanout.hub, fanout.config
+        broadcasts, session = self.broadcasts, self.session
+        hub, config = broadcasts.hub, broadcasts.config
         while self.feeds:
             head = self._head()
             target = head if head is not None else self._end_index()
@@ -382,15 +382,17 @@ class Broadcaster:
             # The loop's time this tick took: building it (when nothing was
             # awaited meanwhile) and writing it to every viewer.
             inline = inline and len(events) < THREAD_COMPRESS_BYTES
-            fanout.spent(done - (building if inline else started))
-            metrics = fanout.metrics
+            broadcasts.spent(done - (building if inline else started))
+            metrics = broadcasts.metrics
             metrics.viewer_ticks_total.inc()
             if direct:
                 metrics.viewer_messages_total.inc(direct)
                 metrics.viewer_bytes_total.inc(direct_bytes)
             for feed in resyncs:
                 metrics.viewer_resyncs_total.inc()
-                fanout.warn("viewer_resync", session_id=session.id, backlog_limit=feed.max_bytes)
+                broadcasts.warn(
+                    "viewer_resync", session_id=session.id, backlog_limit=feed.max_bytes
+                )
 
 
 def _push_all(feeds: set[Feed], tick: Tick) -> tuple[int, int, list[Feed]]:
@@ -411,7 +413,7 @@ def _push_all(feeds: set[Feed], tick: Tick) -> tuple[int, int, list[Feed]]:
     return direct, direct_bytes, resyncs
 
 
-class Fanout:
+class Broadcasts:
     """The broadcasters of one server, started in its service nursery, and
     the fan-out budget they share (see the module docs)."""
 
@@ -466,7 +468,7 @@ class Fanout:
         """A feed of the session's ticks from ``broadcaster.position`` on;
         with ``ws``, ticks are written to it directly while it keeps up.
         ``feed`` subscribes a feed made by the caller (the Redis relay's)."""
-        assert self.nursery is not None, "Fanout.nursery is set by Server.run"
+        assert self.nursery is not None, "Broadcasts.nursery is set by Server.run"
         if feed is None:
             feed = Feed(codec, self.config.viewer_backlog_bytes, ws)
         broadcaster = self.broadcasters.get(session.id)

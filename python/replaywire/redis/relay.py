@@ -30,7 +30,7 @@ A (presence says where a session lives):
    one that held it last), so after a move the new holder's head and
    deltas take over where the old holder's stopped. A want carries the
    index B's viewers reached: the holder first relays what it holds in
-   memory from there (:meth:`ClusterFanout._relay_from_ring`), which
+   memory from there (:meth:`Relay._relay_from_ring`), which
    storage may not have yet.
 4. B asks again every ``PRESENCE_INTERVAL`` while it has viewers (A answers
    each with a ``head``, which is also how B notices what it missed); A
@@ -47,7 +47,7 @@ common case costs the receiver no compression at all. See
 
 Ownership: the instance holding a session's tracker connection owns it.
 When a tracker starts (or resumes) a session, its instance claims it
-(:meth:`ClusterFanout.claim`): it takes the next epoch of the session
+(:meth:`Relay.claim`): it takes the next epoch of the session
 (``INCR`` of the session's ``epoch`` key) and announces ``epoch instance
 session`` on ``{fanout}:owner``. An instance that holds the session with
 an older epoch of its own closes its tracker connection of it (4409, as
@@ -55,9 +55,9 @@ for two connections on one instance) and so leaves the session
 *detached*, reading storage rather than its ring (see
 :mod:`replaywire.sessions.hub`); its viewers are handed over to a
 :class:`RemoteSession` that follows the new holder, from the index they
-reached (:meth:`ClusterFanout._hand_over`), and back to the local
+reached (:meth:`Relay._hand_over`), and back to the local
 broadcaster when a tracker brings the session back
-(:meth:`ClusterFanout._hand_back`). An announcement older than the
+(:meth:`Relay._hand_back`). An announcement older than the
 instance's own claim is stale and ignored.
 
 On a Redis Cluster the channels are shard channels (``SPUBLISH`` /
@@ -74,7 +74,7 @@ inbound queue ``VIEWER_BACKLOG_BYTES``, the subscriber's hand-over
 ``SUBSCRIBER_BYTES``; beyond, messages are dropped and the gap they leave
 resynchronises the viewers concerned.
 
-Resource handling: :meth:`ClusterFanout.run` owns the subscriber thread,
+Resource handling: :meth:`Relay.run` owns the subscriber thread,
 the publisher and the renewal task; cancelling it stops them all.
 """
 
@@ -89,7 +89,7 @@ import trio
 
 from .. import _core
 from ..protocol import frames
-from ..protocol.fanout import RELAY, Encoder, Fanout, Feed, Tick
+from ..protocol.broadcast import RELAY, Broadcasts, Encoder, Feed, Tick
 from ..storage import SessionRecord
 from . import wire
 from .link import RedisLink, RedisUnavailable
@@ -103,9 +103,9 @@ if TYPE_CHECKING:
     from ..ws import WebSocket
     from .presence import Presence
 
-__all__ = ["ClusterFanout", "RelayFeed", "RemoteSession"]
+__all__ = ["Relay", "RelayFeed", "RemoteSession"]
 
-log = structlog.get_logger("replaywire.fanout")
+log = structlog.get_logger("replaywire.relay")
 
 OUTBOX_BYTES = 64 * 1024 * 1024
 SUBSCRIBER_BYTES = 64 * 1024 * 1024
@@ -120,32 +120,32 @@ class RelayFeed(Feed):
     """On the holder: the other instances' subscription to one session's
     broadcaster. Never queues: each tick is handed to the outbox."""
 
-    def __init__(self, fanout: ClusterFanout, session: LiveSession) -> None:
+    def __init__(self, relay: Relay, session: LiveSession) -> None:
         super().__init__(RELAY, 0)
-        self.fanout = fanout
+        self.relay = relay
         self.session = session
         self.wanted_at = trio.current_time()
 
     def push(self, tick: Tick) -> None:
         keyframe = self.session.record.keyframe_index
         if tick.end:
-            self.fanout.publish_session(
+            self.relay.publish_session(
                 self.session.id, wire.message(wire.END, tick.first_index, 0, keyframe)
             )
-            if self.fanout.relays.get(self.session.id) is self:
-                del self.fanout.relays[self.session.id]
+            if self.relay.relays.get(self.session.id) is self:
+                del self.relay.relays[self.session.id]
             return
         msg = wire.message(wire.DELTA, tick.first_index, tick.count, keyframe, tick.frames[RELAY])
-        self.fanout.publish_session(self.session.id, msg)
+        self.relay.publish_session(self.session.id, msg)
 
 
 class RemoteSession:
     """On a viewer's instance: a session held by another instance. Stands in
     for both the :class:`~replaywire.sessions.LiveSession` and its
-    :class:`~replaywire.protocol.fanout.Broadcaster` in the viewer code."""
+    :class:`~replaywire.protocol.broadcast.Broadcaster` in the viewer code."""
 
-    def __init__(self, fanout: ClusterFanout, session_id: str) -> None:
-        self.fanout = fanout
+    def __init__(self, relay: Relay, session_id: str) -> None:
+        self.relay = relay
         self.id = session_id
         self.id_json = frames.json_string(session_id)
         self.record = SessionRecord(session_id=session_id, started_at=0.0)  # keyframe_index
@@ -155,7 +155,7 @@ class RemoteSession:
         self.position = 0  # the index the next relayed delta starts at, once synced
         self.synced = trio.Event()
         self.feeds: set[Feed] = set()
-        self.encoder = Encoder(fanout.config)
+        self.encoder = Encoder(relay.config)
         self.inbound: deque[wire.Relayed] = deque()
         self.inbound_bytes = 0
         self.last_used = trio.current_time()
@@ -179,7 +179,7 @@ class RemoteSession:
         head's position was accepted by the holder, but may not be
         committed yet (one flush, ``BATCH_INTERVAL``): an empty page is
         read again until it is there, for at most ``SNAPSHOT_WAIT``."""
-        hub = self.fanout.hub
+        hub = self.relay.hub
         deadline = trio.current_time() + SNAPSHOT_WAIT
         while True:
             page = await hub.history(self.id, index, limit)
@@ -192,8 +192,8 @@ class RemoteSession:
     def receive(self, msg: wire.Relayed) -> None:
         self.heard_at = trio.current_time()
         size = len(msg.data)
-        if self.inbound and self.inbound_bytes + size > self.fanout.config.viewer_backlog_bytes:
-            self.fanout.metrics.relay_messages_total.labels("dropped").inc()
+        if self.inbound and self.inbound_bytes + size > self.relay.config.viewer_backlog_bytes:
+            self.relay.metrics.relay_messages_total.labels("dropped").inc()
             return  # the hole it leaves resynchronises the viewers
         self.inbound.append(msg)
         self.inbound_bytes += size
@@ -213,7 +213,7 @@ class RemoteSession:
                 self.inbound_bytes -= len(msg.data)
                 await self._apply(msg)
         finally:
-            self.fanout.forget(self)
+            self.relay.forget(self)
 
     async def _apply(self, msg: wire.Relayed) -> None:
         self.heard_at = trio.current_time()
@@ -237,7 +237,7 @@ class RemoteSession:
             for feed in list(self.feeds):
                 feed.push(end)
             self.ended = True
-            self.fanout.close(self)
+            self.relay.close(self)
             return
         if msg.next_index <= self.position:
             return  # already had it
@@ -254,10 +254,10 @@ class RemoteSession:
         session left): send them from storage, as deltas, where the
         holders commit them (waiting up to SNAPSHOT_WAIT). Only if storage
         cannot cover them do the viewers resynchronise."""
-        limit = self.fanout.config.viewer_batch_events
+        limit = self.relay.config.viewer_batch_events
         deadline = trio.current_time() + SNAPSHOT_WAIT
         while self.position < index:
-            page = await self.fanout.hub.history(
+            page = await self.relay.hub.history(
                 self.id, self.position, min(limit, index - self.position)
             )
             if not page.count:
@@ -303,7 +303,7 @@ class RemoteSession:
         self.position = tick.first_index + tick.count
         self._snapshots.clear()
         self.ticks += 1
-        metrics = self.fanout.metrics
+        metrics = self.relay.metrics
         metrics.viewer_ticks_total.inc()
         for feed in list(self.feeds):
             before, written = feed.resyncs, feed.written_directly
@@ -322,7 +322,7 @@ class RemoteSession:
         self._snapshots.clear()
         for feed in list(self.feeds):
             feed.drop()
-            self.fanout.metrics.viewer_resyncs_total.inc()
+            self.relay.metrics.viewer_resyncs_total.inc()
 
     def settle(self) -> None:
         """No instance answers for the session: settle it once the
@@ -335,7 +335,7 @@ class RemoteSession:
         storage and end the stream; otherwise its holder is gone and the
         stream ends where it is (the viewers may join again)."""
         self.settling = False
-        hub = self.fanout.hub
+        hub = self.relay.hub
         record = await hub.writer.read(hub.storage.get_session, self.id)
         if self.closed:
             return
@@ -347,13 +347,13 @@ class RemoteSession:
         for feed in list(self.feeds):
             feed.push(tick)
         self.ended = True
-        self.fanout.close(self)
+        self.relay.close(self)
 
     def wake(self) -> None:
         self._wake.set()
 
 
-class ClusterFanout:
+class Relay:
     """Both sides of cross-instance fan-out for one server; inert without
     Redis (then a viewer sees only sessions held by its own instance)."""
 
@@ -362,14 +362,14 @@ class ClusterFanout:
         config: Config,
         metrics: Metrics,
         hub: Hub,
-        fanout: Fanout,
+        broadcasts: Broadcasts,
         link: RedisLink | None,
         presence: Presence,
     ) -> None:
         self.config = config
         self.metrics = metrics
         self.hub = hub
-        self.local = fanout
+        self.local = broadcasts
         self.link = link
         self.presence = presence
         # How long a session's epoch outlives its last claim (_next_epoch).
