@@ -2,7 +2,7 @@
 //! `rust/tests/fuzz_seeds.rs`, which replays the committed seeds and their
 //! truncations and bit flips on every `cargo test`.
 //!
-//! The includer brings `Codec`, `CodecError` and `decompress` into scope.
+//! The includer brings `Codec`, `Error` and `decompress` into scope.
 //!
 //! Input layout: byte 0 picks the codec (`% 3`: none, deflate, zstd) and a
 //! small `max_size` (`/ 3 % 4`: 0, 1, 100 or 4096 bytes); the rest is the
@@ -32,7 +32,7 @@ pub fn codec(settings: u8) -> Codec {
     }
 }
 
-fn checked(codec: Codec, data: &[u8], limit: usize) -> Result<Vec<u8>, CodecError> {
+fn checked(codec: Codec, data: &[u8], limit: usize) -> Result<Vec<u8>, Error> {
     let result = decompress(codec, data, limit, None);
     match &result {
         Ok(out) => {
@@ -40,7 +40,10 @@ fn checked(codec: Codec, data: &[u8], limit: usize) -> Result<Vec<u8>, CodecErro
             assert!(out.capacity() <= limit + 1, "capacity {}", out.capacity());
         }
         Err(e) => assert!(
-            matches!(e.code(), Some("payload_too_large" | "invalid_compression")),
+            matches!(
+                e.codec_code(),
+                Some("payload_too_large" | "invalid_compression")
+            ),
             "{e:?}"
         ),
     }
@@ -48,7 +51,7 @@ fn checked(codec: Codec, data: &[u8], limit: usize) -> Result<Vec<u8>, CodecErro
 }
 
 /// Runs the property on one fuzz input; returns the small-limit outcome.
-pub fn run(input: &[u8]) -> Option<Result<Vec<u8>, CodecError>> {
+pub fn run(input: &[u8]) -> Option<Result<Vec<u8>, Error>> {
     let (&settings, data) = input.split_first()?;
     let codec = codec(settings);
     let small = SMALL_LIMITS[usize::from(settings / 3) % SMALL_LIMITS.len()];
@@ -57,9 +60,9 @@ pub fn run(input: &[u8]) -> Option<Result<Vec<u8>, CodecError>> {
     match (&small_result, &large_result) {
         (Ok(a), Ok(b)) => assert_eq!(a, b),
         (Ok(_), Err(e)) => panic!("accepted under {small}, refused under {LARGE_LIMIT}: {e}"),
-        (Err(a @ CodecError::Corrupt { .. }), b) => {
+        (Err(a @ Error::Corrupt { .. }), b) => {
             assert!(
-                matches!(b, Err(CodecError::Corrupt { .. })),
+                matches!(b, Err(Error::Corrupt { .. })),
                 "{a} under {small}, {b:?}"
             )
         }

@@ -5,7 +5,8 @@
 
 #![no_main]
 
-use _core::codec::{decompress, Codec, CodecError};
+use _core::codec::{decompress, Codec};
+use _core::Error;
 use libfuzzer_sys::fuzz_target;
 
 #[path = "../decompress_harness.rs"]

@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from typing import Final, Protocol, final
 
 __all__ = [
+    "CODECS",
     "OP_BINARY",
     "OP_CLOSE",
     "OP_CONTINUATION",
@@ -33,6 +34,8 @@ __all__ = [
     "ChunkQueue",
     "ClientMessage",
     "ClockSkew",
+    "CodecError",
+    "Compressor",
     "CoreError",
     "EventsBatch",
     "Flush",
@@ -58,6 +61,8 @@ __all__ = [
     "WsPong",
     "WsTooLarge",
     "__version__",
+    "compress",
+    "decompress",
     "encode_binary",
     "encode_binary_deflated",
     "encode_chunks_copy",
@@ -70,14 +75,6 @@ __all__ = [
     "encode_text_deflated",
     "join_events",
     "split_events",
-]
-# Event compression codecs.
-__all__ += [
-    "CODECS",
-    "CodecError",
-    "Compressor",
-    "compress",
-    "decompress",
     "train_dictionary",
 ]
 
@@ -104,6 +101,21 @@ class MessageError(CoreError):
 
     code: str
     seq: int | None
+
+class CodecError(CoreError):
+    """Compressed data was refused, or compression failed. ``code`` is
+
+    - ``payload_too_large``: the data would decompress to more than
+      ``max_size`` bytes (found from the sizes zstd frames declare, or as
+      soon as the output passes the limit, never after inflating it all);
+    - ``invalid_compression``: not valid data of the codec (garbage,
+      truncated, bytes after the end, a failed zstd checksum, a missing or
+      wrong dictionary);
+    - ``compression_failed``: the library failed (out of memory).
+
+    A bad codec name, level or dictionary raises ``ValueError`` instead."""
+
+    code: str
 
 # --- WebSocket frames ---------------------------------------------------------
 
@@ -855,21 +867,6 @@ def encode_chunks_copy(
 
 CODECS: Final[tuple[str, ...]]
 """The codec names: ``("none", "deflate", "zstd")``."""
-
-class CodecError(CoreError):
-    """Compressed data was refused, or compression failed. ``code`` is
-
-    - ``payload_too_large``: the data would decompress to more than
-      ``max_size`` bytes (found from the sizes zstd frames declare, or as
-      soon as the output passes the limit, never after inflating it all);
-    - ``invalid_compression``: not valid data of the codec (garbage,
-      truncated, bytes after the end, a failed zstd checksum, a missing or
-      wrong dictionary);
-    - ``compression_failed``: the library failed (out of memory).
-
-    A bad codec name, level or dictionary raises ``ValueError`` instead."""
-
-    code: str
 
 @final
 class Compressor:

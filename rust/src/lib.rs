@@ -12,14 +12,12 @@
 //! - [`codec`]: compression of stored chunks and live deltas (zstd, deflate).
 
 pub mod buffer;
+pub mod codec;
 pub mod error;
 pub mod ingest;
 pub mod pgcopy;
 pub mod protocol;
 pub mod ws;
-
-// Event compression codecs.
-pub mod codec;
 
 #[cfg(feature = "python")]
 mod python;

@@ -24,7 +24,8 @@ mod protocol_harness;
 #[path = "../../fuzz/seeds.rs"]
 mod seeds;
 
-use _core::codec::{decompress, Codec, CodecError};
+use _core::codec::{decompress, Codec};
+use _core::Error;
 use std::fs;
 use std::path::PathBuf;
 
@@ -108,7 +109,7 @@ fn decompress_seeds_keep_the_property() {
         let outcome = decompress_harness::run(&seed).expect("empty seed");
         outcomes[match outcome {
             Ok(_) => 0,
-            Err(e) if e.code() == Some("payload_too_large") => 1,
+            Err(e) if e.codec_code() == Some("payload_too_large") => 1,
             Err(_) => 2,
         }] += 1;
         for cut in 1..seed.len() {

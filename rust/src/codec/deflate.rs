@@ -11,7 +11,8 @@ use std::cell::Cell;
 
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 
-use super::{grow_output, initial_output_capacity, CodecError};
+use super::{grow_output, initial_output_capacity};
+use crate::error::Error;
 
 const NAME: &str = "deflate";
 
@@ -35,7 +36,7 @@ impl Encoder {
     }
 
     /// Replaces `out`'s contents with one complete stream holding `data`.
-    pub(super) fn compress_to(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<(), CodecError> {
+    pub(super) fn compress_to(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
         self.inner.reset();
         out.clear();
         out.reserve(compress_bound(data.len()));
@@ -46,7 +47,7 @@ impl Encoder {
             let status = self
                 .inner
                 .compress_vec(rest, out, FlushCompress::Finish)
-                .map_err(|e| CodecError::CompressFailed {
+                .map_err(|e| Error::CompressFailed {
                     codec: NAME,
                     reason: e.to_string(),
                 })?;
@@ -72,7 +73,7 @@ thread_local! {
 }
 
 /// Inflates one raw deflate stream, refusing output over `max_size` bytes.
-pub(super) fn decompress(data: &[u8], max_size: usize) -> Result<Vec<u8>, CodecError> {
+pub(super) fn decompress(data: &[u8], max_size: usize) -> Result<Vec<u8>, Error> {
     let mut inflate = KEPT_INFLATE
         .try_with(Cell::take)
         .ok()
@@ -85,11 +86,7 @@ pub(super) fn decompress(data: &[u8], max_size: usize) -> Result<Vec<u8>, CodecE
     result
 }
 
-fn inflate_into(
-    inflate: &mut Decompress,
-    data: &[u8],
-    max_size: usize,
-) -> Result<Vec<u8>, CodecError> {
+fn inflate_into(inflate: &mut Decompress, data: &[u8], max_size: usize) -> Result<Vec<u8>, Error> {
     let cap_limit = max_size.saturating_add(1);
     let mut out = Vec::with_capacity(initial_output_capacity(data.len(), cap_limit));
     loop {
@@ -103,9 +100,9 @@ fn inflate_into(
             .unwrap_or_default();
         let status = inflate
             .decompress_vec(rest, &mut out, FlushDecompress::None)
-            .map_err(|e| CodecError::corrupt(NAME, e.message().unwrap_or("invalid stream")))?;
+            .map_err(|e| Error::corrupt(NAME, e.message().unwrap_or("invalid stream")))?;
         if out.len() > max_size {
-            return Err(CodecError::TooLarge {
+            return Err(Error::TooLarge {
                 codec: NAME,
                 max_size,
                 size: None,
@@ -115,7 +112,7 @@ fn inflate_into(
             Status::StreamEnd => {
                 let trailing = data.len() as u64 - inflate.total_in();
                 if trailing > 0 {
-                    return Err(CodecError::corrupt(
+                    return Err(Error::corrupt(
                         NAME,
                         format!("{trailing} bytes after the end of the stream"),
                     ));
@@ -132,7 +129,7 @@ fn inflate_into(
                     } else {
                         "truncated stream"
                     };
-                    return Err(CodecError::corrupt(NAME, what));
+                    return Err(Error::corrupt(NAME, what));
                 }
             }
         }
@@ -194,14 +191,15 @@ mod tests {
         trailing.push(0);
         assert_eq!(
             decompress(&trailing, 1000),
-            Err(CodecError::corrupt(
-                NAME,
-                "1 bytes after the end of the stream"
-            ))
+            Err(Error::corrupt(NAME, "1 bytes after the end of the stream"))
         );
         for cut in 0..out.len() {
             let e = decompress(&out[..cut], 1000).unwrap_err();
-            assert_eq!(e.code(), Some("invalid_compression"), "cut {cut}: {e}");
+            assert_eq!(
+                e.codec_code(),
+                Some("invalid_compression"),
+                "cut {cut}: {e}"
+            );
         }
     }
 }

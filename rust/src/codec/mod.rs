@@ -18,22 +18,22 @@
 //! Decompression takes a `max_size` and never holds more output than
 //! `max_size + 1` bytes, whatever the input claims or contains: a small
 //! input that would inflate to gigabytes (a "zip bomb") is refused with
-//! [`CodecError::TooLarge`] once the output passes the limit, or before
+//! [`Error::TooLarge`] once the output passes the limit, or before
 //! decoding at all when zstd frame headers declare a larger size.
 //!
 //! Sans-IO like the rest of the core: whole buffers in, whole buffers out.
 //!
 //! - [`zstandard`]: zstd frames, with an optional trained dictionary.
 //! - `deflate`: raw deflate (RFC 1951).
-//! - `error`: [`CodecError`].
+//!
+//! Failures are the core's one [`Error`]: its codec variants.
 
 mod deflate;
-mod error;
 pub mod zstandard;
 
 use std::fmt;
 
-pub use error::CodecError;
+use crate::error::Error;
 
 /// A compression format and its level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -62,7 +62,7 @@ impl Codec {
     /// The codec named `name` at `level`, or at its default level (zstd 3,
     /// deflate 6) when `level` is `None`. `none` takes no level but `0`;
     /// zstd, as zstd itself does, reads `0` as its default level.
-    pub fn new(name: &str, level: Option<i64>) -> Result<Codec, CodecError> {
+    pub fn new(name: &str, level: Option<i64>) -> Result<Codec, Error> {
         match name {
             "none" => match level {
                 None | Some(0) => Ok(Codec::None),
@@ -99,7 +99,7 @@ impl Codec {
                     )),
                 }
             }
-            _ => Err(CodecError::UnknownCodec(name.to_owned())),
+            _ => Err(Error::UnknownCodec(name.to_owned())),
         }
     }
 
@@ -122,8 +122,8 @@ impl Codec {
     }
 }
 
-fn out_of_range(codec: &'static str, level: i64, min: i32, max: i32) -> CodecError {
-    CodecError::LevelOutOfRange {
+fn out_of_range(codec: &'static str, level: i64, min: i32, max: i32) -> Error {
+    Error::LevelOutOfRange {
         codec,
         level,
         min,
@@ -172,7 +172,7 @@ pub struct Compressor {
 }
 
 impl Compressor {
-    pub fn new(codec: Codec) -> Result<Self, CodecError> {
+    pub fn new(codec: Codec) -> Result<Self, Error> {
         Self::build(codec, None)
     }
 
@@ -180,11 +180,11 @@ impl Compressor {
     /// its frames name the dictionary's id, and decompressing them needs the
     /// same dictionary. Raw bytes (not made by training) also work, as a
     /// "content" dictionary of typical data.
-    pub fn with_dictionary(codec: Codec, dictionary: &[u8]) -> Result<Self, CodecError> {
+    pub fn with_dictionary(codec: Codec, dictionary: &[u8]) -> Result<Self, Error> {
         Self::build(codec, Some(dictionary))
     }
 
-    fn build(codec: Codec, dictionary: Option<&[u8]>) -> Result<Self, CodecError> {
+    fn build(codec: Codec, dictionary: Option<&[u8]>) -> Result<Self, Error> {
         let encoder = match codec {
             Codec::Zstd { level } => Encoder::Zstd(zstandard::Encoder::new(level, dictionary)?),
             _ if dictionary.is_some() => return Err(no_dictionary(codec)),
@@ -211,7 +211,7 @@ impl Compressor {
 
     /// Compresses `data` into the compressor's own buffer; the result is
     /// valid until the next call.
-    pub fn compress(&mut self, data: &[u8]) -> Result<&[u8], CodecError> {
+    pub fn compress(&mut self, data: &[u8]) -> Result<&[u8], Error> {
         if self.scratch.capacity() > RETAINED_SCRATCH_BYTES {
             self.scratch = Vec::new();
         }
@@ -222,7 +222,7 @@ impl Compressor {
     }
 
     /// Replaces `out`'s contents with `data` compressed.
-    pub fn compress_to(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<(), CodecError> {
+    pub fn compress_to(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
         match &mut self.encoder {
             Encoder::None => {
                 out.clear();
@@ -244,18 +244,18 @@ impl fmt::Debug for Compressor {
     }
 }
 
-fn no_dictionary(codec: Codec) -> CodecError {
-    CodecError::InvalidDictionary(format!("{} takes no dictionary", codec.name()))
+fn no_dictionary(codec: Codec) -> Error {
+    Error::InvalidDictionary(format!("{} takes no dictionary", codec.name()))
 }
 
 /// Compresses `data` with a context made for this one call.
-pub fn compress(codec: Codec, data: &[u8]) -> Result<Vec<u8>, CodecError> {
+pub fn compress(codec: Codec, data: &[u8]) -> Result<Vec<u8>, Error> {
     let mut out = Vec::new();
     Compressor::new(codec)?.compress_to(data, &mut out)?;
     Ok(out)
 }
 
-/// Decompresses `data`, refusing with [`CodecError::TooLarge`] output over
+/// Decompresses `data`, refusing with [`Error::TooLarge`] output over
 /// `max_size` bytes, without ever holding more than `max_size + 1`; the
 /// codec's level does not matter. `dictionary` is for zstd frames made with
 /// one.
@@ -264,12 +264,12 @@ pub fn decompress(
     data: &[u8],
     max_size: usize,
     dictionary: Option<&[u8]>,
-) -> Result<Vec<u8>, CodecError> {
+) -> Result<Vec<u8>, Error> {
     match codec {
         Codec::Zstd { .. } => zstandard::decompress(data, max_size, dictionary),
         _ if dictionary.is_some() => Err(no_dictionary(codec)),
         Codec::Deflate { .. } => deflate::decompress(data, max_size),
-        Codec::None if data.len() > max_size => Err(CodecError::TooLarge {
+        Codec::None if data.len() > max_size => Err(Error::TooLarge {
             codec: "none",
             max_size,
             size: Some(data.len() as u64),
@@ -281,10 +281,7 @@ pub fn decompress(
 /// Trains a zstd dictionary of at most `max_size` bytes from typical inputs
 /// (for live deltas: a few thousand deltas of real sessions). zstd needs a
 /// hundred samples or more and about 100 times `max_size` bytes of them.
-pub fn train_dictionary<S: AsRef<[u8]>>(
-    samples: &[S],
-    max_size: usize,
-) -> Result<Vec<u8>, CodecError> {
+pub fn train_dictionary<S: AsRef<[u8]>>(samples: &[S], max_size: usize) -> Result<Vec<u8>, Error> {
     zstandard::train_dictionary(samples, max_size)
 }
 

@@ -52,7 +52,7 @@ fn names_and_default_levels() {
     assert_eq!(Codec::None.to_string(), "none");
     assert_eq!(
         Codec::new("gzip", None),
-        Err(CodecError::UnknownCodec("gzip".to_owned()))
+        Err(Error::UnknownCodec("gzip".to_owned()))
     );
     // Names are exact.
     assert!(Codec::new("ZSTD", None).is_err());
@@ -87,10 +87,10 @@ fn level_bounds() {
     ];
     for (name, level, min, max) in bad {
         let e = Codec::new(name, Some(level)).unwrap_err();
-        assert_eq!(e.code(), None);
+        assert_eq!(e.codec_code(), None);
         assert_eq!(
             e,
-            CodecError::LevelOutOfRange {
+            Error::LevelOutOfRange {
                 codec: name,
                 level,
                 min,
@@ -146,9 +146,9 @@ fn the_limit_is_exact() {
         let packed = compress(codec, &data).unwrap();
         assert!(decompress(codec, &packed, data.len(), None).is_ok());
         let e = decompress(codec, &packed, data.len() - 1, None).unwrap_err();
-        assert_eq!(e.code(), Some("payload_too_large"), "{codec}: {e}");
+        assert_eq!(e.codec_code(), Some("payload_too_large"), "{codec}: {e}");
         let e = decompress(codec, &packed, 0, None).unwrap_err();
-        assert_eq!(e.code(), Some("payload_too_large"), "{codec}: {e}");
+        assert_eq!(e.codec_code(), Some("payload_too_large"), "{codec}: {e}");
     }
     // An empty output fits a limit of 0.
     for codec in ALL_LEVELS {
@@ -171,13 +171,13 @@ fn a_bomb_is_refused_without_inflating_it() {
         };
         assert_eq!(
             e,
-            CodecError::TooLarge {
+            Error::TooLarge {
                 codec: codec.name(),
                 max_size: 1 << 20,
                 size: expected_size
             }
         );
-        assert_eq!(e.code(), Some("payload_too_large"));
+        assert_eq!(e.codec_code(), Some("payload_too_large"));
     }
 }
 
@@ -195,7 +195,7 @@ fn garbage_and_empty_input_are_invalid() {
         for data in garbage {
             let e = decompress(codec, data, 1 << 20, None).unwrap_err();
             assert_eq!(
-                e.code(),
+                e.codec_code(),
                 Some("invalid_compression"),
                 "{codec} {data:?}: {e}"
             );
@@ -216,7 +216,7 @@ fn truncated_and_extended_frames_are_invalid() {
         for cut in [0, 1, packed.len() / 2, packed.len() - 1] {
             let e = decompress(codec, &packed[..cut], 1 << 20, None).unwrap_err();
             assert_eq!(
-                e.code(),
+                e.codec_code(),
                 Some("invalid_compression"),
                 "{codec} cut {cut}: {e}"
             );
@@ -224,7 +224,7 @@ fn truncated_and_extended_frames_are_invalid() {
         let mut extended = packed.clone();
         extended.extend_from_slice(b"junk");
         let e = decompress(codec, &extended, 1 << 20, None).unwrap_err();
-        assert_eq!(e.code(), Some("invalid_compression"), "{codec}: {e}");
+        assert_eq!(e.codec_code(), Some("invalid_compression"), "{codec}: {e}");
     }
 }
 
@@ -257,13 +257,13 @@ fn a_large_scratch_buffer_is_not_kept() {
 fn dictionaries_are_for_zstd_only() {
     for codec in [Codec::None, Codec::Deflate { level: 6 }] {
         let e = Compressor::with_dictionary(codec, b"dict").unwrap_err();
-        assert_eq!(e.code(), None);
+        assert_eq!(e.codec_code(), None);
         assert_eq!(
             e.to_string(),
             format!("{} takes no dictionary", codec.name())
         );
         let e = decompress(codec, b"", 10, Some(b"dict")).unwrap_err();
-        assert_eq!(e.code(), None);
+        assert_eq!(e.codec_code(), None);
     }
 }
 

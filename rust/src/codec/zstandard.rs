@@ -27,7 +27,8 @@ use zstd::zstd_safe::{
     self, CParameter, DCtx, DParameter, ErrorCode, InBuffer, OutBuffer, ResetDirective,
 };
 
-use super::{grow_output, initial_output_capacity, CodecError};
+use super::{grow_output, initial_output_capacity};
+use crate::error::Error;
 
 const NAME: &str = "zstd";
 
@@ -62,11 +63,11 @@ pub(super) struct Encoder {
 }
 
 impl Encoder {
-    pub(super) fn new(level: i32, dictionary: Option<&[u8]>) -> Result<Self, CodecError> {
+    pub(super) fn new(level: i32, dictionary: Option<&[u8]>) -> Result<Self, Error> {
         let mut inner = match dictionary {
             None => bulk::Compressor::new(level).map_err(compress_failed)?,
             Some(dict) => bulk::Compressor::with_dictionary(level, dict).map_err(|e| {
-                CodecError::InvalidDictionary(format!("zstd refused the dictionary: {e}"))
+                Error::InvalidDictionary(format!("zstd refused the dictionary: {e}"))
             })?,
         };
         inner
@@ -77,7 +78,7 @@ impl Encoder {
     }
 
     /// Replaces `out`'s contents with one frame holding `data`.
-    pub(super) fn compress_to(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<(), CodecError> {
+    pub(super) fn compress_to(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
         out.clear();
         out.reserve(zstd_safe::compress_bound(data.len()));
         self.inner
@@ -87,22 +88,22 @@ impl Encoder {
     }
 }
 
-fn compress_failed(e: std::io::Error) -> CodecError {
-    CodecError::CompressFailed {
+fn compress_failed(e: std::io::Error) -> Error {
+    Error::CompressFailed {
         codec: NAME,
         reason: e.to_string(),
     }
 }
 
-fn corrupt(code: ErrorCode) -> CodecError {
+fn corrupt(code: ErrorCode) -> Error {
     let reason = zstd_safe::get_error_name(code);
     if reason.contains("Dictionary mismatch") {
-        return CodecError::corrupt(
+        return Error::corrupt(
             NAME,
             format!("{reason} (the frame names a dictionary other than the one given, or none)"),
         );
     }
-    CodecError::corrupt(NAME, reason)
+    Error::corrupt(NAME, reason)
 }
 
 /// The base-2 log of the largest window a frame without a content size may
@@ -132,9 +133,9 @@ struct Frames {
 
 /// Walks the frames of `data` by their headers and block headers, without
 /// decoding any content.
-fn scan(data: &[u8]) -> Result<Frames, CodecError> {
+fn scan(data: &[u8]) -> Result<Frames, Error> {
     if data.is_empty() {
-        return Err(CodecError::corrupt(NAME, "empty input is not a zstd frame"));
+        return Err(Error::corrupt(NAME, "empty input is not a zstd frame"));
     }
     let mut frames = Frames {
         content_size: Some(0),
@@ -145,7 +146,7 @@ fn scan(data: &[u8]) -> Result<Frames, CodecError> {
     while !rest.is_empty() {
         let len = zstd_safe::find_frame_compressed_size(rest).map_err(corrupt)?;
         let size = zstd_safe::get_frame_content_size(rest)
-            .map_err(|_| CodecError::corrupt(NAME, "invalid frame header"))?;
+            .map_err(|_| Error::corrupt(NAME, "invalid frame header"))?;
         match size {
             Some(size) => {
                 frames.content_size = frames.content_size.map(|t| t.saturating_add(size));
@@ -153,13 +154,13 @@ fn scan(data: &[u8]) -> Result<Frames, CodecError> {
             None => {
                 frames.content_size = None;
                 let window = window_size(rest)
-                    .ok_or_else(|| CodecError::corrupt(NAME, "invalid frame header"))?;
+                    .ok_or_else(|| Error::corrupt(NAME, "invalid frame header"))?;
                 frames.max_unsized_window = frames.max_unsized_window.max(window);
             }
         }
         rest = match rest.get(len..) {
             Some(tail) if len > 0 => tail,
-            _ => return Err(CodecError::corrupt(NAME, "frame size out of bounds")),
+            _ => return Err(Error::corrupt(NAME, "frame size out of bounds")),
         };
         frames.each.push((len, size));
     }
@@ -202,13 +203,13 @@ thread_local! {
     static KEPT_DCTX: Cell<Option<DCtx<'static>>> = const { Cell::new(None) };
 }
 
-fn take_dctx() -> Result<DCtx<'static>, CodecError> {
+fn take_dctx() -> Result<DCtx<'static>, Error> {
     KEPT_DCTX
         .try_with(Cell::take)
         .ok()
         .flatten()
         .or_else(DCtx::try_create)
-        .ok_or_else(|| CodecError::CompressFailed {
+        .ok_or_else(|| Error::CompressFailed {
             codec: NAME,
             reason: "could not allocate a decompression context".to_owned(),
         })
@@ -231,7 +232,7 @@ pub(super) fn decompress(
     data: &[u8],
     max_size: usize,
     dictionary: Option<&[u8]>,
-) -> Result<Vec<u8>, CodecError> {
+) -> Result<Vec<u8>, Error> {
     let frames = scan(data)?;
     let mut dctx = take_dctx()?;
     let result = decompress_frames(&mut dctx, &frames, data, max_size, dictionary);
@@ -245,10 +246,10 @@ fn decompress_frames(
     data: &[u8],
     max_size: usize,
     dictionary: Option<&[u8]>,
-) -> Result<Vec<u8>, CodecError> {
+) -> Result<Vec<u8>, Error> {
     if let Some(dict) = dictionary {
         dctx.load_dictionary(dict).map_err(|code| {
-            CodecError::InvalidDictionary(format!(
+            Error::InvalidDictionary(format!(
                 "zstd refused the dictionary: {}",
                 zstd_safe::get_error_name(code)
             ))
@@ -257,7 +258,7 @@ fn decompress_frames(
     match frames.content_size {
         Some(size) => {
             if size > max_size as u64 {
-                return Err(CodecError::TooLarge {
+                return Err(Error::TooLarge {
                     codec: NAME,
                     max_size,
                     size: Some(size),
@@ -274,7 +275,7 @@ fn decompress_frames(
             let log = window_log_limit(max_size);
             let limit = 1u64 << log;
             if frames.max_unsized_window > limit {
-                return Err(CodecError::WindowTooLarge {
+                return Err(Error::WindowTooLarge {
                     window: frames.max_unsized_window,
                     limit,
                     max_size,
@@ -302,20 +303,20 @@ fn decompress_stream(
     data: &[u8],
     frames: &[(usize, Option<u64>)],
     max_size: usize,
-) -> Result<Vec<u8>, CodecError> {
+) -> Result<Vec<u8>, Error> {
     let cap_limit = max_size.saturating_add(1);
     let mut out = Vec::with_capacity(initial_output_capacity(data.len(), cap_limit));
     let mut rest = data;
     for &(len, declared) in frames {
         let (frame, tail) = rest.split_at_checked(len).ok_or_else(|| {
-            CodecError::corrupt(NAME, "frame size out of bounds") // `scan` checked it
+            Error::corrupt(NAME, "frame size out of bounds") // `scan` checked it
         })?;
         rest = tail;
         let start = out.len();
         decompress_frame(dctx, frame, &mut out, max_size)?;
         let held = (out.len() - start) as u64;
         if declared.is_some_and(|size| size != held) {
-            return Err(CodecError::corrupt(
+            return Err(Error::corrupt(
                 NAME,
                 "a frame holds another size than its header declares",
             ));
@@ -330,7 +331,7 @@ fn decompress_frame(
     data: &[u8],
     out: &mut Vec<u8>,
     max_size: usize,
-) -> Result<(), CodecError> {
+) -> Result<(), Error> {
     let cap_limit = max_size.saturating_add(1);
     let mut input = InBuffer::around(data);
     loop {
@@ -344,7 +345,7 @@ fn decompress_frame(
                 .map_err(corrupt)?
         };
         if out.len() > max_size {
-            return Err(CodecError::TooLarge {
+            return Err(Error::TooLarge {
                 codec: NAME,
                 max_size,
                 size: None,
@@ -359,7 +360,7 @@ fn decompress_frame(
         if !progress && out.len() < out.capacity() {
             // Room to write and nothing written: zstd is waiting for input
             // that is not there.
-            return Err(CodecError::corrupt(NAME, "truncated frame"));
+            return Err(Error::corrupt(NAME, "truncated frame"));
         }
     }
 }
@@ -375,9 +376,9 @@ pub(super) fn dictionary_id(dictionary: &[u8]) -> Option<u32> {
 pub(super) fn train_dictionary<S: AsRef<[u8]>>(
     samples: &[S],
     max_size: usize,
-) -> Result<Vec<u8>, CodecError> {
+) -> Result<Vec<u8>, Error> {
     zstd::dict::from_samples(samples, max_size).map_err(|e| {
-        CodecError::InvalidDictionary(format!(
+        Error::InvalidDictionary(format!(
             "cannot train a dictionary from {} samples: {e}",
             samples.len()
         ))
@@ -432,15 +433,15 @@ mod tests {
         assert_eq!(scan(&data).unwrap().content_size, None);
         for max_size in [0, 2, 100, 254, 255, 4096, 1 << 20] {
             match decompress(&data, max_size, None) {
-                Err(CodecError::Corrupt { .. }) => {}
-                Err(CodecError::TooLarge { .. }) if max_size < 2 => {}
+                Err(Error::Corrupt { .. }) => {}
+                Err(Error::TooLarge { .. }) if max_size < 2 => {}
                 other => panic!("under {max_size}: {other:?}"),
             }
         }
         // The same frame alone declares its size: the one-pass path.
         assert!(matches!(
             decompress(&data[..13], 4096, None),
-            Err(CodecError::Corrupt { .. })
+            Err(Error::Corrupt { .. })
         ));
     }
 
@@ -456,7 +457,7 @@ mod tests {
         assert_eq!(decompress(&frame, data.len(), None).unwrap(), data);
         assert_eq!(
             decompress(&frame, data.len() - 1, None),
-            Err(CodecError::TooLarge {
+            Err(Error::TooLarge {
                 codec: NAME,
                 max_size: data.len() - 1,
                 size: None
@@ -476,7 +477,7 @@ mod tests {
         assert_eq!(decompress(&data, 11, None).unwrap(), b"hello world");
         assert!(matches!(
             decompress(&data, 10, None),
-            Err(CodecError::TooLarge { size: Some(11), .. })
+            Err(Error::TooLarge { size: Some(11), .. })
         ));
         // The same with a frame of unknown size in the middle.
         let data = [&a[..], &frame_without_size(b"big ", 1), &b].concat();
@@ -484,7 +485,7 @@ mod tests {
         assert_eq!(decompress(&data, 15, None).unwrap(), b"hello big world");
         assert!(matches!(
             decompress(&data, 14, None),
-            Err(CodecError::TooLarge { size: None, .. })
+            Err(Error::TooLarge { size: None, .. })
         ));
     }
 
@@ -507,7 +508,7 @@ mod tests {
         enc.finish().unwrap();
         assert_eq!(
             decompress(&out, 1 << 20, None),
-            Err(CodecError::WindowTooLarge {
+            Err(Error::WindowTooLarge {
                 window: 1 << 27,
                 limit: 1 << 23,
                 max_size: 1 << 20
@@ -534,14 +535,14 @@ mod tests {
         enc.compress_to(&samples[3], &mut out).unwrap();
         assert_eq!(decompress(&out, 100, Some(&dict)).unwrap(), samples[3]);
         match decompress(&out, 100, None) {
-            Err(CodecError::Corrupt { reason, .. }) => {
+            Err(Error::Corrupt { reason, .. }) => {
                 assert!(reason.contains("Dictionary mismatch"), "{reason}")
             }
             other => panic!("{other:?}"),
         }
         assert!(matches!(
             train_dictionary(&samples[..2], 2048),
-            Err(CodecError::InvalidDictionary(_))
+            Err(Error::InvalidDictionary(_))
         ));
     }
 
@@ -585,7 +586,7 @@ mod tests {
             match decompress(&bad, 1 << 20, None) {
                 Ok(decoded) => assert_eq!(decoded, data, "flip at {at} went unnoticed"),
                 Err(e) => {
-                    assert!(e.code().is_some(), "{e}");
+                    assert!(e.codec_code().is_some(), "{e}");
                     failures += 1;
                 }
             }

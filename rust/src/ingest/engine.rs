@@ -29,7 +29,7 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use crate::buffer::SessionBuffers;
-use crate::codec::{self, Codec, CodecError};
+use crate::codec::{self, Codec};
 use crate::error::Error;
 use crate::protocol::{ClientMessage, EventsBatch, ProtocolDecoder, SessionStart, SnapshotMissing};
 use crate::ws::frame::{encode_frame, OpCode};
@@ -333,7 +333,9 @@ impl TrackerEngine {
                     close_code,
                     message,
                 } => (close_code, message),
-                Error::Message { message, .. } => (1002, message),
+                // The frame decoder raises only the above; anything else
+                // is a protocol error all the same.
+                other => (1002, other.to_string()),
             };
             step.stop = Some(Stop::Failed {
                 close_code,
@@ -462,7 +464,9 @@ impl TrackerEngine {
                 retry_after_ms: None,
                 limit: None,
             },
-            Error::WebSocket { message, .. } => Refusal::new("invalid_message", message, None),
+            // A frame-level or codec fault is not what the protocol decoder
+            // raises, but would mean the same: the message is not valid.
+            other => Refusal::new("invalid_message", other.to_string(), None),
         })
     }
 
@@ -501,13 +505,13 @@ impl TrackerEngine {
             .map_err(|err| match err {
                 // More than the announced length (already checked against
                 // the limit) is a header that lies, not a message to cut.
-                CodecError::TooLarge { .. } => Refusal::new(
+                Error::TooLarge { .. } => Refusal::new(
                     "invalid_compression",
                     format!("data decompresses to more than the announced {raw_length} bytes"),
                     None,
                 ),
                 other => Refusal::new(
-                    other.code().unwrap_or("invalid_compression"),
+                    other.codec_code().unwrap_or("invalid_compression"),
                     other.to_string(),
                     None,
                 ),

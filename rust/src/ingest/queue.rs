@@ -17,7 +17,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::codec::{CodecError, Compressor};
+use crate::codec::Compressor;
+use crate::error::Error;
 use crate::pgcopy::{ChunkCopy, ChunkRow, RowError, Timestamptz};
 
 /// A chunk's payload: the events as received, or already encoded.
@@ -119,7 +120,7 @@ impl PendingChunk {
         compressor: &mut Compressor,
         name: &Arc<str>,
         scratch: &mut Scratch,
-    ) -> Result<Option<Self>, CodecError> {
+    ) -> Result<Option<Self>, Error> {
         let Scratch { raw, out } = scratch;
         let contents = match &self.body {
             Body::Events(events) => {
@@ -190,7 +191,7 @@ impl Flush {
     }
 
     /// Every raw chunk compressed (the writer's thread, once per flush).
-    pub fn compress(&mut self, compressor: &mut Compressor, name: &str) -> Result<(), CodecError> {
+    pub fn compress(&mut self, compressor: &mut Compressor, name: &str) -> Result<(), Error> {
         let name: Arc<str> = Arc::from(name);
         let mut scratch = Scratch::default();
         for chunk in &mut self.chunks {

@@ -20,8 +20,9 @@ use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::{PyBytes, PyTuple};
 
-use super::errors::codec_to_pyerr;
-use crate::codec::{self, Codec, CodecError, Compressor};
+use super::to_pyerr;
+use crate::codec::{self, Codec, Compressor};
+use crate::error::Error;
 use crate::protocol;
 
 pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -43,7 +44,7 @@ const COMPRESS_DETACH_MIN_BYTES: usize = 64 * 1024;
 const DECOMPRESS_DETACH_MIN_BYTES: usize = 16 * 1024;
 
 fn codec_from(py: Python<'_>, name: &str, level: Option<i64>) -> PyResult<Codec> {
-    Codec::new(name, level).map_err(|e| codec_to_pyerr(py, e))
+    Codec::new(name, level).map_err(|e| to_pyerr(py, e))
 }
 
 /// Runs `f` with the GIL released when `detach` is true.
@@ -79,7 +80,7 @@ impl PyCompressor {
             // 100 KB, not worth releasing the GIL for once per compressor.
             Some(dict) => Compressor::with_dictionary(codec, dict),
         }
-        .map_err(|e| codec_to_pyerr(py, e))?;
+        .map_err(|e| to_pyerr(py, e))?;
         Ok(PyCompressor { inner })
     }
 
@@ -103,7 +104,7 @@ impl PyCompressor {
         let out = run(py, data.len() >= COMPRESS_DETACH_MIN_BYTES, || {
             inner.compress(data)
         })
-        .map_err(|e| codec_to_pyerr(py, e))?;
+        .map_err(|e| to_pyerr(py, e))?;
         Ok(PyBytes::new(py, out))
     }
 
@@ -143,9 +144,9 @@ impl PyCompressor {
                     inner.compress_to(part, &mut out)?;
                     Ok(out)
                 })
-                .collect::<Result<Vec<_>, CodecError>>()
+                .collect::<Result<Vec<_>, Error>>()
         })
-        .map_err(|e| codec_to_pyerr(py, e))?;
+        .map_err(|e| to_pyerr(py, e))?;
         Ok(outputs
             .into_iter()
             .map(|out| PyBytes::new(py, &out))
@@ -182,7 +183,7 @@ fn compress<'py>(
     let out = run(py, data.len() >= COMPRESS_DETACH_MIN_BYTES, || {
         codec::compress(codec, data)
     })
-    .map_err(|e| codec_to_pyerr(py, e))?;
+    .map_err(|e| to_pyerr(py, e))?;
     Ok(PyBytes::new(py, &out))
 }
 
@@ -202,7 +203,7 @@ fn decompress<'py>(
     let out = run(py, data.len() >= DECOMPRESS_DETACH_MIN_BYTES, || {
         codec::decompress(codec, data, max_size, dictionary)
     })
-    .map_err(|e| codec_to_pyerr(py, e))?;
+    .map_err(|e| to_pyerr(py, e))?;
     Ok(PyBytes::new(py, &out))
 }
 
@@ -219,6 +220,6 @@ fn train_dictionary<'py>(
         .ok_or_else(|| PyValueError::new_err(format!("max_size must be >= 1, got {max_size}")))?;
     let dictionary = py
         .detach(|| codec::train_dictionary(&samples, max_size))
-        .map_err(|e| codec_to_pyerr(py, e))?;
+        .map_err(|e| to_pyerr(py, e))?;
     Ok(PyBytes::new(py, &dictionary))
 }

@@ -3,7 +3,6 @@
 use pyo3::exceptions::{PyException, PyValueError};
 use pyo3::prelude::*;
 
-use crate::codec::CodecError as CoreCodecError;
 use crate::error::Error;
 
 pyo3::create_exception!(
@@ -24,8 +23,6 @@ pyo3::create_exception!(
     CoreError,
     "An application message is invalid; answer with an error frame carrying `code`."
 );
-
-// Event compression codecs.
 pyo3::create_exception!(
     _core,
     CodecError,
@@ -44,7 +41,9 @@ pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
 }
 
 /// Turn a core error into the matching exception, with the attributes the
-/// caller needs to answer (`close_code`, or `code` and `seq`) set on it.
+/// caller needs to answer (`close_code`, or `code` and `seq`) set on it. A
+/// codec's refused data becomes `CodecError` with `code`; a codec's wrong
+/// arguments (a bad codec name, level or dictionary) become `ValueError`.
 pub(crate) fn to_pyerr(py: Python<'_>, err: Error) -> PyErr {
     let result = match err {
         Error::WebSocket {
@@ -65,22 +64,23 @@ pub(crate) fn to_pyerr(py: Python<'_>, err: Error) -> PyErr {
                 .and_then(|_| v.setattr("seq", seq))
                 .map(|_| e)
         }
+        err @ (Error::UnknownCodec(_)
+        | Error::LevelOutOfRange { .. }
+        | Error::InvalidDictionary(_)
+        | Error::TooLarge { .. }
+        | Error::WindowTooLarge { .. }
+        | Error::Corrupt { .. }
+        | Error::CompressFailed { .. }) => {
+            let message = err.to_string();
+            let Some(code) = err.codec_code() else {
+                return PyValueError::new_err(message);
+            };
+            let e = CodecError::new_err(message.clone());
+            let v = e.value(py);
+            v.setattr("message", message)
+                .and_then(|_| v.setattr("code", code))
+                .map(|_| e)
+        }
     };
     result.unwrap_or_else(|e| e)
-}
-
-/// Turn a codec error into `CodecError` with `code` and `message` set, or
-/// into `ValueError` when the caller's arguments were wrong (a bad codec
-/// name, level or dictionary).
-pub(crate) fn codec_to_pyerr(py: Python<'_>, err: CoreCodecError) -> PyErr {
-    let message = err.to_string();
-    let Some(code) = err.code() else {
-        return PyValueError::new_err(message);
-    };
-    let e = CodecError::new_err(message.clone());
-    let v = e.value(py);
-    v.setattr("message", message)
-        .and_then(|_| v.setattr("code", code))
-        .map(|_| e)
-        .unwrap_or_else(|e| e)
 }

@@ -7,14 +7,12 @@
 use pyo3::prelude::*;
 
 mod buffers;
+mod codec;
 mod errors;
 mod ingest;
 mod pgcopy;
 mod protocol;
 mod ws;
-
-// Event compression codecs.
-mod codec;
 
 pub(crate) use errors::to_pyerr;
 
@@ -27,7 +25,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     buffers::register(m)?;
     ingest::register(m)?;
     pgcopy::register(m)?;
-    // Event compression codecs.
     codec::register(m)?;
     Ok(())
 }

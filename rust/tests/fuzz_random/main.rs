@@ -36,7 +36,7 @@ mod json;
 use std::collections::BTreeMap;
 use std::fs;
 
-use _core::codec::{decompress, Codec, CodecError};
+use _core::codec::{decompress, Codec};
 use _core::ws::WsEvent;
 use _core::{Error, MessageCode};
 use driver::{fuzz, Rng};
@@ -214,9 +214,9 @@ fn decompress_keeps_its_property_on_random_data() {
         |input| match decompress_harness::run(input) {
             None => "empty",
             Some(Ok(_)) => "decompressed",
-            Some(Err(CodecError::TooLarge { .. })) => "too large",
-            Some(Err(CodecError::WindowTooLarge { .. })) => "window too large",
-            Some(Err(CodecError::Corrupt { .. })) => "corrupt",
+            Some(Err(Error::TooLarge { .. })) => "too large",
+            Some(Err(Error::WindowTooLarge { .. })) => "window too large",
+            Some(Err(Error::Corrupt { .. })) => "corrupt",
             Some(Err(_)) => "other error",
         },
     );
