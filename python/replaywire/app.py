@@ -122,6 +122,7 @@ class Server:
             limiter=self.limiter,
             metrics=self.metrics,
             warn=self.warn_client,
+            take=self.cluster.relay.take,
             claim=self.cluster.relay.claim,
         )
         if self.limiter.session_events is not None:  # counted by the engines

@@ -230,3 +230,39 @@ async def test_with_redis_a_start_on_another_instance_takes_the_session_over(
     held = a.hub.live[KEY.format("r")]
     assert not held.trackers and held.epoch == b.hub.live[KEY.format("r")].epoch == 2
     assert await all_events(a, "r") == [json.loads(e) for e in events]
+
+
+async def test_with_redis_a_resume_elsewhere_covers_what_was_acked_on_receipt(
+    start_server: StartServer,
+    fresh_postgres_url: str,
+    tmp_path: Path,
+    redis_url: str,
+    redis_prefix: str,
+) -> None:
+    # Acks on receipt, and an instance that would keep its batches a minute
+    # before it writes them: a tracker moving on to another instance must
+    # still be told the true resume point (the first instance stores what
+    # it acked when the second takes the session), and storage holds every
+    # batch once.
+    common = {
+        "database_url": fresh_postgres_url,
+        "ack_mode": "received",
+        "redis_url": redis_url,
+        "redis_prefix": redis_prefix,
+    }
+    a: Server = await start_server(
+        instance_id="a", spool_dir=str(tmp_path / "a"), batch_interval=60_000, **common
+    )
+    b: Server = await start_server(instance_id="b", spool_dir=str(tmp_path / "b"), **common)
+    await until(lambda: a.cluster.relay.subscribed and b.cluster.relay.subscribed)
+    events = list(session_events(16 * BATCH, seed=13))
+    key = KEY.format("q")
+
+    await send_range(a, "q", events, range(8), resume_at=0)
+    assert len(a.hub.writer.pending_chunks(key)) == 8  # acked, not stored
+    await send_range(b, "q", events, range(8, 16), resume_at=8)
+    assert await all_events(b, "q") == [json.loads(e) for e in events]
+    await until(lambda: not b.hub.writer.pending_chunks(key))
+    stored = await trio.to_thread.run_sync(b.hub.storage.read_chunks, key, 0, 10_000)
+    assert [c.seq for c in stored] == list(range(16))
+    assert all(c.first_index == c.seq * BATCH and c.event_count == BATCH for c in stored)

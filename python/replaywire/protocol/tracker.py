@@ -52,7 +52,11 @@ TAKE_OVER_SECONDS = 1.0
 Step = tuple[bytes, Any, Any, Any, int]  # TrackerEngine.feed's answer
 
 
-async def _no_claim(session: LiveSession) -> None:
+async def _no_take(session_id: str) -> int | None:
+    return None
+
+
+async def _no_claim(session: LiveSession, epoch: int | None) -> None:
     return None
 
 
@@ -67,9 +71,11 @@ class TrackerDeps:
     limiter: Limiter
     metrics: Metrics
     warn: Callable[..., None]  # the server's sampled client-fault log
-    # Announce that a connection here started the session (its instance
-    # owns it now: replaywire.redis.relay); a no-op without Redis.
-    claim: Callable[[LiveSession], Awaitable[None]] = _no_claim
+    # Before a start: take the session from the instance that holds it,
+    # once that one stored what it accepted (replaywire.redis.relay, Relay.take);
+    # after: own it with the epoch taken (Relay.claim). No-ops without Redis.
+    take: Callable[[str], Awaitable[int | None]] = _no_take
+    claim: Callable[[LiveSession, int | None], Awaitable[None]] = _no_claim
 
 
 def serve_tracker(
@@ -298,6 +304,7 @@ class _Tracker:
     async def _start(self, start: _core.SessionStart) -> None:
         sid = start.session_id
         key = self.principal.key(sid)
+        epoch = await self.deps.take(key)
         try:
             session = await self.hub.start_session(start, key)
         except ProtocolError as exc:
@@ -313,7 +320,7 @@ class _Tracker:
                 # start does not wait for it (its heartbeat ends it).
                 with trio.move_on_after(TAKE_OVER_SECONDS):
                     await tracker.take_over()
-            await self.deps.claim(session)
+            await self.deps.claim(session, epoch)
         self.engine.started(sid, key)
 
     async def take_over(self) -> None:

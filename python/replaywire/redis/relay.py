@@ -46,13 +46,17 @@ common case costs the receiver no compression at all. See
 ``benches/cluster_fanout.py`` for the measured cost.
 
 Ownership: the instance holding a session's tracker connection owns it.
-When a tracker starts (or resumes) a session, its instance claims it
-(:meth:`Relay.claim`): it takes the next epoch of the session
-(``INCR`` of the session's ``epoch`` key) and announces ``epoch instance
+Before a tracker starts (or resumes) a session, its instance claims it
+(:meth:`Relay.take`): it takes the next epoch of the session (``INCR`` of
+the session's ``epoch`` key, and the instance that took the previous one
+from its ``holder`` key) and announces ``epoch instance previous
 session`` on ``{fanout}:owner``. An instance that holds the session with
 an older epoch of its own closes its tracker connection of it (4409, as
-for two connections on one instance) and so leaves the session
-*detached*, reading storage rather than its ring (see
+for two connections on one instance), stores what it accepted and
+answers ``released epoch instance session``, which the claimer waits
+for (at most ``RELEASE_WAIT``) before it reads the resume point from
+storage: so the resume covers batches acked on receipt that were not
+stored yet. The session is then *detached* there, reading storage rather than its ring (see
 :mod:`replaywire.sessions.hub`); its viewers are handed over to a
 :class:`RemoteSession` that follows the new holder, from the index they
 reached (:meth:`Relay._hand_over`), and back to the local
@@ -100,6 +104,7 @@ if TYPE_CHECKING:
     from ..observability.metrics import Metrics
     from ..sessions import Hub, LiveSession
     from ..sessions.history import EventsPage
+    from ..sessions.live import TrackerHandle
     from ..ws import WebSocket
     from .presence import Presence
 
@@ -113,6 +118,8 @@ JOIN_TIMEOUT = 2.0  # seconds a joining viewer waits for the holder's head
 SNAPSHOT_WAIT = 5.0  # seconds a snapshot waits for the holder's storage to catch up
 SNAPSHOT_POLL = 0.02
 CATCH_UP_BYTES = 8 * 1024 * 1024  # most a holder relays from its ring for one want
+RELEASE_WAIT = 2.0  # seconds a start waits for the instance it takes a session from
+RELEASED = "released "  # an owner message's prefix: the answer to a claim
 EPOCH_TTL_MIN = 86_400  # seconds a session's ownership epoch is kept at least
 
 
@@ -372,7 +379,7 @@ class Relay:
         self.local = broadcasts
         self.link = link
         self.presence = presence
-        # How long a session's epoch outlives its last claim (_next_epoch).
+        # How long a session's epoch outlives its last claim (_take_epoch).
         self._epoch_ttl = int(max(EPOCH_TTL_MIN, 4 * config.session_idle_timeout))
         self.relays: dict[str, RelayFeed] = {}  # sessions held here that others watch
         # A session watched through the relay from here is checked against
@@ -381,6 +388,8 @@ class Relay:
             session.viewers > 0 or session.id in self.relays or session.id in self.remotes
         )
         self.remotes: dict[str, RemoteSession] = {}  # sessions held elsewhere watched here
+        # Starts here waiting for the instance they take a session from (take).
+        self._releases: dict[tuple[str, int], trio.Event] = {}
         self._compress = _core.Compressor("zstd", config.viewer_zstd_level).compress
         self.outbox: list[tuple[str, bytes]] = []
         self.outbox_bytes = 0
@@ -420,39 +429,71 @@ class Relay:
 
     # -- ownership ------------------------------------------------------------
 
-    async def claim(self, session: LiveSession) -> None:
-        """A tracker connection here started ``session``: take the next
-        epoch of it and tell the other instances. Without Redis (or while
-        it is down) nothing is claimed: storage checks still keep
-        instances from serving a stale tail."""
-        self._hand_back(session)
+    async def take(self, session_id: str) -> int | None:
+        """Before a tracker connection starts ``session_id`` here: take the
+        next epoch of it and tell the other instances (the claim). When
+        another instance held it last, wait until that one
+        has closed its connection of it and stored what it accepted (its
+        ``released`` answer, at most ``RELEASE_WAIT``): the resume point
+        this instance then reads from storage is the true one, with acks
+        on receipt too. Which instance had it is kept beside the epoch
+        (the ``holder`` key), so a start waits only when another one did.
+        Returns the epoch, for :meth:`claim`; None without Redis (or while
+        it is down), when storage checks still keep instances from serving
+        a stale tail, or when this instance holds the session already."""
         link = self.link
-        if link is None:
-            return
+        session = self.hub.live.get(session_id)
+        if link is None or (session is not None and session.trackers):
+            return None
+        me = self.presence.instance
         try:
-            key = link.tagged(session.id, "epoch")
-            epoch = await link.call(_next_epoch, link, key, self._epoch_ttl)
+            keys = (link.tagged(session_id, "epoch"), link.tagged(session_id, "holder"))
+            epoch, previous = await link.call(_take_epoch, link, *keys, me, self._epoch_ttl)
         except RedisUnavailable:
-            return
-        session.epoch = epoch
-        message = f"{epoch} {self.presence.instance} {session.id}"
-        self._publish(self.owner_channel, message.encode())
+            return None
+        released = self._releases[session_id, epoch] = trio.Event()
+        try:
+            message = f"{epoch} {me} {previous or '-'} {session_id}"
+            self._publish(self.owner_channel, message.encode())
+            if previous not in (None, me) and self.subscribed:
+                with trio.move_on_after(RELEASE_WAIT):
+                    await released.wait()
+        finally:
+            del self._releases[session_id, epoch]
+        return epoch
+
+    async def claim(self, session: LiveSession, epoch: int | None) -> None:
+        """A tracker connection here started ``session``, after
+        :meth:`take` gave it ``epoch``: viewers here that followed it
+        through the relay come back to the local broadcaster."""
+        self._hand_back(session)
+        if epoch is not None:
+            session.epoch = max(session.epoch, epoch)
 
     def _claimed(self, data: bytes) -> None:
         """Another instance claimed a session: if this one holds it with
         an older epoch, its tracker connection goes (the newer takes over)."""
         try:
-            epoch_text, instance, session_id = data.decode().split(" ", 2)
+            text = data.decode()
+            if text.startswith(RELEASED):
+                epoch_text, _, session_id = text.removeprefix(RELEASED).split(" ", 2)
+                if (waiter := self._releases.get((session_id, int(epoch_text)))) is not None:
+                    waiter.set()
+                return
+            epoch_text, instance, previous, session_id = text.split(" ", 3)
             epoch = int(epoch_text)
         except ValueError:
             log.warning("owner_message_invalid", data=data[:200])
             return
-        if instance == self.presence.instance:
+        me = self.presence.instance
+        if instance == me:
             return
         if session_id in self.remotes:
             self._want(session_id)  # the new holder relays it from now on
         session = self.hub.live.get(session_id)
         if session is None or epoch <= session.epoch:
+            if previous == me:  # it is not live here: nothing to store first
+                self._publish(self.owner_channel, f"{RELEASED}{epoch} {me} {session_id}".encode())
             return
         session.epoch = epoch
         session.held_elsewhere = True
@@ -460,9 +501,22 @@ class Relay:
             return
         if session.trackers:
             log.info("session_claimed_elsewhere", session_id=session_id, instance=instance)
-            for tracker in self.hub.release(session):
-                self._nursery.start_soon(tracker.take_over)
+        self._nursery.start_soon(self._release, session, epoch, self.hub.release(session))
         self._hand_over(session)
+
+    async def _release(
+        self, session: LiveSession, epoch: int, trackers: list[TrackerHandle]
+    ) -> None:
+        """Another instance claimed ``session`` with ``epoch``: close this
+        instance's connections of it, store what they had sent, then say
+        so (``released``), so that the claimer's resume point covers it."""
+        for tracker in trackers:
+            with trio.move_on_after(RELEASE_WAIT / 2):
+                await tracker.take_over()
+        with trio.move_on_after(RELEASE_WAIT / 2):
+            await self.hub.writer.flush()
+        message = f"{RELEASED}{epoch} {self.presence.instance} {session.id}"
+        self._publish(self.owner_channel, message.encode())
 
     def _hand_over(self, session: LiveSession) -> None:
         """``session`` went on elsewhere: its viewers here continue through
@@ -764,15 +818,21 @@ class Relay:
                     self._want(remote.id)
 
 
-def _next_epoch(link: RedisLink, key: str, ttl: int) -> int:
-    """In a worker thread: the session's next ownership epoch. The key
-    lives ``ttl`` seconds past the last claim, far longer than any instance
+def _take_epoch(
+    link: RedisLink, epoch_key: str, holder_key: str, instance: str, ttl: int
+) -> tuple[int, str | None]:
+    """In a worker thread: the session's next ownership epoch, and the
+    instance that took the previous one (None: none did within ``ttl``),
+    in one round trip (both keys are in the session's slot). The keys
+    live ``ttl`` seconds past the last claim, far longer than any instance
     keeps an idle session live, so an epoch that starts over at 1 has no
     holder left to compare with."""
-    client = link.client
-    epoch = int(client.incr(key))
-    client.expire(key, ttl)
-    return epoch
+    pipe = link.client.pipeline(transaction=False)
+    pipe.incr(epoch_key)
+    pipe.expire(epoch_key, ttl)
+    pipe.set(holder_key, instance, ex=ttl, get=True)
+    epoch, _, previous = pipe.execute()
+    return int(epoch), None if previous is None else bytes(previous).decode()
 
 
 def _publish_all(link: RedisLink, batch: list[tuple[str, bytes]]) -> None:
