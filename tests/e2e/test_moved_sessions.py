@@ -36,11 +36,26 @@ async def until(check: Callable[[], bool]) -> None:
 
 
 async def two_instances(
-    start_server: StartServer, url: str, tmp_path: Path
+    start_server: StartServer,
+    url: str,
+    tmp_path: Path,
+    *,
+    a_config: dict[str, Any] | None = None,
+    b_config: dict[str, Any] | None = None,
+    **config: Any,
 ) -> tuple[Server, Server]:
-    common = {"database_url": url, "ack_mode": "durable"}
-    a: Server = await start_server(instance_id="a", spool_dir=str(tmp_path / "a"), **common)
-    b: Server = await start_server(instance_id="b", spool_dir=str(tmp_path / "b"), **common)
+    """Instances ``a`` and ``b`` on one database, with durable acks unless
+    ``config`` says otherwise (``a_config`` and ``b_config``: each one's
+    own); with ``redis_url``, once both listen to their channels."""
+    common = {"database_url": url, "ack_mode": "durable", **config}
+    a: Server = await start_server(
+        instance_id="a", spool_dir=str(tmp_path / "a"), **common, **(a_config or {})
+    )
+    b: Server = await start_server(
+        instance_id="b", spool_dir=str(tmp_path / "b"), **common, **(b_config or {})
+    )
+    if "redis_url" in config:
+        await until(lambda: a.cluster.relay.subscribed and b.cluster.relay.subscribed)
     return a, b
 
 
@@ -209,15 +224,9 @@ async def test_with_redis_a_start_on_another_instance_takes_the_session_over(
     # Two tabs of one session on two instances: the newer connection's
     # instance claims the session through Redis, and the older instance
     # closes its connection (4409) and reads storage from then on.
-    common = {
-        "database_url": fresh_postgres_url,
-        "ack_mode": "durable",
-        "redis_url": redis_url,
-        "redis_prefix": redis_prefix,
-    }
-    a: Server = await start_server(instance_id="a", spool_dir=str(tmp_path / "a"), **common)
-    b: Server = await start_server(instance_id="b", spool_dir=str(tmp_path / "b"), **common)
-    await until(lambda: a.cluster.relay.subscribed and b.cluster.relay.subscribed)
+    a, b = await two_instances(
+        start_server, fresh_postgres_url, tmp_path, redis_url=redis_url, redis_prefix=redis_prefix
+    )
     events = list(session_events(10 * BATCH, seed=10))
     older = OlderConnection(a, "r", events)  # on A
     async with trio.open_nursery() as nursery:
@@ -244,17 +253,15 @@ async def test_with_redis_a_resume_elsewhere_covers_what_was_acked_on_receipt(
     # still be told the true resume point (the first instance stores what
     # it acked when the second takes the session), and storage holds every
     # batch once.
-    common = {
-        "database_url": fresh_postgres_url,
-        "ack_mode": "received",
-        "redis_url": redis_url,
-        "redis_prefix": redis_prefix,
-    }
-    a: Server = await start_server(
-        instance_id="a", spool_dir=str(tmp_path / "a"), batch_interval=60_000, **common
+    a, b = await two_instances(
+        start_server,
+        fresh_postgres_url,
+        tmp_path,
+        a_config={"batch_interval": 60_000},
+        ack_mode="received",
+        redis_url=redis_url,
+        redis_prefix=redis_prefix,
     )
-    b: Server = await start_server(instance_id="b", spool_dir=str(tmp_path / "b"), **common)
-    await until(lambda: a.cluster.relay.subscribed and b.cluster.relay.subscribed)
     events = list(session_events(16 * BATCH, seed=13))
     key = KEY.format("q")
 

@@ -15,7 +15,7 @@ import trio
 from trio_websocket import open_websocket_url
 
 from e2e.clients import recv_json, start_session, ws_url
-from e2e.test_moved_sessions import BATCH, KEY, StartServer, all_events, until
+from e2e.test_moved_sessions import BATCH, KEY, StartServer, all_events, two_instances, until
 from replaywire import Server, _core
 from rrweb import batch_message, session_events
 
@@ -96,22 +96,17 @@ async def test_viewers_left_behind_follow_the_relay_and_come_back(
     redis_url: str,
     redis_prefix: str,
 ) -> None:
-    common = {
-        "database_url": fresh_postgres_url,
-        "ack_mode": "received",
-        "redis_url": redis_url,
-        "redis_prefix": redis_prefix,
-        "presence_interval": 0.2,
-        "presence_ttl": 2.0,
-    }
-    a: Server = await start_server(instance_id="a", spool_dir=str(tmp_path / "a"), **common)
-    b: Server = await start_server(
-        instance_id="b",
-        spool_dir=str(tmp_path / "b"),
-        batch_interval=SLOW_FLUSH_MS,
-        **common,
+    a, b = await two_instances(
+        start_server,
+        fresh_postgres_url,
+        tmp_path,
+        b_config={"batch_interval": SLOW_FLUSH_MS},
+        ack_mode="received",
+        redis_url=redis_url,
+        redis_prefix=redis_prefix,
+        presence_interval=0.2,
+        presence_ttl=2.0,
     )
-    await until(lambda: a.cluster.relay.subscribed and b.cluster.relay.subscribed)
     key = KEY.format("h")
     events = list(session_events(24 * BATCH, seed=12))
     viewer = Viewer(a, "h")
