@@ -274,6 +274,33 @@ async def _upgrade(
     """Accept a WebSocket upgrade (the caller serves it), or answer why not
     (raises HttpError); True when the connection must close."""
     accept = check_upgrade(event)
+    kind, codec = _upgrade_query(request, deps)
+    if deps.draining():
+        raise HttpError(503, "draining", "server is shutting down")
+    # 401/403 before the upgrade (replaywire.auth.principals).
+    if kind == "tracker":
+        principal = deps.auth.tracker(request.query, request.headers)
+    else:
+        principal = deps.auth.viewer(request.query, request.headers)
+    structlog.contextvars.bind_contextvars(tenant=principal.tenant)
+    deflate, extension_headers = _negotiate_deflate(event, deps)
+    headers = [
+        (b"upgrade", b"websocket"),
+        (b"connection", b"Upgrade"),
+        (b"sec-websocket-accept", accept),
+        *extension_headers,
+        (b"x-request-id", request.request_id.encode("latin-1")),
+    ]
+    if not await _switch_protocols(conn, stream, headers, deps, deadline):
+        return True
+    trailing, _ = conn.trailing_data
+    return _Upgraded(
+        _open_websocket(stream, bytes(trailing), deflate, deps), kind, principal, codec
+    )
+
+
+def _upgrade_query(request: Request, deps: HttpDeps) -> tuple[str, str]:
+    """The upgrade's ``type`` and a viewer's ``codec`` (400 if unknown)."""
     kind = request.query.get("type", "")
     if kind not in ("tracker", "viewer"):
         raise HttpError(400, "bad_request", "query parameter type must be 'tracker' or 'viewer'")
@@ -283,60 +310,67 @@ async def _upgrade(
         raise HttpError(400, "bad_request", f"query parameter codec must be one of {VIEWER_CODECS}")
     if BY_NAME[codec].dictionary and not deps.config.viewer_dictionary:
         raise HttpError(400, "bad_request", "codec=zstd-dict: this server has no VIEWER_DICTIONARY")
-    if deps.draining():
-        raise HttpError(503, "draining", "server is shutting down")
-    # 401/403 before the upgrade (replaywire.auth.principals).
-    if kind == "tracker":
-        principal = deps.auth.tracker(request.query, request.headers)
-    else:
-        principal = deps.auth.viewer(request.query, request.headers)
-    structlog.contextvars.bind_contextvars(tenant=principal.tenant)
-    deflate: DeflateParams | None = None
-    extension_headers: list[tuple[bytes, bytes]] = []
-    if deps.config.ws_deflate:
-        agreed = negotiate_deflate(
-            (value for name, value in event.headers if name == b"sec-websocket-extensions"),
-            client_window_bits=deps.config.ws_deflate_client_window_bits,
-        )
-        if agreed is not None:
-            response_value, deflate = agreed
-            extension_headers.append((b"sec-websocket-extensions", response_value))
-    # Let h11 see the end of the (empty) request so it allows the switch.
+    return kind, codec
+
+
+def _negotiate_deflate(
+    event: h11.Request, deps: HttpDeps
+) -> tuple[DeflateParams | None, list[tuple[bytes, bytes]]]:
+    """permessage-deflate as agreed with the client's offers (when
+    ``WS_DEFLATE`` is on), and the response header that says so."""
+    if not deps.config.ws_deflate:
+        return None, []
+    agreed = negotiate_deflate(
+        (value for name, value in event.headers if name == b"sec-websocket-extensions"),
+        client_window_bits=deps.config.ws_deflate_client_window_bits,
+    )
+    if agreed is None:
+        return None, []
+    response_value, deflate = agreed
+    return deflate, [(b"sec-websocket-extensions", response_value)]
+
+
+async def _switch_protocols(
+    conn: h11.Connection,
+    stream: trio.SocketStream,
+    headers: list[tuple[bytes, bytes]],
+    deps: HttpDeps,
+    deadline: float,
+) -> bool:
+    """Send the 101 once h11 has seen the end of the (empty) request, which
+    it needs to allow the switch. False when the connection must close
+    instead (the peer left, or its request body never ended)."""
     try:
         with trio.fail_at(deadline):
             while (ev := await _next_event(conn, stream)) is not h11.PAUSED:
                 if isinstance(ev, h11.ConnectionClosed):
-                    return True
+                    return False
     except trio.TooSlowError:  # an upgrade request with a body that never ends
         await _timed_out(conn, stream, deps)
-        return True
-    await _send_event(
-        conn,
-        stream,
-        h11.InformationalResponse(
-            status_code=101,
-            reason=b"Switching Protocols",
-            headers=[
-                (b"upgrade", b"websocket"),
-                (b"connection", b"Upgrade"),
-                (b"sec-websocket-accept", accept),
-                *extension_headers,
-                (b"x-request-id", request.request_id.encode("latin-1")),
-            ],
-        ),
+        return False
+    response = h11.InformationalResponse(
+        status_code=101, reason=b"Switching Protocols", headers=headers
     )
+    await _send_event(conn, stream, response)
     deps.metrics.http_requests_total.labels("/ws", "101").inc()
-    trailing, _ = conn.trailing_data
+    return True
+
+
+def _open_websocket(
+    stream: trio.SocketStream, trailing: bytes, deflate: DeflateParams | None, deps: HttpDeps
+) -> WebSocket:
+    """The upgraded connection, on the configured frame codec (``WS_BACKEND``):
+    the Rust core's, or wsproto's for comparison. ``trailing``: what the
+    request's reads took past its end."""
     if deps.config.ws_backend == "wsproto":
-        ws: WebSocket = WsprotoWebSocket(
+        return WsprotoWebSocket(
             stream,
-            bytes(trailing),
+            trailing,
             max_message_bytes=deps.config.max_message_bytes,
             on_close=deps.count_close,
             deflate=deflate,
             budget=deps.inflight,
         )
-        return _Upgraded(ws, kind, principal, codec)
     decoder = _core.FrameDecoder(
         max_frame_bytes=deps.config.max_frame_bytes,
         max_message_bytes=deps.config.max_message_bytes,
@@ -346,15 +380,9 @@ async def _upgrade(
         # connection goes on; see docs/protocol.md.
         skip_oversized=True,
     )
-    ws = WebSocket(
-        stream,
-        decoder,
-        bytes(trailing),
-        on_close=deps.count_close,
-        deflate=deflate,
-        budget=deps.inflight,
+    return WebSocket(
+        stream, decoder, trailing, on_close=deps.count_close, deflate=deflate, budget=deps.inflight
     )
-    return _Upgraded(ws, kind, principal, codec)
 
 
 async def _next_request(conn: h11.Connection, stream: trio.SocketStream, limit: int) -> h11.Event:
