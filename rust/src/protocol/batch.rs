@@ -210,34 +210,17 @@ pub(super) fn build(
 ) -> Result<EventsBatch> {
     // From here on the error can carry the batch's seq.
     let error_seq = fields.seq;
-    let seq = match fields.seq {
-        Some(s) => Some(u64::try_from(s).map_err(|_| invalid("seq must be >= 0", error_seq))?),
-        None => None,
-    };
+    let seq = fields
+        .seq
+        .map(|s| u64::try_from(s).map_err(|_| invalid("seq must be >= 0", error_seq)))
+        .transpose()?;
     let session_id = fields.session_id;
     if let Some(problem) = session_id.as_deref().and_then(session_id_problem) {
         return Err(invalid(problem, error_seq));
     }
 
     let raws = fields.events;
-    // One buffer all events slice into, and where it starts in `input`.
-    let (shared, shared_start) = match (backing, raws.first(), raws.last()) {
-        (Backing::Shared(bytes), _, _) => {
-            debug_assert_eq!(
-                bytes.as_ptr(),
-                input.as_ptr(),
-                "input must be the shared bytes"
-            );
-            (bytes.clone(), 0)
-        }
-        (Backing::Copy, Some(first), Some(last)) => {
-            let start = offset_in(input, first.text);
-            let end = offset_in(input, last.text) + last.text.len();
-            (Bytes::copy_from_slice(&input.as_bytes()[start..end]), start)
-        }
-        (Backing::Copy, _, _) => (Bytes::new(), 0),
-    };
-
+    let (shared, shared_start) = shared_span(input, &raws, backing);
     let mut events = Vec::with_capacity(raws.len());
     let mut nbytes = 0usize;
     let mut min_ts = f64::INFINITY;
@@ -302,6 +285,26 @@ pub(super) fn build(
         last_meta,
         meta_before_full_snapshot,
     })
+}
+
+/// One buffer all of `raws` slice into, and where it starts in `input`.
+fn shared_span(input: &str, raws: &[RawEvent<'_>], backing: Backing<'_>) -> (Bytes, usize) {
+    match (backing, raws.first(), raws.last()) {
+        (Backing::Shared(bytes), _, _) => {
+            debug_assert_eq!(
+                bytes.as_ptr(),
+                input.as_ptr(),
+                "input must be the shared bytes"
+            );
+            (bytes.clone(), 0)
+        }
+        (Backing::Copy, Some(first), Some(last)) => {
+            let start = offset_in(input, first.text);
+            let end = offset_in(input, last.text) + last.text.len();
+            (Bytes::copy_from_slice(&input.as_bytes()[start..end]), start)
+        }
+        (Backing::Copy, _, _) => (Bytes::new(), 0),
+    }
 }
 
 fn invalid(message: impl Into<String>, seq: Option<i64>) -> Error {

@@ -166,22 +166,6 @@ struct Frame {
     skip: bool,
 }
 
-impl Frame {
-    /// A frame of a message being skipped: its payload is only counted down.
-    fn skipped(opcode: OpCode, fin: bool, mask: Option<[u8; 4]>, len: usize) -> Self {
-        Frame {
-            opcode,
-            fin,
-            mask,
-            len,
-            text: false,
-            compressed: false,
-            done: 0,
-            skip: true,
-        }
-    }
-}
-
 /// A data message over the limits, being skipped.
 #[derive(Debug)]
 struct Skip {
@@ -374,26 +358,7 @@ impl FrameDecoder {
         if b0 & 0x70 != 0 {
             self.check_reserved_bits(b0)?;
         }
-        let Some(opcode) = OpCode::from_u8(b0 & 0x0F) else {
-            return Err(Error::protocol(format!("reserved opcode {:#x}", b0 & 0x0F)));
-        };
-        let fin = b0 & 0x80 != 0;
-        match opcode {
-            _ if opcode.is_control() && !fin => {
-                return Err(Error::protocol("fragmented control frame"));
-            }
-            OpCode::Continuation if self.partial.is_none() && self.skip.is_none() => {
-                return Err(Error::protocol(
-                    "continuation frame without a message in progress",
-                ));
-            }
-            OpCode::Text | OpCode::Binary if self.partial.is_some() || self.skip.is_some() => {
-                return Err(Error::protocol(
-                    "new data frame while a fragmented message is in progress",
-                ));
-            }
-            _ => {}
-        }
+        let opcode = self.opcode_in_order(b0)?;
         let Some(&b1) = self.buf.get(1) else {
             return Ok(None);
         };
@@ -415,105 +380,150 @@ impl FrameDecoder {
         // platform's usize (a u64 on the 64-bit targets we build for).
         let len = usize::try_from(header.payload_len)
             .map_err(|_| too_big(format!("frame of {} bytes", header.payload_len)))?;
-        // A continuation of a message being skipped (data frames of
-        // another message were refused above).
-        if opcode == OpCode::Continuation {
-            if let Some(size) = self.skip.as_ref().map(|s| s.size) {
-                let size = size.saturating_add(header.payload_len);
-                if size > self.skip_ceiling() {
-                    return Err(self.over_skip_ceiling(size));
-                }
-                if let Some(skip) = self.skip.as_mut() {
-                    skip.size = size;
-                }
-                self.buf.advance(header_len);
-                return Ok(Some(Frame::skipped(opcode, fin, header.mask, len)));
-            }
-        }
-        let (text, compressed) = match opcode {
-            OpCode::Text | OpCode::Binary => {
-                let text = opcode == OpCode::Text;
-                // Allowed only when negotiated: see check_reserved_bits.
-                let compressed = b0 & 0x40 != 0;
-                if oversized || len > self.cfg.max_message_bytes {
-                    if !self.can_skip(compressed) {
-                        return Err(if oversized {
-                            self.frame_too_big(header.payload_len)
-                        } else {
-                            self.message_too_big(len as u64)
-                        });
-                    }
-                    if header.payload_len > self.skip_ceiling() {
-                        return Err(self.over_skip_ceiling(header.payload_len));
-                    }
-                    self.skip = Some(Skip {
-                        text,
-                        compressed,
-                        size: header.payload_len,
-                        prefix: Vec::new(),
-                    });
-                    self.buf.advance(header_len);
-                    return Ok(Some(Frame::skipped(opcode, fin, header.mask, len)));
-                }
-                if text {
-                    self.utf8.reset();
-                }
-                if !fin {
-                    self.partial = Some(Partial {
-                        text,
-                        compressed,
-                        data: Vec::new(),
-                        len,
-                    });
-                }
-                (text && !compressed, compressed)
-            }
-            OpCode::Continuation => {
-                let max = self.cfg.max_message_bytes;
-                let Some(partial) = self.partial.as_ref() else {
-                    unreachable!("checked on the first byte");
-                };
-                let total = partial.len as u64 + len as u64;
-                if oversized || total > max as u64 {
-                    if !self.can_skip(partial.compressed) {
-                        return Err(if oversized {
-                            self.frame_too_big(header.payload_len)
-                        } else {
-                            self.message_too_big(total)
-                        });
-                    }
-                    if total > self.skip_ceiling() {
-                        return Err(self.over_skip_ceiling(total));
-                    }
-                    self.start_skipping(total);
-                    self.buf.advance(header_len);
-                    return Ok(Some(Frame::skipped(opcode, fin, header.mask, len)));
-                }
-                let Some(partial) = self.partial.as_mut() else {
-                    unreachable!("checked on the first byte");
-                };
-                partial.len += len;
-                (partial.text && !partial.compressed, partial.compressed)
-            }
-            _ => (false, false),
+        let mut frame = Frame {
+            opcode,
+            fin: b0 & 0x80 != 0,
+            mask: header.mask,
+            len,
+            text: false,
+            compressed: false,
+            done: 0,
+            skip: false,
         };
+        match opcode {
+            // RSV1 marks a compressed message; allowed only when
+            // negotiated (see check_reserved_bits).
+            OpCode::Text | OpCode::Binary => {
+                self.start_message(&mut frame, b0 & 0x40 != 0, oversized)?;
+            }
+            OpCode::Continuation => self.continue_message(&mut frame, oversized)?,
+            _ => {}
+        }
         self.buf.advance(header_len);
         // Room for the whole payload at once: growing by doubling as it
         // arrives would copy it several times and leave up to twice its
-        // size allocated.
-        if len > self.buf.len() {
+        // size allocated. A skipped payload is dropped as it arrives.
+        if !frame.skip && len > self.buf.len() {
             self.buf.reserve(len - self.buf.len());
         }
-        Ok(Some(Frame {
-            opcode,
-            fin,
-            mask: header.mask,
-            len,
-            text,
-            compressed,
-            done: 0,
-            skip: false,
-        }))
+        Ok(Some(frame))
+    }
+
+    /// The opcode of first byte `b0`, if a frame of it may come now
+    /// (§5.4): control frames are not fragmented, a continuation needs a
+    /// message in progress, and a new data message waits for the end of
+    /// the one in progress.
+    fn opcode_in_order(&self, b0: u8) -> Result<OpCode> {
+        let Some(opcode) = OpCode::from_u8(b0 & 0x0F) else {
+            return Err(Error::protocol(format!("reserved opcode {:#x}", b0 & 0x0F)));
+        };
+        let in_progress = self.partial.is_some() || self.skip.is_some();
+        match opcode {
+            _ if opcode.is_control() && b0 & 0x80 == 0 => {
+                Err(Error::protocol("fragmented control frame"))
+            }
+            OpCode::Continuation if !in_progress => Err(Error::protocol(
+                "continuation frame without a message in progress",
+            )),
+            OpCode::Text | OpCode::Binary if in_progress => Err(Error::protocol(
+                "new data frame while a fragmented message is in progress",
+            )),
+            _ => Ok(opcode),
+        }
+    }
+
+    /// The first frame of a data message: read, or skipped with the rest
+    /// of its message when it is over a limit and may be skipped.
+    fn start_message(
+        &mut self,
+        frame: &mut Frame,
+        compressed: bool,
+        oversized: bool,
+    ) -> Result<()> {
+        let text = frame.opcode == OpCode::Text;
+        let size = frame.len as u64;
+        if oversized || frame.len > self.cfg.max_message_bytes {
+            self.check_skippable(compressed, oversized, size, size)?;
+            self.skip = Some(Skip {
+                text,
+                compressed,
+                size,
+                prefix: Vec::new(),
+            });
+            frame.skip = true;
+            return Ok(());
+        }
+        if text {
+            self.utf8.reset();
+        }
+        if !frame.fin {
+            self.partial = Some(Partial {
+                text,
+                compressed,
+                data: Vec::new(),
+                len: frame.len,
+            });
+        }
+        frame.text = text && !compressed;
+        frame.compressed = compressed;
+        Ok(())
+    }
+
+    /// A continuation frame: counted down when its message is being
+    /// skipped; else read, or the message turned into a skipped one when
+    /// this frame takes it over a limit and it may be skipped.
+    fn continue_message(&mut self, frame: &mut Frame, oversized: bool) -> Result<()> {
+        let frame_len = frame.len as u64;
+        if let Some(size) = self.skip.as_ref().map(|s| s.size.saturating_add(frame_len)) {
+            if size > self.skip_ceiling() {
+                return Err(self.over_skip_ceiling(size));
+            }
+            if let Some(skip) = self.skip.as_mut() {
+                skip.size = size;
+            }
+            frame.skip = true;
+            return Ok(());
+        }
+        let Some(partial) = self.partial.as_ref() else {
+            unreachable!("checked on the first byte");
+        };
+        let total = partial.len as u64 + frame_len;
+        if oversized || total > self.cfg.max_message_bytes as u64 {
+            self.check_skippable(partial.compressed, oversized, frame_len, total)?;
+            self.start_skipping(total);
+            frame.skip = true;
+            return Ok(());
+        }
+        let Some(partial) = self.partial.as_mut() else {
+            unreachable!("checked on the first byte");
+        };
+        partial.len += frame.len;
+        frame.text = partial.text && !partial.compressed;
+        frame.compressed = partial.compressed;
+        Ok(())
+    }
+
+    /// For a data frame that takes its message over a limit (the frame
+    /// `oversized`, or the message `total` bytes long): the error that
+    /// fails the decoder, unless the message may be skipped.
+    fn check_skippable(
+        &self,
+        compressed: bool,
+        oversized: bool,
+        frame_len: u64,
+        total: u64,
+    ) -> Result<()> {
+        if !self.can_skip(compressed) {
+            return Err(if oversized {
+                self.frame_too_big(frame_len)
+            } else {
+                self.message_too_big(total)
+            });
+        }
+        if total > self.skip_ceiling() {
+            return Err(self.over_skip_ceiling(total));
+        }
+        Ok(())
     }
 
     /// Whether an oversized message may be skipped rather than fail the
@@ -665,31 +675,10 @@ impl FrameDecoder {
             OpCode::Text | OpCode::Binary if frame.fin => {
                 let text = frame.opcode == OpCode::Text;
                 let data = if frame.compressed {
-                    let mut data = Vec::new();
-                    let inflated = inflate(
-                        &mut self.inflater,
-                        &mut self.utf8,
-                        self.cfg.max_message_bytes,
-                        &payload,
-                        &mut data,
-                        text,
-                        true,
-                    );
-                    if let Err(err) = inflated {
-                        if !(is_too_big(&err) && self.can_skip(true)) {
-                            return Err(err);
-                        }
-                        data.truncate(TOO_LARGE_PREFIX);
-                        self.skip = Some(Skip {
-                            text,
-                            compressed: true,
-                            size: self.cfg.max_message_bytes as u64 + 1,
-                            prefix: data,
-                        });
-                        self.finish_skipping(out);
-                        return Ok(());
+                    match self.inflate_or_skip(Vec::new(), &payload, text, true, out)? {
+                        Some(data) => Bytes::from(data),
+                        None => return Ok(()),
                     }
-                    Bytes::from(data)
                 } else {
                     payload.freeze()
                 };
@@ -703,24 +692,14 @@ impl FrameDecoder {
                     unreachable!("set when the header arrived");
                 };
                 if partial.compressed {
-                    let inflated = inflate(
-                        &mut self.inflater,
-                        &mut self.utf8,
-                        self.cfg.max_message_bytes,
-                        &payload,
-                        &mut partial.data,
-                        partial.text,
-                        frame.fin,
-                    );
-                    if let Err(err) = inflated {
-                        if !(is_too_big(&err) && self.can_skip(true)) {
-                            return Err(err);
+                    let (data, text) = (std::mem::take(&mut partial.data), partial.text);
+                    match self.inflate_or_skip(data, &payload, text, frame.fin, out)? {
+                        Some(data) => {
+                            if let Some(partial) = self.partial.as_mut() {
+                                partial.data = data;
+                            }
                         }
-                        self.start_skipping(self.cfg.max_message_bytes as u64 + 1);
-                        if frame.fin {
-                            self.finish_skipping(out);
-                        }
-                        return Ok(());
+                        None => return Ok(()),
                     }
                 } else {
                     // Copy rather than keep `payload`: it shares the input
@@ -748,6 +727,49 @@ impl FrameDecoder {
             }
         }
         Ok(())
+    }
+
+    /// Inflates one frame of a compressed message onto `data` (and, with
+    /// `last`, the end of the message) and gives `data` back. A message
+    /// that grows over `max_message_bytes` is skipped instead when it may
+    /// be: its inflated start kept as the prefix, `TooLarge` pushed if this
+    /// was its last frame, and `None` returned.
+    fn inflate_or_skip(
+        &mut self,
+        mut data: Vec<u8>,
+        payload: &[u8],
+        text: bool,
+        last: bool,
+        out: &mut Vec<WsEvent>,
+    ) -> Result<Option<Vec<u8>>> {
+        let limit = self.cfg.max_message_bytes;
+        let Err(err) = inflate(
+            &mut self.inflater,
+            &mut self.utf8,
+            limit,
+            payload,
+            &mut data,
+            text,
+            last,
+        ) else {
+            return Ok(Some(data));
+        };
+        if !(is_too_big(&err) && self.can_skip(true)) {
+            return Err(err);
+        }
+        data.truncate(TOO_LARGE_PREFIX);
+        data.shrink_to_fit();
+        self.partial = None;
+        self.skip = Some(Skip {
+            text,
+            compressed: true,
+            size: limit as u64 + 1,
+            prefix: data,
+        });
+        if last {
+            self.finish_skipping(out);
+        }
+        Ok(None)
     }
 }
 
