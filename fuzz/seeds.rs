@@ -7,9 +7,8 @@ use std::path::{Path, PathBuf};
 
 /// The `fuzz/corpus/<target>/seed-*` files, sorted; at least `min` of them.
 pub fn seed_paths(target: &str, min: usize) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fuzz/corpus")
-        .join(target);
+    // The includers are the tests of rust/Cargo.toml.
+    let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../fuzz/corpus")).join(target);
     let mut paths: Vec<_> = fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|entry| entry.unwrap().path())

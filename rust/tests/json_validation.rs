@@ -649,7 +649,8 @@ mod with_simd_json {
 // ------------------------------------------------------------------- corpus
 
 fn corpus_dir() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // The repository: the crate's manifest is rust/Cargo.toml.
+    let root = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
     let dir = root.join("target/json-corpus");
     if !dir.join("chunks.jsonl").exists() {
         let venv = root.join(".venv/bin/python");
