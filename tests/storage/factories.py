@@ -136,10 +136,13 @@ def _pass(gate: threading.Event | None, name: str) -> None:
         raise GateTimeout(f"the test never opened {name}")
 
 
+BATCH_SIZE = 100  # make_writer's, unless a test asks for another
+
+
 def make_writer(
     storage: FaultyStorage | MemoryStorage,
     *,
-    batch_size: int = 100,
+    batch_size: int = BATCH_SIZE,
     batch_interval: float = 60.0,
     max_pending_bytes: int = 1 << 30,
     spool: Spool | None = None,
@@ -157,3 +160,20 @@ def make_writer(
 async def stored(writer: StorageWriter, storage: FaultyStorage, sid: str = "s1") -> list[Chunk]:
     """Every chunk of ``sid`` in storage, read in a worker thread."""
     return await writer.read(storage.read_chunks, sid, 0, 1_000_000)
+
+
+async def queue_chunk(writer: StorageWriter, chunk: Chunk, *, batch_size: int = BATCH_SIZE) -> None:
+    """Queue ``chunk`` as a tracker connection does, through the writer's
+    Rust queue: while the queue has no room the engine stops with
+    ``backpressure`` and the connection waits in ``writer.wait_for_room``;
+    then the engine puts the chunk into ``writer.chunks`` and the connection
+    hands its flags (the queue was empty; it holds ``batch_size`` chunks,
+    the writer's) to ``writer.chunks_queued``, which raises
+    :class:`StorageError` once the writer is closed. A chunk whose
+    (session_id, seq) is pending already is ignored by the queue."""
+    queue = writer.chunks
+    while not queue.has_room():
+        await writer.wait_for_room()
+    first = queue.queued == 0
+    queue.put(*chunk.row())
+    writer.chunks_queued(first=first, full=queue.queued >= batch_size)

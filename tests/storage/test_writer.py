@@ -21,7 +21,16 @@ from replaywire import _core
 from replaywire.sessions.history import raw_payload
 from replaywire.storage import Chunk, MemoryStorage, StorageError, StorageWriter
 
-from .factories import FaultyStorage, make_chunk, make_error, make_session, make_writer, stored
+from .factories import (
+    BATCH_SIZE,
+    FaultyStorage,
+    make_chunk,
+    make_error,
+    make_session,
+    make_writer,
+    queue_chunk,
+    stored,
+)
 
 
 async def test_flushes_when_batch_size_chunks_are_queued(
@@ -31,13 +40,13 @@ async def test_flushes_when_batch_size_chunks_are_queued(
     chunks = [make_chunk(seq=s) for s in range(3)]
     async with trio.open_nursery() as nursery:
         await nursery.start(writer.run)
-        await writer.put_chunk(chunks[0])
-        await writer.put_chunk(chunks[1])
+        await queue_chunk(writer, chunks[0], batch_size=3)
+        await queue_chunk(writer, chunks[1], batch_size=3)
         await trio.sleep(1)
         assert storage.attempts == 0 and writer.stats.pending_chunks == 2
 
         t = trio.current_time()
-        await writer.put_chunk(chunks[2])
+        await queue_chunk(writer, chunks[2], batch_size=3)
         assert await storage.events.receive() == "started"
         assert storage.attempt_times == [t]  # at once, not at the interval
         assert await storage.events.receive() == "committed"
@@ -57,7 +66,7 @@ async def test_flushes_batch_interval_after_the_oldest_item(
     async with trio.open_nursery() as nursery:
         await nursery.start(writer.run)
         t0 = trio.current_time()
-        await writer.put_chunk(make_chunk(seq=0))
+        await queue_chunk(writer, make_chunk(seq=0))
         await trio.sleep(0.3)
         writer.put_session(make_session())  # a younger item does not restart the clock
         await trio.sleep(0.1)
@@ -80,7 +89,7 @@ async def test_flush_returns_when_everything_before_it_is_durable(
         await writer.flush()  # nothing pending: returns at once
         chunks = [make_chunk(seq=s) for s in range(5)]
         for chunk in chunks:
-            await writer.put_chunk(chunk)
+            await queue_chunk(writer, chunk)
         writer.put_session(make_session(event_count=50))
         writer.put_error(make_error(seq=9))
         t = trio.current_time()
@@ -98,7 +107,7 @@ async def test_flush_from_many_tasks_at_once(storage: FaultyStorage) -> None:
     writer = make_writer(storage)
 
     async def one(seq: int) -> None:
-        await writer.put_chunk(make_chunk(seq=seq))
+        await queue_chunk(writer, make_chunk(seq=seq))
         await writer.flush()
         assert make_chunk(seq=seq) in await stored(writer, storage)
 
@@ -120,7 +129,7 @@ async def test_close_writes_everything_then_run_returns(
     async with trio.open_nursery() as nursery:
         await nursery.start(writer.run)
         for chunk in chunks:
-            await writer.put_chunk(chunk)
+            await queue_chunk(writer, chunk)
         writer.put_session(make_session("a", status="ended"))
         writer.put_error(make_error("b"))
         t = trio.current_time()
@@ -136,7 +145,7 @@ async def test_close_writes_everything_then_run_returns(
     assert await writer.read(storage.get_session, "a") == make_session("a", status="ended")
     assert await writer.read(storage.session_errors, "b") == [make_error("b")]
     with pytest.raises(StorageError, match="writer closed"):
-        await writer.put_chunk(make_chunk("a", 9))
+        await queue_chunk(writer, make_chunk("a", 9))
     with pytest.raises(StorageError, match="writer closed"):
         writer.put_session(make_session("a"))
     with pytest.raises(StorageError, match="writer closed"):
@@ -166,8 +175,8 @@ async def test_a_chunk_is_pending_until_committed_then_stored(
 
     async with trio.open_nursery() as nursery:
         await nursery.start(writer.run)
-        await writer.put_chunk(late)
-        await writer.put_chunk(early)
+        await queue_chunk(writer, late)
+        await queue_chunk(writer, early)
         writer.put_session(record)
         assert writer.pending_chunks("s1") == [early, late]  # by first_index
         assert writer.pending_session("s1") == make_session(event_count=20)
@@ -178,7 +187,7 @@ async def test_a_chunk_is_pending_until_committed_then_stored(
         assert await seen() == ([early, late], [])
         # Double buffer: new items queue beside the batch in flight.
         newer = make_chunk(seq=2, first_index=20)
-        await writer.put_chunk(newer)
+        await queue_chunk(writer, newer)
         assert writer.pending_chunks("s1") == [early, late, newer]
         assert writer.pending_session("s1") == make_session(event_count=20)
 
@@ -216,8 +225,8 @@ async def test_duplicate_pending_seq_is_queued_once(
     first = make_chunk(seq=0, payload=b"[1]")
     async with trio.open_nursery() as nursery:
         await nursery.start(writer.run)
-        await writer.put_chunk(first)
-        await writer.put_chunk(make_chunk(seq=0, payload=b"[2]"))
+        await queue_chunk(writer, first)
+        await queue_chunk(writer, make_chunk(seq=0, payload=b"[2]"))
         assert writer.pending_chunks("s1") == [first] and writer.stats.pending_bytes == 3
         await writer.close()
     assert await stored(writer, storage) == [first]
@@ -237,7 +246,7 @@ async def test_wait_committed_starts_the_flush_at_once_and_returns_after_commit(
     writer = make_writer(storage)  # interval: a minute
     async with trio.open_nursery() as nursery:
         await nursery.start(writer.run)
-        await writer.put_chunk(make_chunk(seq=0))
+        await queue_chunk(writer, make_chunk(seq=0))
         ticket = writer.ticket
         assert writer.is_pending("s1", 0) and writer.committed < ticket
         t = trio.current_time()
@@ -254,12 +263,12 @@ async def test_chunks_are_stored_compressed_and_pending_ones_stay_raw(
     storage: FaultyStorage, codec: str
 ) -> None:
     writer = StorageWriter(
-        storage, batch_size=100, batch_interval=60.0, max_pending_bytes=1 << 30, codec=codec
+        storage, batch_size=BATCH_SIZE, batch_interval=60.0, max_pending_bytes=1 << 30, codec=codec
     )
     chunk = make_chunk(seq=0, count=50)
     async with trio.open_nursery() as nursery:
         await nursery.start(writer.run)
-        await writer.put_chunk(chunk)
+        await queue_chunk(writer, chunk)
         assert writer.pending_chunks("s1") == [chunk]  # raw while queued
         await writer.flush()
         [stored_chunk] = await stored(writer, storage)

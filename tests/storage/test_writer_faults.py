@@ -16,10 +16,18 @@ from structlog.testing import capture_logs
 from replaywire.storage import MemoryStorage, StorageError
 from replaywire.storage import writer as writer_module
 
-from .factories import FaultyStorage, make_chunk, make_error, make_session, make_writer, stored
+from .factories import (
+    FaultyStorage,
+    make_chunk,
+    make_error,
+    make_session,
+    make_writer,
+    queue_chunk,
+    stored,
+)
 
 
-async def test_backpressure_holds_put_chunk_until_a_flush_frees_room(
+async def test_backpressure_holds_a_tracker_until_a_flush_frees_room(
     storage: FaultyStorage, autojump_clock: trio.testing.MockClock
 ) -> None:
     writer = make_writer(storage, max_pending_bytes=1000)
@@ -29,13 +37,13 @@ async def test_backpressure_holds_put_chunk_until_a_flush_frees_room(
     put_done = trio.Event()
 
     async def put_third() -> None:
-        await writer.put_chunk(c2)
+        await queue_chunk(writer, c2)
         put_done.set()
 
     async with trio.open_nursery() as nursery:
         await nursery.start(writer.run)
-        await writer.put_chunk(c0)
-        await writer.put_chunk(c1)  # 1200 bytes pending: at the limit now
+        await queue_chunk(writer, c0)
+        await queue_chunk(writer, c1)  # 1200 bytes pending: at the limit now
         t = trio.current_time()
         nursery.start_soon(put_third)
         assert await storage.events.receive() == "started"
@@ -55,38 +63,39 @@ async def test_backpressure_holds_put_chunk_until_a_flush_frees_room(
     assert await stored(writer, storage) == [c0, c1, c2]
 
 
-async def test_try_put_chunk_and_wait_for_room(
+async def test_wait_for_room_flushes_at_once_and_raises_once_closed(
     storage: FaultyStorage, autojump_clock: trio.testing.MockClock
 ) -> None:
-    """The non-blocking pair, for callers that must rebuild a chunk after
-    waiting (its first_index may have moved meanwhile)."""
+    """What a tracker connection waits in when its engine stops with
+    backpressure (the queue has no room): a flush starts at once, not at
+    the interval."""
     writer = make_writer(storage, max_pending_bytes=1)
     async with trio.open_nursery() as nursery:
         await nursery.start(writer.run)
         await writer.wait_for_room()  # room: returns at once
-        assert writer.try_put_chunk(make_chunk(seq=0))  # now full
+        await queue_chunk(writer, make_chunk(seq=0))  # now full
         t1 = trio.current_time()
         await writer.wait_for_room()  # starts a flush itself and waits for it
         assert [await storage.events.receive() for _ in "12"] == ["started", "committed"]
         assert writer.stats.pending_bytes == 0
 
-        assert writer.try_put_chunk(make_chunk(seq=1))
+        await queue_chunk(writer, make_chunk(seq=1))
         t2 = trio.current_time()
-        assert not writer.try_put_chunk(make_chunk(seq=2))  # full: refused, flush started
+        assert not writer.chunks.has_room()  # full: the engine would stop here
         assert [c.seq for c in writer.pending_chunks("s1")] == [1]
+        await writer.wait_for_room()
         assert [await storage.events.receive() for _ in "12"] == ["started", "committed"]
         assert storage.attempt_times == [t1, t2]  # both at once, not at the interval
-        await writer.wait_for_room()
-        assert writer.try_put_chunk(make_chunk(seq=2))
+        await queue_chunk(writer, make_chunk(seq=2))
         await writer.close()
         with pytest.raises(StorageError, match="writer closed"):
-            writer.try_put_chunk(make_chunk(seq=3))
+            await queue_chunk(writer, make_chunk(seq=3))
         with pytest.raises(StorageError, match="writer closed"):
             await writer.wait_for_room()
     assert [c.seq for c in await stored(writer, storage)] == [0, 1, 2]
 
 
-async def test_put_chunk_cancelled_while_held_back_queues_nothing(
+async def test_cancelled_while_held_back_queues_nothing(
     storage: FaultyStorage, autojump_clock: trio.testing.MockClock
 ) -> None:
     writer = make_writer(storage, max_pending_bytes=1)
@@ -95,11 +104,11 @@ async def test_put_chunk_cancelled_while_held_back_queues_nothing(
 
     async def held() -> None:
         with scope:
-            await writer.put_chunk(make_chunk(seq=1))
+            await queue_chunk(writer, make_chunk(seq=1))
 
     async with trio.open_nursery() as nursery:
         await nursery.start(writer.run)
-        await writer.put_chunk(make_chunk(seq=0))
+        await queue_chunk(writer, make_chunk(seq=0))
         nursery.start_soon(held)
         await trio.testing.wait_all_tasks_blocked()
         scope.cancel()
@@ -122,7 +131,7 @@ async def test_retries_a_failing_storage_with_capped_backoff_and_loses_nothing(
         await nursery.start(writer.run)
         with capture_logs() as logs:
             for chunk in chunks:
-                await writer.put_chunk(chunk)
+                await queue_chunk(writer, chunk)
             writer.put_session(make_session(event_count=50))
             writer.put_error(make_error())
             await writer.flush()  # returns only once a write went through
@@ -146,7 +155,7 @@ async def test_retries_a_failing_storage_with_capped_backoff_and_loses_nothing(
         await writer.close()
 
 
-async def test_close_releases_put_chunk_held_by_backpressure(
+async def test_close_releases_a_tracker_held_by_backpressure(
     storage: FaultyStorage, autojump_clock: trio.testing.MockClock
 ) -> None:
     writer = make_writer(storage, max_pending_bytes=1)
@@ -155,13 +164,13 @@ async def test_close_releases_put_chunk_held_by_backpressure(
 
     async def held() -> None:
         try:
-            await writer.put_chunk(make_chunk(seq=1))
+            await queue_chunk(writer, make_chunk(seq=1))
         except StorageError as exc:
             outcome.append(exc)
 
     async with trio.open_nursery() as nursery:
         await nursery.start(writer.run)
-        await writer.put_chunk(make_chunk(seq=0))
+        await queue_chunk(writer, make_chunk(seq=0))
         nursery.start_soon(held)
         await trio.testing.wait_all_tasks_blocked()
         nursery.start_soon(writer.close)
@@ -194,7 +203,7 @@ async def test_cancelled_run_makes_flush_and_close_raise(
     writer = make_writer(storage)
     async with trio.open_nursery() as nursery:
         await nursery.start(writer.run)
-        await writer.put_chunk(make_chunk(seq=0))
+        await queue_chunk(writer, make_chunk(seq=0))
         nursery.cancel_scope.cancel()
     with pytest.raises(StorageError, match="stopped"):
         await writer.flush()

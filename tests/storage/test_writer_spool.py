@@ -14,7 +14,7 @@ import trio
 from replaywire.storage import StorageError, StorageWriter
 from replaywire.storage.spool import Spool
 
-from .factories import FaultyStorage, make_chunk, make_session, make_writer, stored
+from .factories import FaultyStorage, make_chunk, make_session, make_writer, queue_chunk, stored
 
 
 def open_spool(tmp_path: Path, max_bytes: int = 1 << 30) -> Spool:
@@ -40,7 +40,7 @@ async def test_failed_flush_is_spooled_and_counts_as_committed(
     writer = make_writer(storage, spool=spool)
     async with trio.open_nursery() as nursery:
         await nursery.start(writer.run)
-        await writer.put_chunk(make_chunk(seq=0))
+        await queue_chunk(writer, make_chunk(seq=0))
         writer.put_session(make_session(event_count=10))
         ticket = writer.ticket
         await writer.wait_committed(ticket)  # returns although storage is down
@@ -54,7 +54,7 @@ async def test_failed_flush_is_spooled_and_counts_as_committed(
         # While spooling, every flush goes to the spool: storage sees
         # nothing out of order even once it is back.
         attempts = storage.attempts
-        await writer.put_chunk(make_chunk(seq=1))
+        await queue_chunk(writer, make_chunk(seq=1))
         await writer.flush()
         assert writer.stats.spool_records == 2
         assert storage.attempts <= attempts + 1  # at most a drain attempt
@@ -65,7 +65,7 @@ async def test_failed_flush_is_spooled_and_counts_as_committed(
         assert writer.stats.spool_bytes == 0 and writer.stats.drained_chunks == 2
         assert writer.spooled_spans("s1") == {} and writer.stats.healthy
 
-        await writer.put_chunk(make_chunk(seq=2))  # direct again
+        await queue_chunk(writer, make_chunk(seq=2))  # direct again
         await writer.flush()
         assert writer.stats.spool_records == 0
         assert [c.seq for c in await stored(writer, storage)] == [0, 1, 2]
@@ -82,7 +82,7 @@ async def test_later_session_record_wins_after_the_drain(
     async with trio.open_nursery() as nursery:
         await nursery.start(writer.run)
         for count in (10, 20, 30):
-            await writer.put_chunk(make_chunk(seq=count // 10 - 1))
+            await queue_chunk(writer, make_chunk(seq=count // 10 - 1))
             writer.put_session(make_session(event_count=count))
             await writer.flush()
         storage.fail_first = 0
@@ -102,12 +102,12 @@ async def test_a_full_spool_refuses_new_chunks_but_keeps_accepted_ones(
     async with trio.open_nursery() as nursery:
         await nursery.start(writer.run)
         assert writer.has_room(10**9)  # storage works as far as anyone knows
-        await writer.put_chunk(chunk)
+        await queue_chunk(writer, chunk)
         await writer.flush()
         assert writer.stats.spooling
         assert writer.has_room(len(chunk.payload))
         assert not writer.has_room(3 * len(chunk.payload))
-        await writer.put_chunk(make_chunk(seq=1))
+        await queue_chunk(writer, make_chunk(seq=1))
         await writer.flush()
         assert not writer.has_room(len(chunk.payload)) and writer.stats.spool_full
         storage.fail_first = 0
@@ -144,7 +144,7 @@ async def test_close_while_spooling_keeps_the_spool_for_the_next_start(
     writer = make_writer(storage, spool=spool)
     async with trio.open_nursery() as nursery:
         await nursery.start(writer.run)
-        await writer.put_chunk(make_chunk(seq=0))
+        await queue_chunk(writer, make_chunk(seq=0))
         await writer.close()  # does not raise: the chunk is safe in the spool
     assert spool.records == 1
     spool.close()
@@ -158,7 +158,7 @@ async def test_wait_committed_raises_once_run_is_gone(storage: FaultyStorage) ->
     writer = make_writer(storage)
     async with trio.open_nursery() as nursery:
         await nursery.start(writer.run)
-        await writer.put_chunk(make_chunk(seq=0))
+        await queue_chunk(writer, make_chunk(seq=0))
         ticket = writer.ticket
         nursery.cancel_scope.cancel()
     with pytest.raises(StorageError, match="stopped"):
@@ -177,11 +177,11 @@ async def test_spill_saves_what_a_hanging_storage_holds_for_the_next_start(
     writer = make_writer(storage, spool=spool)
     async with trio.open_nursery() as nursery:
         await nursery.start(writer.run)
-        await writer.put_chunk(make_chunk(seq=0))
+        await queue_chunk(writer, make_chunk(seq=0))
         writer.put_session(make_session(event_count=10))
         nursery.start_soon(writer.flush)
         assert await storage.events.receive() == "started"  # the write hangs
-        await writer.put_chunk(make_chunk(seq=1))  # queued behind it
+        await queue_chunk(writer, make_chunk(seq=1))  # queued behind it
         with trio.fail_after(10):
             assert await writer.spill() == 2
         assert writer.spilled_chunks == 2

@@ -28,8 +28,9 @@ and the writer enters the *spooling* state: every later flush goes to the
 spool too, so storage sees everything in the order it was accepted, while
 the spool is drained into storage in slices, retried with exponential
 backoff and jitter. Once the spool is empty the writer writes directly again.
-Without a spool, a failed write is retried forever and trackers are held back
-by :meth:`StorageWriter.put_chunk` once pending bytes reach the limit.
+Without a spool, a failed write is retried forever, and once pending bytes
+reach the limit the tracker engines stop with backpressure and their
+connections wait in :meth:`StorageWriter.wait_for_room`.
 
 Resource handling: :meth:`StorageWriter.run` owns the flushing; start it with
 ``nursery.start(writer.run)`` and stop it with :meth:`StorageWriter.close`,
@@ -112,8 +113,8 @@ class StorageWriter:
 
     A flush starts when ``batch_size`` chunks are queued, ``batch_interval``
     seconds after the oldest queued item, when :meth:`flush`,
-    :meth:`wait_committed` or :meth:`close` asks, or when :meth:`put_chunk`
-    is held back by ``max_pending_bytes``.
+    :meth:`wait_committed` or :meth:`close` asks, or when
+    :meth:`wait_for_room` finds ``max_pending_bytes`` pending.
     """
 
     def __init__(
@@ -178,37 +179,6 @@ class StorageWriter:
 
     # --- producers -------------------------------------------------------------
 
-    async def put_chunk(self, chunk: Chunk) -> None:
-        """Queue a chunk, first waiting while pending payload bytes are at or
-        above ``max_pending_bytes`` (backpressure; waiting also starts a
-        flush). Either returns with the chunk queued, or raises (Cancelled
-        while waiting, :class:`StorageError` once closed) with it not queued.
-
-        A caller that derives the chunk from state that may change while it
-        waits (its ``first_index``) should use :meth:`try_put_chunk` and
-        :meth:`wait_for_room` instead and rebuild the chunk after waiting."""
-        await trio.lowlevel.checkpoint_if_cancelled()
-        while not self.try_put_chunk(chunk):
-            await self.wait_for_room()
-        await trio.lowlevel.cancel_shielded_checkpoint()
-
-    def try_put_chunk(self, chunk: Chunk) -> bool:
-        """Queue a chunk if pending payload bytes are below
-        ``max_pending_bytes`` and return True; else start a flush and return
-        False. A chunk whose (session_id, seq) is already pending is ignored
-        (True), as storage would ignore it. Raises :class:`StorageError`
-        once closed. Callers check :meth:`has_room` first while spooling."""
-        if self._closed:
-            raise StorageError("writer closed")
-        queue = self.chunks
-        if not queue.has_room():
-            self._request_flush()
-            return False
-        first = queue.queued == 0
-        queue.put(*chunk.row())
-        self.chunks_queued(first=first, full=queue.queued >= self._batch_size)
-        return True
-
     def chunks_queued(self, *, first: bool, full: bool) -> None:
         """The tracker engines queued chunks: ``first`` when the queue was
         empty (the interval clock starts), ``full`` when it holds
@@ -223,7 +193,7 @@ class StorageWriter:
 
     def has_room(self, nbytes: int) -> bool:
         """Whether ``nbytes`` more payload can be accepted without breaking a
-        promise: always while storage works (:meth:`put_chunk` applies
+        promise: always while storage works (the engines apply
         backpressure); while spooling, only if the spool can still take it
         on top of everything pending. False means refuse with a retryable
         error -- accepted data must always find a place. The tracker
@@ -241,8 +211,9 @@ class StorageWriter:
 
     async def wait_for_room(self) -> None:
         """Wait until pending payload bytes are below ``max_pending_bytes``
-        (starting a flush if they are not). Raises :class:`StorageError`
-        once closed."""
+        (starting a flush if they are not): what a tracker connection does
+        when its engine stops with backpressure. Raises
+        :class:`StorageError` once closed."""
         while True:
             if self._closed:
                 raise StorageError("writer closed")
@@ -451,7 +422,7 @@ class StorageWriter:
         if not self._closed:
             self._closed = True
             self._wake.set()
-            self._progress.set()  # put_chunk calls held by backpressure now raise
+            self._progress.set()  # wait_for_room calls held by backpressure now raise
             self._progress = trio.Event()
         await self._stopped.wait()
         if self._has_queued() or self._inflight:
