@@ -35,7 +35,7 @@ async def echo(ws: WebSocket, server: object, who: object) -> None:
             if isinstance(message, TOO_LARGE):
                 await ws.close(1009, "message too big to echo")
                 return
-            await ws.send_message(message.data, binary=not message.is_text)
+            await ws.send(ws.encode_message(message.data, binary=not message.is_text))
 
 
 @asynccontextmanager

@@ -239,8 +239,8 @@ async def test_wsproto_tracker_streams_compressed_batches(server) -> None:
 class EchoServer:
     """Just enough of a server for the real ``handle_connection`` (the
     :class:`HttpDeps` it takes): every message a client sends comes back
-    through ``WebSocket.send_message``, so what the server compresses reaches
-    real clients."""
+    through ``WebSocket.encode_message`` and ``send``, so what the server
+    compresses reaches real clients."""
 
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -271,7 +271,7 @@ class EchoServer:
                 while True:
                     for message in await ws.receive():
                         assert isinstance(message, _core.WsMessage)
-                        await ws.send_message(message.data, binary=not message.is_text)
+                        await ws.send(ws.encode_message(message.data, binary=not message.is_text))
             except ConnectionClosed:
                 pass
 

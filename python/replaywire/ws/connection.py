@@ -12,10 +12,10 @@ was sent yet.
 
 Compression: when permessage-deflate was negotiated (``deflate`` is set),
 the codec inflates what the client sends; :meth:`WebSocket.encode_message`
-and :meth:`WebSocket.send_message` compress what the server sends, each
-message on its own (no context is kept between messages), and leave short
-messages plain. :meth:`WebSocket.send` writes frames as given, compressed or
-not, so a frame encoded once can go to many connections.
+compresses what the server sends, each message on its own (no context is
+kept between messages), and leaves short messages plain.
+:meth:`WebSocket.send` writes frames as given, compressed or not, so a
+frame encoded once can go to many connections.
 
 Heartbeat: the connection notes since when it has been waiting for the peer
 (``idle_since``) and when it was pinged (``pinged_at``); the server's one
@@ -354,12 +354,6 @@ class WebSocket:
         if binary:
             return _core.encode_binary(_as_bytes(data))
         return _core.encode_text(data)
-
-    async def send_message(
-        self, data: bytes | str, *, binary: bool = False, compress: bool = True
-    ) -> None:
-        """Encode one message with :meth:`encode_message` and send it."""
-        await self.send(self.encode_message(data, binary=binary, compress=compress))
 
     def write_now(self, frames: bytes) -> int:
         """Write what the socket takes right now, without waiting: the
