@@ -41,7 +41,7 @@ def main() -> int:
     events = list(session_events(args.batch + 2, seed=1))[2:]
     message = batch_message("bench", 0, events)
     decoder = _core.ProtocolDecoder()
-    batch = decoder.decode(message)
+    batch = decoder.decode_tracker(message)
     assert isinstance(batch, _core.EventsBatch)
     buffers = _core.SessionBuffers()
     buffers.open("bench")
@@ -54,7 +54,7 @@ def main() -> int:
 
     steps = {
         "frame decode": lambda: frames.feed(frame),
-        "message decode": lambda: decoder.decode(message),
+        "message decode": lambda: decoder.decode_tracker(message),
         "payload()": batch.payload,
         "append + read": append_read,
     }

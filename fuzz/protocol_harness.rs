@@ -9,13 +9,16 @@
 //! Decoding must never panic; decoding from a borrowed slice and from shared
 //! `Bytes` must agree, and agree with the general path alone (the one-pass
 //! reading of a typical batch must change nothing, errors included); errors are always message errors (never WebSocket
-//! ones); and a batch must hold exactly the raw events of the input, within
-//! the limits, with its summary consistent with them.
+//! ones); a batch must hold exactly the raw events of the input, within
+//! the limits, with its summary consistent with them; and the viewer side
+//! answers like the tracker side, except that what one side decodes the
+//! other refuses as `not_allowed`.
 
-use _core::protocol::{split_events, Bytes, ClientMessage, DecoderLimits, ProtocolDecoder};
-use _core::Error;
+use _core::protocol::{split_events, Bytes, DecoderLimits, ProtocolDecoder, TrackerMessage};
+use _core::{Error, MessageCode};
 
-pub type Outcome = Result<ClientMessage, Error>;
+/// The decoded message's `type`, on whichever side decodes it.
+pub type Outcome = Result<&'static str, Error>;
 
 pub fn limits(settings: u8) -> DecoderLimits {
     if settings & 0x80 != 0 {
@@ -34,17 +37,35 @@ pub fn run(data: &[u8]) -> Option<Outcome> {
     let (&settings, message) = data.split_first()?;
     let limits = limits(settings);
     let decoder = ProtocolDecoder::new(limits);
-    let outcome = decoder.decode(message);
-    let shared = decoder.decode_bytes(&Bytes::copy_from_slice(message));
+    let outcome = decoder.decode_tracker(message);
+    let shared = decoder.decode_tracker_bytes(&Bytes::copy_from_slice(message));
     assert_eq!(outcome, shared, "borrowed and shared decoding disagree");
     let general = decoder.decode_general(message);
     assert_eq!(outcome, general, "the one-pass and general paths disagree");
+    let not_allowed = |e: &Error| {
+        matches!(
+            e,
+            Error::Message {
+                code: MessageCode::NotAllowed,
+                ..
+            }
+        )
+    };
+    let decoded = match (&outcome, decoder.decode_viewer(message)) {
+        (Ok(t), Err(e)) if not_allowed(&e) => Ok(t.type_name()),
+        (Err(e), Ok(v)) if not_allowed(e) => Ok(v.type_name()),
+        (Err(t), Err(v)) if !not_allowed(t) && !not_allowed(&v) => {
+            assert_eq!(t, &v, "the two sides answer differently");
+            Err(v)
+        }
+        (t, v) => panic!("the sides disagree on whose message it is: {t:?} / {v:?}"),
+    };
     if outcome.is_ok() {
         let text = std::str::from_utf8(message).expect("a decoded message is UTF-8");
         assert!(text.trim_start().starts_with('{'), "a message is an object");
     }
     match &outcome {
-        Ok(ClientMessage::EventsBatch(batch)) => {
+        Ok(TrackerMessage::EventsBatch(batch)) => {
             assert!(batch.count() <= limits.max_events_per_batch);
             let text = std::str::from_utf8(message).expect("a decoded message is UTF-8");
             let mut nbytes = 0;
@@ -82,5 +103,5 @@ pub fn run(data: &[u8]) -> Option<Outcome> {
         Err(Error::Message { .. }) => {}
         Err(other) => panic!("not a message error: {other:?}"),
     }
-    Some(outcome)
+    Some(decoded)
 }

@@ -11,7 +11,7 @@ chunks (``ChunkQueue.take``) and once to encode them (``Flush.encode_copy``
 or ``Flush.rows``); a durable ack release once per commit
 (``TrackerEngine.release``). Viewers cross once per delivery
 (``Ingest.read``) and the other connections once per read
-(``FrameDecoder.feed``) and message (``ProtocolDecoder.decode``). Nothing
+(``FrameDecoder.feed``) and message (``ProtocolDecoder.decode_viewer``). Nothing
 here is ever called once per event, and nothing on the tracker path once
 per batch.
 """
@@ -32,7 +32,6 @@ __all__ = [
     "BufferStats",
     "ChunkPayload",
     "ChunkQueue",
-    "ClientMessage",
     "ClockSkew",
     "CodecError",
     "Compressor",
@@ -50,8 +49,10 @@ __all__ = [
     "SessionStart",
     "SnapshotMissing",
     "TrackerEngine",
+    "TrackerMessage",
     "ViewerJoin",
     "ViewerLeave",
+    "ViewerMessage",
     "Viewport",
     "WebSocketError",
     "WsClose",
@@ -398,31 +399,28 @@ class SnapshotMissing:
     @property
     def limit_bytes(self) -> int | None: ...
 
-ClientMessage = (
-    SessionStart
-    | EventsBatch
-    | SessionEnd
-    | ViewerJoin
-    | ViewerLeave
-    | GetSessionEvents
-    | SnapshotMissing
-)
+TrackerMessage = SessionStart | EventsBatch | SessionEnd | SnapshotMissing
+ViewerMessage = ViewerJoin | ViewerLeave | GetSessionEvents
 
 @final
 class ProtocolDecoder:
-    """Decodes client JSON messages under limits fixed at construction.
+    """Decodes client JSON messages under limits fixed at construction:
+    ``decode_tracker`` a tracker connection's, ``decode_viewer`` a viewer
+    connection's.
 
-    ``decode`` raises ``MessageError`` with code ``invalid_message`` (bad JSON
+    Both raise ``MessageError`` with code ``invalid_message`` (bad JSON
     or fields), ``unknown_message_type``, ``invalid_event`` (an event is not an
     object with an integer ``type`` and numeric ``timestamp``) or
     ``payload_too_large`` (over ``max_events_per_batch`` events or an event over
     ``max_event_bytes``); ``seq`` is set when the message had a readable one.
+    A well-formed message of the other side raises ``not_allowed``.
     """
 
     def __new__(
         cls, *, max_events_per_batch: int = 10_000, max_event_bytes: int = 64 * 1024 * 1024
     ) -> ProtocolDecoder: ...
-    def decode(self, data: bytes) -> ClientMessage: ...
+    def decode_tracker(self, data: bytes) -> TrackerMessage: ...
+    def decode_viewer(self, data: bytes) -> ViewerMessage: ...
 
 def split_events(payload: bytes) -> list[bytes]:
     """Split a stored chunk (a JSON array of events) into the events' raw

@@ -46,6 +46,9 @@ pub enum MessageCode {
     InvalidEvent,
     /// The `type` of the message is not one the endpoint knows.
     UnknownMessageType,
+    /// A well-formed message of the other side: a viewer message on a
+    /// tracker connection, or the reverse.
+    NotAllowed,
     /// A batch or an event is over a configured size limit.
     PayloadTooLarge,
     /// The named session is not live (in the buffers) or not open on this connection.
@@ -58,6 +61,7 @@ impl MessageCode {
             MessageCode::InvalidMessage => "invalid_message",
             MessageCode::InvalidEvent => "invalid_event",
             MessageCode::UnknownMessageType => "unknown_message_type",
+            MessageCode::NotAllowed => "not_allowed",
             MessageCode::PayloadTooLarge => "payload_too_large",
             MessageCode::UnknownSession => "unknown_session",
         }

@@ -3,7 +3,7 @@
 
 mod rrweb;
 
-use _core::protocol::{ClientMessage, DecoderLimits, EventsBatch, ProtocolDecoder};
+use _core::protocol::{DecoderLimits, EventsBatch, ProtocolDecoder, TrackerMessage};
 use _core::{Error, MessageCode};
 use bytes::Bytes;
 use rrweb::{batch_message, event, mouse_move, FULL_SNAPSHOT, INCREMENTAL, META};
@@ -13,8 +13,8 @@ fn decode(input: &[u8]) -> Result<EventsBatch, Error> {
 }
 
 fn decode_with(limits: DecoderLimits, input: &[u8]) -> Result<EventsBatch, Error> {
-    match ProtocolDecoder::new(limits).decode(input)? {
-        ClientMessage::EventsBatch(b) => Ok(b),
+    match ProtocolDecoder::new(limits).decode_tracker(input)? {
+        TrackerMessage::EventsBatch(b) => Ok(b),
         other => panic!("not a batch: {other:?}"),
     }
 }
@@ -263,8 +263,11 @@ fn bad_batch_fields_are_invalid_messages_with_seq_when_readable() {
 fn decode_bytes_shares_the_input_instead_of_copying() {
     let events = vec![event(4, 1, 90), event(2, 2, 300)];
     let input = Bytes::from(batch_message(Some("s"), None, &events));
-    let batch = match ProtocolDecoder::default().decode_bytes(&input).unwrap() {
-        ClientMessage::EventsBatch(b) => b,
+    let batch = match ProtocolDecoder::default()
+        .decode_tracker_bytes(&input)
+        .unwrap()
+    {
+        TrackerMessage::EventsBatch(b) => b,
         other => panic!("{other:?}"),
     };
     let range = input.as_ptr_range();

@@ -1,23 +1,39 @@
-//! The control messages: fields, defaults, nulls, unknown fields, and the
-//! error codes for bad JSON, bad fields and unknown types.
+//! The control messages: fields, defaults, nulls, unknown fields, the
+//! error codes for bad JSON, bad fields and unknown types, and each side's
+//! answer to the other side's messages.
 
-use _core::protocol::{ClientMessage, ProtocolDecoder, Viewport};
+use _core::protocol::{ProtocolDecoder, TrackerMessage, ViewerMessage, Viewport};
 use _core::{Error, MessageCode};
 
-fn decode(input: &str) -> ClientMessage {
+fn decode(input: &str) -> TrackerMessage {
     ProtocolDecoder::default()
-        .decode(input.as_bytes())
+        .decode_tracker(input.as_bytes())
         .unwrap_or_else(|e| panic!("{input}: {e}"))
 }
 
-fn error(input: &[u8]) -> (MessageCode, String) {
-    match ProtocolDecoder::default().decode(input) {
+fn decode_viewer(input: &str) -> ViewerMessage {
+    ProtocolDecoder::default()
+        .decode_viewer(input.as_bytes())
+        .unwrap_or_else(|e| panic!("{input}: {e}"))
+}
+
+fn message_error<T: std::fmt::Debug>(outcome: Result<T, Error>) -> (MessageCode, String) {
+    match outcome {
         Err(Error::Message { code, message, seq }) => {
             assert_eq!(seq, None);
             (code, message)
         }
         other => panic!("expected an error, got {other:?}"),
     }
+}
+
+/// The error a malformed message gets, the same on either side.
+fn error(input: &[u8]) -> (MessageCode, String) {
+    let decoder = ProtocolDecoder::default();
+    let tracker = message_error(decoder.decode_tracker(input));
+    let viewer = message_error(decoder.decode_viewer(input));
+    assert_eq!(tracker, viewer, "{input:?}");
+    tracker
 }
 
 #[test]
@@ -27,7 +43,7 @@ fn session_start_with_every_field() {
         "userAgent":"UA","viewport":{"width":1440,"height":900,"devicePixelRatio":2.5},
         "startTime":1700000000000,"referrer":"https://r.x/","timeZone":"Europe/Paris","extra":[1]}}"#,
     );
-    let ClientMessage::SessionStart(s) = m else {
+    let TrackerMessage::SessionStart(s) = m else {
         panic!("{m:?}")
     };
     assert_eq!(s.session_id, "s-1");
@@ -52,14 +68,14 @@ fn session_start_optional_fields_may_be_null_or_absent() {
     let m = decode(
         r#"{"type":"session_start","data":{"sessionId":"s","userId":null,"viewport":{"width":null}}}"#,
     );
-    let ClientMessage::SessionStart(s) = m else {
+    let TrackerMessage::SessionStart(s) = m else {
         panic!("{m:?}")
     };
     assert_eq!(s.user_id, None);
     assert_eq!(s.url, None);
     assert_eq!(s.viewport, Some(Viewport::default()));
     let m = decode(r#"{"type":"session_start","data":{"sessionId":"s","viewport":null}}"#);
-    let ClientMessage::SessionStart(s) = m else {
+    let TrackerMessage::SessionStart(s) = m else {
         panic!("{m:?}")
     };
     assert_eq!(s.viewport, None);
@@ -94,7 +110,7 @@ fn session_end_data_is_optional() {
     ] {
         let m = decode(input);
         assert!(
-            matches!(&m, ClientMessage::SessionEnd(e) if e.session_id.is_none()),
+            matches!(&m, TrackerMessage::SessionEnd(e) if e.session_id.is_none()),
             "{input}"
         );
     }
@@ -105,27 +121,63 @@ fn session_end_data_is_optional() {
 
 #[test]
 fn viewer_messages() {
-    let m = decode(r#"{"type":"viewer_join_session","data":{"sessionId":"a","fromIndex":12}}"#);
+    let m =
+        decode_viewer(r#"{"type":"viewer_join_session","data":{"sessionId":"a","fromIndex":12}}"#);
     assert!(
-        matches!(m, ClientMessage::ViewerJoin(ref j) if j.session_id == "a" && j.from_index == Some(12))
+        matches!(m, ViewerMessage::ViewerJoin(ref j) if j.session_id == "a" && j.from_index == Some(12))
     );
-    let m = decode(r#"{"type":"viewer_join_session","data":{"sessionId":"a"}}"#);
-    assert!(matches!(m, ClientMessage::ViewerJoin(ref j) if j.from_index.is_none()));
-    let m = decode(r#"{"type":"viewer_leave_session","data":{"sessionId":"a"}}"#);
-    assert!(matches!(m, ClientMessage::ViewerLeave(ref l) if l.session_id == "a"));
+    let m = decode_viewer(r#"{"type":"viewer_join_session","data":{"sessionId":"a"}}"#);
+    assert!(matches!(m, ViewerMessage::ViewerJoin(ref j) if j.from_index.is_none()));
+    let m = decode_viewer(r#"{"type":"viewer_leave_session","data":{"sessionId":"a"}}"#);
+    assert!(matches!(m, ViewerMessage::ViewerLeave(ref l) if l.session_id == "a"));
 
-    let m = decode(r#"{"type":"get_session_events","data":{"sessionId":"a"}}"#);
+    let m = decode_viewer(r#"{"type":"get_session_events","data":{"sessionId":"a"}}"#);
     assert!(
-        matches!(m, ClientMessage::GetSessionEvents(ref g) if g.from_index == 0 && g.limit.is_none())
+        matches!(m, ViewerMessage::GetSessionEvents(ref g) if g.from_index == 0 && g.limit.is_none())
     );
-    let m = decode(
+    let m = decode_viewer(
         r#"{"type":"get_session_events","data":{"sessionId":"a","fromIndex":null,"limit":5}}"#,
     );
     assert!(
-        matches!(m, ClientMessage::GetSessionEvents(ref g) if g.from_index == 0 && g.limit == Some(5))
+        matches!(m, ViewerMessage::GetSessionEvents(ref g) if g.from_index == 0 && g.limit == Some(5))
     );
-    let m = decode(r#"{"type":"get_session_events","data":{"sessionId":"a","fromIndex":7}}"#);
-    assert!(matches!(m, ClientMessage::GetSessionEvents(ref g) if g.from_index == 7));
+    let m =
+        decode_viewer(r#"{"type":"get_session_events","data":{"sessionId":"a","fromIndex":7}}"#);
+    assert!(matches!(m, ViewerMessage::GetSessionEvents(ref g) if g.from_index == 7));
+}
+
+#[test]
+fn each_side_refuses_the_other_sides_well_formed_messages() {
+    let decoder = ProtocolDecoder::default();
+    for input in [
+        r#"{"type":"viewer_join_session","data":{"sessionId":"a"}}"#,
+        r#"{"type":"viewer_leave_session","data":{"sessionId":"a"}}"#,
+        r#"{"type":"get_session_events","data":{"sessionId":"a"}}"#,
+    ] {
+        assert_eq!(
+            message_error(decoder.decode_tracker(input.as_bytes())),
+            (
+                MessageCode::NotAllowed,
+                "viewer messages are not accepted on a tracker connection".to_owned()
+            ),
+            "{input}"
+        );
+    }
+    for input in [
+        r#"{"type":"session_start","data":{"sessionId":"a"}}"#,
+        r#"{"type":"session_end"}"#,
+        r#"{"type":"events_batch","data":{"sessionId":"a","seq":0,"events":[]}}"#,
+        r#"{"type":"snapshot_missing","data":{"reason":"too_large","bytes":9}}"#,
+    ] {
+        assert_eq!(
+            message_error(decoder.decode_viewer(input.as_bytes())),
+            (
+                MessageCode::NotAllowed,
+                "tracker messages are not accepted on a viewer connection".to_owned()
+            ),
+            "{input}"
+        );
+    }
 }
 
 #[test]

@@ -1,12 +1,12 @@
 //! `snapshot_missing`: the tracker's notice that the page's full snapshot
 //! could not be delivered. Fields, nulls, and what is refused.
 
-use _core::protocol::{ClientMessage, ProtocolDecoder, SnapshotMissing, MAX_REASON_CHARS};
+use _core::protocol::{ProtocolDecoder, SnapshotMissing, TrackerMessage, MAX_REASON_CHARS};
 use _core::{Error, MessageCode};
 
 fn decode(input: &str) -> Result<SnapshotMissing, (MessageCode, String)> {
-    match ProtocolDecoder::default().decode(input.as_bytes()) {
-        Ok(ClientMessage::SnapshotMissing(m)) => Ok(m),
+    match ProtocolDecoder::default().decode_tracker(input.as_bytes()) {
+        Ok(TrackerMessage::SnapshotMissing(m)) => Ok(m),
         Ok(other) => panic!("{input}: decoded as {other:?}"),
         Err(Error::Message { code, message, .. }) => Err((code, message)),
         Err(other) => panic!("{input}: {other:?}"),
@@ -46,7 +46,9 @@ fn session_id_and_limit_may_be_null_or_absent() {
 #[test]
 fn names_its_type_and_session() {
     let input = r#"{"type":"snapshot_missing","data":{"sessionId":"s1","reason":"r","bytes":1}}"#;
-    let m = ProtocolDecoder::default().decode(input.as_bytes()).unwrap();
+    let m = ProtocolDecoder::default()
+        .decode_tracker(input.as_bytes())
+        .unwrap();
     assert_eq!(m.type_name(), "snapshot_missing");
     assert_eq!(m.session_id(), Some("s1"));
 }

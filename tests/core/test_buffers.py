@@ -28,7 +28,7 @@ def event(kind: int, size: int = 60, ts: int = 1) -> bytes:
 
 
 def batch(events: list[bytes]) -> _core.EventsBatch:
-    m = decoder.decode(batch_message("s", None, events))
+    m = decoder.decode_tracker(batch_message("s", None, events))
     assert isinstance(m, _core.EventsBatch)
     return m
 

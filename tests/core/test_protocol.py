@@ -21,9 +21,18 @@ decoder = _core.ProtocolDecoder()
 
 
 def error_of(data: bytes, dec: _core.ProtocolDecoder = decoder) -> _core.MessageError:
+    """The error a bad message gets: the same on a tracker and a viewer connection."""
     with pytest.raises(_core.MessageError) as info:
-        dec.decode(data)
-    return info.value
+        dec.decode_tracker(data)
+    with pytest.raises(_core.MessageError) as viewer:
+        dec.decode_viewer(data)
+    error = info.value
+    assert (error.code, error.message, error.seq) == (
+        viewer.value.code,
+        viewer.value.message,
+        viewer.value.seq,
+    )
+    return error
 
 
 def msg(type_: str, data: Any = None) -> bytes:
@@ -37,9 +46,9 @@ def msg(type_: str, data: Any = None) -> bytes:
 
 
 def test_session_start_exposes_every_field() -> None:
-    m = decoder.decode(start_message("s-1").encode())
+    m = decoder.decode_tracker(start_message("s-1").encode())
     assert isinstance(m, _core.SessionStart)
-    assert isinstance(m, _core.ClientMessage)
+    assert isinstance(m, _core.TrackerMessage)
     assert (m.session_id, m.user_id, m.url) == ("s-1", "user-42", "https://shop.example/checkout")
     assert m.user_agent == "Mozilla/5.0 (X11; Linux x86_64) Chrome/131.0"
     assert m.start_time == 1_700_000_000_000.0
@@ -50,30 +59,52 @@ def test_session_start_exposes_every_field() -> None:
 
 
 def test_session_start_optional_fields_may_be_null_absent_or_unknown() -> None:
-    m = decoder.decode(msg("session_start", {"sessionId": "s", "userId": None, "future": [1]}))
+    m = decoder.decode_tracker(
+        msg("session_start", {"sessionId": "s", "userId": None, "future": [1]})
+    )
     assert isinstance(m, _core.SessionStart)
     assert (m.user_id, m.url, m.user_agent, m.viewport, m.start_time) == (None,) * 5
     assert (m.referrer, m.time_zone) == (None, None)
-    m = decoder.decode(msg("session_start", {"sessionId": "s", "viewport": {"height": 5}}))
+    m = decoder.decode_tracker(msg("session_start", {"sessionId": "s", "viewport": {"height": 5}}))
     assert isinstance(m, _core.SessionStart) and m.viewport is not None
     assert (m.viewport.width, m.viewport.height, m.viewport.device_pixel_ratio) == (None, 5, None)
 
 
 def test_control_messages() -> None:
-    m = decoder.decode(msg("session_end"))
+    m = decoder.decode_tracker(msg("session_end"))
     assert isinstance(m, _core.SessionEnd) and m.session_id is None
-    m = decoder.decode(msg("session_end", {"sessionId": "a"}))
+    m = decoder.decode_tracker(msg("session_end", {"sessionId": "a"}))
     assert isinstance(m, _core.SessionEnd) and m.session_id == "a"
-    m = decoder.decode(msg("viewer_join_session", {"sessionId": "a", "fromIndex": 3}))
+    m = decoder.decode_viewer(msg("viewer_join_session", {"sessionId": "a", "fromIndex": 3}))
     assert isinstance(m, _core.ViewerJoin) and (m.session_id, m.from_index) == ("a", 3)
-    m = decoder.decode(msg("viewer_join_session", {"sessionId": "a"}))
+    assert isinstance(m, _core.ViewerMessage)
+    m = decoder.decode_viewer(msg("viewer_join_session", {"sessionId": "a"}))
     assert isinstance(m, _core.ViewerJoin) and m.from_index is None
-    m = decoder.decode(msg("viewer_leave_session", {"sessionId": "a"}))
+    m = decoder.decode_viewer(msg("viewer_leave_session", {"sessionId": "a"}))
     assert isinstance(m, _core.ViewerLeave) and m.session_id == "a"
-    m = decoder.decode(msg("get_session_events", {"sessionId": "a"}))
+    m = decoder.decode_viewer(msg("get_session_events", {"sessionId": "a"}))
     assert isinstance(m, _core.GetSessionEvents) and (m.from_index, m.limit) == (0, None)
-    m = decoder.decode(msg("get_session_events", {"sessionId": "a", "fromIndex": 9, "limit": 2}))
+    m = decoder.decode_viewer(
+        msg("get_session_events", {"sessionId": "a", "fromIndex": 9, "limit": 2})
+    )
     assert isinstance(m, _core.GetSessionEvents) and (m.from_index, m.limit) == (9, 2)
+
+
+@pytest.mark.parametrize(
+    ("data", "side", "refused"),
+    [
+        (msg("viewer_join_session", {"sessionId": "a"}), "tracker", "viewer"),
+        (msg("get_session_events", {"sessionId": "a"}), "tracker", "viewer"),
+        (msg("session_start", {"sessionId": "a"}), "viewer", "tracker"),
+        (batch_message("a", 3, []), "viewer", "tracker"),
+    ],
+)
+def test_each_side_refuses_the_other_sides_messages(data: bytes, side: str, refused: str) -> None:
+    decode = decoder.decode_tracker if side == "tracker" else decoder.decode_viewer
+    with pytest.raises(_core.MessageError) as info:
+        decode(data)
+    assert (info.value.code, info.value.seq) == ("not_allowed", None)
+    assert info.value.message == f"{refused} messages are not accepted on a {side} connection"
 
 
 @pytest.mark.parametrize(
@@ -119,7 +150,7 @@ def test_unknown_type_is_named() -> None:
 
 def test_batch_of_a_recorded_session_keeps_events_verbatim() -> None:
     events = list(session_events(50, seed=3))
-    m = decoder.decode(batch_message("s-1", 4, events))
+    m = decoder.decode_tracker(batch_message("s-1", 4, events))
     assert isinstance(m, _core.EventsBatch)
     assert (m.session_id, m.seq, m.count) == ("s-1", 4, 50)
     assert m.nbytes == sum(map(len, events))
@@ -131,10 +162,10 @@ def test_batch_of_a_recorded_session_keeps_events_verbatim() -> None:
 
 
 def test_batch_flags_and_empty_batch() -> None:
-    m = decoder.decode(batch_message("s", None, [b'{"type":3,"timestamp":5}']))
+    m = decoder.decode_tracker(batch_message("s", None, [b'{"type":3,"timestamp":5}']))
     assert isinstance(m, _core.EventsBatch)
     assert (m.seq, m.has_full_snapshot, m.has_meta) == (None, False, False)
-    m = decoder.decode(b'{"type":"events_batch","data":{"events":[]}}')
+    m = decoder.decode_tracker(b'{"type":"events_batch","data":{"events":[]}}')
     assert isinstance(m, _core.EventsBatch)
     assert (m.session_id, m.count, m.nbytes) == (None, 0, 0)
     assert (m.min_timestamp, m.max_timestamp) == (None, None)
@@ -165,7 +196,7 @@ def test_invalid_events_name_their_position_and_carry_seq(bad: bytes) -> None:
 def test_limits_give_payload_too_large_with_the_limit_in_the_message() -> None:
     tight = _core.ProtocolDecoder(max_events_per_batch=3, max_event_bytes=100)
     event = b'{"type":3,"timestamp":1}'
-    assert isinstance(tight.decode(batch_message("s", 1, [event] * 3)), _core.EventsBatch)
+    assert isinstance(tight.decode_tracker(batch_message("s", 1, [event] * 3)), _core.EventsBatch)
     err = error_of(batch_message("s", 2, [event] * 4), tight)
     assert (err.code, err.seq) == ("payload_too_large", 2)
     assert "3" in err.message
@@ -272,7 +303,7 @@ def batches(draw: st.DrawFn) -> tuple[bytes, list[tuple[bytes, int, float]]]:
 @given(batches())
 def test_batch_round_trips_each_event_byte_for_byte(case: tuple[bytes, list[Any]]) -> None:
     message, events = case
-    m = decoder.decode(message)
+    m = decoder.decode_tracker(message)
     assert isinstance(m, _core.EventsBatch)
     raws = [raw for raw, _, _ in events]
     assert m.count == len(raws)
@@ -291,7 +322,7 @@ def test_batch_round_trips_each_event_byte_for_byte(case: tuple[bytes, list[Any]
 def test_joined_chunks_are_one_chunk_of_all_events(chunks: list[list[Any]]) -> None:
     payloads = []
     for chunk in chunks:
-        m = decoder.decode(batch_message("s", None, [raw for raw, _, _ in chunk]))
+        m = decoder.decode_tracker(batch_message("s", None, [raw for raw, _, _ in chunk]))
         assert isinstance(m, _core.EventsBatch)
         payloads.append(m.payload())
     everything = [raw for chunk in chunks for raw, _, _ in chunk]
@@ -316,7 +347,7 @@ def test_session_start_round_trips(
         "userId": user_id,
         "viewport": {"width": width, "devicePixelRatio": ratio},
     }
-    m = decoder.decode(json.dumps({"type": "session_start", "data": data}).encode())
+    m = decoder.decode_tracker(json.dumps({"type": "session_start", "data": data}).encode())
     assert isinstance(m, _core.SessionStart)
     assert (m.session_id, m.user_id) == (session_id, user_id)
     assert m.viewport is not None

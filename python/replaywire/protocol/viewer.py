@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, assert_never
 
 import trio
 
@@ -61,17 +61,17 @@ async def serve_viewer(
     closes (raises ConnectionClosed). It sees that tenant's sessions only:
     another tenant's session answers ``unknown_session``, exactly like one
     that does not exist."""
-    watches: dict[str, trio.CancelScope] = {}
     closed: ConnectionClosed | None = None
     deflate = ws.deflate
     codec = feed_key(
         codec, deflate.server_max_window_bits if deflate and deflate.server_compresses else None
     )
     async with trio.open_nursery() as nursery:
+        connection = _Connection(ws, deps, nursery, codec, principal)
         try:
             while True:
                 for msg in await ws.receive():
-                    reply = await _handle(ws, deps, nursery, watches, msg, codec, principal)
+                    reply = await connection.handle(msg)
                     if reply:
                         await ws.send(reply)
         except ConnectionClosed as exc:
@@ -81,65 +81,87 @@ async def serve_viewer(
         raise closed
 
 
-async def _handle(
-    ws: WebSocket,
-    deps: ViewerDeps,
-    nursery: trio.Nursery,
-    watches: dict[str, trio.CancelScope],
-    msg: DataMessage,
-    codec: str,
-    principal: Principal,
-) -> bytes:
-    metrics = deps.metrics
-    try:
-        if isinstance(msg, TOO_LARGE):
-            raise ProtocolError(
-                "payload_too_large",
-                f"message of {msg.size} bytes is over the limit of"
-                f" {deps.config.max_message_bytes} bytes",
-            )
-        if not msg.is_text:
-            raise ProtocolError("invalid_message", "viewer messages are JSON text frames")
-        decoded = deps.protocol.decode(msg.data)
-        if isinstance(decoded, _core.ViewerJoin):
-            metrics.messages_total.labels("viewer", "viewer_join_session").inc()
-            sid = decoded.session_id
-            if sid in watches:
-                watches.pop(sid).cancel()
-            watches[sid] = await nursery.start(
-                _watch, ws, deps, principal.key(sid), decoded.from_index, codec
-            )
-            return b""
-        if isinstance(decoded, _core.ViewerLeave):
-            metrics.messages_total.labels("viewer", "viewer_leave_session").inc()
-            scope = watches.pop(decoded.session_id, None)
-            if scope is not None:
-                scope.cancel()
-            return frames.message("viewer_left", {"sessionId": decoded.session_id})
-        if isinstance(decoded, _core.GetSessionEvents):
-            metrics.messages_total.labels("viewer", "get_session_events").inc()
-            limit = min(
-                decoded.limit or deps.config.max_history_limit, deps.config.max_history_limit
-            )
-            key = principal.key(decoded.session_id)
-            if await deps.hub.get_record(key) is None:
-                raise ProtocolError("unknown_session", f"no session {decoded.session_id!r}")
-            page = await deps.hub.history(key, decoded.from_index, limit)
-            return await Encoder(deps.config, deps.hub.clock).frame(
-                codec,
-                b"session_events",
-                frames.json_string(decoded.session_id),
-                page.first_index,
-                page.count,
-                page.events,
-            )
-        raise ProtocolError(
-            "not_allowed", "tracker messages are not accepted on a viewer connection"
+class _Connection:
+    """One viewer connection's messages: each decoded, then handled by the
+    ``_on_<type>`` method of its type. The watches it starts run in
+    ``nursery``, one per joined session, and end with it."""
+
+    def __init__(
+        self,
+        ws: WebSocket,
+        deps: ViewerDeps,
+        nursery: trio.Nursery,
+        codec: str,
+        principal: Principal,
+    ) -> None:
+        self.ws = ws
+        self.deps = deps
+        self.nursery = nursery
+        self.codec = codec
+        self.principal = principal
+        self.watches: dict[str, trio.CancelScope] = {}  # by session id
+
+    async def handle(self, msg: DataMessage) -> bytes:
+        """The reply to one message (b"" for none); an error frame when it
+        is refused."""
+        deps = self.deps
+        try:
+            if isinstance(msg, TOO_LARGE):
+                raise ProtocolError(
+                    "payload_too_large",
+                    f"message of {msg.size} bytes is over the limit of"
+                    f" {deps.config.max_message_bytes} bytes",
+                )
+            if not msg.is_text:
+                raise ProtocolError("invalid_message", "viewer messages are JSON text frames")
+            decoded = deps.protocol.decode_viewer(msg.data)
+            match decoded:
+                case _core.ViewerJoin():
+                    return await self._on_viewer_join_session(decoded)
+                case _core.ViewerLeave():
+                    return self._on_viewer_leave_session(decoded)
+                case _core.GetSessionEvents():
+                    return await self._on_get_session_events(decoded)
+                case _:
+                    assert_never(decoded)
+        except (_core.MessageError, ProtocolError) as exc:
+            deps.metrics.protocol_errors_total.labels(exc.code).inc()
+            deps.warn("viewer_message_rejected", code=exc.code, message=exc.message)
+            return frames.error(exc.code, exc.message, exc.seq)
+
+    async def _on_viewer_join_session(self, join: _core.ViewerJoin) -> bytes:
+        self.deps.metrics.messages_total.labels("viewer", "viewer_join_session").inc()
+        sid = join.session_id
+        if sid in self.watches:
+            self.watches.pop(sid).cancel()
+        self.watches[sid] = await self.nursery.start(
+            _watch, self.ws, self.deps, self.principal.key(sid), join.from_index, self.codec
         )
-    except (_core.MessageError, ProtocolError) as exc:
-        metrics.protocol_errors_total.labels(exc.code).inc()
-        deps.warn("viewer_message_rejected", code=exc.code, message=exc.message)
-        return frames.error(exc.code, exc.message, exc.seq)
+        return b""
+
+    def _on_viewer_leave_session(self, leave: _core.ViewerLeave) -> bytes:
+        self.deps.metrics.messages_total.labels("viewer", "viewer_leave_session").inc()
+        scope = self.watches.pop(leave.session_id, None)
+        if scope is not None:
+            scope.cancel()
+        return frames.message("viewer_left", {"sessionId": leave.session_id})
+
+    async def _on_get_session_events(self, get: _core.GetSessionEvents) -> bytes:
+        deps = self.deps
+        deps.metrics.messages_total.labels("viewer", "get_session_events").inc()
+        limit = min(get.limit or deps.config.max_history_limit, deps.config.max_history_limit)
+        key = self.principal.key(get.session_id)
+        if await deps.hub.get_record(key) is None:
+            raise ProtocolError("unknown_session", f"no session {get.session_id!r}")
+        page = await deps.hub.history(key, get.from_index, limit)
+        return await Encoder(deps.config, deps.hub.clock).frame(
+            self.codec,
+            b"session_events",
+            frames.json_string(get.session_id),
+            page.first_index,
+            page.count,
+            page.events,
+        )
 
 
 async def _watch(

@@ -18,7 +18,7 @@ pub use sessions::{BufferLimits, BufferStats, SessionBuffers};
 /// `pad` bytes, for the buffer tests.
 #[cfg(test)]
 pub(crate) fn test_batch(kinds: &[i64], pad: usize) -> crate::protocol::EventsBatch {
-    use crate::protocol::{ClientMessage, ProtocolDecoder};
+    use crate::protocol::{ProtocolDecoder, TrackerMessage};
     let events: Vec<String> = kinds
         .iter()
         .map(|k| format!(r#"{{"type":{k},"timestamp":1,"p":"{}"}}"#, "x".repeat(pad)))
@@ -27,8 +27,11 @@ pub(crate) fn test_batch(kinds: &[i64], pad: usize) -> crate::protocol::EventsBa
         r#"{{"type":"events_batch","data":{{"events":[{}]}}}}"#,
         events.join(",")
     );
-    match ProtocolDecoder::default().decode(msg.as_bytes()).unwrap() {
-        ClientMessage::EventsBatch(b) => b,
+    match ProtocolDecoder::default()
+        .decode_tracker(msg.as_bytes())
+        .unwrap()
+    {
+        TrackerMessage::EventsBatch(b) => b,
         _ => unreachable!(),
     }
 }

@@ -30,8 +30,10 @@ use serde::Serialize;
 
 use crate::buffer::SessionBuffers;
 use crate::codec::{self, Codec};
-use crate::error::Error;
-use crate::protocol::{ClientMessage, EventsBatch, ProtocolDecoder, SessionStart, SnapshotMissing};
+use crate::error::{Error, MessageCode};
+use crate::protocol::{
+    EventsBatch, ProtocolDecoder, SessionEnd, SessionStart, SnapshotMissing, TrackerMessage,
+};
 use crate::ws::frame::{encode_frame, OpCode};
 use crate::ws::{FrameDecoder, WsEvent};
 
@@ -433,17 +435,36 @@ impl TrackerEngine {
     // --- messages --------------------------------------------------------
 
     fn message(&mut self, text: bool, data: &Bytes, ctx: &mut Ctx<'_>, step: &mut Step) -> Outcome {
-        match self.decode(text, data) {
-            Ok(ClientMessage::EventsBatch(batch)) => self.batch(batch, ctx, step),
-            Ok(message) => self.control(message, ctx, step),
-            Err(refusal) => {
-                self.refused(refusal, None, step);
-                Outcome::Done
+        let decoded = self.decode(text, data);
+        // A batch has limits of its own. Every other well-formed message, a
+        // viewer's too, first counts against the message rate limit.
+        let admitted = match &decoded {
+            Ok(TrackerMessage::EventsBatch(_)) => Ok(()),
+            Ok(_) => self.admit(None, 0, None, ctx),
+            Err(refusal) if refusal.code == MessageCode::NotAllowed.as_str() => {
+                self.admit(None, 0, None, ctx)
             }
+            Err(_) => Ok(()),
+        };
+        let refusal = match (decoded, admitted) {
+            (Ok(message), Ok(())) => return self.dispatch(message, ctx, step),
+            (_, Err(refusal)) | (Err(refusal), Ok(())) => refusal,
+        };
+        self.refused(refusal, None, step);
+        Outcome::Done
+    }
+
+    /// One method per tracker message.
+    fn dispatch(&mut self, message: TrackerMessage, ctx: &mut Ctx<'_>, step: &mut Step) -> Outcome {
+        match message {
+            TrackerMessage::EventsBatch(batch) => self.batch(batch, ctx, step),
+            TrackerMessage::SessionStart(start) => self.session_start(start, ctx, step),
+            TrackerMessage::SessionEnd(end) => self.session_end(&end, ctx, step),
+            TrackerMessage::SnapshotMissing(notice) => self.snapshot_missing(notice, ctx, step),
         }
     }
 
-    fn decode(&self, text: bool, data: &Bytes) -> Result<ClientMessage, Refusal> {
+    fn decode(&self, text: bool, data: &Bytes) -> Result<TrackerMessage, Refusal> {
         let inflated;
         let data = if text {
             data
@@ -452,9 +473,9 @@ impl TrackerEngine {
             &inflated
         };
         let decoded = if data.len() >= SHARE_MIN_BYTES {
-            self.decoder.decode_bytes(data)
+            self.decoder.decode_tracker_bytes(data)
         } else {
-            self.decoder.decode(data)
+            self.decoder.decode_tracker(data)
         };
         decoded.map_err(|err| match err {
             Error::Message { code, message, seq } => Refusal {
@@ -598,55 +619,49 @@ impl TrackerEngine {
         Outcome::Done
     }
 
-    fn control(&mut self, message: ClientMessage, ctx: &mut Ctx<'_>, step: &mut Step) -> Outcome {
-        if let Err(refusal) = self.admit(None, 0, None, ctx) {
+    fn session_start(
+        &mut self,
+        start: SessionStart,
+        ctx: &mut Ctx<'_>,
+        step: &mut Step,
+    ) -> Outcome {
+        ctx.state.counters.messages[1] += 1;
+        if let Some(refusal) = self.start_problem(&start) {
             self.refused(refusal, None, step);
             return Outcome::Done;
         }
-        let counters = &mut ctx.state.counters.messages;
-        match message {
-            ClientMessage::SessionStart(start) => {
-                counters[1] += 1;
-                if let Some(refusal) = self.start_problem(&start) {
-                    self.refused(refusal, None, step);
-                    return Outcome::Done;
-                }
-                Outcome::Stop(Stop::Start(start))
-            }
-            ClientMessage::SessionEnd(end) => {
-                counters[2] += 1;
-                match self.session(end.session_id.as_deref(), None, ctx.state) {
-                    Ok(session) => Outcome::Stop(Stop::End {
-                        client_id: session.client_id.to_string(),
-                        key: session.key,
-                    }),
-                    Err(refusal) => {
-                        self.refused(refusal, None, step);
-                        Outcome::Done
-                    }
-                }
-            }
-            ClientMessage::SnapshotMissing(notice) => {
-                counters[3] += 1;
-                match self.session(notice.session_id.as_deref(), None, ctx.state) {
-                    Ok(session) => step.notices.push(Notice::SnapshotMissing {
-                        key: session.key,
-                        notice,
-                    }),
-                    Err(refusal) => self.refused(refusal, None, step),
-                }
-                Outcome::Done
-            }
-            _ => {
-                let refusal = Refusal::new(
-                    "not_allowed",
-                    "viewer messages are not accepted on a tracker connection",
-                    None,
-                );
+        Outcome::Stop(Stop::Start(start))
+    }
+
+    fn session_end(&mut self, end: &SessionEnd, ctx: &mut Ctx<'_>, step: &mut Step) -> Outcome {
+        ctx.state.counters.messages[2] += 1;
+        match self.session(end.session_id.as_deref(), None, ctx.state) {
+            Ok(session) => Outcome::Stop(Stop::End {
+                client_id: session.client_id.to_string(),
+                key: session.key,
+            }),
+            Err(refusal) => {
                 self.refused(refusal, None, step);
                 Outcome::Done
             }
         }
+    }
+
+    fn snapshot_missing(
+        &mut self,
+        notice: SnapshotMissing,
+        ctx: &mut Ctx<'_>,
+        step: &mut Step,
+    ) -> Outcome {
+        ctx.state.counters.messages[3] += 1;
+        match self.session(notice.session_id.as_deref(), None, ctx.state) {
+            Ok(session) => step.notices.push(Notice::SnapshotMissing {
+                key: session.key,
+                notice,
+            }),
+            Err(refusal) => self.refused(refusal, None, step),
+        }
+        Outcome::Done
     }
 
     fn start_problem(&self, start: &SessionStart) -> Option<Refusal> {

@@ -1,4 +1,5 @@
-//! The client messages other than `events_batch`, as plain serde structs.
+//! The client messages other than `events_batch`, as plain serde structs,
+//! and the two sides' unions of them: [`TrackerMessage`], [`ViewerMessage`].
 //!
 //! Field names are camelCase on the wire. Unknown fields are ignored, and
 //! every optional field may be `null` or absent. `events_batch` needs raw
@@ -11,42 +12,61 @@ use super::batch::EventsBatch;
 /// Longest session id accepted, in characters.
 pub const MAX_SESSION_ID_CHARS: usize = 128;
 
-/// One decoded client message.
+/// One decoded message of a tracker connection.
 #[derive(Debug, Clone, PartialEq)]
-pub enum ClientMessage {
+pub enum TrackerMessage {
     SessionStart(SessionStart),
     EventsBatch(EventsBatch),
     SessionEnd(SessionEnd),
-    ViewerJoin(ViewerJoin),
-    ViewerLeave(ViewerLeave),
-    GetSessionEvents(GetSessionEvents),
     SnapshotMissing(SnapshotMissing),
 }
 
-impl ClientMessage {
+impl TrackerMessage {
     /// The wire name of the message's `type`.
     pub fn type_name(&self) -> &'static str {
         match self {
-            ClientMessage::SessionStart(_) => "session_start",
-            ClientMessage::EventsBatch(_) => "events_batch",
-            ClientMessage::SessionEnd(_) => "session_end",
-            ClientMessage::ViewerJoin(_) => "viewer_join_session",
-            ClientMessage::ViewerLeave(_) => "viewer_leave_session",
-            ClientMessage::GetSessionEvents(_) => "get_session_events",
-            ClientMessage::SnapshotMissing(_) => "snapshot_missing",
+            TrackerMessage::SessionStart(_) => "session_start",
+            TrackerMessage::EventsBatch(_) => "events_batch",
+            TrackerMessage::SessionEnd(_) => "session_end",
+            TrackerMessage::SnapshotMissing(_) => "snapshot_missing",
         }
     }
 
     /// The session the message names, if it names one.
     pub fn session_id(&self) -> Option<&str> {
         match self {
-            ClientMessage::SessionStart(m) => Some(&m.session_id),
-            ClientMessage::EventsBatch(m) => m.session_id(),
-            ClientMessage::SessionEnd(m) => m.session_id.as_deref(),
-            ClientMessage::ViewerJoin(m) => Some(&m.session_id),
-            ClientMessage::ViewerLeave(m) => Some(&m.session_id),
-            ClientMessage::GetSessionEvents(m) => Some(&m.session_id),
-            ClientMessage::SnapshotMissing(m) => m.session_id.as_deref(),
+            TrackerMessage::SessionStart(m) => Some(&m.session_id),
+            TrackerMessage::EventsBatch(m) => m.session_id(),
+            TrackerMessage::SessionEnd(m) => m.session_id.as_deref(),
+            TrackerMessage::SnapshotMissing(m) => m.session_id.as_deref(),
+        }
+    }
+}
+
+/// One decoded message of a viewer connection.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ViewerMessage {
+    ViewerJoin(ViewerJoin),
+    ViewerLeave(ViewerLeave),
+    GetSessionEvents(GetSessionEvents),
+}
+
+impl ViewerMessage {
+    /// The wire name of the message's `type`.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            ViewerMessage::ViewerJoin(_) => "viewer_join_session",
+            ViewerMessage::ViewerLeave(_) => "viewer_leave_session",
+            ViewerMessage::GetSessionEvents(_) => "get_session_events",
+        }
+    }
+
+    /// The session the message names.
+    pub fn session_id(&self) -> &str {
+        match self {
+            ViewerMessage::ViewerJoin(m) => &m.session_id,
+            ViewerMessage::ViewerLeave(m) => &m.session_id,
+            ViewerMessage::GetSessionEvents(m) => &m.session_id,
         }
     }
 }

@@ -8,13 +8,14 @@
 
 use bytes::Bytes;
 use pyo3::exceptions::PyValueError;
+use pyo3::marker::Ungil;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::PyBytes;
 
 use crate::protocol::{
-    self, ClientMessage, DecoderLimits, EventsBatch, GetSessionEvents, ProtocolDecoder, SessionEnd,
-    SessionStart, SnapshotMissing, ViewerJoin, ViewerLeave, Viewport,
+    self, DecoderLimits, EventsBatch, GetSessionEvents, ProtocolDecoder, SessionEnd, SessionStart,
+    SnapshotMissing, TrackerMessage, ViewerJoin, ViewerLeave, ViewerMessage, Viewport,
 };
 use crate::python::to_pyerr;
 
@@ -28,19 +29,23 @@ pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyGetSessionEvents>()?;
     m.add_class::<PySnapshotMissing>()?;
     m.add_class::<PyProtocolDecoder>()?;
-    // The stub's `ClientMessage` alias, real at runtime so that
-    // `isinstance(msg, ClientMessage)` works: a `types.UnionType`.
+    // The stub's `TrackerMessage` and `ViewerMessage` aliases, real at
+    // runtime so that `isinstance(msg, ViewerMessage)` works: each a
+    // `types.UnionType`.
     let py = m.py();
-    let client_message = py
+    let tracker_message = py
         .get_type::<PySessionStart>()
         .into_any()
         .bitor(py.get_type::<PyEventsBatch>())?
         .bitor(py.get_type::<PySessionEnd>())?
-        .bitor(py.get_type::<PyViewerJoin>())?
-        .bitor(py.get_type::<PyViewerLeave>())?
-        .bitor(py.get_type::<PyGetSessionEvents>())?
         .bitor(py.get_type::<PySnapshotMissing>())?;
-    m.add("ClientMessage", client_message)?;
+    m.add("TrackerMessage", tracker_message)?;
+    let viewer_message = py
+        .get_type::<PyViewerJoin>()
+        .into_any()
+        .bitor(py.get_type::<PyViewerLeave>())?
+        .bitor(py.get_type::<PyGetSessionEvents>())?;
+    m.add("ViewerMessage", viewer_message)?;
     m.add_function(wrap_pyfunction!(split_events, m)?)?;
     m.add_function(wrap_pyfunction!(join_events, m)?)?;
     Ok(())
@@ -58,7 +63,17 @@ pub(super) fn positive(name: &str, value: i64) -> PyResult<usize> {
 /// it, releasing and taking it back costs more than it frees.
 const DETACH_MIN_BYTES: usize = 4096;
 
-/// Messages at least this large are decoded in place (see `decode`); below
+/// `decode` of a message of `len` bytes, with the GIL released when that
+/// pays (see [`DETACH_MIN_BYTES`]).
+fn detach_if_large<T: Ungil>(py: Python<'_>, len: usize, decode: impl Ungil + FnOnce() -> T) -> T {
+    if len >= DETACH_MIN_BYTES {
+        py.detach(decode)
+    } else {
+        decode()
+    }
+}
+
+/// Messages at least this large are decoded in place (see `decode_tracker`); below
 /// it, copying the events' span is cheaper than keeping the whole message
 /// alive for as long as any of its events is buffered.
 const SHARE_MIN_BYTES: usize = 1 << 20;
@@ -81,8 +96,13 @@ impl PyProtocolDecoder {
         })
     }
 
-    /// Decode one client message; raises `MessageError` when it is invalid.
-    fn decode<'py>(&self, py: Python<'py>, data: PyBackedBytes) -> PyResult<Bound<'py, PyAny>> {
+    /// Decode one message of a tracker connection; raises `MessageError`
+    /// when it is invalid, or `not_allowed` for a viewer message.
+    fn decode_tracker<'py>(
+        &self,
+        py: Python<'py>,
+        data: PyBackedBytes,
+    ) -> PyResult<Bound<'py, PyAny>> {
         // Decoding a batch takes tens of microseconds: let the storage
         // writer's thread run meanwhile.
         let inner = &self.inner;
@@ -91,21 +111,37 @@ impl PyProtocolDecoder {
             // its events are slices of the caller's `bytes`, kept alive by
             // the batch (and the ring buffer) rather than duplicated.
             let shared = Bytes::from_owner(data);
-            py.detach(|| inner.decode_bytes(&shared))
-        } else if data.len() >= DETACH_MIN_BYTES {
-            py.detach(|| inner.decode(&data))
+            py.detach(|| inner.decode_tracker_bytes(&shared))
         } else {
-            inner.decode(&data)
+            detach_if_large(py, data.len(), || inner.decode_tracker(&data))
         }
         .map_err(|e| to_pyerr(py, e))?;
         Ok(match message {
-            ClientMessage::SessionStart(m) => Bound::new(py, PySessionStart(m))?.into_any(),
-            ClientMessage::EventsBatch(m) => Bound::new(py, PyEventsBatch { inner: m })?.into_any(),
-            ClientMessage::SessionEnd(m) => Bound::new(py, PySessionEnd(m))?.into_any(),
-            ClientMessage::ViewerJoin(m) => Bound::new(py, PyViewerJoin(m))?.into_any(),
-            ClientMessage::ViewerLeave(m) => Bound::new(py, PyViewerLeave(m))?.into_any(),
-            ClientMessage::GetSessionEvents(m) => Bound::new(py, PyGetSessionEvents(m))?.into_any(),
-            ClientMessage::SnapshotMissing(m) => Bound::new(py, PySnapshotMissing(m))?.into_any(),
+            TrackerMessage::SessionStart(m) => Bound::new(py, PySessionStart(m))?.into_any(),
+            TrackerMessage::EventsBatch(m) => {
+                Bound::new(py, PyEventsBatch { inner: m })?.into_any()
+            }
+            TrackerMessage::SessionEnd(m) => Bound::new(py, PySessionEnd(m))?.into_any(),
+            TrackerMessage::SnapshotMissing(m) => Bound::new(py, PySnapshotMissing(m))?.into_any(),
+        })
+    }
+
+    /// Decode one message of a viewer connection; raises `MessageError`
+    /// when it is invalid, or `not_allowed` for a tracker message.
+    fn decode_viewer<'py>(
+        &self,
+        py: Python<'py>,
+        data: PyBackedBytes,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        // Viewer messages are small; a large one is a tracker's batch,
+        // validated (to answer as before) and then refused.
+        let inner = &self.inner;
+        let message = detach_if_large(py, data.len(), || inner.decode_viewer(&data))
+            .map_err(|e| to_pyerr(py, e))?;
+        Ok(match message {
+            ViewerMessage::ViewerJoin(m) => Bound::new(py, PyViewerJoin(m))?.into_any(),
+            ViewerMessage::ViewerLeave(m) => Bound::new(py, PyViewerLeave(m))?.into_any(),
+            ViewerMessage::GetSessionEvents(m) => Bound::new(py, PyGetSessionEvents(m))?.into_any(),
         })
     }
 

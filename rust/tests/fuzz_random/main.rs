@@ -171,6 +171,7 @@ fn protocol_decoder_keeps_its_property_on_random_messages() {
                     MessageCode::InvalidMessage => "invalid_message",
                     MessageCode::InvalidEvent => "invalid_event",
                     MessageCode::UnknownMessageType => "unknown_message_type",
+                    MessageCode::NotAllowed => "not_allowed",
                     MessageCode::PayloadTooLarge => "payload_too_large",
                     MessageCode::UnknownSession => "unknown_session",
                 },

@@ -1,7 +1,7 @@
 //! rrweb-shaped events and messages for the protocol and buffer tests.
 #![allow(dead_code)]
 
-use _core::protocol::{ClientMessage, EventsBatch, ProtocolDecoder};
+use _core::protocol::{EventsBatch, ProtocolDecoder, TrackerMessage};
 
 pub const FULL_SNAPSHOT: i64 = 2;
 pub const INCREMENTAL: i64 = 3;
@@ -40,8 +40,8 @@ pub fn batch_message(session_id: Option<&str>, seq: Option<i64>, events: &[Strin
 
 /// Decode a batch of `events` with default limits.
 pub fn batch(events: &[String]) -> EventsBatch {
-    match ProtocolDecoder::default().decode(&batch_message(Some("s"), Some(0), events)) {
-        Ok(ClientMessage::EventsBatch(b)) => b,
+    match ProtocolDecoder::default().decode_tracker(&batch_message(Some("s"), Some(0), events)) {
+        Ok(TrackerMessage::EventsBatch(b)) => b,
         other => panic!("not a batch: {other:?}"),
     }
 }
