@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import codecs
+from .errors import GapError as GapError
 
 __all__ = ["EventsMessage", "GapError", "ViewerStream", "decode_message", "split_events"]
 
@@ -68,10 +69,6 @@ class EventsMessage:
         """The events parsed (use :func:`split_events` to keep raw bytes)."""
         parsed: list[Any] = json.loads(self.events_json)
         return parsed
-
-
-class GapError(Exception):
-    """A message did not start where the previous one ended."""
 
 
 def decode_message(

@@ -25,7 +25,8 @@ from typing import Any
 
 from .auth.tenants import Tenant, TenantError, parse_tenants
 from .codecs import STORAGE_CODECS
-from .storage import SCHEMES as DATABASE_SCHEMES
+from .databases import SCHEMES as DATABASE_SCHEMES
+from .errors import ConfigError as ConfigError
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -470,23 +471,6 @@ class Config:
 def knobs() -> list[dataclasses.Field[Any]]:
     """The configurable fields, in declaration order."""
     return [f for f in fields(Config) if f.metadata.get("env", True)]
-
-
-class ConfigError(ValueError):
-    """A setting has a value the server cannot run with.
-
-    ``setting`` is the knob's field name (``"batch_size"``), or ``"config"``
-    for a file that cannot be read at all; the message names it as the
-    operator wrote it (``BATCH_SIZE=0: expected at least 1``). The CLI
-    answers with exit code 2 and the message.
-    """
-
-    code = "invalid_config"
-
-    def __init__(self, setting: str, message: str) -> None:
-        super().__init__(message)
-        self.setting = setting
-        self.message = message
 
 
 def parse_value(f: dataclasses.Field[Any], raw: str) -> Any:

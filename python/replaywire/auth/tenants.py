@@ -23,6 +23,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import TenantError as TenantError
+
 SEPARATOR = ":"
 DEFAULT_TENANT = "default"  # the one tenant of development mode
 _NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
@@ -34,10 +36,6 @@ _FIELDS = (
     "admin_token_hashes",
     "jwt_public_keys",
 )
-
-
-class TenantError(ValueError):
-    """A tenant's configuration is not usable; the message says where."""
 
 
 @dataclass(frozen=True, slots=True)

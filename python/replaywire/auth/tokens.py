@@ -37,19 +37,13 @@ from typing import Any, TypeVar
 
 import jwt
 
+from ..errors import TokenError as TokenError
+from ..errors import TokenExpired as TokenExpired
+
 SCOPES = ("read", "admin")
 T = TypeVar("T")
 OPAQUE_PREFIX = "rwt_"  # what `replaywire token --opaque` makes; any string works
 LEEWAY_SECONDS = 30  # clock skew allowed on exp between the issuer and us
-
-
-class TokenError(Exception):
-    """A credential that proves nothing: malformed, badly signed, expired,
-    unknown, or naming an unknown tenant. The message is safe to send back."""
-
-
-class TokenExpired(TokenError):
-    """A well-signed token past its ``exp`` (and the leeway)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,16 +27,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import _core
+from ..errors import DictionaryError as DictionaryError
 
 if TYPE_CHECKING:
     from ..storage import Storage
 
 MAGIC = 0xEC30A437  # zstd dictionary header (RFC 8878, section 5), little-endian
 DELTA_EVENTS = (3, 10)  # events per training sample: what a viewer's tick holds
-
-
-class DictionaryError(ValueError):
-    """The file is not a zstd dictionary (or cannot be read)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,6 +45,8 @@ from redis.crc import key_slot
 from redis.exceptions import RedisClusterException
 from redis.retry import Retry
 
+from ..errors import RedisUnavailable as RedisUnavailable
+
 __all__ = ["ERRORS", "RedisLink", "RedisUnavailable", "client_url", "connect"]
 
 log = structlog.get_logger("replaywire.redis")
@@ -89,13 +91,6 @@ def connect(url: str, *, cluster: bool, **options: Any) -> Client:
     if cluster:
         return RedisCluster.from_url(url, **options)
     return redis.Redis.from_url(url, **options)
-
-
-class RedisUnavailable(Exception):
-    """Redis could not be reached or answered with an error; the caller
-    carries on without it. ``code`` is ``redis_unavailable``."""
-
-    code = "redis_unavailable"
 
 
 class RedisLink:

@@ -30,6 +30,8 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..errors import WireError as WireError
+
 __all__ = ["Relayed", "decode", "decode_want", "delta_payload", "message", "want"]
 
 VERSION = 1
@@ -39,10 +41,6 @@ COMPRESS_MIN = 512  # smaller deltas travel raw: compressing them saves nothing 
 # version, kind, payload codec, (pad), first index, count, keyframe index (-1: none), raw length
 HEADER = struct.Struct(">BBBxQIqI")
 PAYLOAD = struct.Struct(">BI")  # codec, raw length: what the broadcaster builds once per tick
-
-
-class WireError(ValueError):
-    """A message that is not ours (another version, or truncated)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any, overload
 
 from .. import _core
+from ..errors import StorageError as StorageError
 
 STATUSES = ("active", "ended")
 
@@ -293,20 +294,6 @@ class ExpiredCounts:
     chunks: int
     errors: int
     partitions: int = 0  # whole chunk partitions dropped (PostgreSQL only)
-
-
-class StorageError(Exception):
-    """Storage could not do what was asked.
-
-    ``retryable`` tells the caller how to answer: True for faults that may
-    clear by themselves (database busy or locked, disk full, connection
-    lost) -- retry later, or answer 503; False for faults that will not
-    (bad URL, bad data, storage closed) -- answer 500 or fail the start."""
-
-    def __init__(self, message: str, *, retryable: bool = False) -> None:
-        super().__init__(message)
-        self.message = message
-        self.retryable = retryable
 
 
 class Storage(abc.ABC):

@@ -47,6 +47,7 @@ from typing import Any, NoReturn, Protocol
 import trio
 
 from .. import _core
+from ..errors import ConnectionClosed as ConnectionClosed
 from .budget import FREE_BYTES, InflightBudget
 from .extensions import MIN_COMPRESS_BYTES, DeflateParams
 from .messages import DataMessage
@@ -65,17 +66,6 @@ class CloseHook(Protocol):
     """Called with the code of every close frame sent or received (metrics)."""
 
     def __call__(self, code: int, *, local: bool) -> None: ...
-
-
-class ConnectionClosed(Exception):
-    """The connection is closed. ``code``/``reason`` are those of the close
-    frame that ended it (received, or sent by us when ``local``)."""
-
-    def __init__(self, code: int, reason: str = "", *, local: bool = False) -> None:
-        super().__init__(f"connection closed: {code} {reason}".strip())
-        self.code = code
-        self.reason = reason
-        self.local = local
 
 
 class WebSocket:

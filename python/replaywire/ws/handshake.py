@@ -12,14 +12,9 @@ import hashlib
 
 import h11
 
-from ..errors import HttpError
+from ..errors import HandshakeError as HandshakeError
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-
-
-class HandshakeError(HttpError):
-    """The request asked for an upgrade we cannot grant: 400 for a malformed
-    upgrade, 426 (naming the version we speak) for another version."""
 
 
 def accept_key(key: bytes) -> bytes:
