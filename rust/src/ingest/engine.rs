@@ -553,7 +553,7 @@ impl TrackerEngine {
         // that ends any other way clears it.
         let counted = std::mem::take(&mut self.counted);
         if !counted {
-            ctx.state.counters.messages[0] += 1;
+            ctx.state.counters.messages[TrackerMessage::EVENTS_BATCH] += 1;
         }
         let session = match self.session(batch.session_id(), seq, ctx.state) {
             Ok(s) => s,
@@ -625,7 +625,7 @@ impl TrackerEngine {
         ctx: &mut Ctx<'_>,
         step: &mut Step,
     ) -> Outcome {
-        ctx.state.counters.messages[1] += 1;
+        ctx.state.counters.messages[TrackerMessage::SESSION_START] += 1;
         if let Some(refusal) = self.start_problem(&start) {
             self.refused(refusal, None, step);
             return Outcome::Done;
@@ -634,7 +634,7 @@ impl TrackerEngine {
     }
 
     fn session_end(&mut self, end: &SessionEnd, ctx: &mut Ctx<'_>, step: &mut Step) -> Outcome {
-        ctx.state.counters.messages[2] += 1;
+        ctx.state.counters.messages[TrackerMessage::SESSION_END] += 1;
         match self.session(end.session_id.as_deref(), None, ctx.state) {
             Ok(session) => Outcome::Stop(Stop::End {
                 client_id: session.client_id.to_string(),
@@ -653,7 +653,7 @@ impl TrackerEngine {
         ctx: &mut Ctx<'_>,
         step: &mut Step,
     ) -> Outcome {
-        ctx.state.counters.messages[3] += 1;
+        ctx.state.counters.messages[TrackerMessage::SNAPSHOT_MISSING] += 1;
         match self.session(notice.session_id.as_deref(), None, ctx.state) {
             Ok(session) => step.notices.push(Notice::SnapshotMissing {
                 key: session.key,

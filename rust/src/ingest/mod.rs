@@ -20,5 +20,5 @@ pub use engine::{Ctx, Notice, Step, Stop, TrackerConfig, TrackerEngine};
 pub use queue::{Body, ChunkQueue, Flush, PendingChunk, Put};
 pub use seqs::SeqWindow;
 pub use skew::ClockSkew;
-pub use state::{Counters, IngestState, LiveSession, Resume, MESSAGE_TYPES};
+pub use state::{Counters, IngestState, LiveSession, Resume};
 pub use windows::{Rate, Window, WindowTable};

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::buffer::SessionBuffers;
+use crate::protocol::TrackerMessage;
 
 use super::seqs::SeqWindow;
 use super::skew::ClockSkew;
@@ -51,19 +52,12 @@ pub struct Counters {
     pub batches_acked: u64,
     /// Tracker messages by type: events_batch, session_start, session_end,
     /// snapshot_missing.
-    pub messages: [u64; 4],
+    pub messages: [u64; TrackerMessage::TYPES.len()],
     /// Acks by how long after their batch was read they were released:
     /// one count per bucket of `ack_buckets`, then the ones above them.
     pub ack_counts: Vec<u64>,
     pub ack_sum: f64,
 }
-
-pub const MESSAGE_TYPES: [&str; 4] = [
-    "events_batch",
-    "session_start",
-    "session_end",
-    "snapshot_missing",
-];
 
 /// Sessions, rings and counters of one server.
 #[derive(Debug)]

@@ -22,14 +22,33 @@ pub enum TrackerMessage {
 }
 
 impl TrackerMessage {
+    /// Every type's wire name, by [`TrackerMessage::index`]: the engines
+    /// count the messages of each type there (`Counters::messages`), and
+    /// Python reads the names as `TRACKER_MESSAGE_TYPES`.
+    pub const TYPES: [&'static str; 4] = [
+        "events_batch",
+        "session_start",
+        "session_end",
+        "snapshot_missing",
+    ];
+    pub const EVENTS_BATCH: usize = 0;
+    pub const SESSION_START: usize = 1;
+    pub const SESSION_END: usize = 2;
+    pub const SNAPSHOT_MISSING: usize = 3;
+
+    /// The message's place in [`TrackerMessage::TYPES`].
+    pub fn index(&self) -> usize {
+        match self {
+            TrackerMessage::EventsBatch(_) => Self::EVENTS_BATCH,
+            TrackerMessage::SessionStart(_) => Self::SESSION_START,
+            TrackerMessage::SessionEnd(_) => Self::SESSION_END,
+            TrackerMessage::SnapshotMissing(_) => Self::SNAPSHOT_MISSING,
+        }
+    }
+
     /// The wire name of the message's `type`.
     pub fn type_name(&self) -> &'static str {
-        match self {
-            TrackerMessage::SessionStart(_) => "session_start",
-            TrackerMessage::EventsBatch(_) => "events_batch",
-            TrackerMessage::SessionEnd(_) => "session_end",
-            TrackerMessage::SnapshotMissing(_) => "snapshot_missing",
-        }
+        Self::TYPES[self.index()]
     }
 
     /// The session the message names, if it names one.

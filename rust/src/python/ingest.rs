@@ -22,10 +22,10 @@ use crate::buffer::{BufferLimits, SessionBuffers};
 use crate::codec::{Codec, Compressor};
 use crate::ingest::{
     self, ChunkQueue, Ctx, IngestState, Notice, PendingChunk, Rate, Resume, Stop, TrackerConfig,
-    WindowTable, MESSAGE_TYPES,
+    WindowTable,
 };
 use crate::pgcopy::Timestamptz;
-use crate::protocol::{Bytes, DecoderLimits, ProtocolDecoder};
+use crate::protocol::{Bytes, DecoderLimits, ProtocolDecoder, TrackerMessage};
 use crate::ws::{FrameDecoder, WsEvent};
 
 pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -36,7 +36,7 @@ pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyIngest>()?;
     m.add_class::<PyTrackerEngine>()?;
     m.add_class::<PyClockSkew>()?;
-    m.add("TRACKER_MESSAGE_TYPES", MESSAGE_TYPES.to_vec())?;
+    m.add("TRACKER_MESSAGE_TYPES", TrackerMessage::TYPES.to_vec())?;
     Ok(())
 }
 
@@ -630,7 +630,11 @@ impl PyIngest {
             c.bytes_ingested,
             c.batches_duplicate,
             c.batches_acked,
-            MESSAGE_TYPES.iter().copied().zip(c.messages).collect(),
+            TrackerMessage::TYPES
+                .iter()
+                .copied()
+                .zip(c.messages)
+                .collect(),
             c.ack_counts.clone(),
             c.ack_sum,
         )
