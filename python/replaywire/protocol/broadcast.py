@@ -193,18 +193,11 @@ class Encoder:
         resync: bool = False,
     ) -> bytes:
         server_time_ms = round(self._clock() * 1000)
-        if codec == "none":
-            return frames.events(
-                kind,
-                session_id_json,
-                first,
-                count,
-                events_json,
-                server_time_ms=server_time_ms,
-                resync=resync,
-            )
-        if codec.startswith(PMD_PREFIX):  # codec=none on a permessage-deflate connection
-            deflated = partial(
+        if codec == "none" or codec.startswith(PMD_PREFIX):
+            # A text frame; deflated for its window on a permessage-deflate
+            # connection (feed key "pmd15": codec=none there).
+            bits = None if codec == "none" else int(codec.removeprefix(PMD_PREFIX))
+            text = partial(
                 frames.events,
                 kind,
                 session_id_json,
@@ -213,11 +206,11 @@ class Encoder:
                 events_json,
                 server_time_ms=server_time_ms,
                 resync=resync,
-                deflate_window_bits=int(codec.removeprefix(PMD_PREFIX)),
+                deflate_window_bits=bits,
             )
-            if len(events_json) >= THREAD_COMPRESS_BYTES:
-                return await trio.to_thread.run_sync(deflated)
-            return deflated()
+            if bits is not None and len(events_json) >= THREAD_COMPRESS_BYTES:
+                return await trio.to_thread.run_sync(text)
+            return text()
         if codec == RELAY:  # for other instances' viewers (redis/wire.py)
             relayed = partial(wire.delta_payload, self._zstd_once, events_json)
             if len(events_json) >= THREAD_COMPRESS_BYTES:
