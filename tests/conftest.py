@@ -216,6 +216,12 @@ def redis_prefix(redis_url: str) -> Iterator[str]:
 
 
 @pytest.fixture
+def redis_config(redis_url: str, redis_prefix: str) -> dict[str, str]:
+    """The run's Redis and this test's prefix, as server settings."""
+    return {"redis_url": redis_url, "redis_prefix": redis_prefix}
+
+
+@pytest.fixture
 def throwaway_redis() -> Iterator[services.ThrowawayRedis]:
     try:
         server = services.ThrowawayRedis().start()

@@ -218,15 +218,12 @@ async def test_with_redis_a_start_on_another_instance_takes_the_session_over(
     start_server: StartServer,
     fresh_postgres_url: str,
     tmp_path: Path,
-    redis_url: str,
-    redis_prefix: str,
+    redis_config: dict[str, str],
 ) -> None:
     # Two tabs of one session on two instances: the newer connection's
     # instance claims the session through Redis, and the older instance
     # closes its connection (4409) and reads storage from then on.
-    a, b = await two_instances(
-        start_server, fresh_postgres_url, tmp_path, redis_url=redis_url, redis_prefix=redis_prefix
-    )
+    a, b = await two_instances(start_server, fresh_postgres_url, tmp_path, **redis_config)
     events = list(session_events(10 * BATCH, seed=10))
     older = OlderConnection(a, "r", events)  # on A
     async with trio.open_nursery() as nursery:
@@ -245,8 +242,7 @@ async def test_with_redis_a_resume_elsewhere_covers_what_was_acked_on_receipt(
     start_server: StartServer,
     fresh_postgres_url: str,
     tmp_path: Path,
-    redis_url: str,
-    redis_prefix: str,
+    redis_config: dict[str, str],
 ) -> None:
     # Acks on receipt, and an instance that would keep its batches a minute
     # before it writes them: a tracker moving on to another instance must
@@ -259,8 +255,7 @@ async def test_with_redis_a_resume_elsewhere_covers_what_was_acked_on_receipt(
         tmp_path,
         a_config={"batch_interval": 60_000},
         ack_mode="received",
-        redis_url=redis_url,
-        redis_prefix=redis_prefix,
+        **redis_config,
     )
     events = list(session_events(16 * BATCH, seed=13))
     key = KEY.format("q")

@@ -93,8 +93,7 @@ async def test_viewers_left_behind_follow_the_relay_and_come_back(
     start_server: StartServer,
     fresh_postgres_url: str,
     tmp_path: Path,
-    redis_url: str,
-    redis_prefix: str,
+    redis_config: dict[str, str],
 ) -> None:
     a, b = await two_instances(
         start_server,
@@ -102,8 +101,7 @@ async def test_viewers_left_behind_follow_the_relay_and_come_back(
         tmp_path,
         b_config={"batch_interval": SLOW_FLUSH_MS},
         ack_mode="received",
-        redis_url=redis_url,
-        redis_prefix=redis_prefix,
+        **redis_config,
         presence_interval=0.2,
         presence_ttl=2.0,
     )
