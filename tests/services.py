@@ -367,6 +367,19 @@ def delete_prefix(url: str, prefix: str) -> None:
         client.close()
 
 
+def delete_cluster_prefix(cluster: ThrowawayRedisCluster, prefix: str) -> None:
+    """Delete every key under ``prefix`` on a cluster (one node's client
+    follows each key to its slot's node)."""
+    from redis.cluster import RedisCluster
+
+    client = RedisCluster.from_url(cluster.node_url)
+    try:
+        for key in client.scan_iter(match=prefix + "*"):
+            client.delete(key)
+    finally:
+        client.close()
+
+
 def _cluster_port() -> int:
     """A free port for a cluster node: its bus listens 10,000 above it, so
     that one must be free too (and the port at most 55535)."""

@@ -61,12 +61,7 @@ def redis_target(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
     cluster: services.ThrowawayRedisCluster = request.getfixturevalue("redis_cluster")
     prefix = f"rwtest:{os.getpid()}:{secrets.token_hex(4)}:"
     yield cluster.url, prefix
-    client = RedisCluster.from_url(cluster.node_url)
-    try:
-        for key in client.scan_iter(match=prefix + "*"):
-            client.delete(key)
-    finally:
-        client.close()
+    services.delete_cluster_prefix(cluster, prefix)
 
 
 def _stop(proc: ServerProcess) -> None:

@@ -39,12 +39,7 @@ def cluster_prefix(redis_cluster: services.ThrowawayRedisCluster) -> Iterator[st
     """A key prefix of this test's own on the cluster, deleted afterwards."""
     prefix = f"rwtest:{secrets.token_hex(4)}:"
     yield prefix
-    client = RedisCluster.from_url(redis_cluster.node_url)
-    try:
-        for key in client.scan_iter(match=prefix + "*"):
-            client.delete(key)
-    finally:
-        client.close()
+    services.delete_cluster_prefix(redis_cluster, prefix)
 
 
 def slot(key: str) -> int:
