@@ -162,6 +162,8 @@ lint: build-dev ## cargo fmt and clippy, ruff, mypy, and the _core.pyi stubs aga
 	cargo fmt $(LOADGEN) --check $(if $(filter true 1,$(CI)),-- --color=never,)
 	cargo clippy $(LOADGEN) --all-targets $(CARGO_LOCKED) -- -D warnings
 	cargo fmt $(PEER_RS) --check $(if $(filter true 1,$(CI)),-- --color=never,)
+	# The fuzz targets build outside `cargo test` (they include the harnesses it runs).
+	cargo clippy --manifest-path fuzz/Cargo.toml --bins -- -D warnings
 	$(VENV)/bin/ruff check
 	$(VENV)/bin/ruff format --check
 	$(VENV)/bin/mypy

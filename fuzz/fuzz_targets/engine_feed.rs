@@ -7,6 +7,8 @@
 
 use libfuzzer_sys::fuzz_target;
 
+// `seeds()` is for the cargo tests that replay the corpus.
+#[allow(dead_code)]
 #[path = "../engine_harness.rs"]
 mod engine_harness;
 
