@@ -4,7 +4,8 @@
 //!
 //! Structure-aware: the input is a script, not the wire bytes. Byte 0
 //! picks the settings (bit 0: durable acks; bit 1: a tiny storage queue,
-//! so backpressure stops are frequent; bits 2-3: the seq window). Then
+//! so backpressure stops are frequent; bits 2-3: the seq window; bit 4:
+//! reads go straight into the frame buffer, `feed_from`). Then
 //! each op takes a byte and a few operands: `session_start`,
 //! `events_batch` (random session, seq, events: valid, without a
 //! timestamp, over `max_event_bytes`, or making the message oversized),
@@ -204,6 +205,8 @@ struct World {
     queue: ChunkQueue,
     replies: FrameDecoder,
     committed: u64,
+    /// Reads go through `feed_from` (the socket path) rather than `feed`.
+    direct: bool,
     /// Per session key: where its next chunk must start.
     next_chunk: HashMap<Arc<str>, u64>,
     summary: Summary,
@@ -218,7 +221,23 @@ impl World {
             now: NOW,
             mono: 1.0,
         };
-        let step = self.engine.feed(data, &mut ctx);
+        let step = if self.direct && !data.is_empty() {
+            // Read straight into the decoder's buffer, as the server does
+            // from its sockets (reads here are far below the spare it offers).
+            let fill = |buf: &mut bytes::BytesMut| -> Result<usize, ()> {
+                assert!(buf.capacity() - buf.len() >= data.len());
+                buf.extend_from_slice(data);
+                Ok(data.len())
+            };
+            let (n, step) = self
+                .engine
+                .feed_from(fill, &mut ctx)
+                .expect("reads do not fail");
+            assert_eq!(n, data.len());
+            step
+        } else {
+            self.engine.feed(data, &mut ctx)
+        };
         if step.stop.is_none() {
             assert_eq!(self.engine.held(), 0, "messages held without a stop");
         }
@@ -391,6 +410,7 @@ pub fn run(data: &[u8]) -> Option<Summary> {
             ..DecoderConfig::default()
         }),
         committed: 0,
+        direct: settings & 16 != 0,
         next_chunk: HashMap::new(),
         summary: Summary::default(),
     };

@@ -744,6 +744,18 @@ class TrackerEngine:
         2 it holds a full batch)``. ``now`` is the wall clock (epoch s),
         ``mono`` a monotonic one (ack latency), ``committed`` the writer's
         last committed flush."""
+    def feed_from(
+        self, fd: int, now: float, mono: float, committed: int
+    ) -> tuple[bytes, _Stop | None, list[_Notice] | None, list[str] | None, int] | None:
+        """``feed`` with what the non-blocking socket ``fd`` has to read,
+        read straight into the engine's own buffer (no bytes object, no
+        copy): the step, or None when it had nothing (the engine then lets
+        go of an empty read buffer, so an idle connection holds none).
+        Raises ``EOFError`` at the end of the stream and ``OSError`` when
+        the read fails."""
+    @property
+    def bytes_read(self) -> int:
+        """Bytes fed: read by ``feed_from`` and given to ``feed``."""
     def feed_messages(
         self, messages: Sequence[object], now: float, mono: float, committed: int
     ) -> tuple[bytes, _Stop | None, list[_Notice] | None, list[str] | None, int]:

@@ -233,10 +233,52 @@ class WebSocket:
         # rules): this one is not needed from now on, and an idle connection
         # need not keep it.
         self._decoder = None
-        data = await self._read(engine.buffered_bytes + engine.frame_remaining)
-        step = engine.feed(data, time.time(), time.perf_counter(), committed)
+        need = engine.buffered_bytes + engine.frame_remaining
+        socket = self._socket
+        if (
+            socket is None
+            or self._pending
+            or self._closed is not None
+            or (self._budget is not None and (need > FREE_BYTES or self._budget.held(self)))
+        ):
+            data = await self._read(need)
+            step = engine.feed(data, time.time(), time.perf_counter(), committed)
+        else:
+            step = await self._feed_from_socket(engine, socket, committed)
         self.messages_received = engine.messages
+        self.bytes_received = engine.bytes_read
         return step
+
+    async def _feed_from_socket(
+        self, engine: _core.TrackerEngine, socket: trio.socket.SocketType, committed: int
+    ) -> Any:
+        """:meth:`feed_engine`'s common case: the engine reads the socket
+        into its own buffer (``TrackerEngine.feed_from``), so a read makes
+        no bytes object and no copy. It only reads what is there; trio
+        waits for more."""
+        self._readable = False
+        if self.idle_since is not None:  # idle_wait's wait for the socket returned
+            self.idle_since = self.pinged_at = None
+        else:
+            # Every read yields once, as trio's own recv does: a peer that
+            # always has more to send must not keep the loop to itself.
+            await trio.lowlevel.checkpoint()
+        while self._closed is None:
+            try:
+                step = engine.feed_from(self._fileno, time.time(), time.perf_counter(), committed)
+            except (OSError, EOFError):
+                break
+            if step is not None:
+                return step
+            self.idle_since = trio.current_time()
+            try:
+                await trio.lowlevel.wait_readable(socket)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                break
+            finally:
+                self.idle_since = self.pinged_at = None
+        self._finish(ConnectionClosed(1006, "connection lost"))
+        raise self._closed  # type: ignore[misc]
 
     def idle_wait(self, engine: _core.TrackerEngine) -> Awaitable[None] | None:
         """The wait for the peer's next bytes, for a caller that then feeds

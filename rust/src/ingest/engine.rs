@@ -25,7 +25,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use serde::Serialize;
 
 use crate::buffer::SessionBuffers;
@@ -273,18 +273,51 @@ impl TrackerEngine {
     /// Take the bytes of one read (empty: go on after a stop) and handle
     /// every message they complete, up to the first stop.
     pub fn feed(&mut self, data: &[u8], ctx: &mut Ctx<'_>) -> Step {
-        let mut step = Step::default();
         if !data.is_empty() {
             let mut events = Vec::new();
-            if let Err(err) = self.frames.feed(data, &mut events) {
-                self.frame_error.get_or_insert_with(|| Box::new(err));
-            }
-            self.received += events
-                .iter()
-                .filter(|e| matches!(e, WsEvent::Message { .. } | WsEvent::TooLarge { .. }))
-                .count() as u64;
-            self.inbox.extend(events);
+            let decoded = self.frames.feed(data, &mut events);
+            self.take_frames(decoded, events);
         }
+        self.handle_inbox(ctx)
+    }
+
+    /// [`feed`](Self::feed) for a caller that reads its socket straight into
+    /// the frame decoder's buffer (see [`FrameDecoder::feed_from`]): `fill`'s
+    /// error comes back as it is, with nothing handled; otherwise the bytes
+    /// read (0: end of stream) and the step.
+    pub fn feed_from<E>(
+        &mut self,
+        fill: impl FnOnce(&mut BytesMut) -> Result<usize, E>,
+        ctx: &mut Ctx<'_>,
+    ) -> Result<(usize, Step), E> {
+        let mut events = Vec::new();
+        let (n, decoded) = self.frames.feed_from(fill, &mut events)?;
+        if n > 0 {
+            self.take_frames(decoded, events);
+        }
+        Ok((n, self.handle_inbox(ctx)))
+    }
+
+    /// The peer has nothing more to send for now: let go of the read buffer
+    /// if it holds no partial frame.
+    pub fn release_input(&mut self) {
+        self.frames.release_input();
+    }
+
+    fn take_frames(&mut self, decoded: Result<(), Error>, events: Vec<WsEvent>) {
+        if let Err(err) = decoded {
+            self.frame_error.get_or_insert_with(|| Box::new(err));
+        }
+        self.received += events
+            .iter()
+            .filter(|e| matches!(e, WsEvent::Message { .. } | WsEvent::TooLarge { .. }))
+            .count() as u64;
+        self.inbox.extend(events);
+    }
+
+    /// Handle every message decoded, up to the first stop.
+    fn handle_inbox(&mut self, ctx: &mut Ctx<'_>) -> Step {
+        let mut step = Step::default();
         while let Some(event) = self.inbox.pop_front() {
             let outcome = match event {
                 WsEvent::Message { text, data } => {

@@ -10,19 +10,20 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::exceptions::{PyEOFError, PyRuntimeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
 use super::buffers::{read_ring, PyBufferSlice, PyBufferStats};
 use super::protocol::{positive, PySessionStart, PySnapshotMissing};
+use super::socket;
 use super::ws::PyFrameDecoder;
 use crate::buffer::{BufferLimits, SessionBuffers};
 use crate::codec::{Codec, Compressor};
 use crate::ingest::{
-    self, ChunkQueue, Ctx, IngestState, Notice, PendingChunk, Rate, Resume, Stop, TrackerConfig,
-    WindowTable,
+    self, ChunkQueue, Ctx, IngestState, Notice, PendingChunk, Rate, Resume, Step, Stop,
+    TrackerConfig, WindowTable,
 };
 use crate::pgcopy::Timestamptz;
 use crate::protocol::{Bytes, DecoderLimits, ProtocolDecoder, TrackerMessage};
@@ -712,6 +713,7 @@ pub struct PyTrackerEngine {
     state: Arc<Mutex<IngestState>>,
     queue: Arc<Mutex<ChunkQueue>>,
     session_limit: Option<Arc<Mutex<WindowTable>>>,
+    bytes_read: u64,
 }
 
 impl PyTrackerEngine {
@@ -738,6 +740,58 @@ impl PyTrackerEngine {
             let ready = self.inner.release(committed, mono, &mut state);
             (step, ready)
         };
+        step_to_py(py, step, &ready)
+    }
+
+    /// `step` for a read from the socket `fd` into the engine's buffer
+    /// (`feed_from`): None when the socket had nothing to read.
+    fn step_from<'py>(
+        &mut self,
+        py: Python<'py>,
+        fd: i32,
+        now: f64,
+        mono: f64,
+        committed: u64,
+    ) -> PyResult<Option<Bound<'py, PyTuple>>> {
+        let read = {
+            let mut state = lock(&self.state);
+            let mut queue = lock(&self.queue);
+            let mut limit = self.session_limit.as_ref().map(|t| lock(t));
+            let mut ctx = Ctx {
+                state: &mut state,
+                queue: &mut queue,
+                session_limit: limit.as_deref_mut(),
+                now,
+                mono,
+            };
+            match self
+                .inner
+                .feed_from(|buf| socket::recv_into(fd, buf), &mut ctx)
+            {
+                Ok((0, _)) => Err(None),
+                Ok((n, step)) => {
+                    self.bytes_read += n as u64;
+                    let ready = self.inner.release(committed, mono, &mut state);
+                    Ok((step, ready))
+                }
+                Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
+                    self.inner.release_input();
+                    return Ok(None);
+                }
+                Err(err) => Err(Some(err)),
+            }
+        };
+        match read {
+            Ok((step, ready)) => step_to_py(py, step, &ready).map(Some),
+            Err(None) => Err(PyEOFError::new_err("the peer closed the connection")),
+            Err(Some(err)) => Err(err.into()),
+        }
+    }
+}
+
+/// A step as Python sees it: `(replies, stop, notices, woken, flags)`.
+fn step_to_py<'py>(py: Python<'py>, step: Step, ready: &[u8]) -> PyResult<Bound<'py, PyTuple>> {
+    {
         let stop = match step.stop {
             None => py.None().into_bound(py),
             Some(stop) => stop_to_py(py, stop)?,
@@ -758,7 +812,7 @@ impl PyTrackerEngine {
             PyList::new(py, step.woken.iter().map(|k| &**k))?.into_any()
         };
         let flags = u8::from(step.queue_started) | (u8::from(step.queue_full) << 1);
-        (PyBytes::new(py, &ready), stop, notices, woken, flags).into_pyobject(py)
+        (PyBytes::new(py, ready), stop, notices, woken, flags).into_pyobject(py)
     }
 }
 
@@ -814,6 +868,7 @@ impl PyTrackerEngine {
             state: ingest.state.clone(),
             queue: ingest.queue.clone(),
             session_limit: lock(&ingest.session_limit).clone(),
+            bytes_read: 0,
         })
     }
 
@@ -831,7 +886,31 @@ impl PyTrackerEngine {
         mono: f64,
         committed: u64,
     ) -> PyResult<Bound<'py, PyTuple>> {
+        self.bytes_read += data.len() as u64;
         self.step(py, data, now, mono, committed)
+    }
+
+    /// `feed` with the bytes read from the socket `fd` (non-blocking) into
+    /// the engine's own buffer, which saves making them a bytes object and
+    /// copying them: the step, or None when the socket had nothing to read
+    /// (the engine then lets go of an empty read buffer). Raises `EOFError`
+    /// at the end of the stream and `OSError` if the read fails.
+    fn feed_from<'py>(
+        &mut self,
+        py: Python<'py>,
+        fd: i32,
+        now: f64,
+        mono: f64,
+        committed: u64,
+    ) -> PyResult<Option<Bound<'py, PyTuple>>> {
+        self.step_from(py, fd, now, mono, committed)
+    }
+
+    /// Bytes fed: those `feed_from` read from the socket and those given
+    /// to `feed`.
+    #[getter]
+    fn bytes_read(&self) -> u64 {
+        self.bytes_read
     }
 
     /// `feed` for messages another frame codec decoded (the wsproto

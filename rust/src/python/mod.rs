@@ -12,6 +12,7 @@ mod errors;
 mod ingest;
 mod pgcopy;
 mod protocol;
+mod socket;
 mod ws;
 
 pub(crate) use errors::to_pyerr;

@@ -91,6 +91,11 @@ pub struct DecoderConfig {
 /// (see `FrameDecoder::feed`).
 const SHRINK_ABOVE: usize = 1 << 20;
 
+/// [`FrameDecoder::feed_from`]: the least spare capacity a read is offered,
+/// and the size of a new input buffer when the spare runs below it.
+pub const READ_MIN: usize = 64 * 1024;
+pub const READ_BLOCK: usize = 256 * 1024;
+
 /// How much of a skipped message [`WsEvent::TooLarge`] keeps: enough for
 /// the envelope of a protocol message (its type, session id and seq).
 pub const TOO_LARGE_PREFIX: usize = 4096;
@@ -245,18 +250,70 @@ impl FrameDecoder {
             return Ok(());
         }
         self.buf.extend_from_slice(data);
+        self.decode_buffered(out, true)
+    }
+
+    /// [`feed`](Self::feed) for a caller that reads from its socket straight
+    /// into the input buffer, which saves copying every byte once more:
+    /// `fill` appends at most the buffer's spare capacity (at least
+    /// [`READ_MIN`] bytes) and returns how many bytes it appended (0: the
+    /// peer sent nothing more), or its own error, which is returned as it
+    /// is with nothing decoded. Otherwise the result is `fill`'s count and
+    /// what `feed` would have returned.
+    ///
+    /// The buffer keeps its spare capacity between reads, so consecutive
+    /// reads fill one allocation (the messages handed out share it) rather
+    /// than one allocation each: call [`release_input`](Self::release_input)
+    /// when the peer has nothing more to send for now.
+    pub fn feed_from<E>(
+        &mut self,
+        fill: impl FnOnce(&mut BytesMut) -> std::result::Result<usize, E>,
+        out: &mut Vec<WsEvent>,
+    ) -> std::result::Result<(usize, Result<()>), E> {
+        if self.failed.is_some() || self.close_received {
+            // What follows a close or a violation is read and discarded.
+            let mut scratch = BytesMut::with_capacity(READ_MIN);
+            let n = fill(&mut scratch)?;
+            let decoded = self
+                .failed
+                .as_ref()
+                .map_or(Ok(()), |err| Err((**err).clone()));
+            return Ok((n, decoded));
+        }
+        if self.buf.capacity() - self.buf.len() < READ_MIN {
+            self.buf.reserve(READ_BLOCK);
+        }
+        let n = fill(&mut self.buf)?;
+        if n == 0 {
+            return Ok((0, Ok(())));
+        }
+        Ok((n, self.decode_buffered(out, false)))
+    }
+
+    /// Let go of the input buffer if it holds no partial frame: what a
+    /// connection does once its peer has nothing more to send, so that an
+    /// idle connection holds no buffer (see [`feed_from`](Self::feed_from)).
+    pub fn release_input(&mut self) {
+        if self.buf.is_empty() && self.buf.capacity() > 0 {
+            self.buf = BytesMut::new();
+        }
+    }
+
+    /// Decode what the input buffer holds; `release_when_empty`: drop the
+    /// buffer if every byte of it was handed out.
+    fn decode_buffered(&mut self, out: &mut Vec<WsEvent>, release_when_empty: bool) -> Result<()> {
         let result = self.process(out);
         // A large frame handed out with `split_to` leaves `buf` on the tail
         // of the same allocation, which would stay alive (and resident) as
         // long as the connection: start afresh once little is left in it.
         if self.buf.capacity() > SHRINK_ABOVE && self.buf.len() <= SHRINK_ABOVE / 4 {
             self.buf = BytesMut::from(&self.buf[..]);
-        } else if self.buf.is_empty() && self.buf.capacity() > 0 {
+        } else if release_when_empty {
             // Every frame read was handed out: let go of the allocation
             // (the next read makes one of its own size), so that a
             // connection between messages, idle most of its life, holds
             // none.
-            self.buf = BytesMut::new();
+            self.release_input();
         }
         if let Err(err) = &result {
             self.failed = Some(Box::new(err.clone()));

@@ -29,7 +29,10 @@ pub mod utf8;
 #[cfg(test)]
 mod deflate_decoding_tests;
 
-pub use decoder::{DecoderConfig, FrameDecoder, WsEvent, SKIP_CEILING_FACTOR, TOO_LARGE_PREFIX};
+pub use decoder::{
+    DecoderConfig, FrameDecoder, WsEvent, READ_BLOCK, READ_MIN, SKIP_CEILING_FACTOR,
+    TOO_LARGE_PREFIX,
+};
 pub use deflate::{deflate_message, encode_deflated_frame, InflateConfig, Inflater};
 pub use frame::{
     encode_client_frame, encode_close, encode_frame, is_valid_close_code, parse_header,

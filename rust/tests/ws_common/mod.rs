@@ -41,6 +41,47 @@ pub fn feed_chunks(
     }
 }
 
+/// As `feed_chunks`, through `feed_from`, the path of reads straight into
+/// the decoder's buffer: each chunk is appended as a socket read would be,
+/// at most the buffer's spare capacity at a time (a longer chunk takes
+/// several reads); a read of nothing more is the end.
+pub fn feed_from_chunks(
+    cfg: DecoderConfig,
+    data: &[u8],
+    sizes: &[usize],
+) -> (Vec<WsEvent>, Option<Error>) {
+    let mut dec = FrameDecoder::new(cfg);
+    let mut out = Vec::new();
+    let mut rest = data;
+    let mut sizes = sizes.iter().copied().chain(std::iter::once(data.len()));
+    let mut chunk = sizes.next().unwrap_or(0).min(rest.len());
+    while !rest.is_empty() {
+        let read = |buf: &mut bytes::BytesMut| -> Result<usize, ()> {
+            let spare = buf.capacity() - buf.len();
+            assert!(
+                spare >= _core::ws::READ_MIN,
+                "a read is offered {spare} bytes"
+            );
+            let n = chunk.min(spare);
+            buf.extend_from_slice(&rest[..n]);
+            Ok(n)
+        };
+        let (n, decoded) = dec.feed_from(read, &mut out).unwrap();
+        rest = &rest[n..];
+        chunk -= n;
+        if chunk == 0 {
+            chunk = sizes.next().unwrap_or(rest.len()).min(rest.len());
+        }
+        if let Err(e) = decoded {
+            return (out, Some(e));
+        }
+        if dec.buffered_bytes() == 0 {
+            dec.release_input();
+        }
+    }
+    (out, dec.error().cloned())
+}
+
 pub fn feed_all(cfg: DecoderConfig, data: &[u8]) -> (Vec<WsEvent>, Option<Error>) {
     feed_chunks(cfg, data, &[])
 }
@@ -54,8 +95,19 @@ pub fn feed_bytewise(cfg: DecoderConfig, data: &[u8]) -> (Vec<WsEvent>, Option<E
 pub fn decode_every_way(cfg: DecoderConfig, data: &[u8]) -> (Vec<WsEvent>, Option<Error>) {
     let whole = feed_all(cfg, data);
     assert_eq!(feed_bytewise(cfg, data), whole, "byte by byte");
+    let ones = vec![1; data.len()];
+    assert_eq!(
+        feed_from_chunks(cfg, data, &ones),
+        whole,
+        "read byte by byte"
+    );
     for cut in 0..=data.len() {
         assert_eq!(feed_chunks(cfg, data, &[cut]), whole, "split at {cut}");
+        assert_eq!(
+            feed_from_chunks(cfg, data, &[cut]),
+            whole,
+            "read split at {cut}"
+        );
     }
     whole
 }
