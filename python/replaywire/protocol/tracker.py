@@ -2,7 +2,9 @@
 ``snapshot_missing``.
 
 A tracker connection's bytes go into one Rust object,
-:class:`replaywire._core.TrackerEngine`, once per socket read: it decodes
+:class:`replaywire._core.TrackerEngine`, once per socket read (it reads
+the socket into its own buffer, ``feed_from``, once trio found it
+readable; ``feed`` takes bytes read elsewhere): it decodes
 the frames and messages, validates the events, applies the rate limits and
 the seq window, appends to the ring, queues the chunk for storage and
 builds the acks (``rust/src/ingest/engine.rs``). This module sends what
