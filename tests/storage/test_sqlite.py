@@ -22,7 +22,7 @@ from replaywire.storage import (
     StorageError,
     open_storage,
 )
-from replaywire.storage.sqlite import migrations
+from replaywire.storage.sqlite import PAGE_SIZE, migrations
 
 from .factories import make_chunk, make_error, make_session
 
@@ -134,6 +134,35 @@ def test_file_is_in_wal_mode_with_payload_as_blob(storage: SqliteStorage, db: Pa
         assert conn.execute("SELECT typeof(payload) FROM chunks").fetchone() == ("blob",)
     finally:
         conn.close()
+
+
+def test_a_new_file_gets_large_pages_and_an_old_one_keeps_its_own(tmp_path: Path) -> None:
+    """Stored chunks are a few KB each: a new file is made with 16 KiB
+    pages; a file made before (SQLite's 4 KiB) keeps them and its data."""
+    new = SqliteStorage(tmp_path / "new.db")
+    new.open()
+    new.close()
+    old_path = tmp_path / "old.db"
+    conn = sqlite3.connect(old_path)
+    conn.execute("PRAGMA page_size = 4096")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.close()
+    old = SqliteStorage(old_path)
+    old.open()
+    old.write([make_session()], [make_chunk(seq=s) for s in range(3)], [])
+    old.close()
+    old.open()
+    try:
+        assert [c.seq for c in old.read_chunks("s1", 0, 1000)] == [0, 1, 2]
+    finally:
+        old.close()
+    for path, page_size in ((tmp_path / "new.db", PAGE_SIZE), (old_path, 4096)):
+        conn = sqlite3.connect(path)
+        try:
+            assert conn.execute("PRAGMA page_size").fetchone() == (page_size,)
+        finally:
+            conn.close()
+    assert PAGE_SIZE == 16384
 
 
 def test_checkpoints_have_a_thread_of_their_own_that_close_stops(db: Path) -> None:
