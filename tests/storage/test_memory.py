@@ -5,6 +5,7 @@ index, seqs) stays exact."""
 from __future__ import annotations
 
 import gc
+import sys
 
 from replaywire.config import Config
 from replaywire.storage import MemoryStorage, open_storage
@@ -66,6 +67,21 @@ def test_long_runs_of_eviction_keep_reads_exact() -> None:
     assert storage.stored_bytes == 50 * size
     assert storage.expire(T0 + 1).chunks == 50
     assert storage.stored_bytes == 0
+
+
+def test_evicted_payloads_are_let_go_at_once() -> None:
+    # The store holds its limit's worth of payloads, not up to twice that:
+    # a chunk evicted from the front of its session's list is let go then,
+    # not when the list's front is next cut off in bulk.
+    payloads = [bytes([seq % 251]) * 1000 for seq in range(300)]
+    storage = _opened(max_bytes=10 * 1000)
+    for seq in range(300):
+        storage.write([], [make_chunk("a", seq, payload=payloads[seq])], [])
+    assert storage.evicted_chunks == 290
+    unwritten = [bytes(1000)]
+    alone = sys.getrefcount(unwritten[0])  # the list's reference and the call's
+    held = [seq for seq in range(300) if sys.getrefcount(payloads[seq]) > alone]
+    assert held == list(range(290, 300))
 
 
 def test_expired_sessions_give_their_bytes_back() -> None:

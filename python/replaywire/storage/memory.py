@@ -56,6 +56,12 @@ _COUNT: Final = 3
 _PAYLOAD: Final = 7
 
 
+# What an evicted row's slot holds until the front of its list is cut off
+# in bulk (see MemoryStorage._remove): without it the evicted payloads
+# would stay alive up to that cut, as much again as the store's limit.
+_EVICTED: _Row = ("", -1, -1, 0, None, None, "none", b"", None)
+
+
 def _chunk(row: _Row) -> Chunk:
     payload = row[_PAYLOAD]
     if isinstance(payload, bytes):
@@ -88,7 +94,8 @@ class MemoryStorage(Storage):
         self._chunks: dict[str, list[_Row]] = {}  # ordered by (first_index, seq)
         # How many rows at the front of a session's list were evicted: they
         # are dropped from the list in bulk (see _remove), since deleting
-        # the first item of a long list moves all the others.
+        # the first item of a long list moves all the others; meanwhile
+        # their slots hold _EVICTED, not the rows and their payloads.
         self._heads: dict[str, int] = {}
         self._ends: dict[str, int] = {}  # past the last event ever stored
         self._errors: dict[str, list[SessionError]] = {}  # oldest first
@@ -168,6 +175,7 @@ class MemoryStorage(Storage):
         head = self._heads.get(sid, 0)
         if head < len(chunks) and chunks[head] is row:
             # The oldest chunk of its session, as eviction mostly finds.
+            chunks[head] = _EVICTED
             head += 1
             if head >= 64 and 2 * head >= len(chunks):
                 del chunks[:head]
