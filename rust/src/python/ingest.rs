@@ -717,6 +717,26 @@ pub struct PyTrackerEngine {
 }
 
 impl PyTrackerEngine {
+    /// Run `f` on the engine with the state every engine shares locked.
+    fn with_ctx<R>(
+        &mut self,
+        now: f64,
+        mono: f64,
+        f: impl FnOnce(&mut ingest::TrackerEngine, &mut Ctx<'_>) -> R,
+    ) -> R {
+        let mut state = lock(&self.state);
+        let mut queue = lock(&self.queue);
+        let mut limit = self.session_limit.as_ref().map(|t| lock(t));
+        let mut ctx = Ctx {
+            state: &mut state,
+            queue: &mut queue,
+            session_limit: limit.as_deref_mut(),
+            now,
+            mono,
+        };
+        f(&mut self.inner, &mut ctx)
+    }
+
     fn step<'py>(
         &mut self,
         py: Python<'py>,
@@ -725,21 +745,10 @@ impl PyTrackerEngine {
         mono: f64,
         committed: u64,
     ) -> PyResult<Bound<'py, PyTuple>> {
-        let (step, ready) = {
-            let mut state = lock(&self.state);
-            let mut queue = lock(&self.queue);
-            let mut limit = self.session_limit.as_ref().map(|t| lock(t));
-            let mut ctx = Ctx {
-                state: &mut state,
-                queue: &mut queue,
-                session_limit: limit.as_deref_mut(),
-                now,
-                mono,
-            };
-            let step = self.inner.feed(data, &mut ctx);
-            let ready = self.inner.release(committed, mono, &mut state);
-            (step, ready)
-        };
+        let (step, ready) = self.with_ctx(now, mono, |engine, ctx| {
+            let step = engine.feed(data, ctx);
+            (step, engine.release(committed, mono, ctx.state))
+        });
         step_to_py(py, step, &ready)
     }
 
@@ -753,67 +762,48 @@ impl PyTrackerEngine {
         mono: f64,
         committed: u64,
     ) -> PyResult<Option<Bound<'py, PyTuple>>> {
-        let read = {
-            let mut state = lock(&self.state);
-            let mut queue = lock(&self.queue);
-            let mut limit = self.session_limit.as_ref().map(|t| lock(t));
-            let mut ctx = Ctx {
-                state: &mut state,
-                queue: &mut queue,
-                session_limit: limit.as_deref_mut(),
-                now,
-                mono,
-            };
-            match self
-                .inner
-                .feed_from(|buf| socket::recv_into(fd, buf), &mut ctx)
-            {
-                Ok((0, _)) => Err(None),
-                Ok((n, step)) => {
-                    self.bytes_read += n as u64;
-                    let ready = self.inner.release(committed, mono, &mut state);
-                    Ok((step, ready))
-                }
+        let read = self.with_ctx(now, mono, |engine, ctx| {
+            match engine.feed_from(|buf| socket::recv_into(fd, buf), ctx) {
+                Ok((0, _)) => Err(PyEOFError::new_err("the peer closed the connection")),
+                Ok((n, step)) => Ok(Some((n, step, engine.release(committed, mono, ctx.state)))),
                 Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
-                    self.inner.release_input();
-                    return Ok(None);
+                    engine.release_input();
+                    Ok(None)
                 }
-                Err(err) => Err(Some(err)),
+                Err(err) => Err(err.into()),
             }
+        })?;
+        let Some((n, step, ready)) = read else {
+            return Ok(None);
         };
-        match read {
-            Ok((step, ready)) => step_to_py(py, step, &ready).map(Some),
-            Err(None) => Err(PyEOFError::new_err("the peer closed the connection")),
-            Err(Some(err)) => Err(err.into()),
-        }
+        self.bytes_read += n as u64;
+        step_to_py(py, step, &ready).map(Some)
     }
 }
 
 /// A step as Python sees it: `(replies, stop, notices, woken, flags)`.
 fn step_to_py<'py>(py: Python<'py>, step: Step, ready: &[u8]) -> PyResult<Bound<'py, PyTuple>> {
-    {
-        let stop = match step.stop {
-            None => py.None().into_bound(py),
-            Some(stop) => stop_to_py(py, stop)?,
-        };
-        let notices = if step.notices.is_empty() {
-            py.None().into_bound(py)
-        } else {
-            let items = step
-                .notices
-                .into_iter()
-                .map(|n| notice_to_py(py, n))
-                .collect::<PyResult<Vec<_>>>()?;
-            PyList::new(py, items)?.into_any()
-        };
-        let woken = if step.woken.is_empty() {
-            py.None().into_bound(py)
-        } else {
-            PyList::new(py, step.woken.iter().map(|k| &**k))?.into_any()
-        };
-        let flags = u8::from(step.queue_started) | (u8::from(step.queue_full) << 1);
-        (PyBytes::new(py, ready), stop, notices, woken, flags).into_pyobject(py)
-    }
+    let stop = match step.stop {
+        None => py.None().into_bound(py),
+        Some(stop) => stop_to_py(py, stop)?,
+    };
+    let notices = if step.notices.is_empty() {
+        py.None().into_bound(py)
+    } else {
+        let items = step
+            .notices
+            .into_iter()
+            .map(|n| notice_to_py(py, n))
+            .collect::<PyResult<Vec<_>>>()?;
+        PyList::new(py, items)?.into_any()
+    };
+    let woken = if step.woken.is_empty() {
+        py.None().into_bound(py)
+    } else {
+        PyList::new(py, step.woken.iter().map(|k| &**k))?.into_any()
+    };
+    let flags = u8::from(step.queue_started) | (u8::from(step.queue_full) << 1);
+    (PyBytes::new(py, ready), stop, notices, woken, flags).into_pyobject(py)
 }
 
 #[pymethods]
