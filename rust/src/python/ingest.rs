@@ -751,34 +751,6 @@ impl PyTrackerEngine {
         });
         step_to_py(py, step, &ready)
     }
-
-    /// `step` for a read from the socket `fd` into the engine's buffer
-    /// (`feed_from`): None when the socket had nothing to read.
-    fn step_from<'py>(
-        &mut self,
-        py: Python<'py>,
-        fd: i32,
-        now: f64,
-        mono: f64,
-        committed: u64,
-    ) -> PyResult<Option<Bound<'py, PyTuple>>> {
-        let read = self.with_ctx(now, mono, |engine, ctx| {
-            match engine.feed_from(|buf| socket::recv_into(fd, buf), ctx) {
-                Ok((0, _)) => Err(PyEOFError::new_err("the peer closed the connection")),
-                Ok((n, step)) => Ok(Some((n, step, engine.release(committed, mono, ctx.state)))),
-                Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
-                    engine.release_input();
-                    Ok(None)
-                }
-                Err(err) => Err(err.into()),
-            }
-        })?;
-        let Some((n, step, ready)) = read else {
-            return Ok(None);
-        };
-        self.bytes_read += n as u64;
-        step_to_py(py, step, &ready).map(Some)
-    }
 }
 
 /// A step as Python sees it: `(replies, stop, notices, woken, flags)`.
@@ -893,7 +865,22 @@ impl PyTrackerEngine {
         mono: f64,
         committed: u64,
     ) -> PyResult<Option<Bound<'py, PyTuple>>> {
-        self.step_from(py, fd, now, mono, committed)
+        let read = self.with_ctx(now, mono, |engine, ctx| {
+            match engine.feed_from(|buf| socket::recv_into(fd, buf), ctx) {
+                Ok((0, _)) => Err(PyEOFError::new_err("the peer closed the connection")),
+                Ok((n, step)) => Ok(Some((n, step, engine.release(committed, mono, ctx.state)))),
+                Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
+                    engine.release_input();
+                    Ok(None)
+                }
+                Err(err) => Err(err.into()),
+            }
+        })?;
+        let Some((n, step, ready)) = read else {
+            return Ok(None);
+        };
+        self.bytes_read += n as u64;
+        step_to_py(py, step, &ready).map(Some)
     }
 
     /// Bytes fed: those `feed_from` read from the socket and those given
